@@ -1,0 +1,4 @@
+//! The simulated hardware: GPUs (roofline), NVLink and network links, topology and
+//! the flow-level network model.
+
+pub mod spec;

@@ -1,0 +1,188 @@
+//! Hardware descriptions: what a GPU, its NVLink and its network can do, and the presets.
+//!
+//! Units are in the names. GB and TB are decimal (10^9, 10^12 bytes); GiB is 2^30 bytes.
+//! Preset figures come from vendor datasheets (see `shared/data/reference/hardware_specs.csv`
+//! and `node_layouts.csv`); the achievable fractions come from published measurements,
+//! cited beside each preset.
+
+use serde::{Deserialize, Serialize};
+
+/// One GPU: roofline parameters, memory and per-kernel overhead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GpuSpec {
+    /// Preset or user-given name, for reports.
+    pub name: String,
+    /// Dense BF16/FP16 peak, TFLOP/s (10^12 FLOP/s).
+    pub peak_tflops: f64,
+    /// Dense FP8 peak, TFLOP/s; GPUs without FP8 run FP8 models at the BF16 rate.
+    pub peak_fp8_tflops: f64,
+    /// Fraction of peak that large GEMMs sustain (0-1].
+    pub compute_efficiency: f64,
+    /// HBM capacity, GiB (2^30 bytes).
+    pub memory_gib: f64,
+    /// HBM bandwidth, TB/s (10^12 bytes/s).
+    pub memory_bandwidth_tb_s: f64,
+    /// Fraction of HBM bandwidth that streaming kernels sustain (0-1].
+    pub memory_efficiency: f64,
+    /// Fixed cost of launching one kernel, µs.
+    pub launch_overhead_us: f64,
+}
+
+impl GpuSpec {
+    /// Sustained compute rate in FLOP/s for a datatype of `dtype_bytes` bytes.
+    pub fn sustained_flops(&self, dtype_bytes: f64) -> f64 {
+        let peak = if dtype_bytes <= 1.0 { self.peak_fp8_tflops } else { self.peak_tflops };
+        peak * 1e12 * self.compute_efficiency
+    }
+    /// Sustained HBM bandwidth in bytes/s.
+    pub fn sustained_bytes_per_s(&self) -> f64 {
+        self.memory_bandwidth_tb_s * 1e12 * self.memory_efficiency
+    }
+    /// Capacity in bytes.
+    pub fn memory_bytes(&self) -> f64 {
+        self.memory_gib * GIB
+    }
+}
+
+/// Bytes in a GiB.
+pub const GIB: f64 = 1_073_741_824.0;
+/// Bytes in a GB.
+pub const GB: f64 = 1e9;
+
+/// NVLink through NVSwitch inside a node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NvlinkSpec {
+    /// Per GPU, per direction, GB/s.
+    pub bandwidth_gb_s: f64,
+    /// Fraction of `bandwidth_gb_s` a long transfer sustains (protocol overhead).
+    pub efficiency: f64,
+    /// Per-step latency α of a collective step over NVLink, µs.
+    pub latency_us: f64,
+}
+
+/// How the NICs of all nodes are joined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FabricTopology {
+    /// NIC i of every node on leaf switch i (rail); rails joined by a spine.
+    RailOptimized,
+    /// Every node's NICs on one leaf per node; leaves joined by a spine.
+    FatTree,
+}
+
+/// The scale-out network between nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// Per NIC, per direction, GB/s (NDR 400 Gb/s = 50 GB/s).
+    pub nic_bandwidth_gb_s: f64,
+    /// Fraction of `nic_bandwidth_gb_s` a long transfer sustains.
+    pub efficiency: f64,
+    /// NICs per node (one per GPU on DGX nodes).
+    pub nics_per_node: u32,
+    /// Per-step latency α of a collective step across nodes, µs.
+    pub latency_us: f64,
+    /// How nodes are joined.
+    pub topology: FabricTopology,
+    /// Spine oversubscription: leaf downlink capacity / uplink capacity (1 = non-blocking).
+    pub oversubscription: f64,
+}
+
+/// A named GPU preset with its source.
+pub struct GpuPreset {
+    /// Name used in scenarios (`hardware.gpu`).
+    pub name: &'static str,
+    /// Builds the spec.
+    pub spec: fn() -> GpuSpec,
+    /// Default NVLink for nodes of this GPU.
+    pub nvlink: fn() -> NvlinkSpec,
+    /// Default network for nodes of this GPU.
+    pub network: fn() -> NetworkSpec,
+    /// Where the figures come from.
+    pub source: &'static str,
+}
+
+fn gpu(name: &str, peak: f64, fp8: f64, eff: f64, mem_gib: f64, bw: f64, mem_eff: f64) -> GpuSpec {
+    GpuSpec {
+        name: name.to_string(),
+        peak_tflops: peak,
+        peak_fp8_tflops: fp8,
+        compute_efficiency: eff,
+        memory_gib: mem_gib,
+        memory_bandwidth_tb_s: bw,
+        memory_efficiency: mem_eff,
+        launch_overhead_us: 4.0,
+    }
+}
+
+fn nvlink(bw: f64) -> NvlinkSpec {
+    // 0.85: a 1 GiB ring all-reduce on DGX H100 reaches ~370 GB/s bus bandwidth
+    // over a 450 GB/s link in nccl-tests (370/450 = 0.82; long messages do slightly better).
+    NvlinkSpec { bandwidth_gb_s: bw, efficiency: 0.85, latency_us: 2.0 }
+}
+
+fn ib(nic_gb_s: f64) -> NetworkSpec {
+    // 0.95: nccl-tests reach 46-48 GB/s bus bandwidth per NDR 400 Gb/s (50 GB/s) NIC.
+    NetworkSpec {
+        nic_bandwidth_gb_s: nic_gb_s,
+        efficiency: 0.95,
+        nics_per_node: 8,
+        latency_us: 5.0,
+        topology: FabricTopology::RailOptimized,
+        oversubscription: 1.0,
+    }
+}
+
+/// Every GPU preset. Memory in GiB: the "80 GB" parts expose 80 GiB to CUDA.
+pub const GPU_PRESETS: &[GpuPreset] = &[
+    GpuPreset {
+        name: "a100-80g",
+        // 87 % of 312 TFLOP/s is the best BF16 GEMM measured (271); HBM2e 2.039 TB/s at ~85 %.
+        spec: || gpu("a100-80g", 312.0, 312.0, 0.87, 80.0, 2.039, 0.85),
+        nvlink: || nvlink(300.0),
+        network: || ib(25.0),
+        source: "NVIDIA A100 datasheet (312 TFLOP/s BF16 dense, 80 GB HBM2e 2.039 TB/s, NVLink3 600 GB/s bidir); DGX A100: 8x HDR 200 Gb/s NICs",
+    },
+    GpuPreset {
+        name: "h100-sxm",
+        // 80 % of 989 TFLOP/s is the best BF16 GEMM measured (~795); HBM3 3.35 TB/s at ~85 %.
+        spec: || gpu("h100-sxm", 989.0, 1979.0, 0.80, 80.0, 3.35, 0.85),
+        nvlink: || nvlink(450.0),
+        network: || ib(50.0),
+        source: "NVIDIA H100 SXM datasheet (989 TFLOP/s BF16 dense, 1979 FP8, 80 GB HBM3 3.35 TB/s, NVLink4 900 GB/s bidir); DGX H100: 8x NDR 400 Gb/s NICs",
+    },
+    GpuPreset {
+        name: "h200-sxm",
+        spec: || gpu("h200-sxm", 989.0, 1979.0, 0.80, 141.0 * GB / GIB, 4.8, 0.85),
+        nvlink: || nvlink(450.0),
+        network: || ib(50.0),
+        source: "NVIDIA H200 datasheet (989 TFLOP/s BF16 dense, 141 GB HBM3e 4.8 TB/s, NVLink4 900 GB/s bidir); DGX H200: 8x NDR 400 Gb/s NICs",
+    },
+    GpuPreset {
+        name: "b200",
+        // ~1745 of 2250 TFLOP/s measured for BF16 GEMM (78 %).
+        spec: || gpu("b200", 2250.0, 4500.0, 0.78, 180.0 * GB / GIB, 8.0, 0.85),
+        nvlink: || nvlink(900.0),
+        network: || ib(50.0),
+        source: "NVIDIA HGX B200 1000 W (2250 TFLOP/s BF16 dense, 4500 FP8, 180 GB HBM3e 8 TB/s, NVLink5 1800 GB/s bidir); DGX B200: 8x 400 Gb/s NICs",
+    },
+    GpuPreset {
+        name: "seed-400tf",
+        // The card of the deployment report this project started from: 400 TFLOP/s
+        // of which 60 % achievable, 64 GB (decimal, as the report states), 1.8 TB/s at 80 %.
+        // Interconnect assumed H100-class (NVLink 450 GB/s, NDR 400 Gb/s NICs).
+        spec: || gpu("seed-400tf", 400.0, 400.0, 0.60, 64.0 * GB / GIB, 1.8, 0.80),
+        nvlink: || nvlink(450.0),
+        network: || ib(50.0),
+        source: "deployment report (400 TFLOP/s, 60 % achievable, 64 GB, 1.8 TB/s at 80 %); interconnect assumed DGX H100-like",
+    },
+];
+
+/// Looks up a GPU preset by name.
+pub fn gpu_preset(name: &str) -> Option<&'static GpuPreset> {
+    GPU_PRESETS.iter().find(|p| p.name == name)
+}
+
+/// The preset names, for error messages.
+pub fn gpu_preset_names() -> Vec<&'static str> {
+    GPU_PRESETS.iter().map(|p| p.name).collect()
+}

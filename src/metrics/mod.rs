@@ -1,0 +1,3 @@
+//! Measuring a run: GPU state accounting, request statistics, the summary.
+
+pub mod summary;

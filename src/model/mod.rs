@@ -1,0 +1,5 @@
+//! The model and its cost: architecture, FLOPs and bytes per operator, memory per
+//! GPU, and the software-stack overhead profiles.
+
+pub mod framework;
+pub mod spec;

@@ -1,0 +1,155 @@
+//! Model architecture descriptions and presets.
+//!
+//! Dense and mixture-of-experts decoder-only transformers. Preset numbers come from
+//! the models' published configs (`shared/data/reference/model_archs.csv`).
+
+use serde::{Deserialize, Serialize};
+
+/// Element type of weights, activations and KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    /// bfloat16, 2 bytes.
+    Bf16,
+    /// float16, 2 bytes.
+    Fp16,
+    /// 8-bit float, 1 byte.
+    Fp8,
+}
+
+impl Dtype {
+    /// Bytes per element.
+    pub fn bytes(self) -> f64 {
+        match self {
+            Dtype::Bf16 | Dtype::Fp16 => 2.0,
+            Dtype::Fp8 => 1.0,
+        }
+    }
+}
+
+/// A transformer's shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Preset or user-given name.
+    pub name: String,
+    /// Transformer layers.
+    pub layers: u32,
+    /// Hidden size h.
+    pub hidden: u32,
+    /// Query heads a.
+    pub heads: u32,
+    /// Key/value heads k (GQA when < heads).
+    pub kv_heads: u32,
+    /// Head dimension d.
+    pub head_dim: u32,
+    /// Dense FFN intermediate size f (used by dense layers).
+    pub ffn: u32,
+    /// Gated (SwiGLU, three matrices) or plain (two matrices) MLP.
+    pub gated_mlp: bool,
+    /// Routed experts per MoE layer (0 = dense model).
+    pub experts: u32,
+    /// Experts each token is routed to.
+    pub top_k: u32,
+    /// Shared experts every token passes through.
+    pub shared_experts: u32,
+    /// Intermediate size of one expert's FFN.
+    pub expert_ffn: u32,
+    /// Leading layers that are dense even in an MoE model.
+    pub dense_layers: u32,
+    /// Vocabulary size V.
+    pub vocab: u32,
+    /// Element type.
+    pub dtype: Dtype,
+}
+
+impl ModelSpec {
+    /// True when the model has routed experts.
+    pub fn is_moe(&self) -> bool {
+        self.experts > 0
+    }
+}
+
+/// A named model preset with its source.
+pub struct ModelPreset {
+    /// Name used in scenarios (`model.preset`).
+    pub name: &'static str,
+    /// Builds the spec (dtype bf16; the scenario may change it).
+    pub spec: fn() -> ModelSpec,
+    /// Where the numbers come from.
+    pub source: &'static str,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dense(name: &str, layers: u32, hidden: u32, heads: u32, kv: u32, ffn: u32, vocab: u32) -> ModelSpec {
+    ModelSpec {
+        name: name.to_string(),
+        layers,
+        hidden,
+        heads,
+        kv_heads: kv,
+        head_dim: hidden / heads,
+        ffn,
+        gated_mlp: true,
+        experts: 0,
+        top_k: 0,
+        shared_experts: 0,
+        expert_ffn: 0,
+        dense_layers: 0,
+        vocab,
+        dtype: Dtype::Bf16,
+    }
+}
+
+/// Every model preset.
+pub const MODEL_PRESETS: &[ModelPreset] = &[
+    ModelPreset {
+        name: "llama-2-70b",
+        spec: || dense("llama-2-70b", 80, 8192, 64, 8, 28672, 32000),
+        source: "Llama-2-70B config: 80 layers, hidden 8192, 64 q / 8 kv heads of 128, SwiGLU FFN 28672, vocab 32000",
+    },
+    ModelPreset {
+        name: "llama-3-8b",
+        spec: || dense("llama-3-8b", 32, 4096, 32, 8, 14336, 128256),
+        source: "Llama-3-8B config: 32 layers, hidden 4096, 32 q / 8 kv heads of 128, SwiGLU FFN 14336, vocab 128256",
+    },
+    ModelPreset {
+        name: "llama-3-70b",
+        spec: || dense("llama-3-70b", 80, 8192, 64, 8, 28672, 128256),
+        source: "Llama-3-70B config: 80 layers, hidden 8192, 64 q / 8 kv heads of 128, SwiGLU FFN 28672, vocab 128256",
+    },
+    ModelPreset {
+        name: "mixtral-8x7b",
+        spec: || ModelSpec {
+            experts: 8,
+            top_k: 2,
+            expert_ffn: 14336,
+            ..dense("mixtral-8x7b", 32, 4096, 32, 8, 14336, 32000)
+        },
+        source: "Mixtral-8x7B config: 32 layers, hidden 4096, 32 q / 8 kv heads of 128, 8 SwiGLU experts of FFN 14336, top-2, vocab 32000",
+    },
+    ModelPreset {
+        name: "seed-moe",
+        // The MoE of the deployment report this project started from. Layers, hidden,
+        // heads, experts and expert FFN are the report's; top-k = 2 and vocab = 32000
+        // are assumptions (the report does not state them).
+        spec: || ModelSpec {
+            kv_heads: 32,
+            gated_mlp: false,
+            experts: 64,
+            top_k: 2,
+            expert_ffn: 16384,
+            ..dense("seed-moe", 16, 4096, 32, 32, 16384, 32000)
+        },
+        source: "deployment report: 16 layers, hidden 4096, 32 heads of 128 (full MHA), 64 plain-MLP experts of FFN 16384; top-2 and vocab 32000 assumed",
+    },
+];
+
+/// Looks up a model preset by name.
+pub fn model_preset(name: &str) -> Option<&'static ModelPreset> {
+    MODEL_PRESETS.iter().find(|p| p.name == name)
+}
+
+/// The preset names, for error messages.
+pub fn model_preset_names() -> Vec<&'static str> {
+    MODEL_PRESETS.iter().map(|p| p.name).collect()
+}

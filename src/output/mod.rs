@@ -1,0 +1,4 @@
+//! Writing results: atomic files, the results folder, row formats, charts and traces.
+
+pub mod files;
+pub mod records;

@@ -1,0 +1,530 @@
+//! The scenario file's schema, exactly as written in TOML.
+//!
+//! Every table rejects unknown keys. Optional keys have documented defaults;
+//! values are checked for sense by [`super::validate`], not here.
+
+use crate::hardware::spec::FabricTopology;
+use crate::model::spec::Dtype;
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name and seed.
+    pub scenario: ScenarioMeta,
+    /// GPUs, nodes, links.
+    pub hardware: HardwareConfig,
+    /// The model served.
+    pub model: ModelConfig,
+    /// The parallel plan (all degrees default to 1).
+    #[serde(default)]
+    pub parallel: ParallelConfig,
+    /// Batching limits and software stack.
+    #[serde(default)]
+    pub serving: ServingConfig,
+    /// The request stream.
+    pub workload: WorkloadConfig,
+    /// Targets for `clustersim assess` (optional).
+    #[serde(default)]
+    pub requirements: Option<Requirements>,
+    /// What-if events during the run.
+    #[serde(default)]
+    pub events: Vec<WhatIfEvent>,
+}
+
+/// `[scenario]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioMeta {
+    /// Used for the default results folder `results/<name>/`.
+    pub name: String,
+    /// The one seed every random stream derives from.
+    pub seed: u64,
+    /// Free text shown in reports.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[hardware]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareConfig {
+    /// GPU preset name; `gpu_spec` may override single fields or, without a preset, give all.
+    #[serde(default)]
+    pub gpu: Option<String>,
+    /// Per-field GPU overrides.
+    #[serde(default)]
+    pub gpu_spec: Option<GpuSpecConfig>,
+    /// Number of nodes.
+    pub nodes: u32,
+    /// GPUs per node (default 8).
+    #[serde(default = "default_gpus_per_node")]
+    pub gpus_per_node: u32,
+    /// NVLink overrides (default: the GPU preset's node).
+    #[serde(default)]
+    pub nvlink: Option<NvlinkConfig>,
+    /// Network overrides (default: the GPU preset's node).
+    #[serde(default)]
+    pub network: Option<NetworkConfig>,
+}
+
+fn default_gpus_per_node() -> u32 {
+    8
+}
+
+/// `[hardware.gpu_spec]`: every field optional, overriding the preset.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSpecConfig {
+    /// Dense BF16 peak, TFLOP/s.
+    pub peak_tflops: Option<f64>,
+    /// Dense FP8 peak, TFLOP/s (default: same as `peak_tflops`).
+    pub peak_fp8_tflops: Option<f64>,
+    /// Achievable fraction of peak, (0, 1].
+    pub compute_efficiency: Option<f64>,
+    /// HBM capacity, GiB.
+    pub memory_gib: Option<f64>,
+    /// HBM bandwidth, TB/s.
+    pub memory_bandwidth_tb_s: Option<f64>,
+    /// Achievable fraction of HBM bandwidth, (0, 1].
+    pub memory_efficiency: Option<f64>,
+    /// Per-kernel launch overhead, µs.
+    pub launch_overhead_us: Option<f64>,
+}
+
+/// `[hardware.nvlink]`
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NvlinkConfig {
+    /// Per GPU, per direction, GB/s.
+    pub bandwidth_gb_s: Option<f64>,
+    /// Achievable fraction, (0, 1].
+    pub efficiency: Option<f64>,
+    /// Per-step latency, µs.
+    pub latency_us: Option<f64>,
+    /// What-if multiplier on bandwidth (default 1).
+    pub bandwidth_scale: Option<f64>,
+}
+
+/// `[hardware.network]`
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Per NIC, per direction, GB/s.
+    pub nic_bandwidth_gb_s: Option<f64>,
+    /// Achievable fraction, (0, 1].
+    pub efficiency: Option<f64>,
+    /// NICs per node (default one per GPU).
+    pub nics_per_node: Option<u32>,
+    /// Per-step latency, µs.
+    pub latency_us: Option<f64>,
+    /// `rail_optimized` (default) or `fat_tree`.
+    pub topology: Option<FabricTopology>,
+    /// Spine oversubscription ratio, >= 1 (default 1).
+    pub oversubscription: Option<f64>,
+    /// What-if multiplier on NIC bandwidth (default 1).
+    pub bandwidth_scale: Option<f64>,
+}
+
+/// `[model]`: a preset, optionally with fields overridden, or every field given.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Preset name.
+    pub preset: Option<String>,
+    /// Element type (default bf16).
+    pub dtype: Option<Dtype>,
+    /// Transformer layers.
+    pub layers: Option<u32>,
+    /// Hidden size.
+    pub hidden: Option<u32>,
+    /// Query heads.
+    pub heads: Option<u32>,
+    /// Key/value heads (default = heads).
+    pub kv_heads: Option<u32>,
+    /// Head dimension (default hidden / heads).
+    pub head_dim: Option<u32>,
+    /// Dense FFN size.
+    pub ffn: Option<u32>,
+    /// Gated (SwiGLU) MLP (default true).
+    pub gated_mlp: Option<bool>,
+    /// Routed experts (default 0: dense).
+    pub experts: Option<u32>,
+    /// Experts per token.
+    pub top_k: Option<u32>,
+    /// Shared experts (default 0).
+    pub shared_experts: Option<u32>,
+    /// Expert FFN size (default = ffn).
+    pub expert_ffn: Option<u32>,
+    /// Leading dense layers in an MoE model (default 0).
+    pub dense_layers: Option<u32>,
+    /// Vocabulary size.
+    pub vocab: Option<u32>,
+}
+
+/// `[parallel]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelConfig {
+    /// Data-parallel replicas, each an independent serving instance.
+    #[serde(default = "one")]
+    pub dp: u32,
+    /// Pipeline stages per replica.
+    #[serde(default = "one")]
+    pub pp: u32,
+    /// Tensor-parallel ranks per stage.
+    #[serde(default = "one")]
+    pub tp: u32,
+    /// Expert-parallel groups per stage (each stage has tp x ep GPUs).
+    #[serde(default = "one")]
+    pub ep: u32,
+    /// How tokens pick experts (default uniform).
+    #[serde(default)]
+    pub expert_routing: ExpertRouting,
+    /// All-reduce algorithm (default `auto`: ring in a node, hierarchical across nodes).
+    #[serde(default)]
+    pub all_reduce: AllReduceAlgorithm,
+    /// Overlap communication with computation where the workload allows (default false).
+    #[serde(default)]
+    pub overlap_comm: bool,
+    /// Fixed launch overhead added to every collective, µs (default 0).
+    #[serde(default)]
+    pub collective_overhead_us: f64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for ParallelConfig {
+    fn default() -> Self {
+        ParallelConfig {
+            dp: 1,
+            pp: 1,
+            tp: 1,
+            ep: 1,
+            expert_routing: ExpertRouting::default(),
+            all_reduce: AllReduceAlgorithm::default(),
+            overlap_comm: false,
+            collective_overhead_us: 0.0,
+        }
+    }
+}
+
+/// Distribution of expert choices.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExpertRouting {
+    /// Every expert equally likely.
+    #[default]
+    Uniform,
+    /// Expert of popularity rank r chosen with weight 1/r^s.
+    Zipf {
+        /// Skew exponent, > 0.
+        s: f64,
+    },
+}
+
+/// All-reduce algorithm choice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllReduceAlgorithm {
+    /// Ring inside a node, hierarchical across nodes.
+    #[default]
+    Auto,
+    /// Flat ring.
+    Ring,
+    /// Recursive halving-doubling.
+    HalvingDoubling,
+    /// Reduce-scatter in node, all-reduce across nodes, all-gather in node.
+    Hierarchical,
+}
+
+/// `[serving]`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingConfig {
+    /// Most tokens (prefill + decode) in one iteration (default 8192).
+    #[serde(default = "default_max_batch_tokens")]
+    pub max_batch_tokens: u32,
+    /// Most sequences in one iteration (default 256).
+    #[serde(default = "default_max_seqs")]
+    pub max_seqs: u32,
+    /// Software-stack overhead profile: `optimized` (default) or `vllm-2023`.
+    #[serde(default = "default_framework")]
+    pub framework: String,
+    /// Split long prompts into chunks mixed with decodes (default true).
+    #[serde(default = "yes")]
+    pub chunked_prefill: bool,
+    /// Prefill chunk size in tokens (default = max_batch_tokens).
+    #[serde(default)]
+    pub chunk_tokens: Option<u32>,
+    /// Tokens per paged-KV block (default 16).
+    #[serde(default = "default_block_tokens")]
+    pub kv_block_tokens: u32,
+    /// Fraction of GPU memory the server may use for weights + KV + workspace (default 0.9).
+    #[serde(default = "default_mem_util")]
+    pub gpu_memory_utilization: f64,
+    /// How requests are spread over DP replicas (default round_robin).
+    #[serde(default)]
+    pub router: RouterKind,
+    /// Batches in flight through the pipeline (default = pp).
+    #[serde(default)]
+    pub max_inflight_batches: Option<u32>,
+}
+
+fn default_max_batch_tokens() -> u32 {
+    8192
+}
+fn default_max_seqs() -> u32 {
+    256
+}
+fn default_framework() -> String {
+    "optimized".to_string()
+}
+fn yes() -> bool {
+    true
+}
+fn default_block_tokens() -> u32 {
+    16
+}
+fn default_mem_util() -> f64 {
+    0.9
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        ServingConfig {
+            max_batch_tokens: default_max_batch_tokens(),
+            max_seqs: default_max_seqs(),
+            framework: default_framework(),
+            chunked_prefill: true,
+            chunk_tokens: None,
+            kv_block_tokens: default_block_tokens(),
+            gpu_memory_utilization: default_mem_util(),
+            router: RouterKind::default(),
+            max_inflight_batches: None,
+        }
+    }
+}
+
+/// Request routing across replicas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouterKind {
+    /// Replicas in turn.
+    #[default]
+    RoundRobin,
+    /// Uniformly at random (seeded).
+    Random,
+    /// The replica with the fewest outstanding tokens (prompt + output not yet produced).
+    LeastOutstanding,
+}
+
+/// `[workload]`: generated requests, or a trace replay.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadConfig {
+    /// Requests to generate (required without a trace; with a trace, same as `limit`).
+    pub requests: Option<u64>,
+    /// Arrival process (required without a trace).
+    pub arrival: Option<ArrivalConfig>,
+    /// Prompt length distribution (required without a trace).
+    pub prompt_tokens: Option<LengthDist>,
+    /// Output length distribution (required without a trace).
+    pub output_tokens: Option<LengthDist>,
+    /// Trace file to replay, relative to the scenario file.
+    pub trace: Option<String>,
+    /// Trace format: `azure`, `csv` (arrival_s,prompt_tokens,output_tokens) or
+    /// `mooncake` (JSONL); default: from the header / extension.
+    pub trace_format: Option<TraceFormat>,
+    /// Multiplies trace inter-arrival times (0.5 = replay twice as fast; default 1).
+    pub time_scale: Option<f64>,
+    /// Replay at most this many trace requests.
+    pub limit: Option<u64>,
+}
+
+/// Supported trace formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceFormat {
+    /// Azure LLM inference trace: TIMESTAMP,ContextTokens,GeneratedTokens.
+    Azure,
+    /// Plain CSV: arrival_s,prompt_tokens,output_tokens.
+    Csv,
+    /// Mooncake JSONL: timestamp (ms), input_length, output_length.
+    Mooncake,
+}
+
+/// Arrival processes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "process", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ArrivalConfig {
+    /// Exponential inter-arrivals.
+    Poisson {
+        /// Mean requests per second.
+        rate_per_s: f64,
+    },
+    /// Gamma inter-arrivals with coefficient of variation `cv` (> 1 is burstier than Poisson).
+    Gamma {
+        /// Mean requests per second.
+        rate_per_s: f64,
+        /// Coefficient of variation of inter-arrival times.
+        cv: f64,
+    },
+    /// Evenly spaced.
+    Constant {
+        /// Requests per second.
+        rate_per_s: f64,
+    },
+    /// Every request at time zero (offline batch).
+    AllAtOnce,
+    /// A fixed number of requests outstanding: a new one arrives when one finishes.
+    ClosedLoop {
+        /// Requests in flight.
+        concurrency: u32,
+    },
+}
+
+/// Token-length distributions; every draw is clamped to `[min, max]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LengthDist {
+    /// Always `value`.
+    Fixed {
+        /// Tokens.
+        value: u32,
+    },
+    /// Uniform integers in [min, max].
+    Uniform {
+        /// Smallest, tokens.
+        min: u32,
+        /// Largest, tokens.
+        max: u32,
+    },
+    /// Normal, rounded and clamped.
+    Normal {
+        /// Mean, tokens.
+        mean: f64,
+        /// Standard deviation, tokens.
+        std: f64,
+        /// Lower bound (default 1).
+        #[serde(default = "default_len_min")]
+        min: u32,
+        /// Upper bound (default 131072).
+        #[serde(default = "default_len_max")]
+        max: u32,
+    },
+    /// Log-normal with the given median and log-space sigma, rounded and clamped.
+    Lognormal {
+        /// Median, tokens.
+        median: f64,
+        /// Standard deviation of ln(length).
+        sigma: f64,
+        /// Lower bound (default 1).
+        #[serde(default = "default_len_min")]
+        min: u32,
+        /// Upper bound (default 131072).
+        #[serde(default = "default_len_max")]
+        max: u32,
+    },
+    /// min + (k - 1) where rank k in 1..=(max-min+1) has weight 1/k^s.
+    Zipf {
+        /// Skew exponent, > 0.
+        s: f64,
+        /// Smallest, tokens.
+        min: u32,
+        /// Largest, tokens.
+        max: u32,
+    },
+}
+
+fn default_len_min() -> u32 {
+    1
+}
+fn default_len_max() -> u32 {
+    131_072
+}
+
+/// `[requirements]`: targets for `clustersim assess`; each optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirements {
+    /// Minimum total (prompt + output) tokens per ms per GPU.
+    pub throughput_tokens_per_ms_per_gpu: Option<f64>,
+    /// Maximum median TTFT, s.
+    pub ttft_p50_s: Option<f64>,
+    /// Maximum p99 TTFT, s.
+    pub ttft_p99_s: Option<f64>,
+    /// Maximum p99 TPOT, s.
+    pub tpot_p99_s: Option<f64>,
+    /// Maximum peak memory as a fraction of capacity.
+    pub memory_fraction_max: Option<f64>,
+    /// Maximum (communicating + waiting) / busy fraction.
+    pub overhead_fraction_max: Option<f64>,
+    /// Maximum coefficient of variation of per-GPU busy time.
+    pub load_imbalance_cv_max: Option<f64>,
+    /// Minimum mean GPU compute utilization.
+    pub gpu_utilization_min: Option<f64>,
+    /// Maximum GPUs used.
+    pub gpus_max: Option<u32>,
+}
+
+/// `[[events]]`: what-if changes during a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WhatIfEvent {
+    /// A link class (or one node's NICs) runs at `fraction` of its bandwidth.
+    LinkSlowdown {
+        /// Start, s.
+        at_s: f64,
+        /// End, s (default: end of run).
+        until_s: Option<f64>,
+        /// `nvlink` or `nic`.
+        link: LinkClass,
+        /// Only this node (default: all nodes).
+        node: Option<u32>,
+        /// Remaining bandwidth fraction, (0, 1].
+        fraction: f64,
+    },
+    /// One GPU computes at `fraction` of its speed (a straggler).
+    GpuSlowdown {
+        /// Start, s.
+        at_s: f64,
+        /// End, s (default: end of run).
+        until_s: Option<f64>,
+        /// Global GPU index.
+        gpu: u32,
+        /// Remaining speed fraction, (0, 1].
+        fraction: f64,
+    },
+    /// A GPU fails: its replica is drained and its requests re-routed.
+    GpuFailure {
+        /// When, s.
+        at_s: f64,
+        /// Repaired at, s (default: never).
+        until_s: Option<f64>,
+        /// Global GPU index.
+        gpu: u32,
+    },
+    /// The arrival rate is multiplied by `factor`.
+    LoadChange {
+        /// Start, s.
+        at_s: f64,
+        /// End, s (default: end of run).
+        until_s: Option<f64>,
+        /// Rate multiplier, > 0.
+        factor: f64,
+    },
+}
+
+/// Link classes a what-if can slow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkClass {
+    /// NVLink inside nodes.
+    Nvlink,
+    /// NICs into the network.
+    Nic,
+}

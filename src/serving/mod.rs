@@ -1,0 +1,2 @@
+//! Serving on the simulated cluster: router, replica scheduler (continuous batching,
+//! chunked prefill, paged KV cache), and the simulation loop.

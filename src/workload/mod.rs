@@ -1,0 +1,1 @@
+//! Request streams: generated arrivals and lengths, and trace replay.
