@@ -1,0 +1,157 @@
+//! One pipeline stage's iteration of a dense model, composed from the operator costs.
+//!
+//! Every layer of a dense model costs the same, so one layer is priced and multiplied
+//! by the stage's layer count: O(number of prefill chunks) per iteration. Per layer:
+//! the attention block, the MLP and two TP all-reduces (Megatron style), the latter
+//! priced by a caller-supplied closure so the network's closed forms (or anything
+//! else) can be plugged in. The first stage adds the embedding, the last the LM head.
+//! The framework's host-side overheads are reported apart from GPU work: scheduling
+//! and prefill preparation on the first stage, per-sequence output work on the last.
+
+use crate::engine::SimTime;
+use crate::model::cost::{BatchShape, CostModel, OpKind};
+use crate::model::framework::FrameworkProfile;
+
+/// Communication families, for per-kind accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CommKind {
+    /// Tensor-parallel all-reduce of activations.
+    TpAllReduce,
+    /// Pipeline send/receive between consecutive stages.
+    PpSendRecv,
+    /// Expert-parallel all-to-all (dispatch or combine).
+    EpAllToAll,
+}
+
+impl CommKind {
+    /// Number of kinds, for arrays indexed by `index()`.
+    pub const COUNT: usize = 3;
+    /// Position in arrays of `COUNT`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A collective or transfer the composer needs priced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CommNeed {
+    /// Which kind.
+    pub kind: CommKind,
+    /// Ranks taking part.
+    pub ranks: u32,
+    /// Message size S in bytes (the all-reduce buffer, or the bytes sent).
+    pub bytes: f64,
+}
+
+/// Which slice of the pipeline a stage is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StagePosition {
+    /// Layers this stage runs.
+    pub layers: u32,
+    /// First stage: runs the embedding and the host-side scheduling.
+    pub first: bool,
+    /// Last stage: runs the LM head and the per-sequence output work.
+    pub last: bool,
+}
+
+/// Time and work of one stage's iteration, by kind.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IterationCost {
+    /// Wall time: compute + exposed communication + host overhead.
+    pub time: SimTime,
+    /// GPU compute time per `OpKind::index()`.
+    pub compute: [SimTime; OpKind::COUNT],
+    /// Exposed communication time per `CommKind::index()`.
+    pub comm: [SimTime; CommKind::COUNT],
+    /// Host-side framework time (the GPU is idle meanwhile).
+    pub host_overhead: SimTime,
+    /// FLOPs done on one GPU of the stage.
+    pub flops: f64,
+    /// HBM bytes moved on one GPU of the stage.
+    pub hbm_bytes: f64,
+    /// The activations this stage sends on, if it is not the last (for the caller to schedule).
+    pub pp_send: Option<CommNeed>,
+}
+
+impl IterationCost {
+    /// Total GPU compute time.
+    pub fn compute_total(&self) -> SimTime {
+        self.compute.iter().fold(SimTime::ZERO, |a, &b| a + b)
+    }
+    /// Total exposed communication time.
+    pub fn comm_total(&self) -> SimTime {
+        self.comm.iter().fold(SimTime::ZERO, |a, &b| a + b)
+    }
+}
+
+fn times(t: SimTime, n: u32) -> SimTime {
+    SimTime::from_ns(t.as_ns().saturating_mul(n as u64))
+}
+
+fn us(x: f64) -> SimTime {
+    SimTime::from_ns_f64(x * 1e3)
+}
+
+/// One stage's iteration of a dense model over `shape`, with TP degree `tp`.
+/// `comm` prices each collective (called once per distinct need, not per layer);
+/// each collective also pays the framework's per-kernel launch cost.
+pub fn dense_stage_iteration(
+    cost: &CostModel,
+    framework: &FrameworkProfile,
+    tp: u32,
+    shape: &BatchShape,
+    stage: StagePosition,
+    comm: &dyn Fn(CommNeed) -> SimTime,
+) -> IterationCost {
+    let mut it = IterationCost::default();
+    let tokens = shape.tokens();
+    let mut layer_ops = cost.attention_block(shape);
+    layer_ops.push(cost.dense_mlp(tokens));
+    for op in &layer_ops {
+        it.compute[op.kind.index()] += times(op.time, stage.layers);
+        it.flops += op.flops * stage.layers as f64;
+        it.hbm_bytes += op.bytes * stage.layers as f64;
+    }
+    if tp > 1 && tokens > 0 {
+        let need = CommNeed { kind: CommKind::TpAllReduce, ranks: tp, bytes: cost.tp_allreduce_bytes(tokens) };
+        let one = comm(need) + us(framework.kernel_overhead_us);
+        it.comm[CommKind::TpAllReduce.index()] = times(one, 2 * stage.layers);
+    }
+    let mut edge_ops = Vec::with_capacity(2);
+    if stage.first {
+        edge_ops.push(cost.embedding(tokens));
+        it.host_overhead += us(framework.iteration_overhead_us)
+            + us(framework.prefill_overhead_us * shape.prefill.len() as f64);
+    }
+    if stage.last {
+        let emitting = shape.emitting_seqs();
+        if emitting > 0 {
+            edge_ops.push(cost.lm_head(emitting));
+        }
+        it.host_overhead += us(framework.per_seq_overhead_us * shape.seqs() as f64);
+    } else {
+        it.pp_send = Some(CommNeed { kind: CommKind::PpSendRecv, ranks: 2, bytes: cost.pp_transfer_bytes(tokens) });
+    }
+    for op in &edge_ops {
+        it.compute[op.kind.index()] += op.time;
+        it.flops += op.flops;
+        it.hbm_bytes += op.bytes;
+    }
+    it.time = it.compute_total() + it.comm_total() + it.host_overhead;
+    it
+}
+
+/// The ring all-reduce closed form `2(n-1)·α + 2(n-1)/n · S/B`, in the shape the
+/// composer takes; `alpha_us` per step and `bytes_per_s` the sustained link rate.
+/// All-to-all is the pairwise form `(n-1)·α + (n-1)/n · S/B`, send/recv `α + S/B`.
+pub fn ring_closed_form(alpha_us: f64, bytes_per_s: f64) -> impl Fn(CommNeed) -> SimTime {
+    move |need: CommNeed| {
+        let n = need.ranks.max(1) as f64;
+        let secs = match need.kind {
+            CommKind::TpAllReduce => 2.0 * (n - 1.0) * alpha_us * 1e-6 + 2.0 * (n - 1.0) / n * need.bytes / bytes_per_s,
+            CommKind::EpAllToAll => (n - 1.0) * alpha_us * 1e-6 + (n - 1.0) / n * need.bytes / bytes_per_s,
+            CommKind::PpSendRecv => alpha_us * 1e-6 + need.bytes / bytes_per_s,
+        };
+        SimTime::from_ns_f64(secs * 1e9)
+    }
+}
