@@ -173,6 +173,14 @@ impl CostModel {
         OpCost { kind, flops, bytes, kernels, time: SimTime::from_ns_f64(secs * 1e9) }
     }
 
+    /// One GEMM of an `m x k` activation by a `k x n` weight on this GPU, as `kind`:
+    /// 2·m·k·n FLOPs; weights, input and output bytes; one kernel. The building block
+    /// of the projections, exposed for comparison with per-GEMM profiles.
+    pub fn gemm(&self, kind: OpKind, m: u32, k: u32, n: u32) -> OpCost {
+        let (m, k, n) = (m as f64, k as f64, n as f64);
+        self.op(kind, 2.0 * m * k * n, self.dtype_bytes * (k * n + m * k + m * n), 1, self.gemm_flops_per_s)
+    }
+
     /// One layer's attention block: QKV projection, attention, output projection, and
     /// the two norms with residual adds (`Other`), for `shape`.
     pub fn attention_block(&self, shape: &BatchShape) -> Vec<OpCost> {
