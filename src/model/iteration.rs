@@ -155,3 +155,102 @@ pub fn ring_closed_form(alpha_us: f64, bytes_per_s: f64) -> impl Fn(CommNeed) ->
         SimTime::from_ns_f64(secs * 1e9)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::spec::gpu_preset;
+    use crate::model::cost::PrefillChunk;
+    use crate::model::framework::framework_profile;
+    use crate::model::spec::model_preset;
+
+    fn setup(fw: &str, tp: u32) -> (CostModel, FrameworkProfile) {
+        let m = (model_preset("llama-2-70b").unwrap().spec)();
+        let g = (gpu_preset("h100-sxm").unwrap().spec)();
+        let f = framework_profile(fw).unwrap();
+        (CostModel::new(&m, &g, &f, tp), f)
+    }
+    fn decode(seqs: u32) -> BatchShape {
+        BatchShape { decode_seqs: seqs, decode_context_sum: seqs as u64 * 1000, prefill: vec![] }
+    }
+    const WHOLE: StagePosition = StagePosition { layers: 80, first: true, last: true };
+
+    #[test]
+    fn two_allreduces_per_layer_priced_by_the_closure() {
+        // Closure says 10 µs; optimized adds no per-collective cost: 2 * 80 * 10 µs = 1.6 ms.
+        let (c, f) = setup("optimized", 8);
+        let it = dense_stage_iteration(&c, &f, 8, &decode(4), WHOLE, &|n: CommNeed| {
+            assert_eq!((n.kind, n.ranks, n.bytes), (CommKind::TpAllReduce, 8, 4.0 * 8192.0 * 2.0));
+            SimTime::from_us(10)
+        });
+        assert_eq!(it.comm[CommKind::TpAllReduce.index()], SimTime::from_us(1600));
+        // vllm-2023 adds its 3 µs launch to each: 2 * 80 * 13 µs = 2.08 ms.
+        let (c, f) = setup("vllm-2023", 8);
+        let it = dense_stage_iteration(&c, &f, 8, &decode(4), WHOLE, &|_| SimTime::from_us(10));
+        assert_eq!(it.comm_total(), SimTime::from_us(2080));
+    }
+
+    #[test]
+    fn no_tp_no_collectives_and_parts_add_up() {
+        let (c, f) = setup("optimized", 1);
+        let it = dense_stage_iteration(&c, &f, 1, &decode(4), WHOLE, &|_| panic!("no collective at tp 1"));
+        assert_eq!(it.comm_total(), SimTime::ZERO);
+        assert_eq!(it.time, it.compute_total() + it.host_overhead);
+        // Host: 100 µs per iteration + 5 µs x 4 sequences.
+        assert_eq!(it.host_overhead, SimTime::from_us(120));
+        assert!(it.compute[OpKind::LmHead.index()] > SimTime::ZERO);
+        assert!(it.pp_send.is_none());
+    }
+
+    #[test]
+    fn middle_stage_has_no_head_no_embedding_and_sends_on() {
+        let (c, f) = setup("optimized", 8);
+        let mid = StagePosition { layers: 20, first: false, last: false };
+        let it = dense_stage_iteration(&c, &f, 8, &decode(4), mid, &|_| SimTime::ZERO);
+        assert_eq!(it.compute[OpKind::LmHead.index()], SimTime::ZERO);
+        assert_eq!(it.host_overhead, SimTime::ZERO);
+        let send = it.pp_send.unwrap();
+        assert_eq!((send.kind, send.bytes), (CommKind::PpSendRecv, 4.0 * 8192.0 * 2.0));
+        // A quarter of the layers: a quarter of a whole-model stage's layer compute.
+        let all = dense_stage_iteration(&c, &f, 8, &decode(4), WHOLE, &|_| SimTime::ZERO);
+        assert_eq!(it.compute[OpKind::Mlp.index()].as_ns() * 4, all.compute[OpKind::Mlp.index()].as_ns());
+    }
+
+    #[test]
+    fn lm_head_runs_only_for_emitting_sequences() {
+        // A prefill chunk that does not finish its prompt emits nothing: no LM head.
+        let (c, f) = setup("optimized", 8);
+        let s = BatchShape {
+            prefill: vec![PrefillChunk { tokens: 512, context: 0, completes_prompt: false }],
+            ..Default::default()
+        };
+        let it = dense_stage_iteration(&c, &f, 8, &s, WHOLE, &|_| SimTime::ZERO);
+        assert_eq!(it.compute[OpKind::LmHead.index()], SimTime::ZERO);
+    }
+
+    #[test]
+    fn ring_closed_form_by_hand() {
+        // 8 ranks, α 2 µs, 382.5 GB/s, 16,384 B: 14 * 2 µs + 1.75 * 16,384 / 382.5e9 s
+        // = 28 µs + 74.96 ns = 28,075 ns.
+        let ring = ring_closed_form(2.0, 382.5e9);
+        let t = ring(CommNeed { kind: CommKind::TpAllReduce, ranks: 8, bytes: 16_384.0 });
+        assert_eq!(t.as_ns(), 28_075);
+        // All-to-all: 7 * 2 µs + 0.875 * 16,384 / 382.5e9 = 14,037 ns (rounded from 14,037.5).
+        let a2a = ring(CommNeed { kind: CommKind::EpAllToAll, ranks: 8, bytes: 16_384.0 });
+        assert!((14_037..=14_038).contains(&a2a.as_ns()), "{a2a:?}");
+    }
+
+    #[test]
+    fn hbm_time_never_beats_the_bandwidth() {
+        // Physical limit: one GPU's iteration cannot move its bytes faster than 3.35 TB/s
+        // or do its FLOPs faster than 989 TFLOP/s.
+        for fw in ["optimized", "vllm-2023"] {
+            let (c, f) = setup(fw, 8);
+            for seqs in [1, 32, 256] {
+                let it = dense_stage_iteration(&c, &f, 8, &decode(seqs), WHOLE, &|_| SimTime::ZERO);
+                let secs = it.compute_total().as_secs_f64();
+                assert!(it.hbm_bytes / secs <= 3.35e12 && it.flops / secs <= 989e12, "{fw} {seqs}");
+            }
+        }
+    }
+}

@@ -167,3 +167,99 @@ pub fn plan_memory(model: &ModelSpec, gpu: &GpuSpec, req: &MemoryRequest) -> Res
     }
     best.ok_or_else(|| Error::Infeasible("no pipeline stage to place".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::spec::gpu_preset;
+    use crate::model::spec::{model_preset, Dtype};
+
+    fn llama70() -> ModelSpec {
+        let mut m = (model_preset("llama-2-70b").unwrap().spec)();
+        m.dtype = Dtype::Fp16;
+        m
+    }
+    fn req(tp: u32, pp: u32) -> MemoryRequest {
+        MemoryRequest {
+            tp,
+            pp,
+            ep: 1,
+            max_batch_tokens: 8192,
+            max_seqs: 256,
+            kv_block_tokens: 16,
+            gpu_memory_utilization: 0.9,
+        }
+    }
+
+    #[test]
+    fn kv_bytes_per_token_of_llama_2_70b() {
+        // Whole model: 2 * 80 layers * 8 kv heads * 128 * 2 B = 327,680 B.
+        let m = llama70();
+        assert_eq!(kv_bytes_per_token(&m, 1, 80), 327_680.0);
+        // TP8: one kv head per rank -> /8 = 40,960; TP8 PP2: 40 layers -> 20,480.
+        assert_eq!(kv_bytes_per_token(&m, 8, 80), 40_960.0);
+        assert_eq!(kv_bytes_per_token(&m, 8, stage_layers(80, 2, 1)), 20_480.0);
+        // TP16: kv heads replicated, still one per rank: no further saving.
+        assert_eq!(kv_bytes_per_token(&m, 16, 80), 40_960.0);
+    }
+
+    #[test]
+    fn stage_layers_split_remainder_to_early_stages() {
+        // 80 layers on 3 stages: 27, 27, 26.
+        assert_eq!((0..3).map(|s| stage_layers(80, 3, s)).collect::<Vec<_>>(), vec![27, 27, 26]);
+    }
+
+    #[test]
+    fn llama_2_70b_tp8_weight_shard_by_hand() {
+        // Per layer and rank: QKV 8192 * (8 + 2*1) * 128 = 10,485,760; out 8 * 128 * 8192
+        // = 8,388,608; norms 16,384; MLP 3 * 8192 * 3584 = 88,080,384: 106,971,136.
+        // x 80 = 8,557,690,880; embedding and LM head 8192 * 4000 each + final norm 8192:
+        // 65,544,192. Total 8,623,235,072 params x 2 B = 17,246,470,144 B (16.06 GiB).
+        let w = stage_weight_bytes(&llama70(), &req(8, 1), 0);
+        assert_eq!(w, 17_246_470_144.0);
+        // PP2: first stage has the embedding, last the LM head; both half the layers.
+        let r2 = req(8, 2);
+        let (s0, s1) = (stage_weight_bytes(&llama70(), &r2, 0), stage_weight_bytes(&llama70(), &r2, 1));
+        assert_eq!(s0 + s1, w);
+    }
+
+    #[test]
+    fn kv_capacity_is_what_is_left_in_whole_blocks() {
+        let gpu = (gpu_preset("h100-sxm").unwrap().spec)();
+        let plan = plan_memory(&llama70(), &gpu, &req(8, 1)).unwrap();
+        // 0.9 * 80 GiB = 77,309,411,328 B usable.
+        assert_eq!(plan.budget_bytes, 77_309_411_328.0);
+        let free = plan.budget_bytes - plan.weight_bytes - plan.activation_bytes;
+        assert_eq!(plan.kv_capacity_bytes, free);
+        let block = 40_960.0 * 16.0;
+        let blocks = plan.kv_capacity_blocks as f64;
+        assert!(blocks * block <= free && free < (blocks + 1.0) * block);
+        assert_eq!(plan.kv_capacity_tokens, plan.kv_capacity_blocks * 16);
+        // ~77.3 - 17.2 - 0.6 GB = 59.4 GB / 40,960 B: about 1.45 M tokens.
+        assert!((1_400_000..1_500_000).contains(&plan.kv_capacity_tokens), "{}", plan.kv_capacity_tokens);
+    }
+
+    #[test]
+    fn too_big_a_model_is_infeasible_with_numbers_in_gib() {
+        // TP1 on one A100: 138 GB of fp16 weights (128.5 GiB) in 72 GiB.
+        let gpu = (gpu_preset("a100-80g").unwrap().spec)();
+        let err = plan_memory(&llama70(), &gpu, &req(1, 1)).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Infeasible(_)));
+        assert!(msg.contains("weights 128.5 GiB"), "{msg}");
+        assert!(msg.contains("72.0 GiB is usable"), "{msg}");
+        assert!(msg.contains("raise tp or pp"), "{msg}");
+    }
+
+    #[test]
+    fn experts_divide_by_ep_then_tp() {
+        // Mixtral expert: 3 * 4096 * 14336 = 176,160,768 params. 8 experts: ep 4 -> 2 per
+        // rank; then tp 2 halves each: per layer the expert share is 176,160,768 params.
+        let m = (model_preset("mixtral-8x7b").unwrap().spec)();
+        let base = MemoryRequest { ep: 1, ..req(1, 1) };
+        let w1 = stage_weight_bytes(&m, &base, 0);
+        let w4 = stage_weight_bytes(&m, &MemoryRequest { ep: 4, ..base }, 0);
+        // ep 4 drops 6 of 8 experts per layer: 6 * 176,160,768 * 32 layers * 2 B.
+        assert_eq!(w1 - w4, 6.0 * 176_160_768.0 * 32.0 * 2.0);
+    }
+}
