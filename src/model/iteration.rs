@@ -120,8 +120,8 @@ pub fn dense_stage_iteration(
     let mut edge_ops = Vec::with_capacity(2);
     if stage.first {
         edge_ops.push(cost.embedding(tokens));
-        it.host_overhead += us(framework.iteration_overhead_us)
-            + us(framework.prefill_overhead_us * shape.prefill.len() as f64);
+        it.host_overhead +=
+            us(framework.iteration_overhead_us) + us(framework.prefill_overhead_us * shape.prefill.len() as f64);
     }
     if stage.last {
         let emitting = shape.emitting_seqs();

@@ -76,9 +76,7 @@ pub fn stage_weight_bytes(model: &ModelSpec, req: &MemoryRequest, stage: u32) ->
     let norms = 2.0 * h;
     let dense_mlp = m * h * rank(model.ffn, tp);
     let expert = m * h * rank(model.expert_ffn, tp);
-    let moe_mlp = h * model.experts as f64
-        + rank(model.experts, ep) * expert
-        + model.shared_experts as f64 * expert;
+    let moe_mlp = h * model.experts as f64 + rank(model.experts, ep) * expert + model.shared_experts as f64 * expert;
     // Global index of this stage's first layer, to tell leading dense layers apart.
     let first: u32 = (0..stage).map(|st| stage_layers(model.layers, pp, st)).sum();
     let n = stage_layers(model.layers, pp, stage);
