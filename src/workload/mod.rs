@@ -1,1 +1,244 @@
 //! Request streams: generated arrivals and lengths, and trace replay.
+//!
+//! A [`Workload`] hands out [`RequestSpec`]s with ids 0, 1, 2, ... in
+//! nondecreasing arrival order. Where times and lengths come from:
+//!
+//! | `[workload]` has | arrival times | lengths |
+//! |---|---|---|
+//! | `arrival` + `prompt_tokens` + `output_tokens` | the process ([`arrivals`]) | the distributions ([`lengths`]) |
+//! | `trace` | the trace's timestamps | the trace |
+//! | `trace` + `arrival` | the process (trace times ignored, noted in [`Workload::warnings`]) | the trace, in order |
+//!
+//! Generated workloads are drawn lazily (memory does not grow with `requests`);
+//! arrivals, prompt lengths and output lengths draw from three separate seeded
+//! streams, so changing a length distribution never moves an arrival. A trace is
+//! read and validated in full up front (up to the request limit) and kept as
+//! 16-byte rows.
+//!
+//! `time_scale` multiplies every inter-arrival gap (traces and generated
+//! processes alike); [`Workload::set_rate_factor`] divides the gaps that follow
+//! it. Neither affects `all_at_once` or `closed_loop`.
+
+pub mod arrivals;
+pub mod lengths;
+pub mod pacer;
+pub mod timestamp;
+pub mod trace;
+
+use crate::engine::rng::{stream, SimRng, Stream};
+use crate::engine::SimTime;
+use crate::error::{Error, InputError};
+use crate::scenario::types::{ArrivalConfig, TraceFormat, WorkloadConfig};
+use crate::scenario::Setup;
+use arrivals::ArrivalProcess;
+use lengths::LengthSampler;
+use pacer::Pacer;
+use std::path::Path;
+use trace::{load_trace, TraceRow};
+
+/// One request as the workload issues it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestSpec {
+    /// 0, 1, 2, ... in issue order.
+    pub id: u64,
+    /// When it arrives.
+    pub arrival: SimTime,
+    /// Prompt tokens, >= 1.
+    pub prompt_tokens: u32,
+    /// Output tokens to generate, >= 1.
+    pub output_tokens: u32,
+}
+
+/// A stream of requests: generated or replayed from a trace.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    total: u64,
+    next_id: u64,
+    timing: Timing,
+    lengths: Lengths,
+    pacer: Pacer,
+    trace_format: Option<TraceFormat>,
+    warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Timing {
+    Process(ArrivalProcess),
+    Trace,
+    ClosedLoop(u32),
+}
+
+#[derive(Clone, Debug)]
+enum Lengths {
+    Generated { prompt: LengthSampler, output: LengthSampler, prompt_rng: SimRng, output_rng: SimRng },
+    Trace(Vec<TraceRow>),
+}
+
+impl Workload {
+    /// The workload of a validated scenario (reads the trace, if any, in full).
+    pub fn from_setup(setup: &Setup) -> Result<Workload, Error> {
+        Workload::from_config(&setup.workload, setup.trace_path.as_deref(), setup.seed, &setup.file)
+    }
+
+    /// The workload for `config` with random streams from `seed`. `trace_path`
+    /// is the resolved trace file (when `None`, `config.trace` is resolved against
+    /// the folder of `file`, the scenario file named in messages).
+    pub fn from_config(
+        config: &WorkloadConfig,
+        trace_path: Option<&Path>,
+        seed: u64,
+        file: &Path,
+    ) -> Result<Workload, Error> {
+        let time_scale = config.time_scale.unwrap_or(1.0);
+        if !(time_scale.is_finite() && time_scale > 0.0) {
+            return Err(InputError::key(file, "workload.time_scale", format!("is {time_scale}; must be a number > 0"))
+                .into());
+        }
+        let arrival_rng = stream(seed, Stream::Arrivals, 0);
+        let mut warnings = Vec::new();
+        if let Some(name) = &config.trace {
+            let path = match trace_path {
+                Some(p) => p.to_path_buf(),
+                None => file.parent().unwrap_or(Path::new(".")).join(name),
+            };
+            let limit = match (config.limit, config.requests) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let trace = load_trace(&path, config.trace_format, limit)?;
+            if trace.zero_output_rows > 0 {
+                warnings.push(format!(
+                    "{}: {} rows have 0 output tokens; they are replayed with 1 output token",
+                    path.display(),
+                    trace.zero_output_rows
+                ));
+            }
+            let timing = match &config.arrival {
+                None => Timing::Trace,
+                Some(a) => {
+                    warnings.push(format!(
+                        "{}: arrival times come from workload.arrival; the trace's timestamps are ignored",
+                        path.display()
+                    ));
+                    timing_for(a, arrival_rng, file)?
+                }
+            };
+            return Ok(Workload {
+                total: trace.rows.len() as u64,
+                next_id: 0,
+                timing,
+                lengths: Lengths::Trace(trace.rows),
+                pacer: Pacer::new(time_scale),
+                trace_format: Some(trace.format),
+                warnings,
+            });
+        }
+        let missing = |key: &str, example: &str| InputError::key(file, key, format!("is missing; e.g. {example}"));
+        let total = config
+            .requests
+            .ok_or_else(|| missing("workload.requests", "requests = 1000 (or give a trace to replay)"))?;
+        let arrival = config
+            .arrival
+            .as_ref()
+            .ok_or_else(|| missing("workload.arrival", "arrival = { process = \"poisson\", rate_per_s = 10.0 }"))?;
+        let prompt = config
+            .prompt_tokens
+            .as_ref()
+            .ok_or_else(|| missing("workload.prompt_tokens", "prompt_tokens = { dist = \"fixed\", value = 512 }"))?;
+        let output = config
+            .output_tokens
+            .as_ref()
+            .ok_or_else(|| missing("workload.output_tokens", "output_tokens = { dist = \"fixed\", value = 256 }"))?;
+        Ok(Workload {
+            total,
+            next_id: 0,
+            timing: timing_for(arrival, arrival_rng, file)?,
+            lengths: Lengths::Generated {
+                prompt: LengthSampler::new(prompt, "workload.prompt_tokens", file)?,
+                output: LengthSampler::new(output, "workload.output_tokens", file)?,
+                prompt_rng: stream(seed, Stream::PromptLengths, 0),
+                output_rng: stream(seed, Stream::OutputLengths, 0),
+            },
+            pacer: Pacer::new(time_scale),
+            trace_format: None,
+            warnings,
+        })
+    }
+
+    /// Requests this workload issues in all.
+    pub fn total_requests(&self) -> u64 {
+        self.total
+    }
+
+    /// Requests not yet issued.
+    pub fn remaining(&self) -> u64 {
+        self.total - self.next_id
+    }
+
+    /// `Some(concurrency)` for a closed loop, `None` for open-loop arrivals.
+    pub fn closed_loop_concurrency(&self) -> Option<u32> {
+        match self.timing {
+            Timing::ClosedLoop(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The trace's format when replaying one.
+    pub fn trace_format(&self) -> Option<TraceFormat> {
+        self.trace_format
+    }
+
+    /// Things the run should tell the user (e.g. trace rows with 0 output tokens).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The next request, or `None` when all are issued.
+    ///
+    /// Open loop: the next in arrival order; `now` is ignored (call it ahead of
+    /// time to schedule the arrival). Closed loop: call once per slot at the start
+    /// and once per completion; the request arrives at `now`.
+    pub fn next_request(&mut self, now: SimTime) -> Option<RequestSpec> {
+        if self.next_id >= self.total {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let (prompt_tokens, output_tokens, row_offset) = match &mut self.lengths {
+            Lengths::Generated { prompt, output, prompt_rng, output_rng } => {
+                (prompt.sample(prompt_rng), output.sample(output_rng), 0)
+            }
+            Lengths::Trace(rows) => {
+                let r = rows[id as usize];
+                (r.prompt_tokens, r.output_tokens, r.offset_ns)
+            }
+        };
+        let arrival = match &mut self.timing {
+            Timing::Process(p) => self.pacer.arrival(p.next_offset()),
+            Timing::Trace => self.pacer.arrival(row_offset),
+            Timing::ClosedLoop(_) => now,
+        };
+        Some(RequestSpec { id, arrival, prompt_tokens, output_tokens })
+    }
+
+    /// What-if `load_change`: gaps between requests issued after this call are
+    /// divided by `factor` (2 = twice the rate), until the next call (1 restores
+    /// the original rate). A request already issued keeps its time. Ignored unless
+    /// `factor` is finite and > 0, and for `all_at_once` and `closed_loop`.
+    pub fn set_rate_factor(&mut self, factor: f64) {
+        self.pacer.set_rate_factor(factor);
+    }
+}
+
+fn timing_for(arrival: &ArrivalConfig, rng: SimRng, file: &Path) -> Result<Timing, InputError> {
+    if let ArrivalConfig::ClosedLoop { concurrency } = *arrival {
+        if concurrency == 0 {
+            return Err(InputError::key(file, "workload.arrival.concurrency", "is 0; must be at least 1"));
+        }
+        return Ok(Timing::ClosedLoop(concurrency));
+    }
+    match ArrivalProcess::new(arrival, rng, file)? {
+        Some(p) => Ok(Timing::Process(p)),
+        None => Err(InputError::key(file, "workload.arrival", "has no arrival times")),
+    }
+}
