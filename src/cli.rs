@@ -1,9 +1,13 @@
 //! The command line: a thin layer that parses arguments and calls the library.
 
 use crate::error::{Error, Result};
+use crate::output::{files, table, writer};
 use crate::scenario::{self, Override};
+use crate::serving::{simulate, RunOptions};
 use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// clustersim: simulate LLM serving on a GPU cluster.
 #[derive(Parser, Debug)]
@@ -45,6 +49,23 @@ pub struct RunArgs {
     /// Overwrite results in an existing folder.
     #[arg(long)]
     pub force: bool,
+    /// Timeline window in seconds, START..END (default: a few iterations in steady state).
+    #[arg(long, value_parser = parse_window)]
+    pub window: Option<(f64, f64)>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Parses `START..END` (seconds).
+pub fn parse_window(s: &str) -> std::result::Result<(f64, f64), String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("`{s}`: expected START..END in seconds, e.g. 10.0..10.5"))?;
+    let a: f64 = a.trim().parse().map_err(|_| format!("`{a}`: START is not a number of seconds"))?;
+    let b: f64 = b.trim().parse().map_err(|_| format!("`{b}`: END is not a number of seconds"))?;
+    if !(a >= 0.0 && b > a && b.is_finite()) {
+        return Err(format!("`{s}`: need 0 <= START < END"));
+    }
+    Ok((a, b))
 }
 
 /// Parses `args` (including the program name) and runs the command. Returns the exit code.
@@ -89,9 +110,59 @@ fn execute(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Command::Run(a) => {
-            let _setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
-            Err(Error::Run("the serving simulation is not built yet".into()))
-        }
+        Command::Run(a) => run(&a),
     }
+}
+
+fn run(a: &RunArgs) -> Result<i32> {
+    let path = &a.scenario.scenario;
+    let parsed = scenario::load(path, &a.scenario.set)?;
+    let setup = scenario::validate(&parsed, path)?;
+    let dir = files::results_dir(a.out.as_deref(), &setup.name, a.force)?;
+    files::ensure_dir(&dir)?;
+    let as_run = toml::to_string(&parsed).map_err(|e| Error::Run(format!("cannot serialize the scenario: {e}")))?;
+    files::write_atomic(&dir.join("scenario.toml"), as_run.as_bytes())?;
+    let started = Instant::now();
+    let progress = if a.quiet || !std::io::stderr().is_terminal() { None } else { Some(progress_bar(started)) };
+    let opts = RunOptions { requests_csv: Some(dir.join("requests.csv")), window_s: a.window, progress };
+    let outcome = simulate(&setup, opts)?;
+    let wall = started.elapsed().as_secs_f64();
+    writer::write_report(&dir, &outcome.report)?;
+    let info = writer::RunInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        wall_s: wall,
+        events: outcome.events,
+        events_per_s: outcome.events as f64 / wall.max(1e-9),
+        requests_per_s: outcome.report.summary.requests.completed as f64 / wall.max(1e-9),
+        peak_rss_mib: writer::peak_rss_mib(),
+    };
+    writer::write_json(&dir.join("run_info.json"), &info)?;
+    print!("{}", table::summary_table(&outcome.report.summary));
+    println!(
+        "wall       {:.3} s, {:.0} events/s, {:.0} requests/s, peak memory {:.0} MiB",
+        info.wall_s, info.events_per_s, info.requests_per_s, info.peak_rss_mib
+    );
+    println!("results    {}", dir.display());
+    Ok(0)
+}
+
+/// A progress callback that draws a bar on stderr once a run has lasted a second.
+fn progress_bar(started: Instant) -> Box<dyn FnMut(u64, u64)> {
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    Box::new(move |done, total| {
+        if bar.is_none() && started.elapsed().as_secs_f64() > 1.0 {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} requests")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar = Some(b);
+        }
+        if let Some(b) = &bar {
+            b.set_position(done);
+            if done >= total {
+                b.finish_and_clear();
+            }
+        }
+    })
 }

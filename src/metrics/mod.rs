@@ -1,3 +1,8 @@
-//! Measuring a run: GPU state accounting, request statistics, the summary.
+//! Measuring a run: GPU state accounting, statistics, time series, the summary.
 
+pub mod ledger;
+pub mod recorder;
+pub mod report;
+pub mod series;
+pub mod stats;
 pub mod summary;

@@ -2,3 +2,5 @@
 
 pub mod files;
 pub mod records;
+pub mod table;
+pub mod writer;

@@ -91,8 +91,9 @@ impl Workload {
     ) -> Result<Workload, Error> {
         let time_scale = config.time_scale.unwrap_or(1.0);
         if !(time_scale.is_finite() && time_scale > 0.0) {
-            return Err(InputError::key(file, "workload.time_scale", format!("is {time_scale}; must be a number > 0"))
-                .into());
+            return Err(
+                InputError::key(file, "workload.time_scale", format!("is {time_scale}; must be a number > 0")).into()
+            );
         }
         let arrival_rng = stream(seed, Stream::Arrivals, 0);
         let mut warnings = Vec::new();

@@ -84,11 +84,8 @@ pub fn parse_trace(
     let limit = limit.unwrap_or(u64::MAX);
     match format {
         TraceFormat::Azure | TraceFormat::Csv => {
-            let (names, header) = if format == TraceFormat::Azure {
-                (AZURE_COLS, AZURE_HEADER)
-            } else {
-                (CSV_COLS, CSV_HEADER)
-            };
+            let (names, header) =
+                if format == TraceFormat::Azure { (AZURE_COLS, AZURE_HEADER) } else { (CSV_COLS, CSV_HEADER) };
             let Some((hline, htext)) = lines.next() else {
                 return Err(InputError::file(path, format!("is empty; expected the header {header} and rows")));
             };
@@ -107,7 +104,10 @@ pub fn parse_trace(
                 let [t, pr, out] = cols.map(|c| fields[c]);
                 let raw = if format == TraceFormat::Azure {
                     parse_timestamp_ns(t).ok_or_else(|| {
-                        p.err(line, format!("TIMESTAMP {t:?} is not a timestamp; expected e.g. 2023-11-16 18:15:46.6805900"))
+                        p.err(
+                            line,
+                            format!("TIMESTAMP {t:?} is not a timestamp; expected e.g. 2023-11-16 18:15:46.6805900"),
+                        )
                     })?
                 } else {
                     seconds_ns(t).ok_or_else(|| {
@@ -123,10 +123,15 @@ pub fn parse_trace(
                     break;
                 }
                 let v: Value = serde_json::from_str(l).map_err(|e| {
-                    p.err(line, format!("is not valid JSON ({e}); expected one object per line like {MOONCAKE_EXAMPLE}"))
+                    p.err(
+                        line,
+                        format!("is not valid JSON ({e}); expected one object per line like {MOONCAKE_EXAMPLE}"),
+                    )
                 })?;
                 let field = |k: &str| {
-                    v.get(k).ok_or_else(|| p.err(line, format!("has no \"{k}\"; expected an object like {MOONCAKE_EXAMPLE}")))
+                    v.get(k).ok_or_else(|| {
+                        p.err(line, format!("has no \"{k}\"; expected an object like {MOONCAKE_EXAMPLE}"))
+                    })
                 };
                 let ts = field("timestamp")?;
                 let raw = ts.as_f64().and_then(|ms| ms_ns(ms)).ok_or_else(|| {

@@ -1,0 +1,284 @@
+//! The recorder: everything a run measures, kept as bounded aggregates.
+//!
+//! Per-request rows stream to `requests.csv` as requests finish; per-request figures
+//! needed for exact percentiles are kept as one `f64` each (bounded by the request
+//! count, not by simulated time); per-token gaps go to a log-histogram; GPU time goes
+//! to the [`Ledger`] and bucketed series; timeline spans are kept only inside the
+//! timeline window.
+
+use super::ledger::{CommKind, GpuState, Ledger};
+use super::series::Buckets;
+use super::stats::LogHistogram;
+use crate::engine::SimTime;
+use crate::error::{Error, Result};
+use crate::output::files::AtomicFile;
+use crate::output::records::RequestRow;
+use crate::serving::request::Request;
+
+/// What a timeline span shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Activity {
+    /// QKV, attention, output projection.
+    Attention,
+    /// Dense MLP.
+    Mlp,
+    /// MoE router and experts.
+    Experts,
+    /// LM head.
+    LmHead,
+    /// A TP all-reduce (or waiting for one).
+    TpAllReduce,
+    /// A PP send/recv (or waiting for one).
+    PpSendRecv,
+    /// An EP all-to-all (or waiting for one).
+    EpAllToAll,
+    /// Nothing.
+    Idle,
+}
+
+impl Activity {
+    /// Name used in timeline.csv.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activity::Attention => "attention",
+            Activity::Mlp => "mlp",
+            Activity::Experts => "experts",
+            Activity::LmHead => "lm_head",
+            Activity::TpAllReduce => "tp_allreduce",
+            Activity::PpSendRecv => "pp_sendrecv",
+            Activity::EpAllToAll => "ep_alltoall",
+            Activity::Idle => "",
+        }
+    }
+    /// The collective kind of a communication activity.
+    pub fn comm_kind(self) -> Option<CommKind> {
+        match self {
+            Activity::TpAllReduce => Some(CommKind::Tp),
+            Activity::PpSendRecv => Some(CommKind::Pp),
+            Activity::EpAllToAll => Some(CommKind::Ep),
+            _ => None,
+        }
+    }
+}
+
+/// One span of one GPU's state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Span {
+    /// Global GPU index.
+    pub gpu: u32,
+    /// Start.
+    pub start: SimTime,
+    /// End.
+    pub end: SimTime,
+    /// State.
+    pub state: GpuState,
+    /// What ran.
+    pub what: Activity,
+    /// Batch id.
+    pub batch: u64,
+}
+
+/// Most spans kept, so a huge window cannot exhaust memory.
+pub const MAX_SPANS: usize = 2_000_000;
+
+/// Everything measured during a run.
+pub struct Recorder {
+    /// GPU state totals.
+    pub ledger: Ledger,
+    /// Compute ns per GPU per time bucket.
+    pub util: Buckets,
+    /// Lanes: output tokens, prompt tokens, queued (max), running (max).
+    pub series: Buckets,
+    /// TTFT of finished requests, s.
+    pub ttft: Vec<f64>,
+    /// TPOT of finished requests with more than one output token, s.
+    pub tpot: Vec<f64>,
+    /// End-to-end latency, s.
+    pub e2e: Vec<f64>,
+    /// Queueing delay, s.
+    pub queue: Vec<f64>,
+    /// Gaps between tokens.
+    pub itl: LogHistogram,
+    /// Requests arrived.
+    pub arrived: u64,
+    /// Requests finished.
+    pub completed: u64,
+    /// Preemptions.
+    pub preemptions: u64,
+    /// Requests re-routed.
+    pub rerouted: u64,
+    /// Dropped requests, with reasons (first few kept verbatim).
+    pub dropped: u64,
+    /// Reasons for drops (deduplicated, at most 10).
+    pub dropped_reasons: Vec<String>,
+    /// First arrival.
+    pub first_arrival: Option<SimTime>,
+    /// Last completion.
+    pub last_completion: SimTime,
+    /// Output tokens produced.
+    pub output_tokens: u64,
+    /// Prompt tokens of finished requests.
+    pub prompt_tokens: u64,
+    /// Tokens routed to each expert (summed over layers and iterations).
+    pub expert_tokens: Vec<u64>,
+    /// Timeline window; spans are kept for stage runs overlapping it.
+    pub window: Option<(SimTime, SimTime)>,
+    /// Spans inside the window.
+    pub spans: Vec<Span>,
+    /// Spans not kept because of [`MAX_SPANS`].
+    pub spans_dropped: u64,
+    /// Sum over stages of stage busy time inside pipeline spans, ns.
+    pub pipeline_stage_busy_ns: u128,
+    /// Sum over replicas of (pp x length of periods with a batch in flight), ns.
+    pub pipeline_capacity_ns: u128,
+    /// Stage iterations executed.
+    pub iterations: u64,
+    requests_csv: Option<csv::Writer<AtomicFile>>,
+    requests_path: Option<std::path::PathBuf>,
+}
+
+impl Recorder {
+    /// A recorder for `gpus` GPUs and `experts` experts; streams request rows to
+    /// `requests_csv` when given.
+    pub fn new(gpus: usize, experts: usize, requests_csv: Option<&std::path::Path>) -> Result<Self> {
+        let writer = match requests_csv {
+            Some(p) => Some(csv::Writer::from_writer(AtomicFile::create(p)?)),
+            None => None,
+        };
+        Ok(Recorder {
+            ledger: Ledger::new(gpus),
+            util: Buckets::new(gpus),
+            series: Buckets::new(4),
+            ttft: Vec::new(),
+            tpot: Vec::new(),
+            e2e: Vec::new(),
+            queue: Vec::new(),
+            itl: LogHistogram::default(),
+            arrived: 0,
+            completed: 0,
+            preemptions: 0,
+            rerouted: 0,
+            dropped: 0,
+            dropped_reasons: Vec::new(),
+            first_arrival: None,
+            last_completion: SimTime::ZERO,
+            output_tokens: 0,
+            prompt_tokens: 0,
+            expert_tokens: vec![0; experts],
+            window: None,
+            spans: Vec::new(),
+            spans_dropped: 0,
+            pipeline_stage_busy_ns: 0,
+            pipeline_capacity_ns: 0,
+            iterations: 0,
+            requests_csv: writer,
+            requests_path: requests_csv.map(|p| p.to_path_buf()),
+        })
+    }
+
+    /// A request arrived.
+    pub fn arrival(&mut self, t: SimTime) {
+        self.arrived += 1;
+        self.first_arrival.get_or_insert(t);
+    }
+
+    /// A request was dropped.
+    pub fn drop_request(&mut self, reason: String) {
+        self.dropped += 1;
+        if self.dropped_reasons.len() < 10 && !self.dropped_reasons.contains(&reason) {
+            self.dropped_reasons.push(reason);
+        }
+    }
+
+    /// A token was produced for `r` at `t` (call after updating `r.generated`).
+    pub fn token(&mut self, r: &Request, prev_token_at: Option<SimTime>, t: SimTime) {
+        self.output_tokens += 1;
+        self.series.add_at(t, 0, 1.0);
+        if let Some(prev) = prev_token_at {
+            self.itl.add((t - prev).as_secs_f64());
+        }
+        let _ = r;
+    }
+
+    /// Prompt tokens processed at `t`.
+    pub fn prompt_progress(&mut self, t: SimTime, tokens: u32) {
+        self.series.add_at(t, 1, tokens as f64);
+    }
+
+    /// Queue levels at `t`.
+    pub fn levels(&mut self, t: SimTime, queued: usize, running: usize) {
+        self.series.max_at(t, 2, queued as f64);
+        self.series.max_at(t, 3, running as f64);
+    }
+
+    /// A request finished on `replica` at `t`.
+    pub fn finish(&mut self, r: &Request, replica: u32, t: SimTime) -> Result<()> {
+        self.completed += 1;
+        self.last_completion = self.last_completion.max(t);
+        self.prompt_tokens += r.prompt_tokens as u64;
+        let first = r.first_token_at.unwrap_or(t);
+        let scheduled = r.scheduled_at.unwrap_or(r.arrival);
+        let ttft = (first - r.arrival).as_secs_f64();
+        let e2e = (t - r.arrival).as_secs_f64();
+        let tpot = if r.output_tokens > 1 { (e2e - ttft) / (r.output_tokens - 1) as f64 } else { 0.0 };
+        let queue = (scheduled - r.arrival).as_secs_f64();
+        self.ttft.push(ttft);
+        self.e2e.push(e2e);
+        self.queue.push(queue);
+        if r.output_tokens > 1 {
+            self.tpot.push(tpot);
+        }
+        if let Some(w) = &mut self.requests_csv {
+            let row = RequestRow {
+                id: r.id,
+                replica,
+                arrival_s: r.arrival.as_secs_f64(),
+                prompt_tokens: r.prompt_tokens,
+                output_tokens: r.output_tokens,
+                scheduled_s: scheduled.as_secs_f64(),
+                first_token_s: first.as_secs_f64(),
+                finish_s: t.as_secs_f64(),
+                ttft_s: ttft,
+                tpot_s: tpot,
+                e2e_s: e2e,
+                queue_s: queue,
+                preemptions: r.preemptions,
+                rerouted: r.rerouted,
+            };
+            let path = self.requests_path.clone().unwrap_or_default();
+            w.serialize(row).map_err(|e| Error::Run(format!("{}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    /// True when a stage run over [start, end) should keep spans.
+    pub fn wants_spans(&self, start: SimTime, end: SimTime) -> bool {
+        match self.window {
+            Some((a, b)) => start < b && end > a && self.spans.len() < MAX_SPANS,
+            None => false,
+        }
+    }
+
+    /// Keeps a span (clipped to the window).
+    pub fn span(&mut self, s: Span) {
+        let Some((a, b)) = self.window else { return };
+        if s.end <= a || s.start >= b || s.end <= s.start {
+            return;
+        }
+        if self.spans.len() >= MAX_SPANS {
+            self.spans_dropped += 1;
+            return;
+        }
+        self.spans.push(Span { start: s.start.max(a), end: s.end.min(b), ..s });
+    }
+
+    /// Finishes the streamed requests.csv.
+    pub fn close(&mut self) -> Result<()> {
+        if let Some(w) = self.requests_csv.take() {
+            let path = self.requests_path.clone().unwrap_or_default();
+            let file = w.into_inner().map_err(|e| Error::Run(format!("{}: {e}", path.display())))?;
+            file.commit()?;
+        }
+        Ok(())
+    }
+}

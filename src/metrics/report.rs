@@ -1,0 +1,278 @@
+//! From a finished run's recorder to summary.json and the per-GPU / per-bucket rows.
+
+use super::ledger::{CommKind, GpuState};
+use super::recorder::{Activity, Recorder};
+use super::stats::{cv, dist};
+use super::summary::*;
+use crate::engine::SimTime;
+use crate::output::records::{GpuRow, SeriesRow, TimelineRow, UtilizationRow};
+use crate::parallel::plan::Plan;
+
+/// Facts about the cluster the report needs besides the recorder.
+#[derive(Clone, Debug)]
+pub struct ReportContext {
+    /// Scenario name.
+    pub name: String,
+    /// Seed.
+    pub seed: u64,
+    /// The plan.
+    pub plan: Plan,
+    /// GPUs in the cluster (the plan may use fewer).
+    pub cluster_gpus: u32,
+    /// Peak FLOP/s of one GPU for the model's dtype (for MFU).
+    pub peak_flops_per_gpu: f64,
+    /// Capacity per GPU, GiB.
+    pub capacity_gib: f64,
+    /// Weights per GPU, GiB, by stage.
+    pub weights_gib_by_stage: Vec<f64>,
+    /// KV cache reserved per GPU, GiB.
+    pub kv_gib_per_gpu: f64,
+    /// KV bytes one token takes on one GPU, by stage.
+    pub kv_bytes_per_token_by_stage: Vec<f64>,
+    /// Tokens per KV block.
+    pub kv_block_tokens: u32,
+    /// Activation workspace per GPU, GiB.
+    pub activations_gib_per_gpu: f64,
+    /// Peak KV blocks used, by replica.
+    pub kv_peak_blocks_by_replica: Vec<u32>,
+}
+
+const GIB: f64 = 1_073_741_824.0;
+
+/// Everything a finished run reports.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// summary.json.
+    pub summary: Summary,
+    /// gpus.csv rows.
+    pub gpus: Vec<GpuRow>,
+    /// timeline.csv rows.
+    pub timeline: Vec<TimelineRow>,
+    /// utilization.csv rows.
+    pub utilization: Vec<UtilizationRow>,
+    /// series.csv rows.
+    pub series: Vec<SeriesRow>,
+}
+
+fn frac(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// Builds the report. `wall` is the simulated end; `events` the events handled.
+pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64) -> Report {
+    let plan = &ctx.plan;
+    let used = plan.gpus();
+    let wall_s = wall.as_secs_f64();
+    let wall_ns = wall.as_ns() as f64;
+
+    let mut gpus = Vec::with_capacity(ctx.cluster_gpus as usize);
+    let (mut compute_all, mut comm_all, mut wait_all) = (0u64, 0u64, 0u64);
+    let mut kind_comm = [0u64; 4];
+    let mut kind_wait = [0u64; 4];
+    let mut busy_fracs = Vec::new();
+    let mut busy_ns = Vec::new();
+    let mut flops_all = 0.0;
+    let mut peak_fraction_max: f64 = 0.0;
+    let mut kv_peak_gib_max: f64 = 0.0;
+    for g in 0..ctx.cluster_gpus {
+        let t = rec.ledger.gpu(g).clone();
+        let rank = plan.rank_of(g);
+        let comm: u64 = t.comm_ns.iter().sum();
+        let wait: u64 = t.wait_ns.iter().sum();
+        let (weights, kv, kv_peak, act) = match rank {
+            Some(r) => {
+                let s = r.stage as usize;
+                let peak_blocks = ctx.kv_peak_blocks_by_replica.get(r.replica as usize).copied().unwrap_or(0);
+                let kv_peak =
+                    peak_blocks as f64 * ctx.kv_block_tokens as f64 * ctx.kv_bytes_per_token_by_stage[s] / GIB;
+                (ctx.weights_gib_by_stage[s], ctx.kv_gib_per_gpu, kv_peak, ctx.activations_gib_per_gpu)
+            }
+            None => (0.0, 0.0, 0.0, 0.0),
+        };
+        if rank.is_some() {
+            compute_all += t.compute_ns;
+            comm_all += comm;
+            wait_all += wait;
+            for k in 0..4 {
+                kind_comm[k] += t.comm_ns[k];
+                kind_wait[k] += t.wait_ns[k];
+            }
+            busy_fracs.push(frac(t.compute_ns as f64, wall_ns));
+            busy_ns.push(t.compute_ns as f64);
+            flops_all += t.flops;
+            peak_fraction_max = peak_fraction_max.max(frac(weights + kv_peak + act, ctx.capacity_gib));
+            kv_peak_gib_max = kv_peak_gib_max.max(kv_peak);
+        }
+        let s = |ns: u64| ns as f64 * 1e-9;
+        gpus.push(GpuRow {
+            gpu: g,
+            node: plan.node_of(g),
+            replica: rank.map_or(-1, |r| r.replica as i64),
+            stage: rank.map_or(-1, |r| r.stage as i64),
+            tp_rank: rank.map_or(-1, |r| r.tp_rank as i64),
+            ep_rank: rank.map_or(-1, |r| r.ep_rank as i64),
+            compute_s: s(t.compute_ns),
+            communicate_s: s(comm),
+            wait_s: s(wait),
+            idle_s: s(t.idle_ns(wall)),
+            utilization: frac(t.compute_ns as f64, wall_ns),
+            overhead_fraction: frac((comm + wait) as f64, t.busy_ns() as f64),
+            tp_comm_s: s(t.comm(CommKind::Tp)),
+            tp_wait_s: s(t.wait(CommKind::Tp)),
+            pp_comm_s: s(t.comm(CommKind::Pp)),
+            pp_wait_s: s(t.wait(CommKind::Pp)),
+            ep_comm_s: s(t.comm(CommKind::Ep)),
+            ep_wait_s: s(t.wait(CommKind::Ep)),
+            weights_gib: weights,
+            kv_gib: kv,
+            kv_peak_gib: kv_peak,
+            activations_gib: act,
+            capacity_gib: ctx.capacity_gib,
+            flops: t.flops,
+        });
+    }
+
+    let busy_total = (compute_all + comm_all + wait_all) as f64;
+    let kind = |k: usize| KindOverhead {
+        communication_fraction: frac(kind_comm[k] as f64, busy_total),
+        wait_fraction: frac(kind_wait[k] as f64, busy_total),
+        fraction: frac((kind_comm[k] + kind_wait[k]) as f64, busy_total),
+    };
+    let window_s = rec.first_arrival.map_or(0.0, |f| rec.last_completion.saturating_sub(f).as_secs_f64());
+    let total_tokens = (rec.output_tokens + rec.prompt_tokens) as f64;
+    let per_ms_per_gpu = |tokens: f64| frac(tokens, window_s * 1e3 * used as f64);
+    let summary = Summary {
+        scenario: ctx.name.clone(),
+        seed: ctx.seed,
+        requests: RequestCounts {
+            arrived: rec.arrived,
+            completed: rec.completed,
+            preempted: rec.preemptions,
+            rerouted: rec.rerouted,
+            dropped: rec.dropped,
+            dropped_reasons: rec.dropped_reasons.clone(),
+        },
+        ttft_s: dist(&mut rec.ttft),
+        tpot_s: dist(&mut rec.tpot),
+        itl_s: rec.itl.dist(),
+        e2e_s: dist(&mut rec.e2e),
+        queue_s: dist(&mut rec.queue),
+        throughput: Throughput {
+            window_s,
+            output_tokens_per_s: frac(rec.output_tokens as f64, window_s),
+            total_tokens_per_s: frac(total_tokens, window_s),
+            tokens_per_ms_per_gpu: per_ms_per_gpu(total_tokens),
+            output_tokens_per_ms_per_gpu: per_ms_per_gpu(rec.output_tokens as f64),
+        },
+        gpu: GpuSummary {
+            count: used,
+            utilization_mean: busy_fracs.iter().sum::<f64>() / busy_fracs.len().max(1) as f64,
+            utilization_min: busy_fracs.iter().copied().fold(f64::INFINITY, f64::min).clamp(0.0, 1.0),
+            utilization_max: busy_fracs.iter().copied().fold(0.0, f64::max),
+            mfu: frac(flops_all, used as f64 * ctx.peak_flops_per_gpu * wall_s),
+        },
+        memory: MemorySummary {
+            capacity_gib: ctx.capacity_gib,
+            weights_gib_per_gpu: ctx.weights_gib_by_stage.iter().copied().fold(0.0, f64::max),
+            kv_gib_per_gpu: ctx.kv_gib_per_gpu,
+            kv_peak_used_gib: kv_peak_gib_max,
+            activations_gib_per_gpu: ctx.activations_gib_per_gpu,
+            peak_fraction_max,
+        },
+        overhead: Overhead {
+            fraction: frac((comm_all + wait_all) as f64, busy_total),
+            communication_fraction: frac(comm_all as f64, busy_total),
+            wait_fraction: frac(wait_all as f64, busy_total),
+            by_kind: OverheadByKind { tp: kind(0), pp: kind(1), ep: kind(2), dp: kind(3) },
+        },
+        pipeline: Pipeline {
+            bubble_fraction: 1.0 - frac(rec.pipeline_stage_busy_ns as f64, rec.pipeline_capacity_ns as f64).min(1.0),
+        },
+        load_imbalance: LoadImbalance {
+            cv: cv(&busy_ns),
+            expert_cv: cv(&rec.expert_tokens.iter().map(|c| *c as f64).collect::<Vec<_>>()),
+        },
+        sim: SimFigures { events, iterations: rec.iterations, simulated_s: wall_s },
+    };
+
+    Report {
+        summary,
+        gpus,
+        timeline: timeline_rows(rec),
+        utilization: utilization_rows(rec, used),
+        series: series_rows(rec),
+    }
+}
+
+/// Window spans per GPU, sorted, with the gaps filled as idle.
+fn timeline_rows(rec: &mut Recorder) -> Vec<TimelineRow> {
+    let Some((a, b)) = rec.window else { return Vec::new() };
+    rec.spans.sort_by_key(|s| (s.gpu, s.start, s.end));
+    let mut rows = Vec::with_capacity(rec.spans.len() * 2);
+    let mut i = 0;
+    while i < rec.spans.len() {
+        let gpu = rec.spans[i].gpu;
+        let mut cursor = a;
+        while i < rec.spans.len() && rec.spans[i].gpu == gpu {
+            let s = rec.spans[i];
+            if s.start > cursor {
+                rows.push(row(gpu, cursor, s.start, GpuState::Idle, Activity::Idle, -1));
+            }
+            let start = s.start.max(cursor);
+            if s.end > start {
+                rows.push(row(gpu, start, s.end, s.state, s.what, s.batch as i64));
+                cursor = s.end;
+            }
+            i += 1;
+        }
+        if cursor < b {
+            rows.push(row(gpu, cursor, b, GpuState::Idle, Activity::Idle, -1));
+        }
+    }
+    rows
+}
+
+fn row(gpu: u32, start: SimTime, end: SimTime, state: GpuState, what: Activity, batch: i64) -> TimelineRow {
+    TimelineRow {
+        gpu,
+        start_s: start.as_secs_f64(),
+        end_s: end.as_secs_f64(),
+        state: state.name().to_string(),
+        what: what.name().to_string(),
+        batch,
+    }
+}
+
+fn utilization_rows(rec: &Recorder, gpus: u32) -> Vec<UtilizationRow> {
+    let width = rec.util.width();
+    let w = width.as_ns() as f64;
+    let mut rows = Vec::with_capacity(rec.util.len() * gpus as usize);
+    for b in 0..rec.util.len() {
+        for g in 0..gpus {
+            rows.push(UtilizationRow {
+                t_s: (b as u64 * width.as_ns()) as f64 * 1e-9,
+                gpu: g,
+                busy: (rec.util.get(b, g as usize) / w).min(1.0),
+            });
+        }
+    }
+    rows
+}
+
+fn series_rows(rec: &Recorder) -> Vec<SeriesRow> {
+    let width = rec.series.width();
+    (0..rec.series.len())
+        .map(|b| SeriesRow {
+            t_s: (b as u64 * width.as_ns()) as f64 * 1e-9,
+            bucket_s: width.as_secs_f64(),
+            output_tokens: rec.series.get(b, 0) as u64,
+            prompt_tokens: rec.series.get(b, 1) as u64,
+            queued: rec.series.get(b, 2) as u64,
+            running: rec.series.get(b, 3) as u64,
+        })
+        .collect()
+}

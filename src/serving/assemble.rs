@@ -1,0 +1,176 @@
+//! Builds what a serving run needs from a validated scenario: the plan, the cost
+//! model behind the stage executor, every group's collective prices, and the KV
+//! capacity left after weights and workspace.
+
+use super::stage::{StageComm, StageCosts, Work};
+use crate::error::Result;
+use crate::hardware::spec::GIB;
+use crate::metrics::report::ReportContext;
+use crate::model::cost::{BatchShape, CostModel, OpCost};
+use crate::model::memory::{activation_bytes, kv_bytes_per_token, plan_memory, stage_weight_bytes, MemoryRequest};
+use crate::parallel::plan::Plan;
+use crate::scenario::Setup;
+
+use super::pricing::{CollectiveOp, Pricer};
+
+/// The cost model seen through the executor's [`StageCosts`].
+pub struct ModelCosts {
+    model: CostModel,
+    bytes_per_choice: f64,
+}
+
+fn sum(ops: &[OpCost]) -> Work {
+    Work { ns: ops.iter().map(|o| o.time.as_ns() as f64).sum(), flops: ops.iter().map(|o| o.flops).sum() }
+}
+
+impl StageCosts for ModelCosts {
+    fn attention(&self, shape: &BatchShape) -> Work {
+        sum(&self.model.attention_block(shape))
+    }
+    fn mlp(&self, tokens: u32) -> Work {
+        sum(&[self.model.dense_mlp(tokens)])
+    }
+    fn moe(&self, tokens: u32, local: &[u32]) -> Work {
+        sum(&self.model.moe_block(tokens, local))
+    }
+    fn lm_head(&self, seqs: u32) -> Work {
+        if seqs == 0 {
+            return Work::default();
+        }
+        sum(&[self.model.lm_head(seqs)])
+    }
+    fn embedding(&self, tokens: u32) -> Work {
+        sum(&[self.model.embedding(tokens)])
+    }
+    fn tp_bytes(&self, tokens: u32) -> f64 {
+        self.model.tp_allreduce_bytes(tokens)
+    }
+    fn pp_bytes(&self, tokens: u32) -> f64 {
+        self.model.pp_transfer_bytes(tokens)
+    }
+    fn ep_bytes_per_choice(&self) -> f64 {
+        self.bytes_per_choice
+    }
+}
+
+/// Everything a serving run is built from.
+pub struct Assembly {
+    /// The plan.
+    pub plan: Plan,
+    /// Operator costs.
+    pub costs: Box<dyn StageCosts>,
+    /// Collective prices, `[replica][stage]`.
+    pub comm: Vec<Vec<StageComm>>,
+    /// KV blocks per replica (the binding stage's).
+    pub kv_blocks_per_replica: u32,
+    /// Facts for the report.
+    pub report: ReportContext,
+    first_moe_layer: u32,
+    moe: bool,
+    pricer: Pricer,
+}
+
+impl Assembly {
+    /// Builds the run's pieces from `setup`.
+    pub fn build(setup: &Setup) -> Result<Assembly> {
+        let p = &setup.parallel;
+        let m = &setup.model;
+        let plan =
+            Plan { dp: p.dp, pp: p.pp, ep: p.ep, tp: p.tp, gpus_per_node: setup.gpus_per_node, layers: m.layers };
+        let req = MemoryRequest {
+            tp: p.tp,
+            pp: p.pp,
+            ep: p.ep,
+            max_batch_tokens: setup.serving.max_batch_tokens,
+            max_seqs: setup.serving.max_seqs,
+            kv_block_tokens: setup.serving.kv_block_tokens,
+            gpu_memory_utilization: setup.serving.gpu_memory_utilization,
+        };
+        let mem = plan_memory(m, &setup.gpu, &req)?;
+        let blocks = mem.kv_capacity_blocks.min(u32::MAX as u64) as u32;
+        let kv_by_stage: Vec<f64> =
+            (0..p.pp).map(|s| kv_bytes_per_token(m, p.tp, plan.stage_layers(s).len() as u32)).collect();
+        let weights_by_stage: Vec<f64> = (0..p.pp).map(|s| stage_weight_bytes(m, &req, s) / GIB).collect();
+        let kv_reserved_gib = kv_by_stage
+            .iter()
+            .map(|b| blocks as f64 * setup.serving.kv_block_tokens as f64 * b / GIB)
+            .fold(0.0, f64::max);
+        let activations_gib = (0..p.pp).map(|s| activation_bytes(m, &req, s + 1 == p.pp) / GIB).fold(0.0, f64::max);
+        let report = ReportContext {
+            name: setup.name.clone(),
+            seed: setup.seed,
+            plan: plan.clone(),
+            cluster_gpus: setup.total_gpus(),
+            peak_flops_per_gpu: setup.gpu.sustained_flops(m.dtype.bytes()) / setup.gpu.compute_efficiency,
+            capacity_gib: setup.gpu.memory_gib,
+            weights_gib_by_stage: weights_by_stage,
+            kv_gib_per_gpu: kv_reserved_gib,
+            kv_bytes_per_token_by_stage: kv_by_stage,
+            kv_block_tokens: setup.serving.kv_block_tokens,
+            activations_gib_per_gpu: activations_gib,
+            kv_peak_blocks_by_replica: Vec::new(),
+        };
+        let costs = ModelCosts {
+            model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp),
+            bytes_per_choice: m.hidden as f64 * m.dtype.bytes(),
+        };
+        let pricer = Pricer::new(setup);
+        let mut asm = Assembly {
+            plan,
+            costs: Box::new(costs),
+            comm: Vec::new(),
+            kv_blocks_per_replica: blocks,
+            report,
+            first_moe_layer: if m.is_moe() { m.dense_layers } else { u32::MAX },
+            moe: m.is_moe(),
+            pricer,
+        };
+        asm.reprice();
+        Ok(asm)
+    }
+
+    /// True when layer `l` has routed experts.
+    pub fn is_moe_layer(&self, l: u32) -> bool {
+        self.moe && l >= self.first_moe_layer
+    }
+
+    /// What-if: NVLink (`nvlink`) or NICs run at `fraction` of their bandwidth, on one
+    /// node or all; every collective price is recomputed.
+    pub fn set_link_fraction(&mut self, nvlink: bool, node: Option<u32>, fraction: f64) {
+        self.pricer.set_link_fraction(nvlink, node, fraction);
+        self.reprice();
+    }
+
+    fn reprice(&mut self) {
+        let plan = &self.plan;
+        let pr = &self.pricer;
+        self.comm = (0..plan.dp)
+            .map(|r| {
+                (0..plan.pp)
+                    .map(|s| StageComm {
+                        tp_allreduce: (0..plan.ep)
+                            .map(|e| pr.affine(CollectiveOp::AllReduce, &plan.tp_group(r, s, e)))
+                            .collect(),
+                        ep_alltoall: (0..plan.tp)
+                            .map(|t| pr.affine(CollectiveOp::AllToAll, &plan.ep_group(r, s, t)))
+                            .collect(),
+                        pp_send: if s + 1 < plan.pp {
+                            plan.stage_gpus(r, s)
+                                .iter()
+                                .map(|g| pr.affine(CollectiveOp::SendRecv, &[*g, g + plan.stage_size()]))
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+}
+
+impl std::fmt::Debug for Assembly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assembly").field("plan", &self.plan).field("kv_blocks", &self.kv_blocks_per_replica).finish()
+    }
+}

@@ -1,0 +1,276 @@
+//! The replica scheduler: iteration-level continuous batching as vLLM does it.
+//!
+//! Each iteration takes, within `max_batch_tokens` and `max_seqs`: first one token for
+//! every decoding sequence, then the next prefill chunk of sequences part-way through
+//! their prompt, then new requests first-come first-served while KV blocks last.
+//! Without chunked prefill, an iteration is either all whole-prompt prefills (when
+//! any waiting request can be admitted) or all decodes. When a decode needs a KV
+//! block and none is free, the newest running request is preempted: its blocks are
+//! freed and it goes back to the head of the queue, to be recomputed later.
+//! Sequences in a batch still travelling through the pipeline are not scheduled
+//! again until it finishes.
+
+use super::kv::{blocks_for, KvPool};
+use super::request::RequestSlab;
+use crate::engine::SimTime;
+use std::collections::VecDeque;
+
+/// Batching limits of a replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most tokens per iteration.
+    pub max_batch_tokens: u32,
+    /// Most sequences per iteration.
+    pub max_seqs: u32,
+    /// Mix prompt chunks with decodes.
+    pub chunked_prefill: bool,
+    /// Largest prompt chunk.
+    pub chunk_tokens: u32,
+}
+
+/// One sequence's part in an iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchEntry {
+    /// Request slot.
+    pub slot: u32,
+    /// Tokens processed this iteration (1 for a decode).
+    pub new_tokens: u32,
+    /// Tokens already in the KV cache before this iteration.
+    pub context: u32,
+    /// The iteration produces a token for this sequence.
+    pub emits: bool,
+}
+
+/// A replica's queues and KV pool.
+#[derive(Debug)]
+pub struct ReplicaQueues {
+    /// Arrived, not admitted (preempted requests return to the front).
+    pub waiting: VecDeque<u32>,
+    /// Admitted (holding KV blocks), in admission order.
+    pub running: Vec<u32>,
+    /// The KV block pool.
+    pub kv: KvPool,
+}
+
+/// Share of blocks kept free when admitting, so admissions do not cause immediate
+/// preemptions (vLLM keeps a 1 % watermark).
+const WATERMARK: f64 = 0.01;
+
+impl ReplicaQueues {
+    /// Empty queues over a pool of `blocks` blocks of `block_tokens` tokens.
+    pub fn new(blocks: u32, block_tokens: u32) -> Self {
+        ReplicaQueues { waiting: VecDeque::new(), running: Vec::new(), kv: KvPool::new(blocks, block_tokens) }
+    }
+
+    /// Requests waiting or running.
+    pub fn requests(&self) -> usize {
+        self.waiting.len() + self.running.len()
+    }
+
+    /// Forms the next iteration's batch into `out` (cleared first). Returns the number
+    /// of preemptions it made.
+    pub fn form_batch(&mut self, reqs: &mut RequestSlab, lim: &Limits, now: SimTime, out: &mut Vec<BatchEntry>) -> u32 {
+        out.clear();
+        if !lim.chunked_prefill {
+            let mut tokens_left = lim.max_batch_tokens;
+            self.admit(reqs, lim, now, out, &mut tokens_left, lim.max_seqs, false);
+            if !out.is_empty() {
+                return 0;
+            }
+            let mut t = lim.max_batch_tokens;
+            let mut s = lim.max_seqs;
+            return self.decodes(reqs, out, &mut t, &mut s);
+        }
+        let mut tokens_left = lim.max_batch_tokens;
+        let mut seqs_left = lim.max_seqs;
+        let preempted = self.decodes(reqs, out, &mut tokens_left, &mut seqs_left);
+        self.continue_prefills(reqs, lim, out, &mut tokens_left, &mut seqs_left);
+        self.admit(reqs, lim, now, out, &mut tokens_left, seqs_left, true);
+        preempted
+    }
+
+    fn decodes(&mut self, reqs: &mut RequestSlab, out: &mut Vec<BatchEntry>, tokens: &mut u32, seqs: &mut u32) -> u32 {
+        let mut preempted = 0;
+        let mut i = 0;
+        while i < self.running.len() && *tokens > 0 && *seqs > 0 {
+            let slot = self.running[i];
+            let r = reqs.get(slot);
+            if r.in_flight || r.in_prefill() {
+                i += 1;
+                continue;
+            }
+            let need = blocks_for(r.computed + 1, self.kv.block_tokens).saturating_sub(r.blocks);
+            if need > 0 && !self.kv.take(need) {
+                // Preempt the newest request that is not in this batch or in flight.
+                let victim = (i..self.running.len()).rev().find(|&j| !reqs.get(self.running[j]).in_flight);
+                let Some(j) = victim else { break };
+                self.preempt(reqs, j);
+                preempted += 1;
+                continue; // retry index i (or, if it was the victim, its successor)
+            }
+            let r = reqs.get_mut(slot);
+            r.blocks += need;
+            out.push(BatchEntry { slot, new_tokens: 1, context: r.computed, emits: true });
+            *tokens -= 1;
+            *seqs -= 1;
+            i += 1;
+        }
+        preempted
+    }
+
+    fn continue_prefills(
+        &mut self,
+        reqs: &mut RequestSlab,
+        lim: &Limits,
+        out: &mut Vec<BatchEntry>,
+        tokens: &mut u32,
+        seqs: &mut u32,
+    ) {
+        for &slot in &self.running {
+            if *tokens == 0 || *seqs == 0 {
+                return;
+            }
+            let r = reqs.get_mut(slot);
+            if r.in_flight || !r.in_prefill() || out.iter().any(|e| e.slot == slot) {
+                continue;
+            }
+            let chunk = (r.prefill_len - r.computed).min(*tokens).min(lim.chunk_tokens);
+            let need = blocks_for(r.computed + chunk, self.kv.block_tokens).saturating_sub(r.blocks);
+            if !self.kv.take(need) {
+                return;
+            }
+            r.blocks += need;
+            out.push(BatchEntry {
+                slot,
+                new_tokens: chunk,
+                context: r.computed,
+                emits: r.computed + chunk == r.prefill_len,
+            });
+            *tokens -= chunk;
+            *seqs -= 1;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        reqs: &mut RequestSlab,
+        lim: &Limits,
+        now: SimTime,
+        out: &mut Vec<BatchEntry>,
+        tokens: &mut u32,
+        mut seqs: u32,
+        chunked: bool,
+    ) {
+        let watermark = (self.kv.total as f64 * WATERMARK).ceil() as u32;
+        while let Some(&slot) = self.waiting.front() {
+            if *tokens == 0 || seqs == 0 {
+                return;
+            }
+            let r = reqs.get_mut(slot);
+            let chunk = if chunked {
+                r.prefill_len.min(*tokens).min(lim.chunk_tokens)
+            } else if r.prefill_len <= *tokens || out.is_empty() {
+                // A prompt longer than the batch limit runs alone rather than never.
+                r.prefill_len
+            } else {
+                return;
+            };
+            let need = blocks_for(chunk, self.kv.block_tokens);
+            if self.kv.free < need + watermark && !(self.running.is_empty() && self.kv.free >= need) {
+                return;
+            }
+            self.kv.take(need);
+            r.blocks = need;
+            r.scheduled_at.get_or_insert(now);
+            out.push(BatchEntry { slot, new_tokens: chunk, context: 0, emits: chunk == r.prefill_len });
+            self.waiting.pop_front();
+            self.running.push(slot);
+            *tokens = tokens.saturating_sub(chunk);
+            seqs -= 1;
+        }
+    }
+
+    fn preempt(&mut self, reqs: &mut RequestSlab, index: usize) {
+        let slot = self.running.remove(index);
+        let r = reqs.get_mut(slot);
+        self.kv.give_back(r.blocks);
+        r.blocks = 0;
+        r.computed = 0;
+        r.prefill_len = r.prompt_tokens + r.generated;
+        r.preemptions += 1;
+        self.waiting.push_front(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serving::request::Request;
+
+    fn lim(tokens: u32, chunked: bool) -> Limits {
+        Limits { max_batch_tokens: tokens, max_seqs: 8, chunked_prefill: chunked, chunk_tokens: tokens }
+    }
+
+    #[test]
+    fn chunked_prefill_splits_a_long_prompt() {
+        // A 100-token prompt with a 64-token budget: chunk 64 (no token), then 36 (emits).
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(100, 16);
+        let s = reqs.insert(Request::new(0, SimTime::ZERO, 100, 5));
+        q.waiting.push_back(s);
+        let mut out = Vec::new();
+        q.form_batch(&mut reqs, &lim(64, true), SimTime::ZERO, &mut out);
+        assert_eq!(out, vec![BatchEntry { slot: s, new_tokens: 64, context: 0, emits: false }]);
+        reqs.get_mut(s).computed = 64;
+        q.form_batch(&mut reqs, &lim(64, true), SimTime::ZERO, &mut out);
+        assert_eq!(out, vec![BatchEntry { slot: s, new_tokens: 36, context: 64, emits: true }]);
+        // 64 + 36 = 100 tokens in 16-token blocks = 7 blocks held.
+        assert_eq!(reqs.get(s).blocks, 7);
+    }
+
+    #[test]
+    fn decode_out_of_blocks_preempts_newest() {
+        // Pool of 2 blocks of 4 tokens; two requests each hold 1 full block (4 tokens
+        // computed, decoding). The first decode needs a second block: takes the last
+        // free one. The second then needs one: none left, so the newest (itself) is
+        // preempted back to the queue with its output recomputed as prompt.
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(3, 4);
+        assert!(q.kv.take(2));
+        for id in 0..2 {
+            let mut r = Request::new(id, SimTime::ZERO, 3, 10);
+            r.computed = 4;
+            r.prefill_len = 4;
+            r.generated = 1;
+            r.blocks = 1;
+            let s = reqs.insert(r);
+            q.running.push(s);
+        }
+        let mut out = Vec::new();
+        let pre = q.form_batch(&mut reqs, &lim(64, true), SimTime::ZERO, &mut out);
+        assert_eq!(pre, 1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].slot, 0);
+        assert_eq!(q.waiting.front(), Some(&1));
+        let r1 = reqs.get(1);
+        assert_eq!((r1.computed, r1.blocks, r1.prefill_len, r1.preemptions), (0, 0, 4, 1));
+    }
+
+    #[test]
+    fn without_chunking_prefills_run_alone() {
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(1000, 16);
+        let mut r = Request::new(0, SimTime::ZERO, 10, 10);
+        r.computed = 10;
+        r.generated = 1;
+        r.blocks = 1;
+        let d = reqs.insert(r);
+        q.running.push(d);
+        let w = reqs.insert(Request::new(1, SimTime::ZERO, 20, 10));
+        q.waiting.push_back(w);
+        let mut out = Vec::new();
+        q.form_batch(&mut reqs, &lim(64, false), SimTime::ZERO, &mut out);
+        assert_eq!(out, vec![BatchEntry { slot: w, new_tokens: 20, context: 0, emits: true }]);
+    }
+}
