@@ -52,6 +52,9 @@ impl Point {
     }
 }
 
+/// (hardware, tp, prompt tokens, batch) of a Splitwise measurement.
+type SplitwiseKey = (String, u32, u32, u32);
+
 /// Splitwise Llama-2-70B points at TP `tp` (2, 4 or 8): prefill 512/2048/8192 at batch
 /// 1 (`prompt_time`), decode steps at batch 1/8/32 after a 512-token prompt
 /// (`token_time`, averaged over 128 output tokens, so at context 512 + 64 on average),
@@ -59,8 +62,7 @@ impl Point {
 pub fn splitwise_points(framework: &str, tp: u32) -> Vec<Point> {
     let path = data_dir().join("splitwise_llama2-70b.csv");
     let mut rdr = csv::Reader::from_path(&path).expect("splitwise csv");
-    // (hardware, tp, prompt, batch) -> (prompt_time, token_time) repeats
-    let mut rows: BTreeMap<(String, u32, u32, u32), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut rows: BTreeMap<SplitwiseKey, Vec<(f64, f64)>> = BTreeMap::new();
     for rec in rdr.records() {
         let r = rec.expect("row");
         let num = |i: usize| r[i].parse::<f64>().expect("number");
@@ -73,6 +75,7 @@ pub fn splitwise_points(framework: &str, tp: u32) -> Vec<Point> {
     for (hw, preset, name) in [("a100-80gb", "a100-80g", "A100"), ("h100-80gb", "h100-sxm", "H100")] {
         let gpu = gpu_preset(preset).expect("gpu preset");
         let mut add = |label: String, step: Step, key: (u32, u32), decode: bool| {
+            // (prompt_time, token_time) of every repeat.
             let reps = &rows[&(hw.to_string(), tp, key.0, key.1)];
             let measured = median(reps.iter().map(|r| if decode { r.1 } else { r.0 }).collect());
             let sim = single_node_step(&model, gpu, &fw, tp, step).time.as_secs_f64() * 1e3;
