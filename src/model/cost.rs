@@ -112,6 +112,7 @@ pub struct OpCost {
 /// Prices a model's operators on one GPU of a TP group.
 #[derive(Clone, Debug)]
 pub struct CostModel {
+    tp: u32,
     hidden: f64,
     head_dim: f64,
     heads_rank: f64,
@@ -143,6 +144,7 @@ impl CostModel {
         let s = model.dtype.bytes();
         let gemm = gpu.sustained_flops(s) * framework.gemm_efficiency;
         CostModel {
+            tp: tp.max(1),
             hidden: model.hidden as f64,
             head_dim: model.head_dim as f64,
             heads_rank: per_rank(model.heads, tp),
@@ -161,6 +163,11 @@ impl CostModel {
             launch_s: (gpu.launch_overhead_us + framework.kernel_overhead_us) * 1e-6,
             score_bytes: framework.attention_score_bytes,
         }
+    }
+
+    /// The tensor-parallel degree this model was built for (at least 1).
+    pub fn tp(&self) -> u32 {
+        self.tp
     }
 
     /// Roofline time in seconds (without launch) at compute rate `rate`.

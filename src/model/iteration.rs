@@ -96,18 +96,18 @@ fn us(x: f64) -> SimTime {
     SimTime::from_ns_f64(x * 1e3)
 }
 
-/// One stage's iteration of a dense model over `shape`, with TP degree `tp`.
+/// One stage's iteration of a dense model over `shape`, on the TP group `cost` was built for.
 /// `comm` prices each collective (called once per distinct need, not per layer);
 /// each collective also pays the framework's per-kernel launch cost.
 pub fn dense_stage_iteration(
     cost: &CostModel,
     framework: &FrameworkProfile,
-    tp: u32,
     shape: &BatchShape,
     stage: StagePosition,
     comm: &dyn Fn(CommNeed) -> SimTime,
 ) -> IterationCost {
     let mut it = IterationCost::default();
+    let tp = cost.tp();
     let tokens = shape.tokens();
     let mut layer_ops = cost.attention_block(shape);
     layer_ops.push(cost.dense_mlp(tokens));
@@ -198,7 +198,7 @@ mod tests {
     fn two_allreduces_per_layer_priced_by_the_closure() {
         // Closure says 10 µs; optimized adds no per-collective cost: 2 * 80 * 10 µs = 1.6 ms.
         let (c, f) = setup("optimized", 8);
-        let it = dense_stage_iteration(&c, &f, 8, &decode(4), WHOLE, &|n: CommNeed| {
+        let it = dense_stage_iteration(&c, &f, &decode(4), WHOLE, &|n: CommNeed| {
             assert_eq!((n.kind, n.ranks, n.bytes, n.efficiency), (CommKind::TpAllReduce, 8, 4.0 * 8192.0 * 2.0, 1.0));
             SimTime::from_us(10)
         });
@@ -206,7 +206,7 @@ mod tests {
         // vllm-2023 adds 5 µs to each of the 14 ring steps: 2 * 80 * (10 + 70) µs = 12.8 ms,
         // and asks for its 0.3 bandwidth efficiency.
         let (c, f) = setup("vllm-2023", 8);
-        let it = dense_stage_iteration(&c, &f, 8, &decode(4), WHOLE, &|n: CommNeed| {
+        let it = dense_stage_iteration(&c, &f, &decode(4), WHOLE, &|n: CommNeed| {
             assert_eq!(n.efficiency, 0.3);
             SimTime::from_us(10)
         });
@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn no_tp_no_collectives_and_parts_add_up() {
         let (c, f) = setup("optimized", 1);
-        let it = dense_stage_iteration(&c, &f, 1, &decode(4), WHOLE, &|_| panic!("no collective at tp 1"));
+        let it = dense_stage_iteration(&c, &f, &decode(4), WHOLE, &|_| panic!("no collective at tp 1"));
         assert_eq!(it.comm_total(), SimTime::ZERO);
         assert_eq!(it.time, it.compute_total() + it.host_overhead);
         // Host: 100 µs per iteration + 5 µs x 4 sequences.
@@ -229,13 +229,13 @@ mod tests {
     fn middle_stage_has_no_head_no_embedding_and_sends_on() {
         let (c, f) = setup("optimized", 8);
         let mid = StagePosition { layers: 20, first: false, last: false };
-        let it = dense_stage_iteration(&c, &f, 8, &decode(4), mid, &|_| SimTime::ZERO);
+        let it = dense_stage_iteration(&c, &f, &decode(4), mid, &|_| SimTime::ZERO);
         assert_eq!(it.compute[OpKind::LmHead.index()], SimTime::ZERO);
         assert_eq!(it.host_overhead, SimTime::ZERO);
         let send = it.pp_send.unwrap();
         assert_eq!((send.kind, send.bytes), (CommKind::PpSendRecv, 4.0 * 8192.0 * 2.0));
         // A quarter of the layers: a quarter of a whole-model stage's layer compute.
-        let all = dense_stage_iteration(&c, &f, 8, &decode(4), WHOLE, &|_| SimTime::ZERO);
+        let all = dense_stage_iteration(&c, &f, &decode(4), WHOLE, &|_| SimTime::ZERO);
         assert_eq!(it.compute[OpKind::Mlp.index()].as_ns() * 4, all.compute[OpKind::Mlp.index()].as_ns());
     }
 
@@ -247,7 +247,7 @@ mod tests {
             prefill: vec![PrefillChunk { tokens: 512, context: 0, completes_prompt: false }],
             ..Default::default()
         };
-        let it = dense_stage_iteration(&c, &f, 8, &s, WHOLE, &|_| SimTime::ZERO);
+        let it = dense_stage_iteration(&c, &f, &s, WHOLE, &|_| SimTime::ZERO);
         assert_eq!(it.compute[OpKind::LmHead.index()], SimTime::ZERO);
     }
 
@@ -273,7 +273,7 @@ mod tests {
         for fw in ["optimized", "vllm-2023"] {
             let (c, f) = setup(fw, 8);
             for seqs in [1, 32, 256] {
-                let it = dense_stage_iteration(&c, &f, 8, &decode(seqs), WHOLE, &|_| SimTime::ZERO);
+                let it = dense_stage_iteration(&c, &f, &decode(seqs), WHOLE, &|_| SimTime::ZERO);
                 let secs = it.compute_total().as_secs_f64();
                 assert!(it.hbm_bytes / secs <= 3.35e12 && it.flops / secs <= 989e12, "{fw} {seqs}");
             }
