@@ -98,7 +98,8 @@ fn us(x: f64) -> SimTime {
 
 /// One stage's iteration of a dense model over `shape`, on the TP group `cost` was built for.
 /// `comm` prices each collective (called once per distinct need, not per layer);
-/// each collective also pays the framework's per-kernel launch cost.
+/// each TP all-reduce also pays the framework's per-kernel launch cost and its extra
+/// latency per ring step; PP sends are returned in `pp_send` for the caller to schedule.
 pub fn dense_stage_iteration(
     cost: &CostModel,
     framework: &FrameworkProfile,
