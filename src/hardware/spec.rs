@@ -138,9 +138,10 @@ pub const GPU_PRESETS: &[GpuPreset] = &[
         name: "a100-80g",
         // 0.74: Vidur's A100 profiles of Llama-3-8B GEMMs (QKV, out proj, up, down at
         // 512-4096 tokens) run at 200-240 TFLOP/s, 64-77 % of 312 (the best-case 271 of a
-        // square benchmark GEMM is not what model shapes get). 0.84: the batch-1 up
-        // projection streams its weights at ~1.7 TB/s of 2.039 once launch is taken off.
-        spec: || gpu("a100-80g", 312.0, 312.0, 0.74, 80.0, 2.039, 0.84),
+        // square benchmark GEMM is not what model shapes get). Batch-1 gate/up GEMMs at
+        // TP1 and TP4 (235 and 59 MB in 142 and 41 µs) give 1.74 TB/s (0.85 of 2.039)
+        // plus a 7 µs intercept: the launch overhead.
+        spec: || GpuSpec { launch_overhead_us: 7.0, ..gpu("a100-80g", 312.0, 312.0, 0.74, 80.0, 2.039, 0.85) },
         nvlink: || nvlink(300.0),
         network: || ib(25.0),
         source: "NVIDIA A100 datasheet (312 TFLOP/s BF16 dense, 80 GB HBM2e 2.039 TB/s, NVLink3 600 GB/s bidir); DGX A100: 8x HDR 200 Gb/s NICs",
@@ -148,11 +149,12 @@ pub const GPU_PRESETS: &[GpuPreset] = &[
     GpuPreset {
         name: "h100-sxm",
         // 0.74: Vidur's H100 profiles of Llama-2-70B GEMMs at 4096 tokens run at
-        // 680-810 TFLOP/s (69-82 % of 989; ~795 is the square-GEMM best). 0.88: the
-        // batch-1 gate/up projection streams 940 MB in 0.311 ms, ~3.0 TB/s of 3.35.
-        // Together with the 4 µs launch these put 39 of Vidur's 48 QKV/out/up/down
-        // medians (TP 1-8, 1/512/4096 tokens) within 15 % (tests/calibration.rs).
-        spec: || gpu("h100-sxm", 989.0, 1979.0, 0.74, 80.0, 3.35, 0.88),
+        // 680-810 TFLOP/s (69-82 % of 989; ~795 is the square-GEMM best). Batch-1
+        // gate/up GEMMs at TP1 and TP8 (940 and 117 MB in 311 and 43.5 µs) give
+        // 3.07 TB/s (0.92 of 3.35) plus a 5 µs intercept: the launch overhead. These put
+        // 39 of Vidur's 48 QKV/out/up/down medians (TP 1-8, 1/512/4096 tokens) within
+        // 15 % (tests/calibration.rs).
+        spec: || GpuSpec { launch_overhead_us: 5.0, ..gpu("h100-sxm", 989.0, 1979.0, 0.74, 80.0, 3.35, 0.92) },
         nvlink: || nvlink(450.0),
         network: || ib(50.0),
         source: "NVIDIA H100 SXM datasheet (989 TFLOP/s BF16 dense, 1979 FP8, 80 GB HBM3 3.35 TB/s, NVLink4 900 GB/s bidir); DGX H100: 8x NDR 400 Gb/s NICs",

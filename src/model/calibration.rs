@@ -55,5 +55,5 @@ pub fn single_node_step(
     let cost = CostModel::new(model, &spec, framework, tp);
     let ring = ring_closed_form(link.latency_us, link.bandwidth_gb_s * 1e9 * link.efficiency);
     let stage = StagePosition { layers: model.layers, first: true, last: true };
-    dense_stage_iteration(&cost, framework, tp, &step.shape(), stage, &ring)
+    dense_stage_iteration(&cost, framework, &step.shape(), stage, &ring)
 }

@@ -41,6 +41,10 @@ pub struct CommNeed {
     pub ranks: u32,
     /// Message size S in bytes (the all-reduce buffer, or the bytes sent).
     pub bytes: f64,
+    /// Fraction of the link's sustained bandwidth the software stack reaches
+    /// (`FrameworkProfile::collective_efficiency`): a pricing closure divides the
+    /// bandwidth term by it; 1 leaves the hardware's figure.
+    pub efficiency: f64,
 }
 
 /// Which slice of the pipeline a stage is.
@@ -92,18 +96,19 @@ fn us(x: f64) -> SimTime {
     SimTime::from_ns_f64(x * 1e3)
 }
 
-/// One stage's iteration of a dense model over `shape`, with TP degree `tp`.
+/// One stage's iteration of a dense model over `shape`, on the TP group `cost` was built for.
 /// `comm` prices each collective (called once per distinct need, not per layer);
-/// each collective also pays the framework's per-kernel launch cost.
+/// each TP all-reduce also pays the framework's per-kernel launch cost and its extra
+/// latency per ring step; PP sends are returned in `pp_send` for the caller to schedule.
 pub fn dense_stage_iteration(
     cost: &CostModel,
     framework: &FrameworkProfile,
-    tp: u32,
     shape: &BatchShape,
     stage: StagePosition,
     comm: &dyn Fn(CommNeed) -> SimTime,
 ) -> IterationCost {
     let mut it = IterationCost::default();
+    let tp = cost.tp();
     let tokens = shape.tokens();
     let mut layer_ops = cost.attention_block(shape);
     layer_ops.push(cost.dense_mlp(tokens));
@@ -113,8 +118,16 @@ pub fn dense_stage_iteration(
         it.hbm_bytes += op.bytes * stage.layers as f64;
     }
     if tp > 1 && tokens > 0 {
-        let need = CommNeed { kind: CommKind::TpAllReduce, ranks: tp, bytes: cost.tp_allreduce_bytes(tokens) };
-        let one = comm(need) + us(framework.kernel_overhead_us);
+        let need = CommNeed {
+            kind: CommKind::TpAllReduce,
+            ranks: tp,
+            bytes: cost.tp_allreduce_bytes(tokens),
+            efficiency: framework.collective_efficiency,
+        };
+        // The stack's own cost: one launch, plus its extra latency on each of the
+        // 2(n-1) steps of a ring all-reduce.
+        let steps = 2.0 * (tp - 1) as f64;
+        let one = comm(need) + us(framework.kernel_overhead_us + steps * framework.collective_step_overhead_us);
         it.comm[CommKind::TpAllReduce.index()] = times(one, 2 * stage.layers);
     }
     let mut edge_ops = Vec::with_capacity(2);
@@ -130,7 +143,12 @@ pub fn dense_stage_iteration(
         }
         it.host_overhead += us(framework.per_seq_overhead_us * shape.seqs() as f64);
     } else {
-        it.pp_send = Some(CommNeed { kind: CommKind::PpSendRecv, ranks: 2, bytes: cost.pp_transfer_bytes(tokens) });
+        it.pp_send = Some(CommNeed {
+            kind: CommKind::PpSendRecv,
+            ranks: 2,
+            bytes: cost.pp_transfer_bytes(tokens),
+            efficiency: framework.collective_efficiency,
+        });
     }
     for op in &edge_ops {
         it.compute[op.kind.index()] += op.time;
@@ -142,11 +160,13 @@ pub fn dense_stage_iteration(
 }
 
 /// The ring all-reduce closed form `2(n-1)·α + 2(n-1)/n · S/B`, in the shape the
-/// composer takes; `alpha_us` per step and `bytes_per_s` the sustained link rate.
+/// composer takes; `alpha_us` per step and `bytes_per_s` the sustained link rate
+/// (scaled by the need's `efficiency`).
 /// All-to-all is the pairwise form `(n-1)·α + (n-1)/n · S/B`, send/recv `α + S/B`.
 pub fn ring_closed_form(alpha_us: f64, bytes_per_s: f64) -> impl Fn(CommNeed) -> SimTime {
     move |need: CommNeed| {
         let n = need.ranks.max(1) as f64;
+        let bytes_per_s = bytes_per_s * need.efficiency;
         let secs = match need.kind {
             CommKind::TpAllReduce => 2.0 * (n - 1.0) * alpha_us * 1e-6 + 2.0 * (n - 1.0) / n * need.bytes / bytes_per_s,
             CommKind::EpAllToAll => (n - 1.0) * alpha_us * 1e-6 + (n - 1.0) / n * need.bytes / bytes_per_s,
@@ -179,21 +199,25 @@ mod tests {
     fn two_allreduces_per_layer_priced_by_the_closure() {
         // Closure says 10 µs; optimized adds no per-collective cost: 2 * 80 * 10 µs = 1.6 ms.
         let (c, f) = setup("optimized", 8);
-        let it = dense_stage_iteration(&c, &f, 8, &decode(4), WHOLE, &|n: CommNeed| {
-            assert_eq!((n.kind, n.ranks, n.bytes), (CommKind::TpAllReduce, 8, 4.0 * 8192.0 * 2.0));
+        let it = dense_stage_iteration(&c, &f, &decode(4), WHOLE, &|n: CommNeed| {
+            assert_eq!((n.kind, n.ranks, n.bytes, n.efficiency), (CommKind::TpAllReduce, 8, 4.0 * 8192.0 * 2.0, 1.0));
             SimTime::from_us(10)
         });
         assert_eq!(it.comm[CommKind::TpAllReduce.index()], SimTime::from_us(1600));
-        // vllm-2023 adds its 3 µs launch to each: 2 * 80 * 13 µs = 2.08 ms.
+        // vllm-2023 adds 5 µs to each of the 14 ring steps: 2 * 80 * (10 + 70) µs = 12.8 ms,
+        // and asks for its 0.3 bandwidth efficiency.
         let (c, f) = setup("vllm-2023", 8);
-        let it = dense_stage_iteration(&c, &f, 8, &decode(4), WHOLE, &|_| SimTime::from_us(10));
-        assert_eq!(it.comm_total(), SimTime::from_us(2080));
+        let it = dense_stage_iteration(&c, &f, &decode(4), WHOLE, &|n: CommNeed| {
+            assert_eq!(n.efficiency, 0.3);
+            SimTime::from_us(10)
+        });
+        assert_eq!(it.comm_total(), SimTime::from_us(12_800));
     }
 
     #[test]
     fn no_tp_no_collectives_and_parts_add_up() {
         let (c, f) = setup("optimized", 1);
-        let it = dense_stage_iteration(&c, &f, 1, &decode(4), WHOLE, &|_| panic!("no collective at tp 1"));
+        let it = dense_stage_iteration(&c, &f, &decode(4), WHOLE, &|_| panic!("no collective at tp 1"));
         assert_eq!(it.comm_total(), SimTime::ZERO);
         assert_eq!(it.time, it.compute_total() + it.host_overhead);
         // Host: 100 µs per iteration + 5 µs x 4 sequences.
@@ -206,13 +230,13 @@ mod tests {
     fn middle_stage_has_no_head_no_embedding_and_sends_on() {
         let (c, f) = setup("optimized", 8);
         let mid = StagePosition { layers: 20, first: false, last: false };
-        let it = dense_stage_iteration(&c, &f, 8, &decode(4), mid, &|_| SimTime::ZERO);
+        let it = dense_stage_iteration(&c, &f, &decode(4), mid, &|_| SimTime::ZERO);
         assert_eq!(it.compute[OpKind::LmHead.index()], SimTime::ZERO);
         assert_eq!(it.host_overhead, SimTime::ZERO);
         let send = it.pp_send.unwrap();
         assert_eq!((send.kind, send.bytes), (CommKind::PpSendRecv, 4.0 * 8192.0 * 2.0));
         // A quarter of the layers: a quarter of a whole-model stage's layer compute.
-        let all = dense_stage_iteration(&c, &f, 8, &decode(4), WHOLE, &|_| SimTime::ZERO);
+        let all = dense_stage_iteration(&c, &f, &decode(4), WHOLE, &|_| SimTime::ZERO);
         assert_eq!(it.compute[OpKind::Mlp.index()].as_ns() * 4, all.compute[OpKind::Mlp.index()].as_ns());
     }
 
@@ -224,7 +248,7 @@ mod tests {
             prefill: vec![PrefillChunk { tokens: 512, context: 0, completes_prompt: false }],
             ..Default::default()
         };
-        let it = dense_stage_iteration(&c, &f, 8, &s, WHOLE, &|_| SimTime::ZERO);
+        let it = dense_stage_iteration(&c, &f, &s, WHOLE, &|_| SimTime::ZERO);
         assert_eq!(it.compute[OpKind::LmHead.index()], SimTime::ZERO);
     }
 
@@ -233,10 +257,13 @@ mod tests {
         // 8 ranks, α 2 µs, 382.5 GB/s, 16,384 B: 14 * 2 µs + 1.75 * 16,384 / 382.5e9 s
         // = 28 µs + 74.96 ns = 28,075 ns.
         let ring = ring_closed_form(2.0, 382.5e9);
-        let t = ring(CommNeed { kind: CommKind::TpAllReduce, ranks: 8, bytes: 16_384.0 });
+        let t = ring(CommNeed { kind: CommKind::TpAllReduce, ranks: 8, bytes: 16_384.0, efficiency: 1.0 });
         assert_eq!(t.as_ns(), 28_075);
+        // At efficiency 0.5 the bandwidth term doubles: 28 µs + 149.92 ns = 28,150 ns.
+        let half = ring(CommNeed { kind: CommKind::TpAllReduce, ranks: 8, bytes: 16_384.0, efficiency: 0.5 });
+        assert_eq!(half.as_ns(), 28_150);
         // All-to-all: 7 * 2 µs + 0.875 * 16,384 / 382.5e9 = 14,037 ns (rounded from 14,037.5).
-        let a2a = ring(CommNeed { kind: CommKind::EpAllToAll, ranks: 8, bytes: 16_384.0 });
+        let a2a = ring(CommNeed { kind: CommKind::EpAllToAll, ranks: 8, bytes: 16_384.0, efficiency: 1.0 });
         assert!((14_037..=14_038).contains(&a2a.as_ns()), "{a2a:?}");
     }
 
@@ -247,7 +274,7 @@ mod tests {
         for fw in ["optimized", "vllm-2023"] {
             let (c, f) = setup(fw, 8);
             for seqs in [1, 32, 256] {
-                let it = dense_stage_iteration(&c, &f, 8, &decode(seqs), WHOLE, &|_| SimTime::ZERO);
+                let it = dense_stage_iteration(&c, &f, &decode(seqs), WHOLE, &|_| SimTime::ZERO);
                 let secs = it.compute_total().as_secs_f64();
                 assert!(it.hbm_bytes / secs <= 3.35e12 && it.flops / secs <= 989e12, "{fw} {seqs}");
             }

@@ -52,19 +52,22 @@ impl Point {
     }
 }
 
-/// Splitwise Llama-2-70B TP8 points: prefill 512/2048/8192 at batch 1 (`prompt_time`),
-/// decode steps at batch 1/8/32 after a 512-token prompt (`token_time`, averaged over
-/// 128 output tokens, so at context 512 + 64 on average), on A100 and H100, priced
-/// with the framework profile `framework`.
-pub fn splitwise_points(framework: &str) -> Vec<Point> {
-    let path = data_dir().join("splitwise_llama2-70b_tp8.csv");
+/// (hardware, tp, prompt tokens, batch) of a Splitwise measurement.
+type SplitwiseKey = (String, u32, u32, u32);
+
+/// Splitwise Llama-2-70B points at TP `tp` (2, 4 or 8): prefill 512/2048/8192 at batch
+/// 1 (`prompt_time`), decode steps at batch 1/8/32 after a 512-token prompt
+/// (`token_time`, averaged over 128 output tokens, so at context 512 + 64 on average),
+/// on A100 and H100, priced with the framework profile `framework`.
+pub fn splitwise_points(framework: &str, tp: u32) -> Vec<Point> {
+    let path = data_dir().join("splitwise_llama2-70b.csv");
     let mut rdr = csv::Reader::from_path(&path).expect("splitwise csv");
-    // (hardware, prompt, batch) -> (prompt_time, token_time) repeats
-    let mut rows: BTreeMap<(String, u32, u32), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut rows: BTreeMap<SplitwiseKey, Vec<(f64, f64)>> = BTreeMap::new();
     for rec in rdr.records() {
         let r = rec.expect("row");
         let num = |i: usize| r[i].parse::<f64>().expect("number");
-        rows.entry((r[1].to_string(), num(3) as u32, num(4) as u32)).or_default().push((num(6), num(7)));
+        let key = (r[1].to_string(), num(2) as u32, num(3) as u32, num(4) as u32);
+        rows.entry(key).or_default().push((num(6), num(7)));
     }
     let fw = framework_profile(framework).expect("framework");
     let model = llama2_70b_fp16();
@@ -72,16 +75,17 @@ pub fn splitwise_points(framework: &str) -> Vec<Point> {
     for (hw, preset, name) in [("a100-80gb", "a100-80g", "A100"), ("h100-80gb", "h100-sxm", "H100")] {
         let gpu = gpu_preset(preset).expect("gpu preset");
         let mut add = |label: String, step: Step, key: (u32, u32), decode: bool| {
-            let reps = &rows[&(hw.to_string(), key.0, key.1)];
+            // (prompt_time, token_time) of every repeat.
+            let reps = &rows[&(hw.to_string(), tp, key.0, key.1)];
             let measured = median(reps.iter().map(|r| if decode { r.1 } else { r.0 }).collect());
-            let sim = single_node_step(&model, gpu, &fw, 8, step).time.as_secs_f64() * 1e3;
+            let sim = single_node_step(&model, gpu, &fw, tp, step).time.as_secs_f64() * 1e3;
             out.push(Point { label, measured_ms: measured, simulated_ms: sim });
         };
         for t in [512, 2048, 8192] {
-            add(format!("{name} TP8 prefill {t}"), Step::Prefill { tokens: t }, (t, 1), false);
+            add(format!("{name} TP{tp} prefill {t}"), Step::Prefill { tokens: t }, (t, 1), false);
         }
         for b in [1, 8, 32] {
-            add(format!("{name} TP8 decode batch {b}"), Step::Decode { batch: b, context: 576 }, (512, b), true);
+            add(format!("{name} TP{tp} decode batch {b}"), Step::Decode { batch: b, context: 576 }, (512, b), true);
         }
     }
     out
