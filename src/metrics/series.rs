@@ -41,6 +41,9 @@ impl Buckets {
     }
 
     fn grow_to(&mut self, t_ns: u64) {
+        if t_ns < self.len() as u64 * self.width_ns {
+            return;
+        }
         while (t_ns / self.width_ns) as usize >= MAX_BUCKETS {
             let n = self.len();
             let mut merged = vec![0.0; n.div_ceil(2) * self.lanes];

@@ -79,9 +79,13 @@ impl Plan {
     pub fn node_of(&self, gpu: u32) -> u32 {
         gpu / self.gpus_per_node
     }
+    /// The first GPU of a stage; the stage holds `stage_size()` consecutive GPUs.
+    pub fn stage_first_gpu(&self, replica: u32, stage: u32) -> u32 {
+        self.gpu(Rank { replica, stage, ep_rank: 0, tp_rank: 0 })
+    }
     /// All GPUs of one stage of one replica, in (ep_rank, tp_rank) order.
     pub fn stage_gpus(&self, replica: u32, stage: u32) -> Vec<u32> {
-        let first = self.gpu(Rank { replica, stage, ep_rank: 0, tp_rank: 0 });
+        let first = self.stage_first_gpu(replica, stage);
         (first..first + self.stage_size()).collect()
     }
     /// The TP group of an EP rank in a stage.

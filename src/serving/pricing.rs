@@ -30,6 +30,8 @@ pub struct Pricer {
     nvlink_fraction: Vec<f64>,
     nic_fraction: Vec<f64>,
     overhead_ns: f64,
+    step_overhead_ns: f64,
+    efficiency: f64,
 }
 
 impl Pricer {
@@ -41,8 +43,11 @@ impl Pricer {
             network: setup.network.clone(),
             nvlink_fraction: vec![1.0; setup.nodes as usize],
             nic_fraction: vec![1.0; setup.nodes as usize],
-            // Every collective pays the scenario's fixed overhead plus the stack's launch cost.
+            // Every collective pays the scenario's fixed overhead plus the stack's launch
+            // cost, every step the stack's extra latency, and every byte its bandwidth loss.
             overhead_ns: (setup.parallel.collective_overhead_us + setup.framework.kernel_overhead_us) * 1e3,
+            step_overhead_ns: setup.framework.collective_step_overhead_us * 1e3,
+            efficiency: setup.framework.collective_efficiency,
         }
     }
 
@@ -76,6 +81,7 @@ impl Pricer {
             return Affine::default();
         }
         let (alpha, bw) = self.alpha_beta(gpus);
+        let (alpha, bw) = (alpha + self.step_overhead_ns, bw * self.efficiency);
         let (fixed, per_byte) = match op {
             CollectiveOp::AllReduce => (2.0 * (n - 1.0) * alpha, 2.0 * (n - 1.0) / n / bw),
             CollectiveOp::AllToAll => ((n - 1.0) * alpha, 1.0 / bw),

@@ -79,6 +79,8 @@ pub struct Simulation<'a> {
     shapes: Vec<BatchShape>,
     emitting: Vec<u32>,
     local_spans: Vec<LocalSpan>,
+    spare_entries: Vec<Vec<BatchEntry>>,
+    stage_speeds: Vec<f64>,
     default_window: bool,
     last_batch_span: SimTime,
     arrivals_seen: u64,
@@ -141,6 +143,8 @@ impl<'a> Simulation<'a> {
             shapes: Vec::new(),
             emitting: Vec::new(),
             local_spans: Vec::new(),
+            spare_entries: Vec::new(),
+            stage_speeds: Vec::new(),
             default_window: opts.window_s.is_none(),
             last_batch_span: SimTime::ZERO,
             arrivals_seen: 0,
@@ -278,11 +282,12 @@ impl<'a> Simulation<'a> {
         for s in 0..plan.pp {
             let free = self.replicas[r].stage_free[s as usize];
             let start = arrive.max(free);
-            let gpus = plan.stage_gpus(r as u32, s);
+            let first_gpu = plan.stage_first_gpu(r as u32, s);
+            let gpus = first_gpu..first_gpu + plan.stage_size();
             if s > 0 && start > free.max(now) {
                 // The stage had nothing to do while this batch was upstream: pipeline wait.
                 let from = free.max(now);
-                for &g in &gpus {
+                for g in gpus.clone() {
                     self.rec.ledger.wait(g, CommKind::Pp, (start - from).as_ns());
                     self.rec.span(Span {
                         gpu: g,
@@ -297,7 +302,8 @@ impl<'a> Simulation<'a> {
             let layers = plan.stage_layers(s);
             let dense_layers = layers.clone().filter(|l| !self.asm.is_moe_layer(*l)).count() as u32;
             let moe_layers = layers.len() as u32 - dense_layers;
-            let speeds: Vec<f64> = gpus.iter().map(|g| self.speeds[*g as usize]).collect();
+            self.stage_speeds.clear();
+            self.stage_speeds.extend(gpus.clone().map(|g| self.speeds[g as usize]));
             let comm = &self.asm.comm[r][s as usize];
             let input = StageInput {
                 shapes: &self.shapes,
@@ -309,7 +315,7 @@ impl<'a> Simulation<'a> {
                 top_k: self.setup.model.top_k,
                 first: s == 0,
                 last: s + 1 == plan.pp,
-                speeds: &speeds,
+                speeds: &self.stage_speeds,
                 comm,
             };
             let sampler = self.samplers.get_mut((r as u32 * plan.pp + s) as usize);
@@ -327,7 +333,7 @@ impl<'a> Simulation<'a> {
             let last = s + 1 == plan.pp;
             let end = start + SimTime(run.duration_ns) + if last { host_after } else { SimTime::ZERO };
             for (i, w) in run.gpus.iter().enumerate() {
-                let g = gpus[i];
+                let g = first_gpu + i as u32;
                 self.rec.ledger.compute(g, w.compute_ns, w.flops);
                 for k in CommKind::ALL {
                     let ki = k as usize;
@@ -338,7 +344,7 @@ impl<'a> Simulation<'a> {
             }
             for ls in &self.local_spans {
                 let span = Span {
-                    gpu: gpus[ls.local_gpu as usize],
+                    gpu: first_gpu + ls.local_gpu,
                     start: start + SimTime(ls.start_ns),
                     end: start + SimTime(ls.end_ns),
                     state: ls.state,
@@ -365,7 +371,7 @@ impl<'a> Simulation<'a> {
         if plan.pp > 1 {
             self.queue.schedule(rep.stage_free[0], Event::Stage0Free(r as u32));
         }
-        let entries = std::mem::take(&mut self.entries);
+        let entries = std::mem::replace(&mut self.entries, self.spare_entries.pop().unwrap_or_default());
         rep.in_flight.push_back(InFlight { entries, done_event });
     }
 
@@ -438,6 +444,7 @@ impl<'a> Simulation<'a> {
             self.rec.finish(&req, r as u32, now)?;
             self.after_completion();
         }
+        self.spare_entries.push(batch.entries);
         let queued: usize = self.replicas.iter().map(|r| r.queues.waiting.len()).sum();
         let running: usize = self.replicas.iter().map(|r| r.queues.running.len()).sum();
         self.rec.levels(now, queued, running);
