@@ -3,7 +3,7 @@
 //! output is deterministic; bad input is an error naming the file.
 
 use clustersim::metrics::summary::{Dist, Summary};
-use clustersim::output::plots::{self, PlotOptions};
+use clustersim::output::plots::{self, LatencyMetric, PlotData, PlotOptions};
 use clustersim::output::records::{GpuRow, RequestRow, SeriesRow, TimelineRow, UtilizationRow};
 use std::path::{Path, PathBuf};
 
@@ -62,9 +62,10 @@ fn write_results(dir: &Path, gpus: u32, nodes: u32, seconds: u32, requests: u32,
     let mut rng = Lcg(42);
     let gpu_rows: Vec<GpuRow> = (0..gpus)
         .map(|g| {
-            let compute = 300.0 + 100.0 * rng.next();
-            let comm = 40.0 + 20.0 * rng.next();
-            let wait = 20.0 + 30.0 * rng.next();
+            let wall = seconds as f64;
+            let compute = wall * (0.5 + 0.15 * rng.next());
+            let comm = wall * (0.06 + 0.03 * rng.next());
+            let wait = wall * (0.03 + 0.05 * rng.next());
             GpuRow {
                 gpu: g,
                 node: g / (gpus / nodes),
@@ -203,10 +204,8 @@ fn png_stats(path: &Path) -> (f64, u8) {
 fn every_chart_is_written_as_png_and_svg_that_decode_and_are_not_blank() {
     let dir = small_folder();
     let paths = plots::render_all(dir.path(), &PlotOptions::default()).unwrap();
-    let expected: Vec<PathBuf> = CHARTS
-        .iter()
-        .flat_map(|c| ["png", "svg"].map(|e| dir.path().join("plots").join(format!("{c}.{e}"))))
-        .collect();
+    let expected: Vec<PathBuf> =
+        CHARTS.iter().flat_map(|c| ["png", "svg"].map(|e| dir.path().join("plots").join(format!("{c}.{e}")))).collect();
     assert_eq!(paths, expected);
     for p in &paths {
         assert!(p.is_file(), "{} missing", p.display());
@@ -229,40 +228,57 @@ fn every_chart_is_written_as_png_and_svg_that_decode_and_are_not_blank() {
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // Deterministic: drawing again from the same files gives the same bytes.
+    let first: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let again = plots::render_all(dir.path(), &PlotOptions::default()).unwrap();
+    let second: Vec<Vec<u8>> = again.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    assert!(first == second, "same inputs gave different bytes");
+}
+
+/// Loads the folder and returns it with its `plots/` folder (created).
+fn load(dir: &Path) -> (PlotData, PathBuf) {
+    let out = dir.join("plots");
+    std::fs::create_dir_all(&out).unwrap();
+    (PlotData::load(dir).unwrap(), out)
+}
+
+fn svg_texts(path: &Path) -> Vec<String> {
+    let svg = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .collect()
 }
 
 #[test]
 fn latency_chart_marks_percentiles_and_requirement() {
     let dir = small_folder();
-    plots::render_all(dir.path(), &PlotOptions::default()).unwrap();
-    let svg = std::fs::read_to_string(dir.path().join("plots/ttft.svg")).unwrap();
-    // TTFT is spread evenly over 0.1..6.0 s across 300 requests: p50 = 3.05 s.
-    assert!(svg.contains("p50 = 3.05 s"), "p50 label missing");
-    assert!(svg.contains("p99 = 5.94 s"), "p99 label missing");
-    assert!(svg.contains("requirement: p99 ≤ 5 s"), "requirement missing");
-    let e2e = std::fs::read_to_string(dir.path().join("plots/e2e.svg")).unwrap();
-    assert!(!e2e.contains("requirement"), "e2e has no requirement in the scenario");
-}
-
-#[test]
-fn output_is_deterministic() {
-    let dir = small_folder();
-    let first: Vec<Vec<u8>> =
-        plots::render_all(dir.path(), &PlotOptions::default()).unwrap().iter().map(|p| std::fs::read(p).unwrap()).collect();
-    let second: Vec<Vec<u8>> =
-        plots::render_all(dir.path(), &PlotOptions::default()).unwrap().iter().map(|p| std::fs::read(p).unwrap()).collect();
-    assert!(first == second, "same inputs gave different bytes");
+    let (data, out) = load(dir.path());
+    assert_eq!(data.requirements.as_ref().and_then(|r| r.ttft_p99_s), Some(5.0));
+    plots::latency(&out, LatencyMetric::Ttft, &data.requests, data.requirements.as_ref()).unwrap();
+    let texts = svg_texts(&out.join("ttft.svg"));
+    // TTFT is spread evenly over 0.1..6.0 s across 300 requests: p50 = 0.1 + 5.9 / 2 = 3.05 s,
+    // p99 = 0.1 + 5.9 * 0.99 = 5.941 s.
+    for want in ["p50 = 3.05 s", "p99 = 5.94 s", "requirement: p99 ≤ 5 s", "TTFT (s)"] {
+        assert!(texts.iter().any(|t| t == want), "{want:?} missing from {texts:?}");
+    }
+    plots::latency(&out, LatencyMetric::E2e, &data.requests, data.requirements.as_ref()).unwrap();
+    let texts = svg_texts(&out.join("e2e.svg"));
+    assert!(!texts.iter().any(|t| t.contains("requirement")), "e2e has no requirement in the scenario");
 }
 
 #[test]
 fn timeline_window_selects_the_spans_drawn() {
     let dir = small_folder();
-    let opts = PlotOptions { window: Some((0.5, 0.6)), ..PlotOptions::default() };
-    plots::render_all(dir.path(), &opts).unwrap();
-    let svg = std::fs::read_to_string(dir.path().join("plots/timeline.svg")).unwrap();
-    assert!(svg.contains("500–600 ms"), "title should name the window in ms");
-    let bad = PlotOptions { window: Some((2.0, 1.0)), ..PlotOptions::default() };
-    let err = plots::render_all(dir.path(), &bad).unwrap_err().to_string();
+    let (data, out) = load(dir.path());
+    plots::timeline(&out, &data.gpus, &data.timeline, Some((0.5, 0.6))).unwrap();
+    let texts = svg_texts(&out.join("timeline.svg"));
+    assert!(texts.iter().any(|t| t.contains("500–600 ms")), "title should name the window in ms: {texts:?}");
+    assert!(texts.iter().any(|t| t == "time (ms)"), "axis in ms for a 100 ms window");
+    let err = plots::timeline(&out, &data.gpus, &data.timeline, Some((2.0, 1.0))).unwrap_err().to_string();
     assert!(err.contains("window"), "{err}");
 }
 
@@ -270,13 +286,27 @@ fn timeline_window_selects_the_spans_drawn() {
 fn many_gpus_switch_utilization_to_a_heatmap() {
     let dir = tempfile::tempdir().unwrap();
     write_results(dir.path(), 32, 4, 60, 100, 3000);
-    plots::render_all(dir.path(), &PlotOptions::default()).unwrap();
-    let svg = std::fs::read_to_string(dir.path().join("plots/utilization.svg")).unwrap();
-    assert!(svg.contains("busy (% of bucket)"), "heatmap colour bar expected for 32 GPUs");
-    let few = small_folder();
-    plots::render_all(few.path(), &PlotOptions::default()).unwrap();
-    let svg = std::fs::read_to_string(few.path().join("plots/utilization.svg")).unwrap();
-    assert!(!svg.contains("busy (% of bucket)") && svg.contains("cluster mean"), "lines expected for 8 GPUs");
+    let (data, out) = load(dir.path());
+    plots::utilization(&out, &data.gpus, &data.utilization, 8).unwrap();
+    let texts = svg_texts(&out.join("utilization.svg"));
+    assert!(texts.iter().any(|t| t == "busy (% of bucket)"), "heatmap colour bar expected for 32 GPUs");
+    plots::utilization(&out, &data.gpus, &data.utilization, 32).unwrap();
+    let texts = svg_texts(&out.join("utilization.svg"));
+    assert!(!texts.iter().any(|t| t == "busy (% of bucket)"), "lines expected up to max_line_gpus");
+    assert!(texts.iter().any(|t| t == "n3 g7 s1") && texts.iter().any(|t| t == "cluster mean"));
+}
+
+#[test]
+fn a_128_gpu_timeline_gets_a_readable_lane_per_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    write_results(dir.path(), 128, 16, 30, 50, 128 * 20);
+    let (data, out) = load(dir.path());
+    plots::timeline(&out, &data.gpus, &data.timeline, None).unwrap();
+    let img = image::open(out.join("timeline.png")).unwrap();
+    assert!(img.height() >= 128 * 16, "lanes too thin: {} px for 128 lanes", img.height());
+    let texts = svg_texts(&out.join("timeline.svg"));
+    let lanes = texts.iter().filter(|t| t.starts_with('n') && t.contains(" g")).count();
+    assert_eq!(lanes, 128, "every lane labelled");
 }
 
 #[test]

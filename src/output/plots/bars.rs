@@ -30,7 +30,7 @@ pub fn stacked<'a, DB: DrawingBackend>(
 ) -> Result<Axes<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
     let n = gpu_labels.len().max(1);
     let mut chart =
-        draw::axes_with(area, -0.5..n as f64 - 0.5, 0.0..y_max, "GPU (node, GPU in node, stage)", y_desc, false)?;
+        draw::axes_with(area, -0.5..n as f64 - 0.5, 0.0..y_max, "GPU (node, GPU in node, stage)", y_desc, false, 85)?;
     let half = if n > 64 { 0.45 } else { 0.38 };
     let mut base = vec![0.0; gpu_labels.len()];
     for layer in layers {

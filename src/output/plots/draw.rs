@@ -72,6 +72,15 @@ fn write_svg<C: Chart>(path: &Path, chart: &C) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
+/// Draws `title` centred at the top of `root` (with a margin above it) and returns
+/// the area below it.
+pub fn titled<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+) -> std::result::Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
+    root.margin(14, 0, 0, 0).titled(title, style::title())
+}
+
 /// Draws "no data" in the middle of `area` (for charts whose input is empty).
 pub fn no_data<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, what: &str) -> DrawResult<DB> {
     let (w, h) = area.dim_in_pixel();
@@ -94,11 +103,12 @@ pub fn axes<'a, DB: DrawingBackend>(
     x_desc: &str,
     y_desc: &str,
 ) -> std::result::Result<Axes<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
-    axes_with(area, x, y, x_desc, y_desc, true)
+    axes_with(area, x, y, x_desc, y_desc, true, 85)
 }
 
 /// Like [`axes`]; `x_ticks` false leaves the x axis without tick labels (the caller
-/// draws category labels itself).
+/// draws category labels itself); `y_area` is the width left of the plot for the y
+/// tick labels and description, px.
 pub fn axes_with<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     x: std::ops::Range<f64>,
@@ -106,12 +116,13 @@ pub fn axes_with<'a, DB: DrawingBackend>(
     x_desc: &str,
     y_desc: &str,
     x_ticks: bool,
+    y_area: u32,
 ) -> std::result::Result<Axes<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
     let mut chart =
-        ChartBuilder::on(area).margin(14).x_label_area_size(55).y_label_area_size(85).build_cartesian_2d(x, y)?;
+        ChartBuilder::on(area).margin(14).x_label_area_size(55).y_label_area_size(y_area).build_cartesian_2d(x, y)?;
     chart
         .configure_mesh()
-        .light_line_style(style::GRID)
+        .light_line_style(TRANSPARENT)
         .bold_line_style(style::GRID)
         .x_desc(x_desc)
         .y_desc(y_desc)

@@ -168,7 +168,7 @@ impl Binner {
         let w = self.width as f64;
         let x0 = ((start - self.t0) * self.px_per_s).clamp(0.0, w);
         let x1 = ((end - self.t0) * self.px_per_s).clamp(0.0, w);
-        if !(x1 > x0) || lane * self.width >= self.cover.len() {
+        if x1.partial_cmp(&x0) != Some(std::cmp::Ordering::Greater) || lane * self.width >= self.cover.len() {
             return;
         }
         self.present[cat.index()] = true;

@@ -112,7 +112,7 @@ impl Chart for Latency {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let title = format!("{} of {} requests", self.metric.long_name(), self.values.len());
-        let body = root.titled(&title, style::title())?;
+        let body = draw::titled(root, &title)?;
         let (w, _) = body.dim_in_pixel();
         let (plot, side) = body.split_horizontally(w.saturating_sub(style::LEGEND_W));
         let (Some(&lo), Some(&hi)) = (self.values.first(), self.values.last()) else {
@@ -162,7 +162,7 @@ impl Chart for Latency {
         let fmt = |v: f64| format!("{} {}", style::short(u(v)), unit.symbol);
         let mut entries = vec![Entry::new("requests", BAR, Mark::Box)];
         entries.extend(marks.iter().map(|(l, v, c)| Entry::new(format!("{l} = {}", fmt(*v)), *c, Mark::Dashed)));
-        entries.push(Entry::new(format!("max = {}", fmt(hi)), style::MUTED, Mark::Box));
+        entries.push(Entry::new(format!("max = {}", fmt(hi)), style::MUTED, Mark::Note));
         entries.extend(
             self.limits.iter().map(|(l, v)| Entry::new(format!("requirement: {l} ≤ {}", fmt(*v)), LIMIT, Mark::Line)),
         );

@@ -14,6 +14,8 @@ pub enum Mark {
     Line,
     /// A dashed line.
     Dashed,
+    /// No key: a note in muted text.
+    Note,
 }
 
 /// One legend line.
@@ -61,8 +63,10 @@ pub fn draw<DB: DrawingBackend>(
                     area.draw(&PathElement::new(vec![(x0, mid), (x0 + 5, mid)], e.color.stroke_width(3)))?;
                 }
             }
+            Mark::Note => {}
         }
-        area.draw(&Text::new(e.text.clone(), (x + 30, y), style::tick().color(&BLACK)))?;
+        let color = if e.mark == Mark::Note { style::MUTED } else { BLACK };
+        area.draw(&Text::new(e.text.clone(), (x + 30, y), style::tick().color(&color)))?;
         y += ROW_PX;
     }
     Ok(())

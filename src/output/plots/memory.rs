@@ -37,7 +37,7 @@ impl Chart for Memory {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let body = root.titled(&format!("Memory per GPU ({} GPUs)", self.gpus.len()), style::title())?;
+        let body = draw::titled(root, &format!("Memory per GPU ({} GPUs)", self.gpus.len()))?;
         let (w, _) = body.dim_in_pixel();
         let (plot, side) = body.split_horizontally(w.saturating_sub(style::LEGEND_W));
         if self.gpus.is_empty() {
@@ -65,23 +65,28 @@ impl Chart for Memory {
         }))?;
         let limit = self.limit.filter(|l| l.is_finite());
         if let Some(f) = limit {
-            chart.draw_series(self.gpus.iter().enumerate().map(|(i, g)| {
+            for (i, g) in self.gpus.iter().enumerate() {
                 let y = f * finite(g.capacity_gib);
-                PathElement::new(vec![(i as f64 - half, y), (i as f64 + half, y)], LIMIT.stroke_width(1))
-            }))?;
+                let seg = [(i as f64 - 0.5, y), (i as f64 + 0.5, y)];
+                chart.draw_series(DashedLineSeries::new(seg, 6, 4, LIMIT.stroke_width(2)))?;
+            }
         }
         let mut entries: Vec<Entry> = layers.iter().map(|l| Entry::new(l.label.clone(), l.color, Mark::Box)).collect();
-        entries.push(Entry::new("KV cache peak used (top)", BLACK.into(), Mark::Line));
+        entries.push(Entry::new("KV cache peak used (top)", BLACK, Mark::Line));
         entries.push(Entry::new("capacity", CAPACITY, Mark::Line));
         if let Some(f) = limit {
             entries.push(Entry::new(
                 format!("requirement ≤ {} % of capacity", style::short(f * 100.0)),
                 LIMIT,
-                Mark::Line,
+                Mark::Dashed,
             ));
         }
         if let Some(g) = self.gpus.first() {
-            entries.push(Entry::new(format!("capacity {} GiB", style::short(g.capacity_gib)), style::MUTED, Mark::Box));
+            entries.push(Entry::new(
+                format!("capacity {} GiB", style::short(g.capacity_gib)),
+                style::MUTED,
+                Mark::Note,
+            ));
         }
         legend::draw(&side, 20, "Memory", &entries)
     }

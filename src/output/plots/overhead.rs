@@ -20,6 +20,9 @@ pub fn overhead(out_dir: &Path, gpus: &[GpuRow], summary: &Overhead, limit: Opti
     draw::write_chart(out_dir, &OverheadChart { labels: style::gpu_labels(&gpus), gpus, summary, limit })
 }
 
+/// Reads one figure of a GPU row.
+type Pick = fn(&GpuRow) -> f64;
+
 struct OverheadChart<'a> {
     gpus: Vec<GpuRow>,
     labels: Vec<String>,
@@ -47,7 +50,7 @@ fn pct(part: f64, whole: f64) -> f64 {
 impl OverheadChart<'_> {
     fn state_layers(&self) -> Vec<Layer> {
         let names = ["computing", "communicating (exposed)", "waiting for peers", "idle"];
-        let pick: [fn(&GpuRow) -> f64; 4] = [|g| g.compute_s, |g| g.communicate_s, |g| g.wait_s, |g| g.idle_s];
+        let pick: [Pick; 4] = [|g| g.compute_s, |g| g.communicate_s, |g| g.wait_s, |g| g.idle_s];
         let wall: Vec<f64> = self.gpus.iter().map(|g| g.compute_s + g.communicate_s + g.wait_s + g.idle_s).collect();
         (0..4)
             .map(|k| Layer {
@@ -62,7 +65,7 @@ impl OverheadChart<'_> {
         let s = &self.summary.by_kind;
         let cluster =
             |k: &KindOverhead, comm: bool| 100.0 * if comm { k.communication_fraction } else { k.wait_fraction };
-        let kinds: [(&str, &KindOverhead, fn(&GpuRow) -> f64, fn(&GpuRow) -> f64); 3] = [
+        let kinds: [(&str, &KindOverhead, Pick, Pick); 3] = [
             ("TP", &s.tp, |g| g.tp_comm_s, |g| g.tp_wait_s),
             ("PP", &s.pp, |g| g.pp_comm_s, |g| g.pp_wait_s),
             ("EP", &s.ep, |g| g.ep_comm_s, |g| g.ep_wait_s),
@@ -97,7 +100,7 @@ impl Chart for OverheadChart<'_> {
             self.gpus.len(),
             style::short(100.0 * self.summary.fraction)
         );
-        let body = root.titled(&title, style::title())?;
+        let body = draw::titled(root, &title)?;
         let (w, h) = body.dim_in_pixel();
         let (plot, side) = body.split_horizontally(w.saturating_sub(style::LEGEND_W));
         if self.gpus.is_empty() {
@@ -124,10 +127,10 @@ impl Chart for OverheadChart<'_> {
         entries.push(Entry::new(
             format!("DP (cluster only): {} %", style::short(100.0 * dp.fraction)),
             style::MUTED,
-            Mark::Box,
+            Mark::Note,
         ));
         if let Some(l) = limit {
-            entries.push(Entry::new(format!("requirement ≤ {} %", style::short(l)), BLACK.into(), Mark::Dashed));
+            entries.push(Entry::new(format!("requirement ≤ {} %", style::short(l)), BLACK, Mark::Dashed));
         }
         legend::draw(&side_low, 20, "Overhead by kind", &entries)
     }

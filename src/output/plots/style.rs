@@ -108,7 +108,7 @@ pub struct TimeUnit {
 impl TimeUnit {
     /// Seconds if `span_s` >= 1 s, milliseconds if >= 1 ms, else microseconds.
     pub fn for_span(span_s: f64) -> TimeUnit {
-        if !(span_s < 1.0) {
+        if span_s.is_nan() || span_s >= 1.0 {
             TimeUnit { per_s: 1.0, symbol: "s" }
         } else if span_s >= 1e-3 {
             TimeUnit { per_s: 1e3, symbol: "ms" }

@@ -37,7 +37,7 @@ impl Chart for Throughput<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let body = root.titled("Throughput and queue over time", style::title())?;
+        let body = draw::titled(root, "Throughput and queue over time")?;
         let (w, h) = body.dim_in_pixel();
         let (plot, side) = body.split_horizontally(w.saturating_sub(style::LEGEND_W));
         let (Some(first), Some(last)) = (self.rows.first(), self.rows.last()) else {
@@ -65,7 +65,7 @@ impl Chart for Throughput<'_> {
             &[
                 Entry::new("prompt + output tokens/s", TOTAL, Mark::Line),
                 Entry::new("output tokens/s", OUTPUT, Mark::Line),
-                Entry::new(bucket.clone(), style::MUTED, Mark::Box),
+                Entry::new(bucket.clone(), style::MUTED, Mark::Note),
             ],
         )?;
 

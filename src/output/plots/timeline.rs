@@ -81,7 +81,7 @@ impl Chart for Timeline<'_> {
             unit.symbol,
             self.lanes.len()
         );
-        let body = root.titled(&title, style::title())?;
+        let body = draw::titled(root, &title)?;
         let (w, _) = body.dim_in_pixel();
         let (plot, side) = body.split_horizontally(w.saturating_sub(style::LEGEND_W));
         let n = self.lanes.len();
@@ -94,7 +94,7 @@ impl Chart for Timeline<'_> {
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .light_line_style(style::GRID)
+            .light_line_style(TRANSPARENT)
             .bold_line_style(style::GRID)
             .x_desc(format!("time ({})", unit.symbol))
             .y_desc("GPU (node, GPU in node, stage)")
@@ -128,7 +128,8 @@ impl Chart for Timeline<'_> {
         }
         let entries: Vec<Entry> = present.iter().map(|c| Entry::new(c.label(), c.color(), Mark::Box)).collect();
         legend::draw(&side, 20, "State: what ran", &entries)?;
-        let note = format!("one pixel = {} {}", style::short(px_s * unit.per_s), unit.symbol);
+        let pu = TimeUnit::for_span(px_s);
+        let note = format!("one pixel column = {} {}", style::short(px_s * pu.per_s), pu.symbol);
         side.draw(&Text::new(
             note,
             (10, 20 + legend::ROW_PX * (entries.len() as i32 + 2)),

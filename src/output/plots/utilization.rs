@@ -65,12 +65,12 @@ impl Grid {
         }
     }
 
-    /// Mean over GPUs with a value, per bucket.
+    /// Mean over GPUs with a value, per bucket, at the bucket's middle.
     fn mean(&self) -> Vec<(f64, f64)> {
         (0..self.times.len())
             .filter_map(|b| {
                 let v: Vec<f64> = self.busy.iter().map(|l| l[b]).filter(|v| !v.is_nan()).collect();
-                (!v.is_empty()).then(|| (self.times[b], v.iter().sum::<f64>() / v.len() as f64))
+                (!v.is_empty()).then(|| (self.times[b] + self.bucket_s / 2.0, v.iter().sum::<f64>() / v.len() as f64))
             })
             .collect()
     }
@@ -106,6 +106,9 @@ struct Utilization {
 }
 
 const MEAN_PANEL_PX: u32 = 280;
+/// Room for lane labels left of the heatmap, and the same for the mean panel so the
+/// time axes line up.
+const LANE_LABEL_AREA: u32 = 110;
 
 impl Utilization {
     fn pitch(&self) -> u32 {
@@ -130,7 +133,7 @@ impl Chart for Utilization {
         let g = &self.grid;
         let title =
             format!("Compute utilization per GPU ({} GPUs, {} s buckets)", g.labels.len(), style::short(g.bucket_s));
-        let body = root.titled(&title, style::title())?;
+        let body = draw::titled(root, &title)?;
         let (w, h) = body.dim_in_pixel();
         let (plot, side) = body.split_horizontally(w.saturating_sub(style::LEGEND_W));
         if g.times.is_empty() {
@@ -139,7 +142,7 @@ impl Chart for Utilization {
         let (t0, t1) = g.span();
         let unit = TimeUnit::for_span(t1 - t0);
         let mean = g.mean();
-        let mean_entry = Entry::new("cluster mean", BLACK.into(), Mark::Line);
+        let mean_entry = Entry::new("cluster mean", BLACK, Mark::Line);
         if !self.heatmap {
             let mut entries = Vec::new();
             let mut chart = time_chart(&plot, t0, t1, unit, "compute utilization (%)")?;
@@ -162,7 +165,7 @@ impl Chart for Utilization {
         let mut chart = ChartBuilder::on(&heat)
             .margin(12)
             .x_label_area_size(50)
-            .y_label_area_size(110)
+            .y_label_area_size(LANE_LABEL_AREA)
             .build_cartesian_2d(t0 * unit.per_s..t1 * unit.per_s, 0.0..n as f64)?;
         chart
             .configure_mesh()
@@ -202,7 +205,8 @@ fn time_chart<'a, DB: DrawingBackend>(
     unit: TimeUnit,
     y_desc: &str,
 ) -> std::result::Result<draw::Axes<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
-    draw::axes(area, t0 * unit.per_s..t1 * unit.per_s, 0.0..100.0, &format!("time ({})", unit.symbol), y_desc)
+    let x_desc = format!("time ({})", unit.symbol);
+    draw::axes_with(area, t0 * unit.per_s..t1 * unit.per_s, 0.0..100.0, &x_desc, y_desc, true, LANE_LABEL_AREA)
 }
 
 /// The heatmap's colour scale, 0-100 % busy, in the legend column.
