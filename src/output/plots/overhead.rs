@@ -74,6 +74,10 @@ impl OverheadChart<'_> {
         let mut layers = Vec::new();
         for (i, (name, k, comm, wait)) in kinds.iter().enumerate() {
             for (j, (what, f)) in [("comm", comm), ("wait", wait)].into_iter().enumerate() {
+                // A kind the plan does not use (zero everywhere) is left out of the legend.
+                if cluster(k, j == 0) == 0.0 && self.gpus.iter().all(|g| f(g) == 0.0) {
+                    continue;
+                }
                 layers.push(Layer {
                     label: format!("{name} {what} (cluster {} %)", style::short(cluster(k, j == 0))),
                     color: KIND_COLORS[2 * i + j],
