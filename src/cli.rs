@@ -1,7 +1,7 @@
 //! The command line: a thin layer that parses arguments and calls the library.
 
 use crate::error::{Error, Result};
-use crate::output::{files, table, writer};
+use crate::output::{files, plots, table, writer};
 use crate::scenario::{self, Override};
 use crate::serving::{simulate, RunOptions};
 use clap::{Args, Parser, Subcommand};
@@ -25,6 +25,40 @@ pub enum Command {
     Run(RunArgs),
     /// Check a scenario file without running it.
     Validate(ScenarioArgs),
+    /// Re-render every chart of a finished run from its files, without simulating.
+    Plot(PlotArgs),
+    /// Write the operator graph of one iteration of the plan (DOT or JSON) to stdout.
+    Dag(DagArgs),
+}
+
+/// `clustersim dag`.
+#[derive(Args, Debug, Clone)]
+pub struct DagArgs {
+    /// Scenario and overrides.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DagFormat::Dot)]
+    pub format: DagFormat,
+}
+
+/// DAG output formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DagFormat {
+    /// Graphviz DOT (`dot -Tpng` renders it).
+    Dot,
+    /// JSON: nodes, edges, groups, per-GPU memory.
+    Json,
+}
+
+/// `clustersim plot`.
+#[derive(Args, Debug, Clone)]
+pub struct PlotArgs {
+    /// A results folder written by `clustersim run`.
+    pub dir: PathBuf,
+    /// Timeline window in seconds, START..END (default: the window the run recorded).
+    #[arg(long, value_parser = parse_window)]
+    pub window: Option<(f64, f64)>,
 }
 
 /// A scenario file and overrides.
@@ -55,6 +89,12 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Skip the charts (summary and CSV files only).
+    #[arg(long)]
+    pub no_plots: bool,
+    /// Also write trace.json (Perfetto / chrome://tracing) for the timeline window.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// Parses `START..END` (seconds).
@@ -111,6 +151,25 @@ fn execute(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Run(a) => run(&a),
+        Command::Dag(a) => {
+            let setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
+            let asm = crate::serving::assemble::Assembly::build(&setup)?;
+            let dag = crate::output::dag::build(&setup.name, &asm);
+            match a.format {
+                DagFormat::Dot => print!("{}", crate::output::dag::to_dot(&dag)),
+                DagFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&dag).map_err(|e| Error::Run(format!("cannot write JSON: {e}")))?
+                ),
+            }
+            Ok(0)
+        }
+        Command::Plot(a) => {
+            let opts = plots::PlotOptions { window: a.window, ..Default::default() };
+            let written = plots::render_all(&a.dir, &opts)?;
+            println!("{} charts written to {}", written.len(), plots::plots_dir(&a.dir).display());
+            Ok(0)
+        }
     }
 }
 
@@ -124,7 +183,12 @@ fn run(a: &RunArgs) -> Result<i32> {
     files::write_atomic(&dir.join("scenario.toml"), as_run.as_bytes())?;
     let started = Instant::now();
     let progress = if a.quiet || !std::io::stderr().is_terminal() { None } else { Some(progress_bar(started)) };
-    let opts = RunOptions { requests_csv: Some(dir.join("requests.csv")), window_s: a.window, progress };
+    let opts = RunOptions {
+        requests_csv: Some(dir.join("requests.csv")),
+        window_s: a.window,
+        progress,
+        trace_json: a.trace.then(|| dir.join("trace.json")),
+    };
     let outcome = simulate(&setup, opts)?;
     let wall = started.elapsed().as_secs_f64();
     writer::write_report(&dir, &outcome.report)?;
@@ -137,6 +201,9 @@ fn run(a: &RunArgs) -> Result<i32> {
         peak_rss_mib: writer::peak_rss_mib(),
     };
     writer::write_json(&dir.join("run_info.json"), &info)?;
+    if !a.no_plots {
+        plots::render_all(&dir, &plots::PlotOptions::default())?;
+    }
     print!("{}", table::summary_table(&outcome.report.summary));
     println!(
         "wall       {:.3} s, {:.0} events/s, {:.0} requests/s, peak memory {:.0} MiB",

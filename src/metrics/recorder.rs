@@ -76,6 +76,10 @@ pub struct Span {
     pub what: Activity,
     /// Batch id.
     pub batch: u64,
+    /// FLOPs (compute spans).
+    pub flops: f64,
+    /// Bytes moved per GPU (communication spans).
+    pub bytes: f64,
 }
 
 /// Most spans kept, so a huge window cannot exhaust memory.
@@ -127,6 +131,8 @@ pub struct Recorder {
     pub spans: Vec<Span>,
     /// Spans not kept because of [`MAX_SPANS`].
     pub spans_dropped: u64,
+    /// Request ids of each batch with spans in the window, by batch id.
+    pub batch_requests: std::collections::BTreeMap<u64, Vec<u64>>,
     /// Sum over stages of stage busy time inside pipeline spans, ns.
     pub pipeline_stage_busy_ns: u128,
     /// Sum over replicas of (pp x length of periods with a batch in flight), ns.
@@ -168,6 +174,7 @@ impl Recorder {
             window: None,
             spans: Vec::new(),
             spans_dropped: 0,
+            batch_requests: std::collections::BTreeMap::new(),
             pipeline_stage_busy_ns: 0,
             pipeline_capacity_ns: 0,
             iterations: 0,

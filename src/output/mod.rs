@@ -1,5 +1,7 @@
 //! Writing results: atomic files, the results folder, row formats, charts and traces.
 
+pub mod chrome;
+pub mod dag;
 pub mod files;
 pub mod plots;
 pub mod records;

@@ -28,11 +28,15 @@ pub struct Outcome {
 }
 
 /// Simulates `setup` to the end.
-pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
+pub fn simulate(setup: &Setup, mut opts: RunOptions) -> Result<Outcome> {
     let asm = assemble::Assembly::build(setup)?;
     let workload = Workload::from_setup(setup)?;
+    let trace = opts.trace_json.take();
     let mut sim = sim::Simulation::new(setup, asm, workload, opts)?;
     sim.run()?;
+    if let Some(path) = trace {
+        crate::output::chrome::write_trace(&path, &sim.rec.spans, &sim.rec.batch_requests, &sim.assembly().plan)?;
+    }
     let mut ctx = sim.assembly().report.clone();
     ctx.kv_peak_blocks_by_replica = sim.kv_peak_blocks();
     let events = sim.events();

@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub window_s: Option<(f64, f64)>,
     /// Called now and then with (completed, total) requests.
     pub progress: Option<Box<dyn FnMut(u64, u64)>>,
+    /// Write a Chrome/Perfetto trace of the timeline window here.
+    pub trace_json: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -296,6 +298,8 @@ impl<'a> Simulation<'a> {
                         state: GpuState::Wait,
                         what: Activity::PpSendRecv,
                         batch,
+                        flops: 0.0,
+                        bytes: 0.0,
                     });
                 }
             }
@@ -350,8 +354,14 @@ impl<'a> Simulation<'a> {
                     state: ls.state,
                     what: ls.what,
                     batch,
+                    flops: ls.flops,
+                    bytes: ls.bytes,
                 };
                 self.rec.span(span);
+            }
+            if want && !self.local_spans.is_empty() && !self.rec.batch_requests.contains_key(&batch) {
+                let ids = self.entries.iter().map(|e| self.reqs.get(e.slot).id).collect();
+                self.rec.batch_requests.insert(batch, ids);
             }
             self.rec.iterations += 1;
             self.rec.pipeline_stage_busy_ns += run.duration_ns as u128;

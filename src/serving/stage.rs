@@ -129,6 +129,10 @@ pub struct LocalSpan {
     pub state: GpuState,
     /// What.
     pub what: Activity,
+    /// FLOPs (compute spans).
+    pub flops: f64,
+    /// Bytes each GPU moves (communication spans).
+    pub bytes: f64,
 }
 
 /// The result of a stage run.
@@ -167,6 +171,8 @@ impl Clocks<'_> {
                     end_ns: self.t[g] + ns,
                     state: GpuState::Compute,
                     what,
+                    flops: w.flops,
+                    bytes: 0.0,
                 });
             }
         }
@@ -176,7 +182,7 @@ impl Clocks<'_> {
     }
 
     /// A collective among `members`: starts at the latest arrival, takes `ns`.
-    fn collective(&mut self, members: &[usize], ns: u64, what: Activity) {
+    fn collective(&mut self, members: &[usize], ns: u64, bytes: f64, what: Activity) {
         let kind = what.comm_kind().unwrap_or(CommKind::Tp);
         let k = kind_index(kind);
         let start = members.iter().map(|&g| self.t[g]).max().unwrap_or(0);
@@ -190,6 +196,8 @@ impl Clocks<'_> {
                         end_ns: start,
                         state: GpuState::Wait,
                         what,
+                        flops: 0.0,
+                        bytes: 0.0,
                     });
                 }
                 if ns > 0 {
@@ -199,6 +207,8 @@ impl Clocks<'_> {
                         end_ns: start + ns,
                         state: GpuState::Communicate,
                         what,
+                        flops: 0.0,
+                        bytes,
                     });
                 }
             }
@@ -249,7 +259,8 @@ pub fn run_stage(
                 c.compute(g, attn[e], input.speeds[g], Activity::Attention);
             }
             if tp > 1 {
-                c.collective(&tp_groups[e], tp_ns(e, costs.tp_bytes(tokens[e])), Activity::TpAllReduce);
+                let bytes = costs.tp_bytes(tokens[e]);
+                c.collective(&tp_groups[e], tp_ns(e, bytes), bytes, Activity::TpAllReduce);
             }
         }
     };
@@ -261,7 +272,8 @@ pub fn run_stage(
                 c.compute(g, mlp[e], input.speeds[g], Activity::Mlp);
             }
             if tp > 1 {
-                c.collective(&tp_groups[e], tp_ns(e, costs.tp_bytes(tokens[e])), Activity::TpAllReduce);
+                let bytes = costs.tp_bytes(tokens[e]);
+                c.collective(&tp_groups[e], tp_ns(e, bytes), bytes, Activity::TpAllReduce);
             }
         }
     }
@@ -295,7 +307,7 @@ pub fn run_stage(
             };
             if groups > 1 {
                 for (r, members) in ep_groups.iter().enumerate() {
-                    c.collective(members, input.comm.ep_alltoall[r].ns(a2a_bytes), Activity::EpAllToAll);
+                    c.collective(members, input.comm.ep_alltoall[r].ns(a2a_bytes), a2a_bytes, Activity::EpAllToAll);
                 }
             }
             for e in 0..groups {
@@ -307,12 +319,13 @@ pub fn run_stage(
                 }
                 if tp > 1 {
                     let received = per_group[e].min(u32::MAX as u64) as u32;
-                    c.collective(&tp_groups[e], tp_ns(e, costs.tp_bytes(received)), Activity::TpAllReduce);
+                    let bytes = costs.tp_bytes(received);
+                    c.collective(&tp_groups[e], tp_ns(e, bytes), bytes, Activity::TpAllReduce);
                 }
             }
             if groups > 1 {
                 for (r, members) in ep_groups.iter().enumerate() {
-                    c.collective(members, input.comm.ep_alltoall[r].ns(a2a_bytes), Activity::EpAllToAll);
+                    c.collective(members, input.comm.ep_alltoall[r].ns(a2a_bytes), a2a_bytes, Activity::EpAllToAll);
                 }
             }
         }
@@ -331,7 +344,7 @@ pub fn run_stage(
             let bytes = costs.pp_bytes(tokens[e]) / tp as f64;
             for &g in &tp_groups[e] {
                 let ns = input.comm.pp_send[g].ns(bytes);
-                c.collective(&[g], ns, Activity::PpSendRecv);
+                c.collective(&[g], ns, bytes, Activity::PpSendRecv);
             }
         }
     }
@@ -340,7 +353,7 @@ pub fn run_stage(
     let end = c.t.iter().copied().max().unwrap_or(0);
     let all: Vec<usize> = (0..n).collect();
     let tail_kind = if groups > 1 { Activity::EpAllToAll } else { Activity::TpAllReduce };
-    c.collective(&all, 0, tail_kind);
+    c.collective(&all, 0, 0.0, tail_kind);
     StageRun { duration_ns: end, gpus: c.work }
 }
 
