@@ -1,48 +1,95 @@
-//! The event queue: earliest time first, ties in scheduling order, with cancellation.
+//! The event queue: earliest time first, ties in scheduling order, with
+//! cancellation and rescheduling.
 //!
-//! The key is `(time, sequence number)`. The sequence number makes the order total
-//! and deterministic: two events at the same nanosecond run in the order they were
-//! scheduled, whatever the heap's internal layout. Cancellation is lazy (a
-//! cancelled entry is skipped when it reaches the top), which keeps `schedule` and
-//! `pop` as cheap as a plain binary heap's. Moving an event is cancel + schedule.
+//! # Ordering
+//! The key is `(time, sequence number)`. Every `schedule` (and every
+//! `reschedule`) takes the next sequence number, so the order is total and
+//! deterministic: two events at the same nanosecond run in the order they were
+//! scheduled, whatever the heap's internal layout.
+//!
+//! # Clock
+//! The clock ([`EventQueue::now`]) is the time of the last popped event. It never
+//! runs backwards: an event scheduled (or rescheduled) at an instant before `now`
+//! is clamped to `now`, so it runs after everything already pending at `now` and
+//! before anything later.
+//!
+//! # Layout and cancellation
+//! Payloads live in a slab of generation-stamped slots; the binary heap holds only
+//! small `(time, seq, slot)` keys, so sifting never moves the payload however big
+//! `E` is. A slot records the sequence number of the event it holds; a heap key
+//! whose `seq` does not match its slot's is stale (its event was cancelled, moved or
+//! already popped) and is dropped when it reaches the top. An [`EventId`] carries the
+//! same `(slot, seq)` pair, so cancelling an event that already ran finds a
+//! mismatched slot and does nothing: no bookkeeping is kept for dead ids.
+//!
+//! Stale keys are bounded: once they outnumber the live ones the heap is rebuilt
+//! from its live keys, an O(n) pass paid for by the n/2 cancellations before it.
+//! The heap's top is always live, which lets [`EventQueue::peek_time`] take `&self`.
 
 use super::time::SimTime;
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 
-/// Handle to a scheduled event, for cancelling it.
+/// Handle to a scheduled event, for cancelling or moving it.
+///
+/// Ids are never reused: one stays valid until its event is popped, cancelled or
+/// moved, after which every operation on it is a no-op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EventId(u64);
-
-struct Entry<E> {
-    time: SimTime,
+pub struct EventId {
+    // `seq` first so that ids order like their scheduling order.
     seq: u64,
-    event: E,
+    slot: u32,
 }
 
-impl<E> PartialEq for Entry<E> {
+/// Marks a free slot: no real sequence number reaches `u64::MAX`.
+const FREE: u64 = u64::MAX;
+
+/// Rebuilding below this many stale keys costs more than it saves.
+const MIN_STALE_FOR_COMPACTION: usize = 64;
+
+/// A heap key. Kept to 24 bytes so sifting stays cheap.
+#[derive(Clone, Copy)]
+struct Key {
+    time: u64,
+    seq: u64,
+    slot: u32,
+}
+
+impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
         self.time == other.time && self.seq == other.seq
     }
 }
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
+impl Eq for Key {}
+impl PartialOrd for Key {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<E> Ord for Entry<E> {
+impl Ord for Key {
     // Reversed: BinaryHeap is a max-heap and we want the earliest (time, seq) on top.
     fn cmp(&self, other: &Self) -> Ordering {
         (other.time, other.seq).cmp(&(self.time, self.seq))
     }
 }
 
+/// One slab entry: the pending event, or nothing when `seq == FREE`.
+struct Slot<E> {
+    seq: u64,
+    time: SimTime,
+    event: Option<E>,
+}
+
 /// A priority queue of events of type `E` keyed by simulated time.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Entry<E>>,
+    heap: BinaryHeap<Key>,
+    slots: Vec<Slot<E>>,
+    /// Indices of free slots, reused last-freed first (the slot just popped is
+    /// the one still in cache).
+    free: Vec<u32>,
+    /// Pending events (heap keys minus stale ones).
+    live: usize,
     next_seq: u64,
-    cancelled: HashSet<u64>,
     now: SimTime,
 }
 
@@ -55,61 +102,416 @@ impl<E> Default for EventQueue<E> {
 impl<E> EventQueue<E> {
     /// An empty queue at time zero.
     pub fn new() -> Self {
-        EventQueue { heap: BinaryHeap::new(), next_seq: 0, cancelled: HashSet::new(), now: SimTime::ZERO }
+        EventQueue {
+            heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            next_seq: 0,
+            now: SimTime::ZERO,
+        }
     }
 
-    /// The time of the last event popped (the simulation clock).
+    /// The time of the last event popped (the simulation clock); zero before the first pop.
     pub fn now(&self) -> SimTime {
         self.now
     }
 
-    /// Schedules `event` at `at`. An instant in the past is taken as now: the
-    /// clock never runs backwards.
+    /// Schedules `event` at `at` and returns its id. An instant before [`now`](Self::now)
+    /// is clamped to `now`: the clock never runs backwards.
     pub fn schedule(&mut self, at: SimTime, event: E) -> EventId {
         let time = at.max(self.now);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.heap.push(Entry { time, seq, event });
-        EventId(seq)
+        let seq = self.take_seq();
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Slot { seq, time, event: Some(event) };
+                i
+            }
+            None => {
+                let i = u32::try_from(self.slots.len()).expect("more than 2^32 pending events");
+                self.slots.push(Slot { seq, time, event: Some(event) });
+                i
+            }
+        };
+        self.heap.push(Key { time: time.0, seq, slot });
+        self.live += 1;
+        EventId { seq, slot }
     }
 
-    /// Schedules `event` `delay` after now.
+    /// Schedules `event` `delay` after now (saturating at [`SimTime::MAX`]).
     pub fn schedule_in(&mut self, delay: SimTime, event: E) -> EventId {
         self.schedule(self.now + delay, event)
     }
 
-    /// Cancels a pending event; it will never be popped. Cancelling an event that
-    /// already ran or was already cancelled does nothing.
-    pub fn cancel(&mut self, id: EventId) {
-        if id.0 < self.next_seq {
-            self.cancelled.insert(id.0);
-        }
+    /// Cancels a pending event and returns it; it will never be popped. Cancelling
+    /// an event that already ran, was already cancelled or was moved returns `None`
+    /// and changes nothing.
+    pub fn cancel(&mut self, id: EventId) -> Option<E> {
+        let i = self.live_slot(id)?;
+        let slot = &mut self.slots[i];
+        slot.seq = FREE;
+        let event = slot.event.take();
+        self.free.push(id.slot);
+        self.live -= 1;
+        self.after_removal();
+        event
+    }
+
+    /// Moves a pending event to `at` (clamped to now, like [`schedule`](Self::schedule))
+    /// and returns its new id; the old id becomes dead. The move counts as a fresh
+    /// scheduling for tie-breaking: among events at `at`, the moved one runs last.
+    /// Returns `None`, changing nothing, when `id` is not pending.
+    ///
+    /// Costs one heap push; the old key goes stale and is dropped lazily.
+    #[must_use = "the old id is dead; keep the new one to cancel or move the event again"]
+    pub fn reschedule(&mut self, id: EventId, at: SimTime) -> Option<EventId> {
+        let i = self.live_slot(id)?;
+        let time = at.max(self.now);
+        let seq = self.take_seq();
+        let slot = &mut self.slots[i];
+        slot.seq = seq;
+        slot.time = time;
+        self.heap.push(Key { time: time.0, seq, slot: id.slot });
+        // The old key is now stale; it may be the top, and it adds to the stale count.
+        self.after_removal();
+        Some(EventId { seq, slot: id.slot })
     }
 
     /// Removes and returns the earliest pending event, advancing the clock to it.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        while let Some(entry) = self.heap.pop() {
-            if !self.cancelled.is_empty() && self.cancelled.remove(&entry.seq) {
-                continue;
-            }
-            self.now = entry.time;
-            return Some((entry.time, entry.event));
-        }
-        None
+        // Invariant: the top key is live, so no skipping is needed here.
+        let key = self.heap.pop()?;
+        let slot = &mut self.slots[key.slot as usize];
+        debug_assert_eq!(slot.seq, key.seq, "stale key on top of the heap");
+        slot.seq = FREE;
+        let event = slot.event.take().expect("a live slot holds its event");
+        self.free.push(key.slot);
+        self.live -= 1;
+        self.now = SimTime(key.time);
+        self.drop_stale_top();
+        Some((self.now, event))
     }
 
-    /// The time of the earliest entry (possibly a cancelled one), without popping.
+    /// The time of the earliest pending event, without popping it.
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|e| e.time)
+        self.heap.peek().map(|k| SimTime(k.time))
     }
 
-    /// Entries held, counting cancelled ones not yet skipped.
+    /// True when `id` is scheduled and has not yet run, been cancelled or been moved.
+    pub fn is_pending(&self, id: EventId) -> bool {
+        self.live_slot(id).is_some()
+    }
+
+    /// The time a pending event is scheduled at, or `None` if `id` is not pending.
+    pub fn time_of(&self, id: EventId) -> Option<SimTime> {
+        self.live_slot(id).map(|i| self.slots[i].time)
+    }
+
+    /// The number of pending events (cancelled and moved-away entries not counted).
     pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no event is pending.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Heap keys held, stale ones included: what memory use grows with. Never
+    /// more than about twice [`len`](Self::len) (plus a small constant).
+    pub fn held(&self) -> usize {
         self.heap.len()
     }
 
-    /// True when nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        // 2^64 - 1 schedules at 10^9 per second is 584 years: overflow is a bug.
+        assert!(seq < FREE, "event sequence numbers exhausted");
+        self.next_seq += 1;
+        seq
+    }
+
+    /// The slot index of `id` if its event is pending.
+    fn live_slot(&self, id: EventId) -> Option<usize> {
+        let i = id.slot as usize;
+        // `id.seq` is never FREE, so a free slot never matches.
+        (self.slots.get(i)?.seq == id.seq).then_some(i)
+    }
+
+    /// After a key went stale: restore the live-top invariant and bound the stale count.
+    fn after_removal(&mut self) {
+        let stale = self.heap.len() - self.live;
+        if stale > self.live && stale >= MIN_STALE_FOR_COMPACTION {
+            let slots = &self.slots;
+            self.heap.retain(|k| slots[k.slot as usize].seq == k.seq);
+        } else {
+            self.drop_stale_top();
+        }
+    }
+
+    /// Pops stale keys off the top until the top is live or the heap is empty.
+    fn drop_stale_top(&mut self) {
+        // Fast path: with no stale keys at all, the top is live.
+        if self.heap.len() == self.live {
+            return;
+        }
+        while let Some(k) = self.heap.peek() {
+            if self.slots[k.slot as usize].seq == k.seq {
+                break;
+            }
+            self.heap.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t(ns: u64) -> SimTime {
+        SimTime(ns)
+    }
+
+    #[test]
+    fn equal_times_pop_in_scheduling_order() {
+        let mut q = EventQueue::new();
+        // Interleave another time so a heap that ignored `seq` would likely scramble them.
+        for i in 0..100u32 {
+            q.schedule(t(10), i);
+            q.schedule(t(5), 1000 + i);
+        }
+        let got: Vec<u32> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
+        let want: Vec<u32> = (1000..1100).chain(0..100).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn earliest_first() {
+        let mut q = EventQueue::new();
+        for &x in &[50u64, 10, 40, 0, 30, 20] {
+            q.schedule(t(x), x);
+        }
+        let times: Vec<u64> = std::iter::from_fn(|| {
+            q.pop().map(|(at, e)| {
+                assert_eq!(at.0, e);
+                e
+            })
+        })
+        .collect();
+        assert_eq!(times, vec![0, 10, 20, 30, 40, 50]);
+    }
+
+    #[test]
+    fn cancel_before_pop_removes_it() {
+        let mut q = EventQueue::new();
+        let a = q.schedule(t(1), 'a');
+        let b = q.schedule(t(2), 'b');
+        q.schedule(t(3), 'c');
+        assert_eq!(q.cancel(a), Some('a'));
+        assert_eq!(q.len(), 2);
+        // The cancelled event was the earliest: peek must already skip it.
+        assert_eq!(q.peek_time(), Some(t(2)));
+        assert_eq!(q.cancel(b), Some('b'));
+        assert_eq!(q.pop(), Some((t(3), 'c')));
+        assert_eq!(q.pop(), None);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn cancel_after_pop_is_a_noop_and_keeps_memory_flat() {
+        let mut q = EventQueue::new();
+        q.schedule(t(1_000_000), 0u64); // a long-lived bystander
+        for i in 0..10_000u64 {
+            let id = q.schedule_in(t(1), i);
+            assert_eq!(q.pop(), Some((t(i + 1), i)));
+            assert_eq!(q.cancel(id), None, "cancelling a fired event must do nothing");
+            assert_eq!(q.cancel(id), None);
+            assert!(!q.is_pending(id));
+            assert_eq!(q.len(), 1);
+            assert_eq!(q.held(), 1);
+        }
+        // One slot for the bystander, one recycled for every short-lived event.
+        assert_eq!(q.slots.len(), 2);
+        assert!(q.free.len() <= 1);
+    }
+
+    #[test]
+    fn cancelled_keys_are_bounded() {
+        let mut q = EventQueue::new();
+        q.schedule(t(0), u64::MAX); // keeps the top live so cancelled keys sit deep in the heap
+        for i in 0..100_000u64 {
+            let id = q.schedule(t(1 + i), i);
+            q.cancel(id);
+            assert!(q.held() <= 2 * q.len() + MIN_STALE_FOR_COMPACTION, "held {} for len {}", q.held(), q.len());
+        }
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn reschedule_moves_the_event() {
+        let mut q = EventQueue::new();
+        let a = q.schedule(t(10), 'a');
+        q.schedule(t(20), 'b');
+        q.schedule(t(30), 'c');
+        let a2 = q.reschedule(a, t(25)).expect("a is pending");
+        assert_ne!(a, a2);
+        assert!(!q.is_pending(a));
+        assert_eq!(q.time_of(a2), Some(t(25)));
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.peek_time(), Some(t(20)));
+        // The old id is dead: neither cancel nor reschedule may touch the moved event.
+        assert_eq!(q.cancel(a), None);
+        assert_eq!(q.reschedule(a, t(0)), None);
+        let order: Vec<(SimTime, char)> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(order, vec![(t(20), 'b'), (t(25), 'a'), (t(30), 'c')]);
+        assert_eq!(q.reschedule(a2, t(99)), None, "a fired event cannot be moved");
+    }
+
+    #[test]
+    fn reschedule_earlier_and_ties_count_as_fresh() {
+        let mut q = EventQueue::new();
+        let a = q.schedule(t(50), 'a');
+        q.schedule(t(5), 'b');
+        let _ = q.reschedule(a, t(5)).expect("a is pending");
+        assert_eq!(q.pop(), Some((t(5), 'b')));
+        assert_eq!(q.pop(), Some((t(5), 'a')));
+    }
+
+    #[test]
+    fn clock_is_monotone_and_past_is_clamped() {
+        let mut q = EventQueue::new();
+        q.schedule(t(100), "first");
+        q.schedule(t(100), "second");
+        assert_eq!(q.pop(), Some((t(100), "first")));
+        assert_eq!(q.now(), t(100));
+        // In the past: clamped to now, and queued after what is already pending at now.
+        let late = q.schedule(t(3), "late");
+        assert_eq!(q.time_of(late), Some(t(100)));
+        assert_eq!(q.pop(), Some((t(100), "second")));
+        assert_eq!(q.pop(), Some((t(100), "late")));
+        assert_eq!(q.now(), t(100));
+        let x = q.schedule_in(t(7), "x");
+        let x = q.reschedule(x, t(1)).expect("x is pending");
+        assert_eq!(q.time_of(x), Some(t(100)), "moving into the past clamps too");
+        assert_eq!(q.pop(), Some((t(100), "x")));
+        q.schedule_in(SimTime::MAX, "end");
+        assert_eq!(q.peek_time(), Some(SimTime::MAX), "schedule_in saturates instead of wrapping");
+    }
+
+    /// One operation of the random sequences below.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Schedule at `now + dt - back` (saturating at zero, so some land in the past).
+        Schedule {
+            dt: u64,
+            back: u64,
+        },
+        /// Cancel the `k`-th id ever issued (modulo how many were), pending or not.
+        Cancel(usize),
+        /// Move the `k`-th id ever issued to `now + dt`.
+        Reschedule(usize, u64),
+        Pop,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // Small time ranges so equal times are common and FIFO order matters.
+        prop_oneof![
+            4 => (0u64..20, prop_oneof![3 => Just(0u64), 1 => 0u64..30]).prop_map(|(dt, back)| Op::Schedule { dt, back }),
+            2 => any::<usize>().prop_map(Op::Cancel),
+            2 => (any::<usize>(), 0u64..20).prop_map(|(k, dt)| Op::Reschedule(k, dt)),
+            3 => Just(Op::Pop),
+        ]
+    }
+
+    /// The reference: a plain list of (time, seq, payload), searched linearly.
+    #[derive(Default)]
+    struct Model {
+        pending: Vec<(u64, u64, u32)>,
+        now: u64,
+        next_seq: u64,
+    }
+
+    impl Model {
+        fn pending_index(&self, seq: u64) -> Option<usize> {
+            self.pending.iter().position(|e| e.1 == seq)
+        }
+        fn schedule(&mut self, at: u64, payload: u32) -> u64 {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.pending.push((at.max(self.now), seq, payload));
+            seq
+        }
+        fn pop(&mut self) -> Option<(u64, u32)> {
+            let i = (0..self.pending.len()).min_by_key(|&i| (self.pending[i].0, self.pending[i].1))?;
+            let (time, _, payload) = self.pending.remove(i);
+            self.now = time;
+            Some((time, payload))
+        }
+        fn min_time(&self) -> Option<u64> {
+            self.pending.iter().map(|e| e.0).min()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn matches_reference_model(ops in proptest::collection::vec(op(), 1..400)) {
+            let mut q: EventQueue<u32> = EventQueue::new();
+            let mut m = Model::default();
+            // Every id ever issued, with the model's seq for the same event.
+            let mut ids: Vec<(EventId, u64)> = Vec::new();
+            let mut payload = 0u32;
+            for op in ops {
+                match op {
+                    Op::Schedule { dt, back } => {
+                        let at = (q.now().0 + dt).saturating_sub(back);
+                        let id = q.schedule(t(at), payload);
+                        ids.push((id, m.schedule(at, payload)));
+                        payload += 1;
+                    }
+                    Op::Cancel(k) if !ids.is_empty() => {
+                        let (id, seq) = ids[k % ids.len()];
+                        let want = m.pending_index(seq).map(|i| m.pending.remove(i).2);
+                        prop_assert_eq!(q.cancel(id), want);
+                    }
+                    Op::Reschedule(k, dt) if !ids.is_empty() => {
+                        let (id, seq) = ids[k % ids.len()];
+                        let at = q.now().0 + dt;
+                        match m.pending_index(seq) {
+                            Some(i) => {
+                                let (_, _, p) = m.pending.remove(i);
+                                let new_seq = m.schedule(at, p);
+                                let new_id = q.reschedule(id, t(at));
+                                prop_assert!(new_id.is_some());
+                                ids.push((new_id.unwrap(), new_seq));
+                            }
+                            None => prop_assert_eq!(q.reschedule(id, t(at)), None),
+                        }
+                    }
+                    Op::Cancel(_) | Op::Reschedule(..) => {}
+                    Op::Pop => {
+                        let before = q.now();
+                        prop_assert_eq!(q.pop().map(|(at, p)| (at.0, p)), m.pop());
+                        prop_assert!(q.now() >= before);
+                    }
+                }
+                prop_assert_eq!(q.len(), m.pending.len());
+                prop_assert_eq!(q.is_empty(), m.pending.is_empty());
+                prop_assert_eq!(q.peek_time().map(|x| x.0), m.min_time());
+                prop_assert_eq!(q.now().0, m.now);
+                prop_assert!(q.held() <= 2 * q.len() + MIN_STALE_FOR_COMPACTION);
+                for &(id, seq) in &ids {
+                    let want = m.pending_index(seq).map(|i| m.pending[i].0);
+                    prop_assert_eq!(q.time_of(id).map(|x| x.0), want);
+                }
+            }
+            // Drain: both must agree to the end.
+            loop {
+                let (a, b) = (q.pop().map(|(at, p)| (at.0, p)), m.pop());
+                prop_assert_eq!(a, b);
+                if a.is_none() { break; }
+            }
+        }
     }
 }
