@@ -2,10 +2,10 @@
 //! cancellation and rescheduling.
 //!
 //! # Ordering
-//! The key is `(time, sequence number)`. Every `schedule` (and every
-//! `reschedule`) takes the next sequence number, so the order is total and
-//! deterministic: two events at the same nanosecond run in the order they were
-//! scheduled, whatever the heap's internal layout.
+//! The key is `(time, order)`. Every `schedule` (and every `reschedule`) takes the
+//! next order number, so the order is total and deterministic: two events at the
+//! same nanosecond run in the order they were scheduled, whatever the heap's
+//! internal layout.
 //!
 //! # Clock
 //! The clock ([`EventQueue::now`]) is the time of the last popped event. It never
@@ -14,17 +14,23 @@
 //! before anything later.
 //!
 //! # Layout and cancellation
-//! Payloads live in a slab of generation-stamped slots; the binary heap holds only
-//! small `(time, seq, slot)` keys, so sifting never moves the payload however big
-//! `E` is. A slot records the sequence number of the event it holds; a heap key
-//! whose `seq` does not match its slot's is stale (its event was cancelled, moved or
-//! already popped) and is dropped when it reaches the top. An [`EventId`] carries the
-//! same `(slot, seq)` pair, so cancelling an event that already ran finds a
-//! mismatched slot and does nothing: no bookkeeping is kept for dead ids.
+//! Payloads live in a slab of slots; the binary heap holds only 16-byte keys
+//! `(time, order << 32 | slot)`, the same size as a bare `(u64, u64)` heap's, so
+//! sifting never moves the payload however big `E` is and costs what a plain heap
+//! costs. A slot records the order number of the event it holds; a heap key whose
+//! order does not match its slot's is stale (its event was cancelled, moved or
+//! already popped) and is dropped when it reaches the top. The heap's top is
+//! always live, which lets [`EventQueue::peek_time`] take `&self`.
 //!
 //! Stale keys are bounded: once they outnumber the live ones the heap is rebuilt
 //! from its live keys, an O(n) pass paid for by the n/2 cancellations before it.
-//! The heap's top is always live, which lets [`EventQueue::peek_time`] take `&self`.
+//!
+//! Order numbers are 32 bits so the key fits in 16 bytes. When they run out (after
+//! about 4e9 schedules) the live keys are renumbered `0..len` in their current
+//! order, which keeps every tie-break and costs O(n log n) once per 4e9 schedules.
+//! An [`EventId`] does not carry the order number but a 64-bit id stamp that is
+//! never reused, so ids survive renumbering and an id whose event already ran (or
+//! was cancelled or moved) matches nothing: no bookkeeping is kept for dead ids.
 
 use super::time::SimTime;
 use std::cmp::Ordering;
@@ -33,31 +39,46 @@ use std::collections::BinaryHeap;
 /// Handle to a scheduled event, for cancelling or moving it.
 ///
 /// Ids are never reused: one stays valid until its event is popped, cancelled or
-/// moved, after which every operation on it is a no-op.
+/// moved, after which every operation on it is a no-op. Ids compare in the order
+/// they were issued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId {
-    // `seq` first so that ids order like their scheduling order.
-    seq: u64,
+    // `stamp` first so that ids order like their issue order.
+    stamp: u64,
     slot: u32,
 }
 
-/// Marks a free slot: no real sequence number reaches `u64::MAX`.
-const FREE: u64 = u64::MAX;
+/// Marks a free slot's id stamp: no issued stamp reaches `u64::MAX`.
+const FREE_STAMP: u64 = u64::MAX;
+/// Marks a free slot's order: never handed out (renumbering happens first).
+const FREE_ORDER: u32 = u32::MAX;
 
 /// Rebuilding below this many stale keys costs more than it saves.
 const MIN_STALE_FOR_COMPACTION: usize = 64;
 
-/// A heap key. Kept to 24 bytes so sifting stays cheap.
+/// A heap key: `time`, then `tag = order << 32 | slot`. Orders are unique among
+/// live keys, so comparing tags compares orders.
 #[derive(Clone, Copy)]
 struct Key {
     time: u64,
-    seq: u64,
-    slot: u32,
+    tag: u64,
+}
+
+impl Key {
+    fn new(time: SimTime, order: u32, slot: u32) -> Self {
+        Key { time: time.0, tag: (u64::from(order) << 32) | u64::from(slot) }
+    }
+    fn order(self) -> u32 {
+        (self.tag >> 32) as u32
+    }
+    fn slot(self) -> usize {
+        self.tag as u32 as usize
+    }
 }
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        self.time == other.time && self.seq == other.seq
+        self.time == other.time && self.tag == other.tag
     }
 }
 impl Eq for Key {}
@@ -67,15 +88,18 @@ impl PartialOrd for Key {
     }
 }
 impl Ord for Key {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest (time, seq) on top.
+    // Reversed: BinaryHeap is a max-heap and we want the earliest (time, order) on top.
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.time, other.seq).cmp(&(self.time, self.seq))
+        (other.time, other.tag).cmp(&(self.time, self.tag))
     }
 }
 
-/// One slab entry: the pending event, or nothing when `seq == FREE`.
+/// One slab entry: the pending event, or nothing when `stamp == FREE_STAMP`.
 struct Slot<E> {
-    seq: u64,
+    /// Id stamp of the occupant, matched against [`EventId`]s.
+    stamp: u64,
+    /// Order number of the occupant, matched against heap keys.
+    order: u32,
     time: SimTime,
     event: Option<E>,
 }
@@ -89,7 +113,11 @@ pub struct EventQueue<E> {
     free: Vec<u32>,
     /// Pending events (heap keys minus stale ones).
     live: usize,
-    next_seq: u64,
+    next_stamp: u64,
+    next_order: u32,
+    /// Order numbers handed out before renumbering: `FREE_ORDER` except in tests,
+    /// which lower it so the renumbering path runs often.
+    order_limit: u32,
     now: SimTime,
 }
 
@@ -107,9 +135,17 @@ impl<E> EventQueue<E> {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
-            next_seq: 0,
+            next_stamp: 0,
+            next_order: 0,
+            order_limit: FREE_ORDER,
             now: SimTime::ZERO,
         }
+    }
+
+    /// An empty queue that renumbers after `limit` order numbers.
+    #[cfg(test)]
+    fn with_order_limit(limit: u32) -> Self {
+        EventQueue { order_limit: limit, ..Self::new() }
     }
 
     /// The time of the last event popped (the simulation clock); zero before the first pop.
@@ -121,21 +157,22 @@ impl<E> EventQueue<E> {
     /// is clamped to `now`: the clock never runs backwards.
     pub fn schedule(&mut self, at: SimTime, event: E) -> EventId {
         let time = at.max(self.now);
-        let seq = self.take_seq();
+        let (stamp, order) = self.take_numbers();
         let slot = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Slot { seq, time, event: Some(event) };
+                self.slots[i as usize] = Slot { stamp, order, time, event: Some(event) };
                 i
             }
             None => {
+                // Slot indices share a u64 with the order number in the heap key.
                 let i = u32::try_from(self.slots.len()).expect("more than 2^32 pending events");
-                self.slots.push(Slot { seq, time, event: Some(event) });
+                self.slots.push(Slot { stamp, order, time, event: Some(event) });
                 i
             }
         };
-        self.heap.push(Key { time: time.0, seq, slot });
+        self.heap.push(Key::new(time, order, slot));
         self.live += 1;
-        EventId { seq, slot }
+        EventId { stamp, slot }
     }
 
     /// Schedules `event` `delay` after now (saturating at [`SimTime::MAX`]).
@@ -149,7 +186,8 @@ impl<E> EventQueue<E> {
     pub fn cancel(&mut self, id: EventId) -> Option<E> {
         let i = self.live_slot(id)?;
         let slot = &mut self.slots[i];
-        slot.seq = FREE;
+        slot.stamp = FREE_STAMP;
+        slot.order = FREE_ORDER;
         let event = slot.event.take();
         self.free.push(id.slot);
         self.live -= 1;
@@ -165,27 +203,30 @@ impl<E> EventQueue<E> {
     /// Costs one heap push; the old key goes stale and is dropped lazily.
     #[must_use = "the old id is dead; keep the new one to cancel or move the event again"]
     pub fn reschedule(&mut self, id: EventId, at: SimTime) -> Option<EventId> {
-        let i = self.live_slot(id)?;
+        self.live_slot(id)?;
         let time = at.max(self.now);
-        let seq = self.take_seq();
-        let slot = &mut self.slots[i];
-        slot.seq = seq;
+        // May renumber, which rewrites slot orders: read the slot only afterwards.
+        let (stamp, order) = self.take_numbers();
+        let slot = &mut self.slots[id.slot as usize];
+        slot.stamp = stamp;
+        slot.order = order;
         slot.time = time;
-        self.heap.push(Key { time: time.0, seq, slot: id.slot });
+        self.heap.push(Key::new(time, order, id.slot));
         // The old key is now stale; it may be the top, and it adds to the stale count.
         self.after_removal();
-        Some(EventId { seq, slot: id.slot })
+        Some(EventId { stamp, slot: id.slot })
     }
 
     /// Removes and returns the earliest pending event, advancing the clock to it.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         // Invariant: the top key is live, so no skipping is needed here.
         let key = self.heap.pop()?;
-        let slot = &mut self.slots[key.slot as usize];
-        debug_assert_eq!(slot.seq, key.seq, "stale key on top of the heap");
-        slot.seq = FREE;
+        let slot = &mut self.slots[key.slot()];
+        debug_assert_eq!(slot.order, key.order(), "stale key on top of the heap");
+        slot.stamp = FREE_STAMP;
+        slot.order = FREE_ORDER;
         let event = slot.event.take().expect("a live slot holds its event");
-        self.free.push(key.slot);
+        self.free.push(key.slot() as u32);
         self.live -= 1;
         self.now = SimTime(key.time);
         self.drop_stale_top();
@@ -223,19 +264,48 @@ impl<E> EventQueue<E> {
         self.heap.len()
     }
 
-    fn take_seq(&mut self) -> u64 {
-        let seq = self.next_seq;
-        // 2^64 - 1 schedules at 10^9 per second is 584 years: overflow is a bug.
-        assert!(seq < FREE, "event sequence numbers exhausted");
-        self.next_seq += 1;
-        seq
+    /// The next id stamp and order number, renumbering first if orders ran out.
+    fn take_numbers(&mut self) -> (u64, u32) {
+        if self.next_order >= self.order_limit {
+            self.renumber();
+        }
+        let stamp = self.next_stamp;
+        // 2^64 - 1 schedules at 10^9 per second is 584 years: reaching it is a bug.
+        assert!(stamp < FREE_STAMP, "event id stamps exhausted");
+        self.next_stamp += 1;
+        let order = self.next_order;
+        self.next_order += 1;
+        (stamp, order)
+    }
+
+    /// Gives the live keys orders `0..len` in their current (time, order) order.
+    fn renumber(&mut self) {
+        let slots = &self.slots;
+        let mut keys: Vec<Key> = std::mem::take(&mut self.heap)
+            .into_vec()
+            .into_iter()
+            .filter(|k| slots[k.slot()].order == k.order())
+            .collect();
+        // Reversed Ord: descending sort = earliest first.
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        // At least one order number must be left for the event being scheduled. (With
+        // the real limit, 2^32 pending keys would take 64 GiB: unreachable in practice.)
+        assert!(keys.len() < self.order_limit as usize, "too many pending events to renumber");
+        for (order, k) in keys.iter_mut().enumerate() {
+            let order = order as u32;
+            let slot = k.slot();
+            self.slots[slot].order = order;
+            *k = Key::new(SimTime(k.time), order, slot as u32);
+        }
+        self.next_order = keys.len() as u32;
+        self.heap = BinaryHeap::from(keys);
     }
 
     /// The slot index of `id` if its event is pending.
     fn live_slot(&self, id: EventId) -> Option<usize> {
         let i = id.slot as usize;
-        // `id.seq` is never FREE, so a free slot never matches.
-        (self.slots.get(i)?.seq == id.seq).then_some(i)
+        // `id.stamp` is never FREE_STAMP, so a free slot never matches.
+        (self.slots.get(i)?.stamp == id.stamp).then_some(i)
     }
 
     /// After a key went stale: restore the live-top invariant and bound the stale count.
@@ -243,7 +313,7 @@ impl<E> EventQueue<E> {
         let stale = self.heap.len() - self.live;
         if stale > self.live && stale >= MIN_STALE_FOR_COMPACTION {
             let slots = &self.slots;
-            self.heap.retain(|k| slots[k.slot as usize].seq == k.seq);
+            self.heap.retain(|k| slots[k.slot()].order == k.order());
         } else {
             self.drop_stale_top();
         }
@@ -256,7 +326,7 @@ impl<E> EventQueue<E> {
             return;
         }
         while let Some(k) = self.heap.peek() {
-            if self.slots[k.slot as usize].seq == k.seq {
+            if self.slots[k.slot()].order == k.order() {
                 break;
             }
             self.heap.pop();
@@ -399,6 +469,40 @@ mod tests {
         assert_eq!(q.peek_time(), Some(SimTime::MAX), "schedule_in saturates instead of wrapping");
     }
 
+    #[test]
+    fn renumbering_keeps_order_and_ids() {
+        let mut q = EventQueue::with_order_limit(16);
+        let a = q.schedule(t(100), 'a');
+        let mut filler = Vec::new();
+        for i in 0..10u64 {
+            let id = q.schedule(t(200 + i), 'f');
+            if i % 2 == 0 {
+                q.cancel(id);
+            } else {
+                filler.push(id);
+            }
+        }
+        let b = q.schedule(t(100), 'b');
+        let c = q.schedule(t(50), 'c');
+        let c = q.reschedule(c, t(100)).expect("c is pending");
+        // Moving the fillers again and again burns order numbers: several renumberings.
+        for k in 0..60u64 {
+            let i = (k % filler.len() as u64) as usize;
+            filler[i] = q.reschedule(filler[i], t(1000 + k)).expect("filler is pending");
+        }
+        assert!(q.next_stamp > 3 * 16, "the test must cross several renumberings");
+        assert_eq!(q.time_of(a), Some(t(100)), "ids survive renumbering");
+        assert_eq!(q.time_of(b), Some(t(100)));
+        assert_eq!(q.time_of(c), Some(t(100)));
+        assert_eq!(q.len(), 8);
+        // Ties at 100 keep scheduling order (c counts from its move) across renumbering.
+        assert_eq!(q.pop(), Some((t(100), 'a')));
+        assert_eq!(q.pop(), Some((t(100), 'b')));
+        assert_eq!(q.pop(), Some((t(100), 'c')));
+        let times: Vec<u64> = std::iter::from_fn(|| q.pop().map(|(at, _)| at.0)).collect();
+        assert_eq!(times, vec![1055, 1056, 1057, 1058, 1059]);
+    }
+
     /// One operation of the random sequences below.
     #[derive(Clone, Debug)]
     enum Op {
@@ -456,15 +560,20 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
-        fn matches_reference_model(ops in proptest::collection::vec(op(), 1..400)) {
-            let mut q: EventQueue<u32> = EventQueue::new();
+        fn matches_reference_model(
+            ops in proptest::collection::vec(op(), 1..400),
+            limit in prop_oneof![Just(FREE_ORDER), 8u32..64],
+        ) {
+            // A small order limit makes renumbering happen every few dozen operations.
+            let mut q: EventQueue<u32> = EventQueue::with_order_limit(limit);
             let mut m = Model::default();
             // Every id ever issued, with the model's seq for the same event.
             let mut ids: Vec<(EventId, u64)> = Vec::new();
             let mut payload = 0u32;
             for op in ops {
                 match op {
-                    Op::Schedule { dt, back } => {
+                    // Renumbering needs a free order number; tests keep below the limit.
+                    Op::Schedule { dt, back } if q.len() + 1 < limit as usize => {
                         let at = (q.now().0 + dt).saturating_sub(back);
                         let id = q.schedule(t(at), payload);
                         ids.push((id, m.schedule(at, payload)));
@@ -489,7 +598,7 @@ mod tests {
                             None => prop_assert_eq!(q.reschedule(id, t(at)), None),
                         }
                     }
-                    Op::Cancel(_) | Op::Reschedule(..) => {}
+                    Op::Schedule { .. } | Op::Cancel(_) | Op::Reschedule(..) => {}
                     Op::Pop => {
                         let before = q.now();
                         prop_assert_eq!(q.pop().map(|(at, p)| (at.0, p)), m.pop());
