@@ -14,10 +14,10 @@
 //! before anything later.
 //!
 //! # Layout and cancellation
-//! Payloads live in a slab of slots; the binary heap holds only 16-byte keys
-//! `(time, order << 32 | slot)`, the same size as a bare `(u64, u64)` heap's, so
-//! sifting never moves the payload however big `E` is and costs what a plain heap
-//! costs. A slot records the order number of the event it holds; a heap key whose
+//! Payloads live in a slab of slots; the heap (a 4-ary min-heap, see `heap.rs`)
+//! holds only 16-byte integer keys `time << 64 | order << 32 | slot`, the same size
+//! as a bare `(u64, u64)` heap's, so sifting never moves the payload however big `E`
+//! is. A slot records the order number of the event it holds; a heap key whose
 //! order does not match its slot's is stale (its event was cancelled, moved or
 //! already popped) and is dropped when it reaches the top. The heap's top is
 //! always live, which lets [`EventQueue::peek_time`] take `&self`.
@@ -32,9 +32,8 @@
 //! never reused, so ids survive renumbering and an id whose event already ran (or
 //! was cancelled or moved) matches nothing: no bookkeeping is kept for dead ids.
 
+use super::heap::QuadHeap;
 use super::time::SimTime;
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
 /// Handle to a scheduled event, for cancelling or moving it.
 ///
@@ -56,41 +55,23 @@ const FREE_ORDER: u32 = u32::MAX;
 /// Rebuilding below this many stale keys costs more than it saves.
 const MIN_STALE_FOR_COMPACTION: usize = 64;
 
-/// A heap key: `time`, then `tag = order << 32 | slot`. Orders are unique among
-/// live keys, so comparing tags compares orders.
+/// A heap key: `time << 64 | order << 32 | slot`. Orders are unique among live
+/// keys, so comparing keys compares `(time, order)`, in one integer compare.
 #[derive(Clone, Copy)]
-struct Key {
-    time: u64,
-    tag: u64,
-}
+struct Key(u128);
 
 impl Key {
     fn new(time: SimTime, order: u32, slot: u32) -> Self {
-        Key { time: time.0, tag: (u64::from(order) << 32) | u64::from(slot) }
+        Key((u128::from(time.0) << 64) | (u128::from(order) << 32) | u128::from(slot))
+    }
+    fn time(self) -> SimTime {
+        SimTime((self.0 >> 64) as u64)
     }
     fn order(self) -> u32 {
-        (self.tag >> 32) as u32
+        (self.0 >> 32) as u32
     }
     fn slot(self) -> usize {
-        self.tag as u32 as usize
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.time == other.time && self.tag == other.tag
-    }
-}
-impl Eq for Key {}
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Key {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest (time, order) on top.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.time, other.tag).cmp(&(self.time, self.tag))
+        self.0 as u32 as usize
     }
 }
 
@@ -106,7 +87,7 @@ struct Slot<E> {
 
 /// A priority queue of events of type `E` keyed by simulated time.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Key>,
+    heap: QuadHeap,
     slots: Vec<Slot<E>>,
     /// Indices of free slots, reused last-freed first (the slot just popped is
     /// the one still in cache).
@@ -131,7 +112,7 @@ impl<E> EventQueue<E> {
     /// An empty queue at time zero.
     pub fn new() -> Self {
         EventQueue {
-            heap: BinaryHeap::new(),
+            heap: QuadHeap::new(),
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -170,7 +151,7 @@ impl<E> EventQueue<E> {
                 i
             }
         };
-        self.heap.push(Key::new(time, order, slot));
+        self.heap.push(Key::new(time, order, slot).0);
         self.live += 1;
         EventId { stamp, slot }
     }
@@ -211,7 +192,7 @@ impl<E> EventQueue<E> {
         slot.stamp = stamp;
         slot.order = order;
         slot.time = time;
-        self.heap.push(Key::new(time, order, id.slot));
+        self.heap.push(Key::new(time, order, id.slot).0);
         // The old key is now stale; it may be the top, and it adds to the stale count.
         self.after_removal();
         Some(EventId { stamp, slot: id.slot })
@@ -220,7 +201,7 @@ impl<E> EventQueue<E> {
     /// Removes and returns the earliest pending event, advancing the clock to it.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         // Invariant: the top key is live, so no skipping is needed here.
-        let key = self.heap.pop()?;
+        let key = Key(self.heap.pop()?);
         let slot = &mut self.slots[key.slot()];
         debug_assert_eq!(slot.order, key.order(), "stale key on top of the heap");
         slot.stamp = FREE_STAMP;
@@ -228,14 +209,14 @@ impl<E> EventQueue<E> {
         let event = slot.event.take().expect("a live slot holds its event");
         self.free.push(key.slot() as u32);
         self.live -= 1;
-        self.now = SimTime(key.time);
+        self.now = key.time();
         self.drop_stale_top();
         Some((self.now, event))
     }
 
     /// The time of the earliest pending event, without popping it.
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|k| SimTime(k.time))
+        self.heap.peek().map(|k| Key(k).time())
     }
 
     /// True when `id` is scheduled and has not yet run, been cancelled or been moved.
@@ -281,24 +262,20 @@ impl<E> EventQueue<E> {
     /// Gives the live keys orders `0..len` in their current (time, order) order.
     fn renumber(&mut self) {
         let slots = &self.slots;
-        let mut keys: Vec<Key> = std::mem::take(&mut self.heap)
-            .into_vec()
-            .into_iter()
-            .filter(|k| slots[k.slot()].order == k.order())
-            .collect();
-        // Reversed Ord: descending sort = earliest first.
-        keys.sort_unstable_by(|a, b| b.cmp(a));
+        let mut keys: Vec<u128> =
+            std::mem::take(&mut self.heap).into_vec().into_iter().filter(|&k| is_live(slots, Key(k))).collect();
+        keys.sort_unstable();
         // At least one order number must be left for the event being scheduled. (With
         // the real limit, 2^32 pending keys would take 64 GiB: unreachable in practice.)
         assert!(keys.len() < self.order_limit as usize, "too many pending events to renumber");
         for (order, k) in keys.iter_mut().enumerate() {
-            let order = order as u32;
-            let slot = k.slot();
-            self.slots[slot].order = order;
-            *k = Key::new(SimTime(k.time), order, slot as u32);
+            let (key, order) = (Key(*k), order as u32);
+            self.slots[key.slot()].order = order;
+            *k = Key::new(key.time(), order, key.slot() as u32).0;
         }
         self.next_order = keys.len() as u32;
-        self.heap = BinaryHeap::from(keys);
+        // Sorted ascending is already a valid min-heap; from_vec's heapify just checks it.
+        self.heap = QuadHeap::from_vec(keys);
     }
 
     /// The slot index of `id` if its event is pending.
@@ -313,7 +290,7 @@ impl<E> EventQueue<E> {
         let stale = self.heap.len() - self.live;
         if stale > self.live && stale >= MIN_STALE_FOR_COMPACTION {
             let slots = &self.slots;
-            self.heap.retain(|k| slots[k.slot()].order == k.order());
+            self.heap.retain(|&k| is_live(slots, Key(k)));
         } else {
             self.drop_stale_top();
         }
@@ -326,12 +303,18 @@ impl<E> EventQueue<E> {
             return;
         }
         while let Some(k) = self.heap.peek() {
-            if self.slots[k.slot()].order == k.order() {
+            if is_live(&self.slots, Key(k)) {
                 break;
             }
             self.heap.pop();
         }
     }
+}
+
+/// True when `key` still belongs to its slot's occupant (free slots hold `FREE_ORDER`,
+/// which no key carries).
+fn is_live<E>(slots: &[Slot<E>], key: Key) -> bool {
+    slots[key.slot()].order == key.order()
 }
 
 #[cfg(test)]
