@@ -63,14 +63,8 @@ impl QuadHeap {
             if first >= n {
                 break;
             }
-            let end = (first + D).min(n);
-            let mut best = first;
-            for c in first + 1..end {
-                if self.keys[c] < self.keys[best] {
-                    best = c;
-                }
-            }
-            self.keys[hole] = self.keys[best];
+            let (best, key) = self.min_child(first, n);
+            self.keys[hole] = key;
             hole = best;
         }
         self.sift_up(hole, last);
@@ -110,20 +104,40 @@ impl QuadHeap {
             if first >= n {
                 break;
             }
-            let end = (first + D).min(n);
-            let mut best = first;
-            for c in first + 1..end {
-                if self.keys[c] < self.keys[best] {
-                    best = c;
-                }
-            }
-            if key <= self.keys[best] {
+            let (best, min) = self.min_child(first, n);
+            if key <= min {
                 break;
             }
-            self.keys[hole] = self.keys[best];
+            self.keys[hole] = min;
             hole = best;
         }
         self.keys[hole] = key;
+    }
+
+    /// The index and value of the smallest of the children starting at `first`
+    /// (`first < n`).
+    #[inline(always)]
+    fn min_child(&self, first: usize, n: usize) -> (usize, u128) {
+        if let Some(&[a, b, c, d]) = self.keys.get(first..first + D) {
+            // A full group (all but at most one node): a tournament of independent
+            // compares, which the compiler can turn into conditional moves. With
+            // random keys a data-dependent branch here mispredicts half the time.
+            let (i, x) = if b < a { (first + 1, b) } else { (first, a) };
+            let (j, y) = if d < c { (first + 3, d) } else { (first + 2, c) };
+            if y < x {
+                (j, y)
+            } else {
+                (i, x)
+            }
+        } else {
+            let mut best = (first, self.keys[first]);
+            for c in first + 1..n {
+                if self.keys[c] < best.1 {
+                    best = (c, self.keys[c]);
+                }
+            }
+            best
+        }
     }
 
     /// Restores the heap property over the whole vector, bottom-up (Floyd).

@@ -200,13 +200,16 @@ impl<E> EventQueue<E> {
 
     /// Removes and returns the earliest pending event, advancing the clock to it.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        // Invariant: the top key is live, so no skipping is needed here.
-        let key = Key(self.heap.pop()?);
+        // Invariant: the top key is live, so no skipping is needed here. The slot is
+        // emptied before the heap sifts, so that its likely cache miss overlaps the
+        // sift instead of following it.
+        let key = Key(self.heap.peek()?);
         let slot = &mut self.slots[key.slot()];
         debug_assert_eq!(slot.order, key.order(), "stale key on top of the heap");
         slot.stamp = FREE_STAMP;
         slot.order = FREE_ORDER;
         let event = slot.event.take().expect("a live slot holds its event");
+        self.heap.pop();
         self.free.push(key.slot() as u32);
         self.live -= 1;
         self.now = key.time();
@@ -298,10 +301,9 @@ impl<E> EventQueue<E> {
 
     /// Pops stale keys off the top until the top is live or the heap is empty.
     fn drop_stale_top(&mut self) {
-        // Fast path: with no stale keys at all, the top is live.
-        if self.heap.len() == self.live {
-            return;
-        }
+        // No "no stale keys, skip" shortcut on purpose: reading the new top's slot
+        // here, behind a well-predicted branch, pulls it into cache while the caller
+        // goes on, and the next pop needs it anyway. Measured faster at 1e5 events.
         while let Some(k) = self.heap.peek() {
             if is_live(&self.slots, Key(k)) {
                 break;
