@@ -4,6 +4,7 @@
 //! [`queue::EventQueue`] of its own closed event `enum`, pops the earliest event,
 //! handles it, and schedules new ones.
 
+mod heap;
 pub mod queue;
 pub mod rng;
 pub mod time;
