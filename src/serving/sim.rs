@@ -321,6 +321,7 @@ impl<'a> Simulation<'a> {
                 last: s + 1 == plan.pp,
                 speeds: &self.stage_speeds,
                 comm,
+                overlap: self.setup.parallel.overlap_comm,
             };
             let sampler = self.samplers.get_mut((r as u32 * plan.pp + s) as usize);
             // A stage run is at most a few iterations long: check the window against a

@@ -101,6 +101,8 @@ pub struct StageInput<'a> {
     pub speeds: &'a [f64],
     /// The stage's collectives.
     pub comm: &'a StageComm,
+    /// Overlap each collective with the computation before it (two-chunk pipelining).
+    pub overlap: bool,
 }
 
 /// One GPU's part of a stage run.
@@ -157,7 +159,16 @@ fn kind_index(k: CommKind) -> usize {
 struct Clocks<'s> {
     t: Vec<u64>,
     work: Vec<GpuWork>,
+    last_compute: Vec<u64>,
+    overlap: bool,
     spans: Option<&'s mut Vec<LocalSpan>>,
+}
+
+/// Exposed part of a collective of `comm` ns after `compute` ns of work, when both are
+/// split into two chunks so chunk 1's transfer runs under chunk 2's computation:
+/// compute c/2, then max(c/2, m/2), then m/2 - so m/2 + max(0, (m - c)/2) stays exposed.
+pub fn exposed_with_overlap(comm: u64, compute: u64) -> u64 {
+    comm / 2 + comm.saturating_sub(compute) / 2
 }
 
 impl Clocks<'_> {
@@ -179,6 +190,7 @@ impl Clocks<'_> {
         self.t[g] += ns;
         self.work[g].compute_ns += ns;
         self.work[g].flops += w.flops;
+        self.last_compute[g] = ns;
     }
 
     /// A collective among `members`: starts at the latest arrival, takes `ns`.
@@ -186,6 +198,12 @@ impl Clocks<'_> {
         let kind = what.comm_kind().unwrap_or(CommKind::Tp);
         let k = kind_index(kind);
         let start = members.iter().map(|&g| self.t[g]).max().unwrap_or(0);
+        let ns = if self.overlap {
+            let before = members.iter().map(|&g| self.last_compute[g]).min().unwrap_or(0);
+            exposed_with_overlap(ns, before)
+        } else {
+            ns
+        };
         for &g in members {
             let wait = start - self.t[g];
             if let Some(s) = self.spans.as_deref_mut() {
@@ -232,14 +250,20 @@ pub fn run_stage(
     let tp = input.tp as usize;
     let n = groups * tp;
     let uniform = input.speeds.iter().all(|s| *s == input.speeds[0]);
-    if input.moe_layers == 0 && groups == 1 && uniform && spans.is_none() {
+    if input.moe_layers == 0 && groups == 1 && uniform && spans.is_none() && !input.overlap {
         return dense_fast_path(costs, input);
     }
     let tokens: Vec<u32> = input.shapes.iter().map(shape_tokens).collect();
     let total_tokens: u32 = tokens.iter().sum();
     let attn: Vec<Work> = input.shapes.iter().map(|s| costs.attention(s)).collect();
     let mlp: Vec<Work> = tokens.iter().map(|t| costs.mlp(*t)).collect();
-    let mut c = Clocks { t: vec![0; n], work: vec![GpuWork::default(); n], spans };
+    let mut c = Clocks {
+        t: vec![0; n],
+        work: vec![GpuWork::default(); n],
+        last_compute: vec![0; n],
+        overlap: input.overlap,
+        spans,
+    };
     let tp_groups: Vec<Vec<usize>> = (0..groups).map(|e| (e * tp..(e + 1) * tp).collect()).collect();
     let ep_groups: Vec<Vec<usize>> = (0..tp).map(|r| (0..groups).map(|e| e * tp + r).collect()).collect();
     let tp_ns = |e: usize, bytes: f64| if tp > 1 { input.comm.tp_allreduce[e].ns(bytes) } else { 0 };
@@ -498,6 +522,7 @@ mod tests {
             last: false,
             speeds: &speeds,
             comm: &cm,
+            overlap: false,
         };
         let fast = run_stage(&Fixed, &input, None, &mut [], None);
         assert_eq!(fast.duration_ns, 1149);
@@ -529,6 +554,7 @@ mod tests {
             last: true,
             speeds: &speeds,
             comm: &cm,
+            overlap: false,
         };
         let run = run_stage(&Fixed, &input, None, &mut [], None);
         assert_eq!(run.gpus[0].wait_ns[0], 150 + 13);
@@ -560,6 +586,7 @@ mod tests {
             last: true,
             speeds: &speeds,
             comm: &cm,
+            overlap: false,
         };
         let mut counts = vec![0u64; 4];
         let run = run_stage(&Fixed, &input, None, &mut counts, None);
@@ -567,6 +594,35 @@ mod tests {
         assert_eq!(run.duration_ns, 100 + 30 + 100 + 30 + 50);
         assert_eq!(run.gpus[0].wait_ns, [0, 0, 0, 0]);
         assert_eq!(run.gpus[0].comm_ns[2], 60);
+    }
+
+    #[test]
+    fn overlap_hides_half_or_more_of_each_collective() {
+        // 40 ns all-reduce after 100 ns attention: 20 + max(0, -60)/2 = 20 ns exposed;
+        // after 200 ns MLP also 20 ns. A 300 ns collective after 100 ns: 150 + 100 = 250.
+        assert_eq!(exposed_with_overlap(40, 100), 20);
+        assert_eq!(exposed_with_overlap(300, 100), 250);
+        // One dense layer, tp 2: 100 + 20 + 200 + 20 = 340 ns, last stage LM head 50.
+        let shapes = [shape(8)];
+        let cm = comm(1, 2, 40.0);
+        let speeds = [1.0, 1.0];
+        let input = StageInput {
+            shapes: &shapes,
+            emitting: &[1],
+            dense_layers: 1,
+            moe_layers: 0,
+            tp: 2,
+            experts_per_group: 0,
+            top_k: 0,
+            first: true,
+            last: true,
+            speeds: &speeds,
+            comm: &cm,
+            overlap: true,
+        };
+        let run = run_stage(&Fixed, &input, None, &mut [], None);
+        assert_eq!(run.duration_ns, 390);
+        assert_eq!(run.gpus[0].comm_ns[0], 40);
     }
 
     #[test]
