@@ -63,15 +63,23 @@ pub struct Workload {
 
 #[derive(Clone, Debug)]
 enum Timing {
-    Process(ArrivalProcess),
+    Process(Box<ArrivalProcess>),
     Trace,
     ClosedLoop(u32),
 }
 
 #[derive(Clone, Debug)]
 enum Lengths {
-    Generated { prompt: LengthSampler, output: LengthSampler, prompt_rng: SimRng, output_rng: SimRng },
+    Generated(Box<Generated>),
     Trace(Vec<TraceRow>),
+}
+
+#[derive(Clone, Debug)]
+struct Generated {
+    prompt: LengthSampler,
+    output: LengthSampler,
+    prompt_rng: SimRng,
+    output_rng: SimRng,
 }
 
 impl Workload {
@@ -154,12 +162,12 @@ impl Workload {
             total,
             next_id: 0,
             timing: timing_for(arrival, arrival_rng, file)?,
-            lengths: Lengths::Generated {
+            lengths: Lengths::Generated(Box::new(Generated {
                 prompt: LengthSampler::new(prompt, "workload.prompt_tokens", file)?,
                 output: LengthSampler::new(output, "workload.output_tokens", file)?,
                 prompt_rng: stream(seed, Stream::PromptLengths, 0),
                 output_rng: stream(seed, Stream::OutputLengths, 0),
-            },
+            })),
             pacer: Pacer::new(time_scale),
             trace_format: None,
             warnings,
@@ -206,8 +214,9 @@ impl Workload {
         let id = self.next_id;
         self.next_id += 1;
         let (prompt_tokens, output_tokens, row_offset) = match &mut self.lengths {
-            Lengths::Generated { prompt, output, prompt_rng, output_rng } => {
-                (prompt.sample(prompt_rng), output.sample(output_rng), 0)
+            Lengths::Generated(g) => {
+                let g = &mut **g;
+                (g.prompt.sample(&mut g.prompt_rng), g.output.sample(&mut g.output_rng), 0)
             }
             Lengths::Trace(rows) => {
                 let r = rows[id as usize];
@@ -239,7 +248,7 @@ fn timing_for(arrival: &ArrivalConfig, rng: SimRng, file: &Path) -> Result<Timin
         return Ok(Timing::ClosedLoop(concurrency));
     }
     match ArrivalProcess::new(arrival, rng, file)? {
-        Some(p) => Ok(Timing::Process(p)),
+        Some(p) => Ok(Timing::Process(Box::new(p))),
         None => Err(InputError::key(file, "workload.arrival", "has no arrival times")),
     }
 }

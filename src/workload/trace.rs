@@ -90,6 +90,7 @@ pub fn parse_trace(
                 return Err(InputError::file(path, format!("is empty; expected the header {header} and rows")));
             };
             let (cols, width) = header_columns(path, hline, htext, names, header)?;
+            let hnames: Vec<&str> = htext.split(',').map(str::trim).collect();
             for (line, l) in lines {
                 if p.rows.len() as u64 >= limit {
                     break;
@@ -102,6 +103,7 @@ pub fn parse_trace(
                     ));
                 }
                 let [t, pr, out] = cols.map(|c| fields[c]);
+                let [_, pr_name, out_name] = cols.map(|c| hnames[c]);
                 let raw = if format == TraceFormat::Azure {
                     parse_timestamp_ns(t).ok_or_else(|| {
                         p.err(
@@ -114,7 +116,7 @@ pub fn parse_trace(
                         p.err(line, format!("arrival_s {t:?} is not a time; expected seconds >= 0, e.g. 1.25"))
                     })?
                 };
-                p.push(line, raw, format == TraceFormat::Azure, pr, out)?;
+                p.push(line, raw, format == TraceFormat::Azure, (pr_name, pr), (out_name, out))?;
             }
         }
         TraceFormat::Mooncake => {
@@ -123,9 +125,15 @@ pub fn parse_trace(
                     break;
                 }
                 let v: Value = serde_json::from_str(l).map_err(|e| {
+                    // serde_json counts lines inside the one-line text: keep only the column.
+                    let what = e.to_string();
+                    let what = what.split(" at line ").next().unwrap_or_default().to_string();
                     p.err(
                         line,
-                        format!("is not valid JSON ({e}); expected one object per line like {MOONCAKE_EXAMPLE}"),
+                        format!(
+                            "is not valid JSON ({what} at column {}); expected one object per line like {MOONCAKE_EXAMPLE}",
+                            e.column()
+                        ),
                     )
                 })?;
                 let field = |k: &str| {
@@ -134,11 +142,11 @@ pub fn parse_trace(
                     })
                 };
                 let ts = field("timestamp")?;
-                let raw = ts.as_f64().and_then(|ms| ms_ns(ms)).ok_or_else(|| {
+                let raw = ts.as_f64().and_then(ms_ns).ok_or_else(|| {
                     p.err(line, format!("timestamp {ts} is not a time; expected milliseconds >= 0, e.g. 1500"))
                 })?;
                 let (pr, out) = (json_text(field("input_length")?), json_text(field("output_length")?));
-                p.push(line, raw, true, &pr, &out)?;
+                p.push(line, raw, true, ("input_length", &pr), ("output_length", &out))?;
             }
         }
     }
@@ -225,7 +233,15 @@ impl Parser<'_> {
     }
 
     /// Checks one row and appends it; `relative` shifts times to the first row.
-    fn push(&mut self, line: usize, raw: u64, relative: bool, prompt: &str, output: &str) -> Result<(), InputError> {
+    /// `prompt` and `output` are (column name, text).
+    fn push(
+        &mut self,
+        line: usize,
+        raw: u64,
+        relative: bool,
+        prompt: (&str, &str),
+        output: (&str, &str),
+    ) -> Result<(), InputError> {
         if !self.rows.is_empty() && raw < self.prev_raw {
             let back = (self.prev_raw - raw) as f64 * 1e-9;
             return Err(self.err(
@@ -236,11 +252,11 @@ impl Parser<'_> {
                 ),
             ));
         }
-        let prompt_tokens = self.tokens(line, "prompt length", prompt)?;
+        let prompt_tokens = self.tokens(line, prompt, "prompt", 1)?;
         if prompt_tokens == 0 {
-            return Err(self.err(line, "prompt length is 0; expected at least 1 token".into()));
+            return Err(self.err(line, format!("{} (prompt tokens) is 0; expected at least 1 token", prompt.0)));
         }
-        let mut output_tokens = self.tokens(line, "output length", output)?;
+        let mut output_tokens = self.tokens(line, output, "output", 0)?;
         if output_tokens == 0 {
             self.zero_output_rows += 1;
             output_tokens = 1;
@@ -253,10 +269,12 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn tokens(&self, line: usize, what: &str, text: &str) -> Result<u32, InputError> {
+    /// A token count from `(column, text)`; `kind` and `min` word the message.
+    fn tokens(&self, line: usize, (col, text): (&str, &str), kind: &str, min: u32) -> Result<u32, InputError> {
+        let what = format!("{col} ({kind} tokens)");
         let expected = "expected a whole number of tokens";
         match text.parse::<i64>() {
-            Ok(n) if n < 0 => Err(self.err(line, format!("{what} is {n}, negative; {expected} >= 0"))),
+            Ok(n) if n < 0 => Err(self.err(line, format!("{what} is {n}, negative; {expected} >= {min}"))),
             Ok(n) => u32::try_from(n)
                 .map_err(|_| self.err(line, format!("{what} is {n}, too large; {expected} up to {}", u32::MAX))),
             Err(_) => Err(self.err(line, format!("{what} {text:?} is not a whole number; {expected}"))),
