@@ -31,6 +31,9 @@ pub struct Outcome {
 pub fn simulate(setup: &Setup, mut opts: RunOptions) -> Result<Outcome> {
     let asm = assemble::Assembly::build(setup)?;
     let workload = Workload::from_setup(setup)?;
+    for w in workload.warnings() {
+        eprintln!("warning: {w}");
+    }
     let trace = opts.trace_json.take();
     let mut sim = sim::Simulation::new(setup, asm, workload, opts)?;
     sim.run()?;
