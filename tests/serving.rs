@@ -1,0 +1,187 @@
+//! End-to-end checks of the serving simulation against numbers worked out by hand or
+//! from the cost model's pieces (issue 4): closed-form TTFT, the pipeline bubble,
+//! roofline bounds, conservation, load, determinism, failures and stragglers.
+//!
+//! Every run is small (tens to hundreds of requests) so the file runs in seconds in
+//! a debug build.
+
+use clustersim::engine::SimTime;
+use clustersim::model::cost::{BatchShape, CostModel, PrefillChunk};
+use clustersim::model::iteration::{dense_stage_iteration, CommNeed, StagePosition};
+use clustersim::output::records::RequestRow;
+use clustersim::scenario::Setup;
+use clustersim::serving::pricing::{CollectiveOp, Pricer};
+use clustersim::serving::{simulate, Outcome, RunOptions};
+use std::path::{Path, PathBuf};
+
+// ---------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------
+
+/// Parses and validates scenario text as if read from `test.toml`.
+fn setup(text: &str) -> Setup {
+    let path = Path::new("test.toml");
+    let scenario = clustersim::scenario::parse(text, path, &[]).unwrap_or_else(|e| panic!("parse: {e}\n{text}"));
+    clustersim::scenario::validate(&scenario, path).unwrap_or_else(|e| panic!("validate: {e}\n{text}"))
+}
+
+fn run(s: &Setup) -> Outcome {
+    simulate(s, RunOptions::default()).unwrap_or_else(|e| panic!("simulate: {e}"))
+}
+
+/// Runs `s` and also returns the rows of its requests.csv.
+fn run_with_rows(s: &Setup) -> (Outcome, Vec<RequestRow>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("requests.csv");
+    let out = simulate(s, RunOptions { requests_csv: Some(path.clone()), ..Default::default() })
+        .unwrap_or_else(|e| panic!("simulate: {e}"));
+    let mut rdr = csv::Reader::from_path(&path).expect("requests.csv");
+    let rows = rdr.deserialize().map(|r| r.expect("row")).collect();
+    (out, rows)
+}
+
+/// Writes `rows` (arrival_s, prompt, output) as a CSV trace next to a scenario file
+/// whose `[workload]` replays it; returns the folder (keep it alive) and the setup.
+fn trace_setup(rows: &[(f64, u32, u32)], scenario_without_workload: &str) -> (tempfile::TempDir, Setup) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut csv = String::from("arrival_s,prompt_tokens,output_tokens\n");
+    for (t, p, o) in rows {
+        csv.push_str(&format!("{t},{p},{o}\n"));
+    }
+    std::fs::write(dir.path().join("trace.csv"), csv).expect("write trace");
+    let text = format!("{scenario_without_workload}\n[workload]\ntrace = \"trace.csv\"\n");
+    let file: PathBuf = dir.path().join("scenario.toml");
+    std::fs::write(&file, text).expect("write scenario");
+    let s = clustersim::scenario::load_setup(&file, &[]).unwrap_or_else(|e| panic!("load: {e}"));
+    (dir, s)
+}
+
+/// Seconds (as the report gives them, from integer ns) back to ns.
+fn ns(s: f64) -> u64 {
+    (s * 1e9).round() as u64
+}
+
+/// A small dense model (4 layers, hidden 512, 8 heads of 64, FFN 1024, vocab 1000):
+/// cheap to price, and its KV cache is easy to size with `memory_gib`.
+const TINY_MODEL: &str = r#"
+[model]
+layers = 4
+hidden = 512
+heads = 8
+ffn = 1024
+vocab = 1000
+"#;
+
+/// A tiny deterministic LCG for test inputs (so traces need no rand dependency).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn range(&mut self, lo: u32, hi: u32) -> u32 {
+        lo + (self.next() % (hi - lo + 1) as u64) as u32
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 1. Closed form: TTFT of one request on an idle cluster
+// ---------------------------------------------------------------------------------
+
+fn one_request(model: &str, tp: u32, prompt: u32) -> String {
+    format!(
+        r#"
+[scenario]
+name = "ttft-closed-form"
+seed = 1
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+{model}
+[parallel]
+tp = {tp}
+[workload]
+requests = 1
+arrival = {{ process = "all_at_once" }}
+prompt_tokens = {{ dist = "fixed", value = {prompt} }}
+output_tokens = {{ dist = "fixed", value = 1 }}
+"#
+    )
+}
+
+fn prefill_shape(prompt: u32) -> BatchShape {
+    BatchShape {
+        decode_seqs: 0,
+        decode_context_sum: 0,
+        prefill: vec![PrefillChunk { tokens: prompt, context: 0, completes_prompt: true }],
+    }
+}
+
+#[test]
+fn ttft_of_a_lone_request_is_the_sum_of_its_prefill_operators_and_collectives_tp8() {
+    // Llama-2-70B TP8 on one DGX H100, one request of 2048 prompt tokens and 1 output
+    // token, arriving at t = 0 on an idle cluster. It runs alone as one chunk, so
+    // TTFT = host (100 µs per iteration + 20 µs per prefill chunk + 5 µs per sequence,
+    // the `optimized` profile) + 80 x (attention block + MLP) + embedding + LM head
+    // + 160 all-reduces of 2048 x 8192 x 2 B = 33,554,432 B.
+    //
+    // Each all-reduce, ring over NVLink: α = 2 µs, B = 450 GB/s x 0.85 = 382.5 GB/s,
+    // 2(n-1)·α + 2(n-1)/n · S/B = 28 µs + 1.75 x 33,554,432 / 382.5 = 28 µs + 153,517.0 ns
+    // = 181,517 ns (the optimized stack adds nothing per collective or per step).
+    let s = setup(&one_request("[model]\npreset = \"llama-2-70b\"", 8, 2048));
+    let pricer = Pricer::new(&s);
+    let ar = pricer.affine(CollectiveOp::AllReduce, &(0..8).collect::<Vec<u32>>());
+    assert!((ar.fixed_ns - 28_000.0).abs() < 1e-6, "{ar:?}");
+    assert!((ar.per_byte_ns - 1.75 / 382.5).abs() < 1e-12, "{ar:?}");
+    assert_eq!(ar.ns(33_554_432.0), 181_517);
+
+    let cost = CostModel::new(&s.model, &s.gpu, &s.framework, 8);
+    let comm = |n: CommNeed| {
+        // The composer hands over the stack's per-collective costs separately; both
+        // are zero for `optimized`, so the pricer's affine is the whole price.
+        assert_eq!((n.ranks, n.bytes), (8, 33_554_432.0));
+        SimTime::from_ns(ar.ns(n.bytes))
+    };
+    let stage = StagePosition { layers: 80, first: true, last: true };
+    let it = dense_stage_iteration(&cost, &s.framework, &prefill_shape(2048), stage, &comm);
+    assert_eq!(it.host_overhead, SimTime::from_us(125));
+    assert_eq!(it.comm_total().as_ns(), 160 * 181_517);
+    let expected = it.time.as_ns();
+
+    let out = run(&s);
+    let sum = &out.report.summary;
+    assert_eq!((sum.requests.arrived, sum.requests.completed), (1, 1));
+    assert_eq!(ns(sum.ttft_s.mean), expected, "TTFT {} s vs closed form {} ns", sum.ttft_s.mean, expected);
+    // The run ends when the token is out: wall time = TTFT.
+    assert_eq!(ns(sum.sim.simulated_s), expected);
+    // And every GPU of the group spent exactly the closed form's compute and all-reduce time.
+    for g in &out.report.gpus[..8] {
+        assert_eq!(ns(g.compute_s), it.compute_total().as_ns());
+        assert_eq!(ns(g.tp_comm_s), it.comm_total().as_ns());
+        assert_eq!(ns(g.wait_s), 0);
+    }
+}
+
+#[test]
+fn ttft_of_a_lone_request_without_tp_has_no_collectives() {
+    // Llama-3-8B on one GPU, 2048-token prompt: no collective at all, so
+    // TTFT = 125 µs host + compute of 32 layers + embedding + LM head.
+    let s = setup(&one_request("[model]\npreset = \"llama-3-8b\"", 1, 2048));
+    let cost = CostModel::new(&s.model, &s.gpu, &s.framework, 1);
+    let stage = StagePosition { layers: 32, first: true, last: true };
+    let it = dense_stage_iteration(&cost, &s.framework, &prefill_shape(2048), stage, &|_| {
+        panic!("no collective at tp 1")
+    });
+    assert_eq!(it.comm_total(), SimTime::ZERO);
+    let expected = it.compute_total().as_ns() + 125_000;
+    assert_eq!(it.time.as_ns(), expected);
+    // Sanity of the magnitude: ~2 x 7.5e9 x 2048 FLOPs at 732 TFLOP/s is ~42 ms.
+    assert!((30_000_000..60_000_000).contains(&expected), "{expected}");
+
+    let out = run(&s);
+    let sum = &out.report.summary;
+    assert_eq!(ns(sum.ttft_s.mean), expected);
+    let g = &out.report.gpus[0];
+    assert_eq!((ns(g.communicate_s), ns(g.wait_s)), (0, 0));
+    assert_eq!(ns(g.compute_s), it.compute_total().as_ns());
+}
