@@ -459,3 +459,117 @@ fn throughput_and_mfu_never_beat_the_roofline() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------
+// 4. Conservation: requests, tokens, GPU time
+// ---------------------------------------------------------------------------------
+
+/// compute + communicate + wait + idle = wall time on every GPU, to the nanosecond.
+fn assert_states_sum_to_wall(out: &Outcome, what: &str) {
+    let wall = ns(out.report.summary.sim.simulated_s);
+    for g in &out.report.gpus {
+        let sum = ns(g.compute_s) + ns(g.communicate_s) + ns(g.wait_s) + ns(g.idle_s);
+        assert!(sum.abs_diff(wall) <= 1, "{what}: GPU {}: states sum to {sum} ns, wall {wall} ns ({g:?})", g.gpu);
+        // Idle is what is left, so it can hide an over-booked GPU: check that too.
+        let busy = ns(g.compute_s) + ns(g.communicate_s) + ns(g.wait_s);
+        assert!(busy <= wall + 1, "{what}: GPU {} busy {busy} ns > wall {wall} ns", g.gpu);
+    }
+}
+
+fn conservation_run(memory_gib: Option<f64>) -> (Outcome, Vec<RequestRow>, Vec<(f64, u32, u32)>) {
+    // 200 requests over 0.5 s (prompts 20-600, outputs 1-300), plus one of 5000 prompt
+    // tokens at 0.25 s.
+    let mut rng = Lcg(42);
+    let mut trace: Vec<(f64, u32, u32)> =
+        (0..200).map(|i| (i as f64 * 0.0025, rng.range(20, 600), rng.range(1, 300))).collect();
+    trace.insert(100, (0.25, 5000, 50));
+    let gpu_spec = memory_gib.map_or(String::new(), |m| format!("[hardware.gpu_spec]\nmemory_gib = {m}\n"));
+    let scenario = format!(
+        r#"
+[scenario]
+name = "conservation"
+seed = 3
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+{gpu_spec}
+{TINY_MODEL}
+[serving]
+max_batch_tokens = 1024
+"#
+    );
+    let (dir, s) = trace_setup(&trace, &scenario);
+    let (out, rows) = run_with_rows(&s);
+    drop(dir);
+    (out, rows, trace)
+}
+
+fn check_conservation(out: &Outcome, rows: &[RequestRow], trace: &[(f64, u32, u32)], what: &str) {
+    let sum = &out.report.summary;
+    let r = &sum.requests;
+    assert_eq!(r.arrived, trace.len() as u64, "{what}");
+    assert_eq!(r.completed + r.dropped, r.arrived, "{what}: {r:?}");
+    assert_eq!(rows.len() as u64, r.completed, "{what}");
+    // Each request finishes at most once, and the finished ones are the arrived ones
+    // minus the dropped ones.
+    let mut ids: Vec<u64> = rows.iter().map(|x| x.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), rows.len(), "{what}: a request finished twice");
+    assert!(ids.iter().all(|id| (*id as usize) < trace.len()), "{what}");
+    // Each finished request got the lengths the trace asked for, in a sane order of events.
+    for x in rows {
+        let (t, p, o) = trace[x.id as usize];
+        assert_eq!((x.prompt_tokens, x.output_tokens), (p, o), "{what}: request {}", x.id);
+        assert!((x.arrival_s - t).abs() < 1e-9, "{what}: request {}", x.id);
+        assert!(x.scheduled_s >= x.arrival_s && x.first_token_s >= x.scheduled_s && x.finish_s >= x.first_token_s);
+    }
+    // Tokens: what the summary's throughput implies = what the finished requests asked for.
+    let out_tokens: u64 = rows.iter().map(|x| x.output_tokens as u64).sum();
+    let prompt_tokens: u64 = rows.iter().map(|x| x.prompt_tokens as u64).sum();
+    let t = &sum.throughput;
+    let out_implied = t.output_tokens_per_s * t.window_s;
+    let total_implied = t.total_tokens_per_s * t.window_s;
+    assert!(
+        (out_implied - out_tokens as f64).abs() < 1e-6 * out_tokens as f64,
+        "{what}: {out_implied} vs {out_tokens}"
+    );
+    assert!((total_implied - (out_tokens + prompt_tokens) as f64).abs() < 1e-6 * total_implied, "{what}");
+    // Every preemption is charged to a request that then finished.
+    let preemptions: u64 = rows.iter().map(|x| x.preemptions as u64).sum();
+    assert_eq!(preemptions, r.preempted, "{what}");
+    assert_states_sum_to_wall(out, what);
+}
+
+#[test]
+fn every_request_and_token_is_accounted_for_with_room_to_spare() {
+    // 80 GiB: everything fits, nothing preempted or dropped; all 201 requests finish
+    // with exactly the tokens the trace asked for.
+    let (out, rows, trace) = conservation_run(None);
+    check_conservation(&out, &rows, &trace, "roomy");
+    let r = &out.report.summary.requests;
+    assert_eq!((r.completed, r.dropped, r.preempted), (201, 0, 0));
+    let asked: u64 = trace.iter().map(|x| x.2 as u64).sum();
+    assert_eq!(rows.iter().map(|x| x.output_tokens as u64).sum::<u64>(), asked);
+}
+
+#[test]
+fn every_request_and_token_is_accounted_for_under_preemption_and_drops() {
+    // A 0.0645 GiB GPU: 0.9 x 69.3 MB = 62.3 MB usable, less 23 MB of weights (11.5M
+    // parameters) and 14.7 MB of workspace (1024 tokens x 6656 values x 2 B + 256 x
+    // 1000 fp32 logits), leaves ~24.6 MB of KV at 8 KiB per token (2 x 4 layers x 8
+    // heads x 64 x 2 B): ~3000 tokens. Requests up to 600 + 300 tokens arriving every
+    // 2.5 ms outgrow it as they decode, so the scheduler must preempt; the 5000-token
+    // prompt can never fit and is dropped, with a reason. Everything else finishes
+    // exactly once with all its tokens.
+    let (out, rows, trace) = conservation_run(Some(0.0645));
+    check_conservation(&out, &rows, &trace, "tight");
+    let r = &out.report.summary.requests;
+    eprintln!("tight: {r:?}");
+    assert!(r.preempted > 0, "{r:?}");
+    assert_eq!((r.dropped, r.completed), (1, 200), "{r:?}");
+    assert!(r.dropped_reasons[0].contains("KV blocks"), "{:?}", r.dropped_reasons);
+    assert!(rows.iter().all(|x| x.prompt_tokens != 5000));
+    let asked: u64 = trace.iter().filter(|x| x.1 != 5000).map(|x| x.2 as u64).sum();
+    assert_eq!(rows.iter().map(|x| x.output_tokens as u64).sum::<u64>(), asked);
+}
