@@ -573,3 +573,72 @@ fn every_request_and_token_is_accounted_for_under_preemption_and_drops() {
     let asked: u64 = trace.iter().filter(|x| x.1 != 5000).map(|x| x.2 as u64).sum();
     assert_eq!(rows.iter().map(|x| x.output_tokens as u64).sum::<u64>(), asked);
 }
+
+// ---------------------------------------------------------------------------------
+// 5. Load: past capacity, TTFT grows without bound while throughput saturates
+// ---------------------------------------------------------------------------------
+
+fn load_scenario(arrival: &str, requests: u32) -> String {
+    format!(
+        r#"
+[scenario]
+name = "load"
+seed = 11
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+[model]
+preset = "llama-3-8b"
+[workload]
+requests = {requests}
+arrival = {arrival}
+prompt_tokens = {{ dist = "fixed", value = 512 }}
+output_tokens = {{ dist = "fixed", value = 128 }}
+"#
+    )
+}
+
+#[test]
+fn past_capacity_ttft_grows_without_bound_while_throughput_saturates() {
+    // Llama-3-8B on one H100, 512-token prompts and 128-token outputs. Capacity μ is
+    // measured, not guessed: 400 requests all at once keep the GPU saturated, so
+    // μ = 400 / makespan (by hand: ~10 ms of prefill per prompt at 732 TFLOP/s plus
+    // 128 decode steps shared by up to 256 sequences at ~12 ms each: ~60 requests/s).
+    let n = 400;
+    let sat = run(&setup(&load_scenario("{ process = \"all_at_once\" }", n)));
+    let mu = n as f64 / sat.report.summary.throughput.window_s;
+    assert!((20.0..200.0).contains(&mu), "capacity {mu} requests/s");
+
+    let at = |factor: f64, requests: u32| {
+        let rate = format!("{{ process = \"poisson\", rate_per_s = {} }}", factor * mu);
+        let out = run(&setup(&load_scenario(&rate, requests)));
+        let s = out.report.summary;
+        assert_eq!(s.requests.completed, requests as u64);
+        (s.ttft_s.p99, s.throughput.output_tokens_per_s)
+    };
+    let (p99_half, tput_half) = at(0.5, n);
+    let (p99_one, _) = at(1.0, n);
+    let (p99_two, tput_two) = at(2.0, n);
+    let (p99_four, tput_four) = at(4.0, n);
+    eprintln!(
+        "μ = {mu:.1}/s; TTFT p99: 0.5x {p99_half:.4} s, 1x {p99_one:.4}, 2x {p99_two:.4}, 4x {p99_four:.4}; \
+         output tokens/s: 0.5x {tput_half:.0}, 2x {tput_two:.0}, 4x {tput_four:.0}, saturated {:.0}",
+        sat.report.summary.throughput.output_tokens_per_s
+    );
+    // Under capacity the queue stays short; at 2x and 4x it grows all run long. With N
+    // requests at rate λ > μ the last one waits about N/μ - N/λ: 0.5 N/μ at 2x and
+    // 0.75 N/μ at 4x, so p99 at 4x is ~1.5x that at 2x, and both dwarf 0.5x.
+    assert!(p99_two > 10.0 * p99_half, "2x {p99_two} vs 0.5x {p99_half}");
+    assert!(p99_four > 1.3 * p99_two, "4x {p99_four} vs 2x {p99_two}");
+    assert!(p99_one > p99_half);
+    // Without bound: past capacity, twice the requests means about twice the wait
+    // (0.5 x 2N/μ); under capacity it does not move much.
+    let (p99_two_long, _) = at(2.0, 2 * n);
+    let (p99_half_long, _) = at(0.5, 2 * n);
+    eprintln!("2N: 0.5x {p99_half_long:.4} s, 2x {p99_two_long:.4} s");
+    assert!(p99_two_long > 1.7 * p99_two, "2x: {p99_two_long} with 2N vs {p99_two} with N");
+    assert!(p99_half_long < 1.5 * p99_half, "0.5x: {p99_half_long} with 2N vs {p99_half} with N");
+    // Throughput saturates: 4x within 10 % of 2x, both near the saturated run's.
+    assert!((tput_four / tput_two - 1.0).abs() < 0.10, "4x {tput_four} vs 2x {tput_two}");
+    assert!(tput_half < 0.7 * tput_two, "0.5x {tput_half} vs 2x {tput_two}");
+}
