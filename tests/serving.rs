@@ -750,3 +750,75 @@ gpu = 1
     assert!(m_re > 2.0 * m_other, "re-routed {m_re} vs others {m_other}");
     assert_states_sum_to_wall(&out, "failure");
 }
+
+// ---------------------------------------------------------------------------------
+// 8. A straggler in a TP group
+// ---------------------------------------------------------------------------------
+
+fn straggler_scenario(slow: bool) -> String {
+    let event = if slow { "[[events]]\nkind = \"gpu_slowdown\"\nat_s = 0.0\ngpu = 1\nfraction = 0.8\n" } else { "" };
+    format!(
+        r#"
+[scenario]
+name = "straggler"
+seed = 4
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+[model]
+preset = "llama-3-8b"
+[parallel]
+tp = 2
+[workload]
+requests = 60
+arrival = {{ process = "poisson", rate_per_s = 10.0 }}
+prompt_tokens = {{ dist = "uniform", min = 100, max = 1000 }}
+output_tokens = {{ dist = "uniform", min = 10, max = 100 }}
+{event}
+"#
+    )
+}
+
+#[test]
+fn a_straggler_makes_its_tp_partner_wait_a_quarter_of_its_compute() {
+    // GPU 1 of a TP2 group runs at 0.8 speed for the whole run: every operator w takes
+    // it round(w / 0.8) = 1.25 w. In stage.rs each GPU computes an operator group
+    // (embedding + attention block, MLP, ..., LM head) and then the pair meets in an
+    // all-reduce (or, after the LM head, the stage's closing barrier) that starts when
+    // the later one arrives; the partner, GPU 0, waits the difference each time. Since
+    // both leave every collective together, the differences never overlap, so over
+    // the run GPU 0's TP wait = GPU 1's compute - GPU 0's compute = 0.25 x GPU 0's
+    // (straggler-free) compute, to within 0.5 ns of rounding per operator group, and
+    // GPU 1 never waits. Per layer: 2 groups; per iteration: 2 x 32 + 2 (embedding
+    // folded into the first, LM head closing) <= 66 roundings.
+    let s = setup(&straggler_scenario(true));
+    let out = run(&s);
+    assert_eq!(out.report.summary.requests.completed, 60);
+    let (g0, g1) = (&out.report.gpus[0], &out.report.gpus[1]);
+    let (c0, c1, w0) = (ns(g0.compute_s), ns(g1.compute_s), ns(g0.tp_wait_s));
+    assert_eq!(w0, c1 - c0, "partner's wait is exactly the straggler's extra compute");
+    assert_eq!(ns(g0.wait_s), w0, "all of it TP wait");
+    assert_eq!(ns(g1.wait_s), 0, "the straggler never waits");
+    let roundings = out.report.summary.sim.iterations as f64 * 66.0 * 0.5;
+    let quarter = 0.25 * c0 as f64;
+    assert!((w0 as f64 - quarter).abs() <= roundings, "wait {w0} ns vs 0.25 x compute {quarter} ns (± {roundings})");
+    eprintln!(
+        "straggler: GPU 0 compute {:.4} s, TP wait {:.4} s ({:.6} of compute)",
+        g0.compute_s,
+        g0.tp_wait_s,
+        g0.tp_wait_s / g0.compute_s
+    );
+    // Both GPUs communicate the same all-reduces for the same time.
+    assert_eq!(ns(g0.tp_comm_s), ns(g1.tp_comm_s));
+    assert_states_sum_to_wall(&out, "straggler");
+
+    // Without the straggler nobody waits, and the overhead fraction is lower.
+    let base = run(&setup(&straggler_scenario(false)));
+    let b0 = &base.report.gpus[0];
+    assert_eq!(ns(b0.wait_s), 0);
+    assert_eq!(ns(b0.compute_s), ns(base.report.gpus[1].compute_s));
+    assert!(g0.overhead_fraction > b0.overhead_fraction, "{} vs {}", g0.overhead_fraction, b0.overhead_fraction);
+    let (o_slow, o_base) = (out.report.summary.overhead.fraction, base.report.summary.overhead.fraction);
+    assert!(o_slow > o_base, "cluster overhead {o_slow} vs {o_base}");
+    assert!(out.report.summary.overhead.by_kind.tp.wait_fraction > 0.0);
+}
