@@ -822,3 +822,41 @@ fn a_straggler_makes_its_tp_partner_wait_a_quarter_of_its_compute() {
     assert!(o_slow > o_base, "cluster overhead {o_slow} vs {o_base}");
     assert!(out.report.summary.overhead.by_kind.tp.wait_fraction > 0.0);
 }
+
+#[test]
+fn when_the_only_replica_fails_the_rest_are_dropped_not_lost() {
+    // dp = 1: after GPU 0 fails at 0.5 s no replica is left. Requests it held and every
+    // later arrival are dropped with a reason; none vanishes. That holds for an open
+    // loop and for a closed loop, where a dropped request (like a finished one) lets
+    // the next one in, so all 40 requests still arrive.
+    for arrival in ["{ process = \"poisson\", rate_per_s = 20.0 }", "{ process = \"closed_loop\", concurrency = 4 }"] {
+        let text = format!(
+            r#"
+[scenario]
+name = "total-failure"
+seed = 8
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+{TINY_MODEL}
+[workload]
+requests = 40
+arrival = {arrival}
+prompt_tokens = {{ dist = "uniform", min = 100, max = 400 }}
+output_tokens = {{ dist = "uniform", min = 500, max = 2000 }}
+
+[[events]]
+kind = "gpu_failure"
+at_s = 0.5
+gpu = 0
+"#
+        );
+        let out = run(&setup(&text));
+        let r = &out.report.summary.requests;
+        eprintln!("{arrival}: {r:?}");
+        assert_eq!(r.arrived, 40, "{arrival}: {r:?}");
+        assert_eq!(r.completed + r.dropped, r.arrived, "{arrival}: {r:?}");
+        assert!(r.dropped > 0 && r.dropped_reasons.iter().any(|x| x.contains("no replica alive")), "{r:?}");
+        assert_states_sum_to_wall(&out, arrival);
+    }
+}
