@@ -299,11 +299,11 @@ fn pipeline_bubble_matches_the_textbook_for_equal_microbatches() {
             "p={p} m={m}: bubble {got} vs textbook {textbook} (stages {stage_ns:?} ns)"
         );
         // Every stage ran each microbatch once, for the time the cost model says.
-        for st in 0..p as usize {
-            let g = &out.report.gpus[st];
+        for (st, (g, stage)) in out.report.gpus.iter().zip(&stage_ns).enumerate() {
             let busy = ns(g.compute_s) + ns(g.communicate_s);
-            assert_eq!(busy, m as u64 * stage_ns[st], "p={p} m={m} stage {st}");
+            assert_eq!(busy, m as u64 * stage, "p={p} m={m} stage {st}");
         }
+        assert_states_sum_to_wall(&out, "bubble");
         eprintln!("p={p} m={m}: bubble {got:.5}, textbook {textbook:.5}, stages {stage_ns:?}");
     }
 }
@@ -452,6 +452,7 @@ fn throughput_and_mfu_never_beat_the_roofline() {
         // bound counts only attention weights, so it stays loose (0.05).
         assert!(compute_use.max(memory_use) >= floor, "{name}: bound too loose to mean anything");
         assert!(sum.gpu.mfu <= s.gpu.compute_efficiency, "{name}: MFU {} > {}", sum.gpu.mfu, s.gpu.compute_efficiency);
+        assert_states_sum_to_wall(&out, name);
         // No GPU ever computes faster than its sustained rate.
         let rate = s.gpu.sustained_flops(s.model.dtype.bytes());
         for g in out.report.gpus.iter().filter(|g| g.compute_s > 0.0) {
@@ -859,4 +860,38 @@ gpu = 0
         assert!(r.dropped > 0 && r.dropped_reasons.iter().any(|x| x.contains("no replica alive")), "{r:?}");
         assert_states_sum_to_wall(&out, arrival);
     }
+}
+
+#[test]
+#[ignore = "known: a failed replica keeps the GPU time booked for its cancelled batches (see report)"]
+fn a_failed_gpu_does_no_work_after_it_fails() {
+    // dp = 2, 40 prompts of 8192 tokens at once: both replicas are saturated (an
+    // iteration is one ~200 ms prefill). GPU 1 fails at 1.0 s; from then on it does
+    // nothing, so its compute + communicate + wait cannot exceed 1.0 s.
+    let text = r#"
+[scenario]
+name = "dead-gpu"
+seed = 1
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+[model]
+preset = "llama-3-8b"
+[parallel]
+dp = 2
+[workload]
+requests = 40
+arrival = { process = "all_at_once" }
+prompt_tokens = { dist = "fixed", value = 8192 }
+output_tokens = { dist = "fixed", value = 4 }
+
+[[events]]
+kind = "gpu_failure"
+at_s = 1.0
+gpu = 1
+"#;
+    let out = run(&setup(text));
+    let g = &out.report.gpus[1];
+    let busy = g.compute_s + g.communicate_s + g.wait_s;
+    assert!(busy <= 1.0, "GPU 1 busy {busy} s, failed at 1.0 s");
 }
