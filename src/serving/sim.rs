@@ -232,6 +232,8 @@ impl<'a> Simulation<'a> {
         let outstanding: Vec<u64> = self.replicas.iter().map(|r| r.outstanding).collect();
         let Some(r) = self.router.choose(&alive, &outstanding) else {
             self.rec.drop_request("no replica alive (every replica has a failed GPU)".into());
+            // A dropped request frees its closed-loop slot, as a finished one does.
+            self.after_completion();
             return;
         };
         let rep = &mut self.replicas[r];
