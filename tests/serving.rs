@@ -863,7 +863,6 @@ gpu = 0
 }
 
 #[test]
-#[ignore = "known: a failed replica keeps the GPU time booked for its cancelled batches (see report)"]
 fn a_failed_gpu_does_no_work_after_it_fails() {
     // dp = 2, 40 prompts of 8192 tokens at once: both replicas are saturated (an
     // iteration is one ~200 ms prefill). GPU 1 fails at 1.0 s; from then on it does

@@ -110,6 +110,22 @@ impl Ledger {
     pub fn wait(&mut self, gpu: u32, kind: CommKind, ns: u64) {
         self.gpus[gpu as usize].wait_ns[kind.index()] += ns;
     }
+    /// Takes back computing booked ahead of a failure.
+    pub fn uncompute(&mut self, gpu: u32, ns: u64, flops: f64) {
+        let g = &mut self.gpus[gpu as usize];
+        g.compute_ns = g.compute_ns.saturating_sub(ns);
+        g.flops = (g.flops - flops).max(0.0);
+    }
+    /// Takes back communication booked ahead of a failure.
+    pub fn uncommunicate(&mut self, gpu: u32, kind: CommKind, ns: u64) {
+        let v = &mut self.gpus[gpu as usize].comm_ns[kind.index()];
+        *v = v.saturating_sub(ns);
+    }
+    /// Takes back waiting booked ahead of a failure.
+    pub fn unwait(&mut self, gpu: u32, kind: CommKind, ns: u64) {
+        let v = &mut self.gpus[gpu as usize].wait_ns[kind.index()];
+        *v = v.saturating_sub(ns);
+    }
     /// One GPU's totals.
     pub fn gpu(&self, gpu: u32) -> &GpuTotals {
         &self.gpus[gpu as usize]

@@ -48,6 +48,17 @@ enum Event {
 struct InFlight {
     entries: Vec<BatchEntry>,
     done_event: EventId,
+    /// Each stage run's span and per-GPU work, kept only when a GPU may fail, so the
+    /// part after a failure can be taken back.
+    bookings: Vec<Booking>,
+}
+
+/// One stage run booked into the ledger.
+struct Booking {
+    first_gpu: u32,
+    start: SimTime,
+    end: SimTime,
+    gpus: Vec<super::stage::GpuWork>,
 }
 
 struct Replica {
@@ -83,6 +94,7 @@ pub struct Simulation<'a> {
     local_spans: Vec<LocalSpan>,
     spare_entries: Vec<Vec<BatchEntry>>,
     stage_speeds: Vec<f64>,
+    keep_bookings: bool,
     default_window: bool,
     last_batch_span: SimTime,
     arrivals_seen: u64,
@@ -147,6 +159,7 @@ impl<'a> Simulation<'a> {
             local_spans: Vec::new(),
             spare_entries: Vec::new(),
             stage_speeds: Vec::new(),
+            keep_bookings: setup.events.iter().any(|e| matches!(e, WhatIfEvent::GpuFailure { .. })),
             default_window: opts.window_s.is_none(),
             last_batch_span: SimTime::ZERO,
             arrivals_seen: 0,
@@ -224,17 +237,18 @@ impl<'a> Simulation<'a> {
         {
             self.open_default_window();
         }
-        self.admit(Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1)));
+        let _ = self.admit(Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1)));
     }
 
-    fn admit(&mut self, req: Request) {
+    /// Routes and queues a request; false when it was dropped.
+    fn admit(&mut self, req: Request) -> bool {
         let alive: Vec<bool> = self.replicas.iter().map(|r| r.alive).collect();
         let outstanding: Vec<u64> = self.replicas.iter().map(|r| r.outstanding).collect();
         let Some(r) = self.router.choose(&alive, &outstanding) else {
             self.rec.drop_request("no replica alive (every replica has a failed GPU)".into());
             // A dropped request frees its closed-loop slot, as a finished one does.
             self.after_completion();
-            return;
+            return false;
         };
         let rep = &mut self.replicas[r];
         let need = blocks_for(req.peak_tokens(), rep.queues.kv.block_tokens);
@@ -244,12 +258,13 @@ impl<'a> Simulation<'a> {
                 req.prompt_tokens, req.output_tokens, rep.queues.kv.total
             ));
             self.after_completion();
-            return;
+            return false;
         }
         rep.outstanding += req.outstanding_tokens();
         let slot = self.reqs.insert(req);
         rep.queues.waiting.push_back(slot);
         self.try_start(r);
+        true
     }
 
     fn open_default_window(&mut self) {
@@ -283,6 +298,7 @@ impl<'a> Simulation<'a> {
         let host_before = self.iteration_overhead + SimTime::from_ns_f64(fw.prefill_overhead_us * 1e3 * chunks as f64);
         let host_after = SimTime::from_ns_f64(fw.per_seq_overhead_us * 1e3 * self.entries.len() as f64);
         let mut arrive = now + host_before;
+        let mut bookings = Vec::new();
         for s in 0..plan.pp {
             let free = self.replicas[r].stage_free[s as usize];
             let start = arrive.max(free);
@@ -368,6 +384,10 @@ impl<'a> Simulation<'a> {
             }
             self.rec.iterations += 1;
             self.rec.pipeline_stage_busy_ns += run.duration_ns as u128;
+            if self.keep_bookings {
+                let run_end = start + SimTime(run.duration_ns);
+                bookings.push(Booking { first_gpu, start, end: run_end, gpus: run.gpus.clone() });
+            }
             self.replicas[r].stage_free[s as usize] = end;
             arrive = end;
         }
@@ -385,7 +405,7 @@ impl<'a> Simulation<'a> {
             self.queue.schedule(rep.stage_free[0], Event::Stage0Free(r as u32));
         }
         let entries = std::mem::replace(&mut self.entries, self.spare_entries.pop().unwrap_or_default());
-        rep.in_flight.push_back(InFlight { entries, done_event });
+        rep.in_flight.push_back(InFlight { entries, done_event, bookings });
     }
 
     /// Splits the batch over EP groups: sequences go to the group with the fewest tokens.
@@ -499,11 +519,15 @@ impl<'a> Simulation<'a> {
     /// A GPU of replica `r` failed: batches in flight are lost, and every request the
     /// replica held goes back to the router, to be recomputed elsewhere.
     fn fail_replica(&mut self, r: usize) {
-        let rep = &mut self.replicas[r];
-        rep.alive = false;
-        for b in rep.in_flight.drain(..) {
+        self.replicas[r].alive = false;
+        let lost: Vec<InFlight> = self.replicas[r].in_flight.drain(..).collect();
+        for b in &lost {
             self.queue.cancel(b.done_event);
         }
+        for b in lost.iter().flat_map(|b| &b.bookings) {
+            self.unbook_after(b, self.now);
+        }
+        let rep = &mut self.replicas[r];
         for s in rep.stage_free.iter_mut() {
             *s = (*s).min(self.now);
         }
@@ -520,9 +544,35 @@ impl<'a> Simulation<'a> {
             req.computed = 0;
             req.prefill_len = req.prompt_tokens + req.generated;
             req.rerouted = true;
-            self.rec.rerouted += 1;
-            self.admit(req);
+            if self.admit(req) {
+                self.rec.rerouted += 1;
+            }
         }
+    }
+}
+
+impl Simulation<'_> {
+    /// Takes back the share of a stage run's booked work that falls after `t` (the run
+    /// is cut short there), pro rata over the run's span.
+    fn unbook_after(&mut self, b: &Booking, t: SimTime) {
+        if t >= b.end {
+            return;
+        }
+        let span = (b.end - b.start).as_ns() as f64;
+        let cut = if span > 0.0 { (b.end - t.max(b.start)).as_ns() as f64 / span } else { 1.0 };
+        let take = |ns: u64| (ns as f64 * cut).round() as u64;
+        for (i, w) in b.gpus.iter().enumerate() {
+            let g = b.first_gpu + i as u32;
+            self.rec.ledger.uncompute(g, take(w.compute_ns), w.flops * cut);
+            for k in CommKind::ALL {
+                let ki = k as usize;
+                self.rec.ledger.uncommunicate(g, k, take(w.comm_ns[ki]));
+                self.rec.ledger.unwait(g, k, take(w.wait_ns[ki]));
+            }
+            self.rec.util.add_spread(t.max(b.start), b.end, g as usize, -(take(w.compute_ns) as f64));
+        }
+        self.rec.pipeline_stage_busy_ns -=
+            ((b.end - t.max(b.start)).as_ns() as u128).min(self.rec.pipeline_stage_busy_ns);
     }
 }
 
