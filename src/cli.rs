@@ -94,6 +94,11 @@ fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate(a) => {
             let setup = scenario::load_setup(&a.scenario, &a.set)?;
+            // Read the trace too (if any), so a bad trace row is reported here, not only by `run`.
+            let workload = crate::workload::Workload::from_setup(&setup)?;
+            for w in workload.warnings() {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "{}: ok: {} GPUs ({} nodes x {} {}), plan dp={} pp={} tp={} ep={} uses {}, model {}",
                 a.scenario.display(),
