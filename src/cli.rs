@@ -124,15 +124,26 @@ fn run(a: &RunArgs) -> Result<i32> {
     let parsed = scenario::load(path, &a.scenario.set)?;
     let setup = scenario::validate(&parsed, path)?;
     let dir = files::results_dir(a.out.as_deref(), &setup.name, a.force)?;
+    let created = !dir.exists();
     files::ensure_dir(&dir)?;
-    let as_run = toml::to_string(&parsed).map_err(|e| Error::Run(format!("cannot serialize the scenario: {e}")))?;
+    let result = run_into(a, &parsed, &setup, &dir);
+    if result.is_err() && created {
+        // A run that failed (e.g. on a bad trace row) leaves no half-filled folder
+        // behind to block the next run; folders it did not create are left alone.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn run_into(a: &RunArgs, parsed: &scenario::Scenario, setup: &scenario::Setup, dir: &std::path::Path) -> Result<i32> {
+    let as_run = toml::to_string(parsed).map_err(|e| Error::Run(format!("cannot serialize the scenario: {e}")))?;
     files::write_atomic(&dir.join("scenario.toml"), as_run.as_bytes())?;
     let started = Instant::now();
     let progress = if a.quiet || !std::io::stderr().is_terminal() { None } else { Some(progress_bar(started)) };
     let opts = RunOptions { requests_csv: Some(dir.join("requests.csv")), window_s: a.window, progress };
-    let outcome = simulate(&setup, opts)?;
+    let outcome = simulate(setup, opts)?;
     let wall = started.elapsed().as_secs_f64();
-    writer::write_report(&dir, &outcome.report)?;
+    writer::write_report(dir, &outcome.report)?;
     let info = writer::RunInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         wall_s: wall,

@@ -241,3 +241,34 @@ fn run_rejects_a_bad_scenario_with_exit_2_and_writes_nothing() {
     assert!(stderr(&out).contains("`parallel.tp`"), "{}", stderr(&out));
     assert!(!tmp.path().join("results").exists(), "a rejected scenario created a results folder");
 }
+
+#[test]
+fn a_run_that_fails_on_its_trace_leaves_no_folder_behind() {
+    // The trace is read when the run starts; a bad row (line 4) is exit 2 naming the
+    // trace file and line, and the results folder the run had created is removed, so
+    // the next run with the same --out is not refused.
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/scenarios/with_bad_trace.toml");
+    let out_dir = tmp.path().join("out");
+    let out =
+        clustersim(tmp.path(), &["run", scenario.to_str().unwrap(), "--quiet", "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad_trace.csv:4:"), "{}", stderr(&out));
+    assert!(!out_dir.exists(), "a failed run left {} behind", out_dir.display());
+
+    // The same --out with the good trace then runs without --force.
+    let out = clustersim(
+        tmp.path(),
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--set",
+            "workload.trace=good_trace.csv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(summary(&out_dir)["requests"]["completed"], 4);
+}
