@@ -134,8 +134,16 @@ fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate(a) => {
             let setup = scenario::load_setup(&a.scenario, &a.set)?;
+            // Read the trace too (if any), so a bad trace row is reported here, not only by `run`.
+            let workload = crate::workload::Workload::from_setup(&setup)?;
+            for w in workload.warnings() {
+                eprintln!("warning: {w}");
+            }
+            // And the memory plan, so a plan that cannot fit fails here too.
+            let asm = crate::serving::assemble::Assembly::build(&setup)?;
             println!(
-                "{}: ok: {} GPUs ({} nodes x {} {}), plan dp={} pp={} tp={} ep={} uses {}, model {}",
+                "{}: ok: {} GPUs ({} nodes x {} {}), plan dp={} pp={} tp={} ep={} uses {}, model {}, \
+                 KV cache {} tokens per replica, {} requests",
                 a.scenario.display(),
                 setup.total_gpus(),
                 setup.nodes,
@@ -146,7 +154,9 @@ fn execute(cli: Cli) -> Result<i32> {
                 setup.parallel.tp,
                 setup.parallel.ep,
                 setup.plan_gpus(),
-                setup.model.name
+                setup.model.name,
+                asm.kv_blocks_per_replica as u64 * setup.serving.kv_block_tokens as u64,
+                workload.total_requests()
             );
             Ok(0)
         }
@@ -178,8 +188,19 @@ fn run(a: &RunArgs) -> Result<i32> {
     let parsed = scenario::load(path, &a.scenario.set)?;
     let setup = scenario::validate(&parsed, path)?;
     let dir = files::results_dir(a.out.as_deref(), &setup.name, a.force)?;
+    let created = !dir.exists();
     files::ensure_dir(&dir)?;
-    let as_run = toml::to_string(&parsed).map_err(|e| Error::Run(format!("cannot serialize the scenario: {e}")))?;
+    let result = run_into(a, &parsed, &setup, &dir);
+    if result.is_err() && created {
+        // A run that failed (e.g. on a bad trace row) leaves no half-filled folder
+        // behind to block the next run; folders it did not create are left alone.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn run_into(a: &RunArgs, parsed: &scenario::Scenario, setup: &scenario::Setup, dir: &std::path::Path) -> Result<i32> {
+    let as_run = toml::to_string(parsed).map_err(|e| Error::Run(format!("cannot serialize the scenario: {e}")))?;
     files::write_atomic(&dir.join("scenario.toml"), as_run.as_bytes())?;
     let started = Instant::now();
     let progress = if a.quiet || !std::io::stderr().is_terminal() { None } else { Some(progress_bar(started)) };
@@ -189,9 +210,9 @@ fn run(a: &RunArgs) -> Result<i32> {
         progress,
         trace_json: a.trace.then(|| dir.join("trace.json")),
     };
-    let outcome = simulate(&setup, opts)?;
+    let outcome = simulate(setup, opts)?;
     let wall = started.elapsed().as_secs_f64();
-    writer::write_report(&dir, &outcome.report)?;
+    writer::write_report(dir, &outcome.report)?;
     let info = writer::RunInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         wall_s: wall,
@@ -202,7 +223,7 @@ fn run(a: &RunArgs) -> Result<i32> {
     };
     writer::write_json(&dir.join("run_info.json"), &info)?;
     if !a.no_plots {
-        plots::render_all(&dir, &plots::PlotOptions::default())?;
+        plots::render_all(dir, &plots::PlotOptions::default())?;
     }
     print!("{}", table::summary_table(&outcome.report.summary));
     println!(

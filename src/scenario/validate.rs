@@ -112,6 +112,17 @@ pub fn validate(s: &Scenario, file: &Path) -> Result<Setup, InputError> {
     let h = &s.hardware;
     c.at_least_one("hardware.nodes", h.nodes)?;
     c.at_least_one("hardware.gpus_per_node", h.gpus_per_node)?;
+    if h.nodes.checked_mul(h.gpus_per_node).is_none() {
+        return Err(c.err(
+            "hardware",
+            format!(
+                "nodes x gpus_per_node = {} x {} is too many GPUs; at most {} in all",
+                h.nodes,
+                h.gpus_per_node,
+                u32::MAX
+            ),
+        ));
+    }
     let (nvlink, network) = resolve_links(&c, h)?;
     let model = resolve_model(&c, &s.model)?;
     check_parallel(&c, &s.parallel, &model, h.nodes * h.gpus_per_node)?;

@@ -86,7 +86,13 @@ impl Assembly {
             kv_block_tokens: setup.serving.kv_block_tokens,
             gpu_memory_utilization: setup.serving.gpu_memory_utilization,
         };
-        let mem = plan_memory(m, &setup.gpu, &req)?;
+        let mem = plan_memory(m, &setup.gpu, &req).map_err(|e| match e {
+            crate::Error::Infeasible(msg) => crate::Error::Infeasible(format!(
+                "{}: the plan does not fit in GPU memory: {msg}",
+                setup.file.display()
+            )),
+            other => other,
+        })?;
         let blocks = mem.kv_capacity_blocks.min(u32::MAX as u64) as u32;
         let kv_by_stage: Vec<f64> =
             (0..p.pp).map(|s| kv_bytes_per_token(m, p.tp, plan.stage_layers(s).len() as u32)).collect();
