@@ -155,7 +155,7 @@ impl Assembly {
                 (0..plan.pp)
                     .map(|s| StageComm {
                         tp_allreduce: (0..plan.ep)
-                            .map(|e| pr.affine(CollectiveOp::AllReduce, &plan.tp_group(r, s, e)))
+                            .map(|e| pr.all_reduce(&plan.tp_group(r, s, e)))
                             .collect(),
                         ep_alltoall: (0..plan.tp)
                             .map(|t| pr.affine(CollectiveOp::AllToAll, &plan.ep_group(r, s, t)))

@@ -6,7 +6,7 @@
 //! the bytes, so a group's price is fixed once (and again when a what-if changes a
 //! link) and each collective is then one multiply-add.
 
-use super::stage::Affine;
+use super::stage::{Affine, Price};
 use crate::hardware::spec::{NetworkSpec, NvlinkSpec};
 use crate::scenario::Setup;
 
@@ -72,6 +72,11 @@ impl Pricer {
             let bw = self.network.nic_bandwidth_gb_s * self.network.efficiency * worst / self.network.oversubscription;
             (self.network.latency_us * 1e3, bw)
         }
+    }
+
+    /// The price of a TP all-reduce over `gpus`.
+    pub fn all_reduce(&self, gpus: &[u32]) -> Price {
+        self.affine(CollectiveOp::AllReduce, gpus).into()
     }
 
     /// The affine price of `op` over `gpus` (GB/s = bytes/ns, so 1/bw is ns per byte).

@@ -65,11 +65,29 @@ impl Affine {
     }
 }
 
+/// A collective's price when several algorithms may run it: the fastest at each size
+/// (as NCCL's tuner picks), each algorithm an [`Affine`] price.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Price(pub Vec<Affine>);
+
+impl Price {
+    /// Time for `bytes`, ns: the cheapest option.
+    pub fn ns(&self, bytes: f64) -> u64 {
+        self.0.iter().map(|a| a.ns(bytes)).min().unwrap_or(0)
+    }
+}
+
+impl From<Affine> for Price {
+    fn from(a: Affine) -> Self {
+        Price(vec![a])
+    }
+}
+
 /// The collectives of one stage.
 #[derive(Clone, Debug, Default)]
 pub struct StageComm {
     /// TP all-reduce of each EP group's TP group (empty or unused when tp = 1).
-    pub tp_allreduce: Vec<Affine>,
+    pub tp_allreduce: Vec<Price>,
     /// EP all-to-all among equal TP ranks, per TP rank; bytes = the largest volume
     /// one rank sends or receives.
     pub ep_alltoall: Vec<Affine>,
@@ -498,7 +516,7 @@ mod tests {
 
     fn comm(tp_groups: usize, tp: usize, ar_ns: f64) -> StageComm {
         StageComm {
-            tp_allreduce: vec![Affine { fixed_ns: ar_ns, per_byte_ns: 0.0 }; tp_groups],
+            tp_allreduce: vec![Affine { fixed_ns: ar_ns, per_byte_ns: 0.0 }.into(); tp_groups],
             ep_alltoall: vec![Affine { fixed_ns: 30.0, per_byte_ns: 0.0 }; tp],
             pp_send: vec![Affine { fixed_ns: 5.0, per_byte_ns: 1.0 }; tp_groups * tp],
         }
