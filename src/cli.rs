@@ -284,7 +284,9 @@ fn compare_cmd(a: &CompareArgs) -> Result<i32> {
     let runs = compare::run_plans(&setups, &dir)?;
     let (header, rows) = compare::table(&runs);
     compare::write_table_csv(&dir.join("compare.csv"), &header, &rows)?;
-    compare::ttft_cdf_svg(&dir.join("ttft_cdf.svg"), &runs)?;
+    if let Err(e) = compare::ttft_cdf_svg(&dir.join("ttft_cdf.svg"), &runs) {
+        eprintln!("warning: {e}");
+    }
     print!("{}", compare::render(&header, &rows));
     println!("results    {}", dir.display());
     Ok(0)
@@ -306,7 +308,9 @@ fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
     result.write_csv(&csv)?;
     for m in &a.plot {
         let path = dir.join(format!("sweep_{}.svg", m.replace('.', "_")));
-        crate::analysis::line_chart_svg(&path, m, &result.keys[0], m, &sweep_series(&result, m))?;
+        if let Err(e) = crate::analysis::line_chart_svg(&path, m, &result.keys[0], m, &sweep_series(&result, m)) {
+            eprintln!("warning: {e}");
+        }
     }
     let failed = result.points.iter().filter(|p| p.error.is_some()).count();
     for p in result.points.iter().filter(|p| p.error.is_some()) {

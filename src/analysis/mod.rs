@@ -59,9 +59,36 @@ pub fn format_value(x: f64) -> String {
 /// One line of a chart: a legend label and its points.
 pub type Series = (String, Vec<(f64, f64)>);
 
-/// Draws `series` as lines into an SVG file at `path` (plotters' SVG backend,
-/// which writes text as SVG `<text>` and needs no font files). Axis ranges cover
-/// every point. Kept small so it can move to the shared chart style later.
+/// Font files tried, in order, for measuring chart text (stopgap until the shared
+/// chart style module brings its own font).
+const FONT_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+/// Registers a system font as "sans-serif" once. The SVG backend writes text as
+/// `<text>` elements, but plotters still measures text with a registered font
+/// (its `ab_glyph` feature is on), so without one, charts with labels fail.
+fn ensure_font() -> bool {
+    static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FONT.get_or_init(|| {
+        FONT_CANDIDATES.iter().any(|p| match std::fs::read(p) {
+            Ok(bytes) => {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes).is_ok()
+            }
+            Err(_) => false,
+        })
+    })
+}
+
+/// Draws `series` as lines into an SVG file at `path` with plotters' SVG backend.
+/// Axis ranges cover every point. Kept small so it can move to the shared chart
+/// style later. Fails (callers warn and go on) when no font is available.
 pub fn line_chart_svg(
     path: &std::path::Path,
     title: &str,
@@ -70,6 +97,13 @@ pub fn line_chart_svg(
     series: &[Series],
 ) -> crate::Result<()> {
     use plotters::prelude::*;
+    if !ensure_font() {
+        return Err(crate::Error::Run(format!(
+            "{}: no font found to lay out chart text (tried {})",
+            path.display(),
+            FONT_CANDIDATES.join(", ")
+        )));
+    }
     let fail = |e: String| crate::Error::Run(format!("{}: cannot draw the chart: {e}", path.display()));
     let pts = series.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
@@ -112,4 +146,15 @@ pub fn line_chart_svg(
             .map_err(|e| fail(e.to_string()))?;
     }
     root.present().map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod chart_tests {
+    #[test]
+    fn font_and_chart() {
+        assert!(super::ensure_font());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.svg");
+        super::line_chart_svg(&p, "t", "x", "y", &[("a".into(), vec![(0.0, 1.0), (1.0, 2.0)])]).unwrap();
+    }
 }
