@@ -282,8 +282,9 @@ fn compare_cmd(a: &CompareArgs) -> Result<i32> {
     let dir = files::results_dir(a.out.as_deref(), "compare", a.force)?;
     files::ensure_dir(&dir)?;
     let runs = compare::run_plans(&setups, &dir)?;
-    let (header, rows) = compare::table(&runs);
+    let (header, rows) = compare::table(&runs, true);
     compare::write_table_csv(&dir.join("compare.csv"), &header, &rows)?;
+    let (header, rows) = compare::table(&runs, false);
     if let Err(e) = compare::ttft_cdf_svg(&dir.join("ttft_cdf.svg"), &runs) {
         eprintln!("warning: {e}");
     }

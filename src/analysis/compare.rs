@@ -119,7 +119,9 @@ fn read_ttfts(path: &Path) -> Result<Vec<f64>> {
 
 /// The side-by-side table: a header (`metric`, then one column per plan) and rows:
 /// plan layout, GPUs, cost in GPU-hours per million tokens, then every summary figure.
-pub fn table(runs: &[PlanRun]) -> (Vec<String>, Vec<Vec<String>>) {
+/// `precise`: full round-trip precision (for CSV); otherwise 4 significant digits.
+pub fn table(runs: &[PlanRun], precise: bool) -> (Vec<String>, Vec<Vec<String>>) {
+    let fmt = |x: f64| if precise { format_value(x) } else { short_value(x) };
     let mut header = vec!["metric".to_string()];
     header.extend(runs.iter().map(|r| r.label.clone()));
     let mut rows = vec![
@@ -127,17 +129,28 @@ pub fn table(runs: &[PlanRun]) -> (Vec<String>, Vec<Vec<String>>) {
         row("gpus", runs.iter().map(|r| r.gpus.to_string())),
         row(
             "cost_gpu_hours_per_million_tokens",
-            runs.iter()
-                .map(|r| format_value(gpu_hours_per_million_tokens(r.gpus, r.summary.throughput.total_tokens_per_s))),
+            runs.iter().map(|r| fmt(gpu_hours_per_million_tokens(r.gpus, r.summary.throughput.total_tokens_per_s))),
         ),
     ];
     let flat: Vec<Vec<(String, f64)>> = runs.iter().map(|r| flatten_summary(&r.summary)).collect();
     if let Some(first) = flat.first() {
         for (i, (name, _)) in first.iter().enumerate() {
-            rows.push(row(name, flat.iter().map(|f| f.get(i).map(|(_, v)| format_value(*v)).unwrap_or_default())));
+            rows.push(row(name, flat.iter().map(|f| f.get(i).map(|(_, v)| fmt(*v)).unwrap_or_default())));
         }
     }
     (header, rows)
+}
+
+/// `x` with about 4 significant digits (integers and large values without noise).
+pub fn short_value(x: f64) -> String {
+    if !x.is_finite() || x.fract() == 0.0 {
+        return format_value(x);
+    }
+    if x.abs() >= 1000.0 {
+        return format!("{x:.1}");
+    }
+    let decimals = (3 - x.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    format!("{x:.decimals$}")
 }
 
 fn row(name: &str, cells: impl Iterator<Item = String>) -> Vec<String> {
