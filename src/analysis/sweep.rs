@@ -176,7 +176,7 @@ pub fn run_sweep(
         .num_threads(jobs.unwrap_or(0))
         .build()
         .map_err(|e| Error::Run(format!("cannot start worker threads: {e}")))?;
-    let outcomes: Vec<(usize, Vec<Override>, Result<BTreeMap<String, f64>>)> = pool.install(|| {
+    let outcomes: Vec<Outcome> = pool.install(|| {
         chosen
             .into_par_iter()
             .map(|(i, point)| {
@@ -203,6 +203,9 @@ pub fn run_sweep(
         .collect();
     Ok(SweepResult { keys: varies.iter().map(|v| v.key.clone()).collect(), points })
 }
+
+/// A point's index, overrides and figures (or error).
+type Outcome = (usize, Vec<Override>, Result<BTreeMap<String, f64>>);
 
 fn run_point(base: &Path, set: &[Override], point: &[Override]) -> Result<BTreeMap<String, f64>> {
     let all: Vec<Override> = set.iter().chain(point).cloned().collect();
