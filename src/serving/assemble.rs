@@ -154,9 +154,7 @@ impl Assembly {
             .map(|r| {
                 (0..plan.pp)
                     .map(|s| StageComm {
-                        tp_allreduce: (0..plan.ep)
-                            .map(|e| pr.all_reduce(&plan.tp_group(r, s, e)))
-                            .collect(),
+                        tp_allreduce: (0..plan.ep).map(|e| pr.all_reduce(&plan.tp_group(r, s, e))).collect(),
                         ep_alltoall: (0..plan.tp)
                             .map(|t| pr.affine(CollectiveOp::AllToAll, &plan.ep_group(r, s, t)))
                             .collect(),
