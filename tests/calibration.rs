@@ -25,7 +25,7 @@ fn vllm_2023_matches_splitwise_tp8_within_20_percent_on_every_point() {
 fn the_same_profile_holds_at_tp4_and_tp2_within_25_percent() {
     // The profile was fitted to TP 2, 4 and 8 together: a profile fitted to TP8 alone
     // mistook TP-dependent collective cost for slow HBM and put TP2 decode 100 % high.
-    // Worst point here at fit time: A100 TP2 decode batch 1, +21 %.
+    // Worst point here at fit time: A100 TP2 prefill 8192, +24 %.
     for tp in [4, 2] {
         let points = splitwise_points("vllm-2023", tp);
         let bad = misses(&points, 25.0, &[]);
@@ -47,24 +47,15 @@ fn optimized_is_faster_than_the_2023_stack_on_every_point() {
     assert!(h100_decode1.simulated_ms > 5.1, "{}", h100_decode1.simulated_ms);
 }
 
-/// Known misses of a plain roofline: Vidur's QKV GEMM at 512 tokens runs at roughly
-/// half the rate of the other GEMMs of the same size (narrow N = (a+2k)/tp·d output
-/// with few tiles per SM wave), and the down projection at 512 tokens beats the
-/// 0.74 large-GEMM rate (~90 % of peak). One efficiency per GPU cannot serve both.
-/// And the TP8 batch-1 output projection (16.8 MB, 9 µs measured) is 1.5 µs short of
-/// the 5 µs launch + streaming fit through the larger batch-1 GEMMs. All stay within 40 %.
-const KNOWN_GEMM_MISSES: &[&str] = &[
-    "H100 TP1 qkv 512 tok",
-    "H100 TP4 qkv 512 tok",
-    "H100 TP8 qkv 512 tok",
-    "H100 TP2 qkv 512 tok",
-    "H100 TP8 qkv 4096 tok",
-    "H100 TP1 down 512 tok",
-    "H100 TP2 down 512 tok",
-    "H100 TP4 down 512 tok",
-    "H100 TP4 down 4096 tok",
-    "H100 TP8 out_proj 1 tok",
-];
+/// The one point the wave-quantization model misses. Vidur's down projection at 512
+/// tokens on TP1 runs at 0.92 of H100 peak (269 µs), while gate+up at 4096 tokens
+/// (5.7 ms) runs at 0.68 and the near-identical out projection at 4096 tokens on TP1
+/// (4096 x 8192 x 8192) at 0.70 against the down projection's 0.87 on TP4 (4096 x 7168
+/// x 8192). Not a shape effect (nor K: down at K = 28672 and 4096 tokens is 0.73): the
+/// down projection's input is the SwiGLU output, low-entropy data that draws less
+/// power, and short kernels finish before H100's power cap lowers the clock. One
+/// efficiency for equal shapes cannot serve both; this point stays at +17.5 %.
+const KNOWN_GEMM_MISSES: &[&str] = &["H100 TP1 down 512 tok"];
 
 #[test]
 fn h100_preset_matches_vidur_gemms_within_15_percent() {
@@ -73,13 +64,6 @@ fn h100_preset_matches_vidur_gemms_within_15_percent() {
     assert_eq!(points.len(), 48);
     let bad = misses(&points, 15.0, KNOWN_GEMM_MISSES);
     assert!(bad.is_empty(), "unexpected misses over 15 %:\n{}", markdown(&points));
-    let wide = misses(&points, 40.0, &[]);
-    assert!(wide.is_empty(), "points off by more than 40 %:\n{}", markdown(&points));
-    // The MLP GEMMs (most of a layer's time) and the batch-1 (memory-bound) GEMMs hold.
-    for p in &points {
-        let listed = KNOWN_GEMM_MISSES.contains(&p.label.as_str());
-        if !listed && (p.label.contains("gate_up") || p.label.ends_with(" 1 tok")) {
-            assert!(p.error_pct().abs() <= 15.0, "{} off by {:.1} %", p.label, p.error_pct());
-        }
-    }
+    let wide = misses(&points, 20.0, &[]);
+    assert!(wide.is_empty(), "points off by more than 20 %:\n{}", markdown(&points));
 }

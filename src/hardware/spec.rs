@@ -16,7 +16,8 @@ pub struct GpuSpec {
     pub peak_tflops: f64,
     /// Dense FP8 peak, TFLOP/s; GPUs without FP8 run FP8 models at the BF16 rate.
     pub peak_fp8_tflops: f64,
-    /// Fraction of peak that large GEMMs sustain (0-1].
+    /// Fraction of peak that large GEMMs sustain when their output tiles fill every
+    /// wave of SMs (0-1]; partly filled waves cost more (`model::cost::wave_utilization`).
     pub compute_efficiency: f64,
     /// HBM capacity, GiB (2^30 bytes).
     pub memory_gib: f64,
@@ -26,6 +27,15 @@ pub struct GpuSpec {
     pub memory_efficiency: f64,
     /// Fixed cost of launching one kernel, µs.
     pub launch_overhead_us: f64,
+    /// Streaming multiprocessors: the slots GEMM output tiles are spread over (wave
+    /// quantization, `model::cost`). Datasheet counts; 132 when not given.
+    #[serde(default = "default_sm_count")]
+    pub sm_count: u32,
+}
+
+/// SM count assumed when a GPU description gives none: H100 SXM's 132.
+pub fn default_sm_count() -> u32 {
+    132
 }
 
 impl GpuSpec {
@@ -101,7 +111,8 @@ pub struct GpuPreset {
     pub source: &'static str,
 }
 
-fn gpu(name: &str, peak: f64, fp8: f64, eff: f64, mem_gib: f64, bw: f64, mem_eff: f64) -> GpuSpec {
+#[allow(clippy::too_many_arguments)]
+fn gpu(name: &str, peak: f64, fp8: f64, eff: f64, mem_gib: f64, bw: f64, mem_eff: f64, sms: u32) -> GpuSpec {
     GpuSpec {
         name: name.to_string(),
         peak_tflops: peak,
@@ -111,6 +122,7 @@ fn gpu(name: &str, peak: f64, fp8: f64, eff: f64, mem_gib: f64, bw: f64, mem_eff
         memory_bandwidth_tb_s: bw,
         memory_efficiency: mem_eff,
         launch_overhead_us: 4.0,
+        sm_count: sms,
     }
 }
 
@@ -136,40 +148,46 @@ fn ib(nic_gb_s: f64) -> NetworkSpec {
 pub const GPU_PRESETS: &[GpuPreset] = &[
     GpuPreset {
         name: "a100-80g",
-        // 0.74: Vidur's A100 profiles of Llama-3-8B GEMMs (QKV, out proj, up, down at
-        // 512-4096 tokens) run at 200-240 TFLOP/s, 64-77 % of 312 (the best-case 271 of a
-        // square benchmark GEMM is not what model shapes get). Batch-1 gate/up GEMMs at
+        // 0.82: the full-wave GEMM rate that, with `model::cost`'s wave quantization,
+        // puts Vidur's A100 Llama-3-8B GEMMs (QKV, out, up, down, TP 1-8, 512-4096
+        // tokens: 200-240 TFLOP/s) at +4 % on average; that model fits these small
+        // shapes on A100 less well (10 of 64 beyond 15 %, worst +33 %) than a plain
+        // 0.74 did (3 of 64). Batch-1 gate/up GEMMs at
         // TP1 and TP4 (235 and 59 MB in 142 and 41 µs) give 1.74 TB/s (0.85 of 2.039)
-        // plus a 7 µs intercept: the launch overhead.
-        spec: || GpuSpec { launch_overhead_us: 7.0, ..gpu("a100-80g", 312.0, 312.0, 0.74, 80.0, 2.039, 0.85) },
+        // plus a 7 µs intercept: the launch overhead. 108 SMs (A100 datasheet).
+        spec: || GpuSpec { launch_overhead_us: 7.0, ..gpu("a100-80g", 312.0, 312.0, 0.82, 80.0, 2.039, 0.85, 108) },
         nvlink: || nvlink(300.0),
         network: || ib(25.0),
         source: "NVIDIA A100 datasheet (312 TFLOP/s BF16 dense, 80 GB HBM2e 2.039 TB/s, NVLink3 600 GB/s bidir); DGX A100: 8x HDR 200 Gb/s NICs",
     },
     GpuPreset {
         name: "h100-sxm",
-        // 0.74: Vidur's H100 profiles of Llama-2-70B GEMMs at 4096 tokens run at
-        // 680-810 TFLOP/s (69-82 % of 989; ~795 is the square-GEMM best). Batch-1
-        // gate/up GEMMs at TP1 and TP8 (940 and 117 MB in 311 and 43.5 µs) give
-        // 3.07 TB/s (0.92 of 3.35) plus a 5 µs intercept: the launch overhead. These put
-        // 39 of Vidur's 48 QKV/out/up/down medians (TP 1-8, 1/512/4096 tokens) within
-        // 15 % (tests/calibration.rs).
-        spec: || GpuSpec { launch_overhead_us: 5.0, ..gpu("h100-sxm", 989.0, 1979.0, 0.74, 80.0, 3.35, 0.92) },
+        // 0.805: the rate of a GEMM whose output tiles fill every wave of the 132 SMs
+        // (`model::cost` charges partly filled waves). Fitted with the wave model to
+        // Vidur's 32 compute-bound H100 Llama-2-70B GEMM medians (QKV, out, gate+up,
+        // down x TP 1-8 x 512/4096 tokens), which run at 0.58-0.92 of 989 TFLOP/s:
+        // 31 within 15 %; the down projection at 512 tokens runs at 0.92 (+17 %
+        // at TP1; see tests/calibration.rs). Batch-1 GEMMs (16.8 MB to 940 MB) fit
+        // 3.07 TB/s (0.92 of 3.35) plus a 4.5 µs intercept, the launch overhead (the
+        // TP8 out projection streams 16.8 MB in 9.0 µs: the intercept is below 5 µs).
+        // 132 SMs: H100 SXM5 datasheet.
+        spec: || GpuSpec { launch_overhead_us: 4.5, ..gpu("h100-sxm", 989.0, 1979.0, 0.805, 80.0, 3.35, 0.92, 132) },
         nvlink: || nvlink(450.0),
         network: || ib(50.0),
         source: "NVIDIA H100 SXM datasheet (989 TFLOP/s BF16 dense, 1979 FP8, 80 GB HBM3 3.35 TB/s, NVLink4 900 GB/s bidir); DGX H100: 8x NDR 400 Gb/s NICs",
     },
     GpuPreset {
         name: "h200-sxm",
-        spec: || gpu("h200-sxm", 989.0, 1979.0, 0.80, 141.0 * GB / GIB, 4.8, 0.85),
+        // Same GH100 die as H100 SXM: 132 SMs.
+        spec: || gpu("h200-sxm", 989.0, 1979.0, 0.80, 141.0 * GB / GIB, 4.8, 0.85, 132),
         nvlink: || nvlink(450.0),
         network: || ib(50.0),
         source: "NVIDIA H200 datasheet (989 TFLOP/s BF16 dense, 141 GB HBM3e 4.8 TB/s, NVLink4 900 GB/s bidir); DGX H200: 8x NDR 400 Gb/s NICs",
     },
     GpuPreset {
         name: "b200",
-        // ~1745 of 2250 TFLOP/s measured for BF16 GEMM (78 %).
-        spec: || gpu("b200", 2250.0, 4500.0, 0.78, 180.0 * GB / GIB, 8.0, 0.85),
+        // ~1745 of 2250 TFLOP/s measured for BF16 GEMM (78 %). 148 SMs (B200 datasheet).
+        spec: || gpu("b200", 2250.0, 4500.0, 0.78, 180.0 * GB / GIB, 8.0, 0.85, 148),
         nvlink: || nvlink(900.0),
         network: || ib(50.0),
         source: "NVIDIA HGX B200 1000 W (2250 TFLOP/s BF16 dense, 4500 FP8, 180 GB HBM3e 8 TB/s, NVLink5 1800 GB/s bidir); DGX B200: 8x 400 Gb/s NICs",
@@ -178,8 +196,9 @@ pub const GPU_PRESETS: &[GpuPreset] = &[
         name: "seed-400tf",
         // The card of the deployment report this project started from: 400 TFLOP/s
         // of which 60 % achievable, 64 GB (decimal, as the report states), 1.8 TB/s at 80 %.
-        // Interconnect assumed H100-class (NVLink 450 GB/s, NDR 400 Gb/s NICs).
-        spec: || gpu("seed-400tf", 400.0, 400.0, 0.60, 64.0 * GB / GIB, 1.8, 0.80),
+        // Interconnect assumed H100-class (NVLink 450 GB/s, NDR 400 Gb/s NICs); the
+        // report gives no SM count: 132 assumed (H100-class die).
+        spec: || gpu("seed-400tf", 400.0, 400.0, 0.60, 64.0 * GB / GIB, 1.8, 0.80, 132),
         nvlink: || nvlink(450.0),
         network: || ib(50.0),
         source: "deployment report (400 TFLOP/s, 60 % achievable, 64 GB, 1.8 TB/s at 80 %); interconnect assumed DGX H100-like",

@@ -54,7 +54,7 @@ pub fn framework_profile(name: &str) -> Option<FrameworkProfile> {
         // scheduling overlaps GPU work and what is left is ~100 µs per iteration;
         // sampling is batched on the GPU (~5 µs per sequence); fused flash attention
         // keeps scores on chip (0 bytes); FlashAttention-3 reaches ~600-700 TFLOP/s
-        // on H100, ~0.85 of the 0.74 x 989 GEMM rate; GEMMs, streaming and NCCL run at
+        // on H100, ~0.85 of the 0.805 x 989 GEMM rate (677); GEMMs, streaming and NCCL run at
         // the operator-profile and nccl-tests rates (1.0, no extra step latency).
         "optimized" => Some(FrameworkProfile {
             name: name.into(),
@@ -80,11 +80,14 @@ pub fn framework_profile(name: &str) -> Option<FrameworkProfile> {
         //   ~100 µs per 16 KB all-reduce, ~3x nccl-tests: eager torch.distributed calls).
         // - Prefill per token rises from 2048 to 8192 tokens, more at TP8 than TP2, and
         //   also for 8 x 512-token prompts: it follows the all-reduce volume, not
-        //   attention. Collectives at 0.3 of the link's sustained bandwidth.
+        //   attention. Collectives at 0.33 of the link's sustained bandwidth.
         // - Weight streaming at 0.7 of the operator profiles (A100 decode is ~15 ms
         //   slower than H100 at every TP, in proportion to HBM bandwidth).
-        // - 6 bytes per score in prefill attention: xformers-era attention that writes
-        //   fp16 scores and reads them back (the rest of the super-linear prefill).
+        // - 8 bytes per score in prefill attention: xformers-era attention that writes
+        //   fp16 scores and reads them back, then writes and reads the fp16 softmax
+        //   (the rest of the super-linear prefill).
+        // - Refitted (0.3 -> 0.33, 6 -> 8 B) when GEMMs started paying wave quantization
+        //   (`model::cost::wave_utilization`): worst TP8 point 19.4 %, worst of all 36 24 %.
         // - Host: 0.7 ms per iteration, 0.12 ms per sequence (decode step time rises
         //   ~0.1-0.3 ms per added sequence on both GPUs, so host-side, not HBM).
         // - GEMMs at the operator-profile rate (1.0); eager launches cost the GPU's own
@@ -99,9 +102,9 @@ pub fn framework_profile(name: &str) -> Option<FrameworkProfile> {
             gemm_efficiency: 1.0,
             attention_efficiency: 0.5,
             memory_efficiency: 0.7,
-            collective_efficiency: 0.3,
+            collective_efficiency: 0.33,
             collective_step_overhead_us: 5.0,
-            attention_score_bytes: 6.0,
+            attention_score_bytes: 8.0,
         }),
         _ => None,
     }

@@ -205,10 +205,10 @@ mod tests {
         });
         assert_eq!(it.comm[CommKind::TpAllReduce.index()], SimTime::from_us(1600));
         // vllm-2023 adds 5 µs to each of the 14 ring steps: 2 * 80 * (10 + 70) µs = 12.8 ms,
-        // and asks for its 0.3 bandwidth efficiency.
+        // and asks for its 0.33 bandwidth efficiency.
         let (c, f) = setup("vllm-2023", 8);
         let it = dense_stage_iteration(&c, &f, &decode(4), WHOLE, &|n: CommNeed| {
-            assert_eq!(n.efficiency, 0.3);
+            assert_eq!(n.efficiency, 0.33);
             SimTime::from_us(10)
         });
         assert_eq!(it.comm_total(), SimTime::from_us(12_800));
