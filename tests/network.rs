@@ -292,3 +292,26 @@ fn h100_presets_land_near_nccl_tests() {
     assert!(d.duration().as_secs_f64() >= GIB / 8.0 / B_NIC);
     assert!((d.duration().as_secs_f64() - 7.776e-3).abs() < 0.002e-3, "{}", d.duration());
 }
+
+#[test]
+fn uneven_all_to_all_is_gated_by_its_heaviest_pair() {
+    use clustersim::parallel::collective::{expand_all_to_all_v, schedule_time};
+    let topo = h100(1);
+    // Three GPUs; 0 -> 1 carries 382.5 MB (1 ms at 382.5 GB/s), every other pair 38.25 MB
+    // (0.1 ms). Step 1 (i -> i+1): 0 -> 1 ends at 1 ms + 2 µs. Step 2 (i -> i+2) needs
+    // GPUs 0 and 1 done with step 1, so all of it starts at 1.002 ms and ends at
+    // 1.002 + 0.1 + 0.002 = 1.104 ms.
+    let (big, small) = (382.5e6, 38.25e6);
+    let m = [0.0, big, small, small, 0.0, small, small, small, 0.0];
+    let ranks = [0u32, 1, 2];
+    let req = CollectiveRequest::all_to_all_v(&topo, &ranks, &m).expect("valid");
+    let sched = expand_all_to_all_v(&topo, &ranks, &m).expect("valid");
+    let mut r = CollectiveRunner::new(&topo);
+    r.admit(req, &[SimTime::ZERO; 3]).expect("admitted");
+    let d = r.run_to_end().remove(0);
+    assert_eq!(d.finish, SimTime::from_us(1104));
+    assert_eq!(schedule_time(&topo, &sched), SimTime::from_us(1104));
+    // A malformed matrix is an error, not a panic.
+    assert!(expand_all_to_all_v(&topo, &ranks, &m[..8]).is_err());
+    assert!(expand_all_to_all_v(&topo, &[0, 1, 1], &m).is_err());
+}

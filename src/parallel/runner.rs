@@ -171,8 +171,7 @@ impl Running {
             }
             inv_off[base + n] = off;
             let mut fill: Vec<u32> = (0..n).map(|r| inv_off[base + r]).collect();
-            for ti in a..b {
-                let (s, d) = ends[ti];
+            for (ti, &(s, d)) in ends.iter().enumerate().take(b).skip(a) {
                 inv[fill[s as usize] as usize] = ti as u32;
                 fill[s as usize] += 1;
                 inv[fill[d as usize] as usize] = ti as u32;
