@@ -10,7 +10,7 @@ use clustersim::model::cost::{BatchShape, CostModel, PrefillChunk};
 use clustersim::model::iteration::{dense_stage_iteration, CommNeed, StagePosition};
 use clustersim::output::records::RequestRow;
 use clustersim::scenario::Setup;
-use clustersim::serving::pricing::{CollectiveOp, Pricer};
+use clustersim::serving::pricing::Pricer;
 use clustersim::serving::{simulate, Outcome, RunOptions};
 use std::path::{Path, PathBuf};
 
@@ -129,8 +129,8 @@ fn ttft_of_a_lone_request_is_the_sum_of_its_prefill_operators_and_collectives_tp
     // 2(n-1)·α + 2(n-1)/n · S/B = 28 µs + 1.75 x 33,554,432 / 382.5 = 28 µs + 153,517.0 ns
     // = 181,517 ns (the optimized stack adds nothing per collective or per step).
     let s = setup(&one_request("[model]\npreset = \"llama-2-70b\"", 8, 2048));
-    let pricer = Pricer::new(&s);
-    let ar = pricer.affine(CollectiveOp::AllReduce, &(0..8).collect::<Vec<u32>>());
+    let pricer = Pricer::new(&s).unwrap();
+    let ar = pricer.all_reduce(&(0..8).collect::<Vec<u32>>()).0[0];
     assert!((ar.fixed_ns - 28_000.0).abs() < 1e-6, "{ar:?}");
     assert!((ar.per_byte_ns - 1.75 / 382.5).abs() < 1e-12, "{ar:?}");
     assert_eq!(ar.ns(33_554_432.0), 181_517);
@@ -235,7 +235,7 @@ output_tokens = {{ dist = "fixed", value = 1 }}
 /// capacity = p x the span with a batch in flight (0 to the last batch's end).
 fn bubble_by_recurrence(s: &Setup, p: u32, m: u32, prompt: u32) -> (f64, Vec<u64>) {
     let cost = CostModel::new(&s.model, &s.gpu, &s.framework, 1);
-    let pricer = Pricer::new(s);
+    let pricer = Pricer::new(s).unwrap();
     let layers = s.model.layers / p;
     let stage_ns: Vec<u64> = (0..p)
         .map(|st| {
@@ -243,11 +243,7 @@ fn bubble_by_recurrence(s: &Setup, p: u32, m: u32, prompt: u32) -> (f64, Vec<u64
             let it = dense_stage_iteration(&cost, &s.framework, &prefill_shape(prompt), pos, &|_| {
                 panic!("no TP collective at tp 1")
             });
-            let send = if pos.last {
-                0
-            } else {
-                pricer.affine(CollectiveOp::SendRecv, &[st, st + 1]).ns(cost.pp_transfer_bytes(prompt))
-            };
+            let send = if pos.last { 0 } else { pricer.send(st, st + 1).ns(cost.pp_transfer_bytes(prompt)) };
             it.compute_total().as_ns() + send
         })
         .collect();

@@ -11,7 +11,7 @@ use crate::model::memory::{activation_bytes, kv_bytes_per_token, plan_memory, st
 use crate::parallel::plan::Plan;
 use crate::scenario::Setup;
 
-use super::pricing::{CollectiveOp, Pricer};
+use super::pricing::Pricer;
 
 /// The cost model seen through the executor's [`StageCosts`].
 pub struct ModelCosts {
@@ -120,7 +120,7 @@ impl Assembly {
             model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp),
             bytes_per_choice: m.hidden as f64 * m.dtype.bytes(),
         };
-        let pricer = Pricer::new(setup);
+        let pricer = Pricer::new(setup)?;
         let mut asm = Assembly {
             plan,
             costs: Box::new(costs),
@@ -155,14 +155,9 @@ impl Assembly {
                 (0..plan.pp)
                     .map(|s| StageComm {
                         tp_allreduce: (0..plan.ep).map(|e| pr.all_reduce(&plan.tp_group(r, s, e))).collect(),
-                        ep_alltoall: (0..plan.tp)
-                            .map(|t| pr.affine(CollectiveOp::AllToAll, &plan.ep_group(r, s, t)))
-                            .collect(),
+                        ep_alltoall: (0..plan.tp).map(|t| pr.all_to_all(&plan.ep_group(r, s, t))).collect(),
                         pp_send: if s + 1 < plan.pp {
-                            plan.stage_gpus(r, s)
-                                .iter()
-                                .map(|g| pr.affine(CollectiveOp::SendRecv, &[*g, g + plan.stage_size()]))
-                                .collect()
+                            plan.stage_gpus(r, s).iter().map(|g| pr.send(*g, g + plan.stage_size())).collect()
                         } else {
                             Vec::new()
                         },

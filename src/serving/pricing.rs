@@ -1,97 +1,115 @@
 //! Prices the serving run's collectives as affine functions of their payload.
 //!
 //! A serving run does hundreds of collectives per iteration and ~10^5 iterations per
-//! replica, so each is priced in O(1): a group's collective on links that carry
-//! nothing else takes its closed-form α-β time. Every such closed form is affine in
-//! the bytes, so a group's price is fixed once (and again when a what-if changes a
-//! link) and each collective is then one multiply-add.
+//! replica, so each is priced in O(1). A group's collective on links that carry nothing
+//! else takes its closed-form time ([`closed_form_time`], which the flow-level network
+//! reproduces exactly on idle links: see tests/network.rs). Every such closed form is
+//! affine in the bytes, so two evaluations (0 B and 1 PB) fix a group's price, once,
+//! and again when a what-if changes a link; each collective is then a multiply-add.
+//! On top come the software stack's costs: its launch overhead per collective, its
+//! extra latency per step, and its share of the link bandwidth.
 
 use super::stage::{Affine, Price};
-use crate::hardware::spec::{NetworkSpec, NvlinkSpec};
+use crate::error::Result;
+use crate::hardware::topology::Topology;
+use crate::parallel::collective::{closed_form_time, expand, resolve_all_reduce, CollectiveOp};
+use crate::scenario::types::AllReduceAlgorithm;
 use crate::scenario::Setup;
-
-/// Collectives the serving loop issues.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CollectiveOp {
-    /// TP all-reduce.
-    AllReduce,
-    /// EP all-to-all (priced per byte of the largest per-rank volume).
-    AllToAll,
-    /// PP point-to-point send.
-    SendRecv,
-}
 
 /// Prices collectives over groups of GPUs.
 #[derive(Clone, Debug)]
 pub struct Pricer {
-    gpus_per_node: u32,
-    nvlink: NvlinkSpec,
-    network: NetworkSpec,
-    nvlink_fraction: Vec<f64>,
-    nic_fraction: Vec<f64>,
+    topo: Topology,
+    nominal: Topology,
+    all_reduce: AllReduceAlgorithm,
     overhead_ns: f64,
     step_overhead_ns: f64,
     efficiency: f64,
 }
 
+/// Payload of the second fit point: large, so each step's rounding to whole
+/// nanoseconds moves the per-byte rate by less than 1e-13 ns per byte.
+const FIT_BYTES: f64 = 1e15;
+
 impl Pricer {
     /// A pricer for the scenario's cluster and software stack.
-    pub fn new(setup: &Setup) -> Self {
-        Pricer {
-            gpus_per_node: setup.gpus_per_node,
-            nvlink: setup.nvlink.clone(),
-            network: setup.network.clone(),
-            nvlink_fraction: vec![1.0; setup.nodes as usize],
-            nic_fraction: vec![1.0; setup.nodes as usize],
+    pub fn new(setup: &Setup) -> Result<Self> {
+        let topo = Topology::new(setup.nodes, setup.gpus_per_node, &setup.nvlink, &setup.network)?;
+        Ok(Pricer {
+            nominal: topo.clone(),
+            topo,
+            all_reduce: setup.parallel.all_reduce,
             // Every collective pays the scenario's fixed overhead plus the stack's launch
             // cost, every step the stack's extra latency, and every byte its bandwidth loss.
             overhead_ns: (setup.parallel.collective_overhead_us + setup.framework.kernel_overhead_us) * 1e3,
             step_overhead_ns: setup.framework.collective_step_overhead_us * 1e3,
             efficiency: setup.framework.collective_efficiency,
-        }
+        })
     }
 
-    /// What-if: one link class, on one node or all, at `fraction` of its bandwidth.
+    /// What-if: one link class (NVLink, or the NICs), on one node or all, at
+    /// `fraction` of its nominal bandwidth.
     pub fn set_link_fraction(&mut self, nvlink: bool, node: Option<u32>, fraction: f64) {
-        let v = if nvlink { &mut self.nvlink_fraction } else { &mut self.nic_fraction };
-        match node {
-            Some(n) => v[n as usize] = fraction,
-            None => v.iter_mut().for_each(|f| *f = fraction),
+        let per_node = self.topo.gpus_per_node();
+        let nodes = match node {
+            Some(n) => n..n + 1,
+            None => 0..self.topo.nodes(),
+        };
+        for n in nodes {
+            for g in n * per_node..(n + 1) * per_node {
+                let links = if nvlink {
+                    [self.topo.nvlink_up(g), self.topo.nvlink_down(g)]
+                } else {
+                    let nic = self.topo.nic_of(g);
+                    [self.topo.nic_up(nic), self.topo.nic_down(nic)]
+                };
+                for l in links {
+                    let nominal = self.nominal.link(l).bytes_per_s;
+                    self.topo.set_link_capacity(l, nominal * fraction);
+                }
+            }
         }
     }
 
-    /// Per-step latency (ns) and the bottleneck bandwidth (bytes/ns) of a group.
-    fn alpha_beta(&self, gpus: &[u32]) -> (f64, f64) {
-        let nodes: Vec<usize> = gpus.iter().map(|g| (g / self.gpus_per_node) as usize).collect();
-        let one_node = nodes.iter().all(|n| *n == nodes[0]);
-        if one_node {
-            let bw = self.nvlink.bandwidth_gb_s * self.nvlink.efficiency * self.nvlink_fraction[nodes[0]];
-            (self.nvlink.latency_us * 1e3, bw)
-        } else {
-            let worst = nodes.iter().map(|n| self.nic_fraction[*n]).fold(1.0, f64::min);
-            let bw = self.network.nic_bandwidth_gb_s * self.network.efficiency * worst / self.network.oversubscription;
-            (self.network.latency_us * 1e3, bw)
+    /// The affine price of `op` with algorithm `alg` over `gpus`, stack costs included;
+    /// `bytes` is the collective's payload as nccl-tests counts it.
+    fn fit(&self, op: CollectiveOp, alg: AllReduceAlgorithm, gpus: &[u32]) -> Affine {
+        // Zero bytes leaves only the steps' latencies: the fixed part, exactly.
+        let fixed = closed_form_time(&self.topo, op, alg, gpus, 0.0).as_ns() as f64;
+        let big = closed_form_time(&self.topo, op, alg, gpus, FIT_BYTES).as_ns() as f64;
+        let per_byte = (big - fixed) / FIT_BYTES;
+        let steps = expand(&self.topo, op, alg, gpus, 1.0).map_or(0, |s| s.steps());
+        Affine {
+            fixed_ns: fixed.max(0.0) + steps as f64 * self.step_overhead_ns + self.overhead_ns,
+            per_byte_ns: per_byte / self.efficiency,
         }
     }
 
-    /// The price of a TP all-reduce over `gpus`.
+    /// The price of a TP all-reduce over `gpus` with the scenario's algorithm (`auto`:
+    /// ring inside a node, hierarchical across nodes; the stack profiles are
+    /// calibrated against the ring).
     pub fn all_reduce(&self, gpus: &[u32]) -> Price {
-        self.affine(CollectiveOp::AllReduce, gpus).into()
+        if gpus.len() < 2 {
+            return Price::default();
+        }
+        let alg = resolve_all_reduce(&self.topo, self.all_reduce, gpus);
+        self.fit(CollectiveOp::AllReduce, alg, gpus).into()
     }
 
-    /// The affine price of `op` over `gpus` (GB/s = bytes/ns, so 1/bw is ns per byte).
-    pub fn affine(&self, op: CollectiveOp, gpus: &[u32]) -> Affine {
-        let n = gpus.len() as f64;
+    /// The price of an EP all-to-all over `gpus`, per byte of the largest volume one
+    /// rank sends or receives. Pairwise exchange of S bytes per rank moves (n-1)/n x S
+    /// off each rank, so the per-byte rate is scaled by n/(n-1).
+    pub fn all_to_all(&self, gpus: &[u32]) -> Affine {
         if gpus.len() < 2 {
             return Affine::default();
         }
-        let (alpha, bw) = self.alpha_beta(gpus);
-        let (alpha, bw) = (alpha + self.step_overhead_ns, bw * self.efficiency);
-        let (fixed, per_byte) = match op {
-            CollectiveOp::AllReduce => (2.0 * (n - 1.0) * alpha, 2.0 * (n - 1.0) / n / bw),
-            CollectiveOp::AllToAll => ((n - 1.0) * alpha, 1.0 / bw),
-            CollectiveOp::SendRecv => (alpha, 1.0 / bw),
-        };
-        Affine { fixed_ns: fixed + self.overhead_ns, per_byte_ns: per_byte }
+        let n = gpus.len() as f64;
+        let a = self.fit(CollectiveOp::AllToAll, AllReduceAlgorithm::Auto, gpus);
+        Affine { per_byte_ns: a.per_byte_ns * n / (n - 1.0), ..a }
+    }
+
+    /// The price of a PP send from `src` to `dst`.
+    pub fn send(&self, src: u32, dst: u32) -> Affine {
+        self.fit(CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, &[src, dst])
     }
 }

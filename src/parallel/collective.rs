@@ -1,0 +1,385 @@
+//! Collective algorithms expanded into steps of point-to-point transfers, and their
+//! closed-form (α-β) prices.
+//!
+//! The algorithm is kept apart from the topology (as in ASTRA-sim): an algorithm only
+//! says which rank sends how many bytes to which rank in each step; the topology gives
+//! each transfer its route, and the flow model (or the closed form) prices it.
+//!
+//! Sizes follow nccl-tests: `bytes` is the buffer size S (for reduce-scatter and
+//! all-gather the full gathered buffer, for all-to-all the bytes each rank sends in
+//! total, S/n to every rank including itself).
+//!
+//! Closed form: a step takes `max latency of its routes + max over links of
+//! (bytes on the link / link capacity)`; a collective is the sum of its steps. On an
+//! idle network this is exactly what the flow model gives whenever the slowest transfer
+//! of every step gates the next step on its ranks (all rings, halving-doubling,
+//! hierarchical, pairwise all-to-all and send/recv; tests show it). For the broadcast
+//! pipeline over mixed links it is an upper bound.
+
+use crate::engine::SimTime;
+use crate::error::{Error, Result};
+use crate::hardware::network::transfer_time;
+use crate::hardware::topology::{LinkId, Topology};
+use crate::scenario::types::AllReduceAlgorithm;
+use std::collections::BTreeMap;
+
+/// A collective operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CollectiveOp {
+    /// Every rank ends with the sum of all buffers.
+    AllReduce,
+    /// Every rank ends with 1/n of the sum.
+    ReduceScatter,
+    /// Every rank ends with every rank's 1/n.
+    AllGather,
+    /// Every rank sends S/n to every rank (pairwise exchange).
+    AllToAll,
+    /// `ranks[0]` sends S to every other rank (pipelined chain).
+    Broadcast,
+    /// `ranks[0]` sends S to `ranks[1]`.
+    SendRecv,
+}
+
+impl CollectiveOp {
+    /// Every op, in a fixed order.
+    pub const ALL: [CollectiveOp; 6] = [
+        CollectiveOp::AllReduce,
+        CollectiveOp::ReduceScatter,
+        CollectiveOp::AllGather,
+        CollectiveOp::AllToAll,
+        CollectiveOp::Broadcast,
+        CollectiveOp::SendRecv,
+    ];
+
+    /// The snake_case name (`all_reduce`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectiveOp::AllReduce => "all_reduce",
+            CollectiveOp::ReduceScatter => "reduce_scatter",
+            CollectiveOp::AllGather => "all_gather",
+            CollectiveOp::AllToAll => "all_to_all",
+            CollectiveOp::Broadcast => "broadcast",
+            CollectiveOp::SendRecv => "send_recv",
+        }
+    }
+
+    /// Parses a name (`all_reduce` or `all-reduce`, ...), with the allowed names in the error.
+    pub fn parse(s: &str) -> Result<Self> {
+        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        CollectiveOp::ALL.into_iter().find(|op| op.name() == norm).ok_or_else(|| {
+            let names: Vec<_> = CollectiveOp::ALL.iter().map(|o| o.name()).collect();
+            Error::Usage(format!("unknown collective `{s}`; expected one of {}", names.join(", ")))
+        })
+    }
+
+    /// nccl-tests bus-bandwidth factor for `n` ranks: busbw = algbw x factor.
+    pub fn bus_factor(self, n: usize) -> f64 {
+        let n = n.max(1) as f64;
+        match self {
+            CollectiveOp::AllReduce => 2.0 * (n - 1.0) / n,
+            CollectiveOp::ReduceScatter | CollectiveOp::AllGather | CollectiveOp::AllToAll => (n - 1.0) / n,
+            CollectiveOp::Broadcast | CollectiveOp::SendRecv => 1.0,
+        }
+    }
+}
+
+/// One point-to-point transfer between GPUs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Transfer {
+    /// Sending GPU.
+    pub src: u32,
+    /// Receiving GPU.
+    pub dst: u32,
+    /// Bytes.
+    pub bytes: f64,
+}
+
+/// A step shape repeated `repeat` times in a row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phase {
+    /// The transfers of one step.
+    pub transfers: Vec<Transfer>,
+    /// How many consecutive steps have this shape.
+    pub repeat: u32,
+}
+
+/// A collective expanded: its GPUs and its steps, in order. A transfer of step k
+/// starts once both its GPUs have finished all their transfers of steps before k.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    /// Participating GPUs.
+    pub ranks: Vec<u32>,
+    /// The steps' shapes (compressed: consecutive equal steps are one phase).
+    pub phases: Vec<Phase>,
+}
+
+impl Schedule {
+    /// Number of steps.
+    pub fn steps(&self) -> usize {
+        self.phases.iter().map(|p| p.repeat as usize).sum()
+    }
+}
+
+/// The concrete all-reduce algorithm `alg` stands for on `ranks` (never `Auto`):
+/// Auto is ring inside one node and hierarchical across nodes (when every node holds
+/// the same number, at least 2, of the ranks; ring otherwise). Halving-doubling needs a
+/// power-of-two count and falls back to ring; hierarchical needs the same layout as Auto.
+pub fn resolve_all_reduce(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32]) -> AllReduceAlgorithm {
+    let hier_ok = node_groups(topo, ranks).is_some();
+    match alg {
+        AllReduceAlgorithm::Auto | AllReduceAlgorithm::Hierarchical if hier_ok => AllReduceAlgorithm::Hierarchical,
+        AllReduceAlgorithm::HalvingDoubling if ranks.len().is_power_of_two() && ranks.len() > 1 => {
+            AllReduceAlgorithm::HalvingDoubling
+        }
+        _ => AllReduceAlgorithm::Ring,
+    }
+}
+
+/// Ranks grouped by node (in order of first appearance kept per node), when there are
+/// at least two nodes holding the same number (>= 2) of ranks each.
+fn node_groups(topo: &Topology, ranks: &[u32]) -> Option<Vec<Vec<u32>>> {
+    let mut by_node: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for &r in ranks {
+        by_node.entry(topo.node_of(r)).or_default().push(r);
+    }
+    let g = by_node.values().next()?.len();
+    if by_node.len() < 2 || g < 2 || by_node.values().any(|v| v.len() != g) {
+        return None;
+    }
+    Some(by_node.into_values().collect())
+}
+
+fn ring_step(ranks: &[u32], chunk: f64) -> Vec<Transfer> {
+    let n = ranks.len();
+    (0..n).map(|i| Transfer { src: ranks[i], dst: ranks[(i + 1) % n], bytes: chunk }).collect()
+}
+
+fn push(phases: &mut Vec<Phase>, transfers: Vec<Transfer>, repeat: u32) {
+    if repeat > 0 && !transfers.is_empty() {
+        phases.push(Phase { transfers, repeat });
+    }
+}
+
+fn check_ranks(topo: &Topology, op: CollectiveOp, ranks: &[u32]) -> Result<()> {
+    if let Some(&bad) = ranks.iter().find(|&&r| r >= topo.gpus()) {
+        return Err(Error::Usage(format!("rank GPU {bad} is outside the cluster of {} GPUs", topo.gpus())));
+    }
+    let mut sorted = ranks.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != ranks.len() {
+        return Err(Error::Usage(format!("{}: a GPU appears twice among the ranks", op.name())));
+    }
+    let min = if op == CollectiveOp::SendRecv { 2 } else { 1 };
+    if ranks.len() < min || (op == CollectiveOp::SendRecv && ranks.len() != 2) {
+        return Err(Error::Usage(format!("{} needs {} ranks, got {}", op.name(), min, ranks.len())));
+    }
+    Ok(())
+}
+
+/// Expands a collective of `bytes` over `ranks` (GPU ids) into steps.
+pub fn expand(
+    topo: &Topology,
+    op: CollectiveOp,
+    alg: AllReduceAlgorithm,
+    ranks: &[u32],
+    bytes: f64,
+) -> Result<Schedule> {
+    check_ranks(topo, op, ranks)?;
+    if !(bytes.is_finite() && bytes >= 0.0) {
+        return Err(Error::Usage(format!("collective size must be a non-negative byte count, got {bytes}")));
+    }
+    let n = ranks.len();
+    let nf = n as f64;
+    let mut phases = Vec::new();
+    if n > 1 {
+        match op {
+            CollectiveOp::AllReduce => all_reduce(topo, alg, ranks, bytes, &mut phases),
+            CollectiveOp::ReduceScatter | CollectiveOp::AllGather => {
+                push(&mut phases, ring_step(ranks, bytes / nf), (n - 1) as u32)
+            }
+            CollectiveOp::AllToAll => {
+                let m = vec![bytes / nf; n * n];
+                pairwise(ranks, &m, &mut phases);
+            }
+            CollectiveOp::Broadcast => broadcast(topo, ranks, bytes, &mut phases),
+            CollectiveOp::SendRecv => push(&mut phases, vec![Transfer { src: ranks[0], dst: ranks[1], bytes }], 1),
+        }
+    }
+    Ok(Schedule { ranks: ranks.to_vec(), phases })
+}
+
+/// Expands an all-to-all with uneven sizes: `matrix[i * n + j]` bytes go from
+/// `ranks[i]` to `ranks[j]` (MoE dispatch/combine). Pairwise exchange: in step k rank i
+/// sends to rank i+k.
+pub fn expand_all_to_all_v(topo: &Topology, ranks: &[u32], matrix: &[f64]) -> Result<Schedule> {
+    check_ranks(topo, CollectiveOp::AllToAll, ranks)?;
+    let n = ranks.len();
+    if matrix.len() != n * n {
+        return Err(Error::Usage(format!("all-to-all matrix has {} entries, expected {n} x {n}", matrix.len())));
+    }
+    if let Some(bad) = matrix.iter().find(|b| !(b.is_finite() && **b >= 0.0)) {
+        return Err(Error::Usage(format!("all-to-all matrix entries must be non-negative byte counts, got {bad}")));
+    }
+    let mut phases = Vec::new();
+    pairwise(ranks, matrix, &mut phases);
+    Ok(Schedule { ranks: ranks.to_vec(), phases })
+}
+
+fn pairwise(ranks: &[u32], m: &[f64], phases: &mut Vec<Phase>) {
+    let n = ranks.len();
+    for k in 1..n {
+        let t = (0..n).map(|i| Transfer { src: ranks[i], dst: ranks[(i + k) % n], bytes: m[i * n + (i + k) % n] });
+        push(phases, t.collect(), 1);
+    }
+}
+
+fn all_reduce(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>) {
+    let n = ranks.len();
+    let nf = n as f64;
+    match resolve_all_reduce(topo, alg, ranks) {
+        AllReduceAlgorithm::HalvingDoubling => {
+            let exchange = |d: usize, b: f64| -> Vec<Transfer> {
+                (0..n).map(|i| Transfer { src: ranks[i], dst: ranks[i ^ d], bytes: b }).collect()
+            };
+            let levels = n.trailing_zeros();
+            // Reduce-scatter by recursive halving: distance n/2, n/4, ..., 1; S/2, S/4, ..., S/n.
+            for i in 0..levels {
+                push(phases, exchange(n >> (i + 1), bytes / (1u64 << (i + 1)) as f64), 1);
+            }
+            // All-gather by recursive doubling: distance 1, 2, ..., n/2; S/n, 2S/n, ..., S/2.
+            for i in 0..levels {
+                push(phases, exchange(1 << i, bytes / nf * (1u64 << i) as f64), 1);
+            }
+        }
+        AllReduceAlgorithm::Hierarchical => {
+            let groups = node_groups(topo, ranks).unwrap_or_default();
+            let g = groups.first().map_or(1, Vec::len);
+            let m = groups.len();
+            let intra: Vec<Transfer> = groups.iter().flat_map(|grp| ring_step(grp, bytes / g as f64)).collect();
+            let inter: Vec<Transfer> = (0..g)
+                .flat_map(|j| {
+                    let column: Vec<u32> = groups.iter().map(|grp| grp[j]).collect();
+                    ring_step(&column, bytes / (g * m) as f64)
+                })
+                .collect();
+            push(phases, intra.clone(), (g - 1) as u32);
+            push(phases, inter, 2 * (m as u32 - 1));
+            push(phases, intra, (g - 1) as u32);
+        }
+        _ => push(phases, ring_step(ranks, bytes / nf), 2 * (n as u32 - 1)),
+    }
+}
+
+/// Pipelined chain from `ranks[0]`: the buffer in c chunks, hop i forwards chunk j in
+/// step i + j. c minimises the α-β time `(c + n - 2)(α + S/(cB))`:
+/// c = sqrt((n - 2) S / (α B)), clamped to 1..=64.
+fn broadcast(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>) {
+    let n = ranks.len();
+    let hops: Vec<Transfer> = (0..n - 1).map(|i| Transfer { src: ranks[i], dst: ranks[i + 1], bytes: 0.0 }).collect();
+    let (mut alpha_s, mut bw) = (0.0f64, f64::INFINITY);
+    for h in &hops {
+        let r = topo.route(h.src, h.dst);
+        alpha_s = alpha_s.max(r.latency.as_secs_f64());
+        for &l in r.links() {
+            bw = bw.min(topo.link(l).bytes_per_s);
+        }
+    }
+    let ideal = if alpha_s > 0.0 { ((n as f64 - 2.0) * bytes / (alpha_s * bw)).sqrt() } else { 64.0 };
+    let c = (ideal.round() as usize).clamp(1, 64);
+    let chunk = bytes / c as f64;
+    for step in 0..(c + n - 2) {
+        let lo = step.saturating_sub(c - 1);
+        let hi = step.min(n - 2);
+        let t: Vec<Transfer> = (lo..=hi).map(|i| Transfer { bytes: chunk, ..hops[i] }).collect();
+        push(phases, t, 1);
+    }
+}
+
+/// Closed-form time of one step on an idle network: the largest route latency plus the
+/// time the most loaded link needs for its bytes.
+pub fn step_time(topo: &Topology, transfers: &[Transfer]) -> SimTime {
+    let mut latency = SimTime::ZERO;
+    let mut loads: Vec<(LinkId, f64)> = Vec::with_capacity(transfers.len() * 2);
+    for t in transfers {
+        let r = topo.route(t.src, t.dst);
+        if t.bytes <= 0.0 || r.links().is_empty() {
+            latency = latency.max(r.latency);
+            continue;
+        }
+        latency = latency.max(r.latency);
+        loads.extend(r.links().iter().map(|&l| (l, t.bytes)));
+    }
+    loads.sort_unstable_by_key(|&(l, _)| l);
+    let mut worst = SimTime::ZERO;
+    let mut i = 0;
+    while i < loads.len() {
+        let l = loads[i].0;
+        let mut sum = 0.0;
+        while i < loads.len() && loads[i].0 == l {
+            sum += loads[i].1;
+            i += 1;
+        }
+        worst = worst.max(transfer_time(sum, topo.link(l).bytes_per_s));
+    }
+    latency + worst
+}
+
+/// Closed-form time of an expanded schedule on an idle network (sum of its steps).
+pub fn schedule_time(topo: &Topology, schedule: &Schedule) -> SimTime {
+    schedule.phases.iter().fold(SimTime::ZERO, |acc, p| {
+        let t = step_time(topo, &p.transfers);
+        acc + SimTime(t.as_ns() * p.repeat as u64)
+    })
+}
+
+/// Closed-form (α-β, bottleneck-link) time of a collective of `bytes` over `ranks` on an
+/// idle network, equal to the flow model's (tests show it), e.g. ring all-reduce
+/// `2(n-1)·α + 2(n-1)/n·S/B`. O(n) for rings, hierarchical and send/recv, O(n log n) for
+/// halving-doubling, O(n²) for all-to-all. Uses the topology's nominal capacities.
+/// Invalid ranks (outside the cluster, repeated) price as zero: the plan validates them.
+pub fn closed_form_time(
+    topo: &Topology,
+    op: CollectiveOp,
+    alg: AllReduceAlgorithm,
+    ranks: &[u32],
+    bytes: f64,
+) -> SimTime {
+    match expand(topo, op, alg, ranks, bytes) {
+        Ok(s) => schedule_time(topo, &s),
+        Err(_) => SimTime::ZERO,
+    }
+}
+
+/// Every link a collective over `ranks` crosses (sorted, no repeats): two collectives
+/// contend only if their link sets intersect.
+pub fn links_used(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> Vec<LinkId> {
+    let Ok(s) = expand(topo, op, alg, ranks, 1.0) else { return Vec::new() };
+    schedule_links(topo, &s)
+}
+
+/// Every link an expanded schedule crosses (sorted, no repeats).
+pub fn schedule_links(topo: &Topology, schedule: &Schedule) -> Vec<LinkId> {
+    let mut out: Vec<LinkId> = schedule
+        .phases
+        .iter()
+        .flat_map(|p| p.transfers.iter())
+        .flat_map(|t| topo.route(t.src, t.dst).links().to_vec())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// True when two sorted link sets share a link.
+pub fn links_intersect(a: &[LinkId], b: &[LinkId]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
