@@ -37,6 +37,41 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Join sweep shards' CSV files back into one, in point order.
     Merge(MergeArgs),
+    /// Time one collective over a range of sizes on a preset's nodes, like nccl-tests.
+    Collective(CollectiveArgs),
+}
+
+/// `clustersim collective`.
+#[derive(Args, Debug, Clone)]
+pub struct CollectiveArgs {
+    /// GPU preset whose node layout (NVLink, NICs) to use.
+    #[arg(long, default_value = "h100-sxm")]
+    pub hardware: String,
+    /// Nodes of 8 GPUs; every GPU takes part (send_recv: first to last GPU).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    /// all_reduce, reduce_scatter, all_gather, all_to_all, broadcast, send_recv.
+    #[arg(long, default_value = "all_reduce")]
+    pub op: String,
+    /// Sizes in bytes, doubling from the first to the last: e.g. 1MiB..1GiB (KiB, MiB, GiB, KB, MB, GB).
+    #[arg(long, default_value = "1MiB..1GiB")]
+    pub sizes: String,
+    /// All-reduce algorithm.
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Auto)]
+    pub algorithm: AlgorithmArg,
+}
+
+/// All-reduce algorithms on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlgorithmArg {
+    /// Ring in a node, hierarchical across nodes.
+    Auto,
+    /// Flat ring.
+    Ring,
+    /// Recursive halving-doubling.
+    HalvingDoubling,
+    /// Reduce-scatter in node, all-reduce across, all-gather in node.
+    Hierarchical,
 }
 
 /// `clustersim dag`.
@@ -188,6 +223,7 @@ fn execute(cli: Cli) -> Result<i32> {
             println!("{} charts written to {}", written.len(), plots::plots_dir(&a.dir).display());
             Ok(0)
         }
+        Command::Collective(a) => collective_cmd(&a),
         Command::Assess(a) => assess_cmd(&a),
         Command::Compare(a) => compare_cmd(&a),
         Command::Sweep(a) => sweep_cmd(&a),
@@ -447,5 +483,40 @@ fn merge_cmd(a: &MergeArgs) -> Result<i32> {
     let shards: Vec<&std::path::Path> = a.shards.iter().map(PathBuf::as_path).collect();
     let n = crate::analysis::sweep::merge_csv(&a.out, &shards)?;
     println!("merged     {n} points into {}", a.out.display());
+    Ok(0)
+}
+
+fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
+    use crate::parallel::collective::CollectiveOp;
+    use crate::parallel::microbench;
+    use crate::scenario::types::AllReduceAlgorithm as Alg;
+    let preset = crate::hardware::spec::gpu_preset(&a.hardware).ok_or_else(|| {
+        Error::Usage(format!(
+            "--hardware {}: unknown preset; expected one of {}",
+            a.hardware,
+            crate::hardware::spec::gpu_preset_names().join(", ")
+        ))
+    })?;
+    if a.nodes == 0 {
+        return Err(Error::Usage("--nodes 0: need at least one node".into()));
+    }
+    let op = CollectiveOp::parse(&a.op)?;
+    let sizes = microbench::parse_size_range(&a.sizes)?;
+    let topo = crate::hardware::topology::Topology::new(
+        a.nodes,
+        microbench::PRESET_GPUS_PER_NODE,
+        &(preset.nvlink)(),
+        &(preset.network)(),
+    )?;
+    let ranks: Vec<u32> =
+        if op == CollectiveOp::SendRecv { vec![0, topo.gpus() - 1] } else { (0..topo.gpus()).collect() };
+    let alg = match a.algorithm {
+        AlgorithmArg::Auto => Alg::Auto,
+        AlgorithmArg::Ring => Alg::Ring,
+        AlgorithmArg::HalvingDoubling => Alg::HalvingDoubling,
+        AlgorithmArg::Hierarchical => Alg::Hierarchical,
+    };
+    let rows = microbench::run(&topo, op, alg, &ranks, &sizes)?;
+    print!("{}", microbench::format_table(op, ranks.len(), &rows));
     Ok(0)
 }
