@@ -18,6 +18,8 @@
 //! Time is integer nanoseconds ([`engine::SimTime`]); every random draw comes from a
 //! seeded stream ([`engine::rng`]); same scenario and seed give byte-identical outputs.
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod cli;
 pub mod engine;
