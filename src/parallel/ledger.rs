@@ -3,27 +3,14 @@
 
 use crate::engine::SimTime;
 
-/// What a GPU is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum GpuState {
-    /// No work.
-    Idle,
-    /// Running a compute operator.
-    Computing,
-    /// Ready for a collective whose other ranks have not all arrived (synchronization wait).
-    Waiting,
-    /// Blocked in a collective that has started (exposed communication).
-    Communicating,
-}
+pub use crate::metrics::ledger::GpuState;
 
-impl GpuState {
-    fn index(self) -> usize {
-        match self {
-            GpuState::Idle => 0,
-            GpuState::Computing => 1,
-            GpuState::Waiting => 2,
-            GpuState::Communicating => 3,
-        }
+fn index(state: GpuState) -> usize {
+    match state {
+        GpuState::Idle => 0,
+        GpuState::Compute => 1,
+        GpuState::Wait => 2,
+        GpuState::Communicate => 3,
     }
 }
 
@@ -70,7 +57,7 @@ impl Ledger {
     pub fn set(&mut self, gpu: u32, state: GpuState, at: SimTime) {
         let g = gpu as usize;
         let at = at.max(self.since[g]);
-        let i = self.state[g].index();
+        let i = index(self.state[g]);
         self.totals[g][i] += at - self.since[g];
         self.state[g] = state;
         self.since[g] = at;
@@ -85,7 +72,7 @@ impl Ledger {
     pub fn totals(&self, gpu: u32, until: SimTime) -> StateTotals {
         let g = gpu as usize;
         let mut t = self.totals[g];
-        t[self.state[g].index()] += until.saturating_sub(self.since[g]);
+        t[index(self.state[g])] += until.saturating_sub(self.since[g]);
         StateTotals { idle: t[0], computing: t[1], waiting: t[2], communicating: t[3] }
     }
 }

@@ -259,7 +259,7 @@ impl CollectiveRunner {
     /// Records a compute operator on `gpu` from `start` for `duration`; returns its end.
     /// Transitions of one GPU must be given in time order.
     pub fn compute(&mut self, gpu: u32, start: SimTime, duration: SimTime) -> SimTime {
-        self.ledger.set(gpu, GpuState::Computing, start);
+        self.ledger.set(gpu, GpuState::Compute, start);
         self.ledger.set(gpu, GpuState::Idle, start + duration);
         start + duration
     }
@@ -280,8 +280,8 @@ impl CollectiveRunner {
         let arrivals: Vec<SimTime> = arrivals.iter().map(|&a| a.max(now)).collect();
         let start = arrivals.iter().copied().max().unwrap_or(now);
         for (&g, &a) in req.schedule.ranks.iter().zip(&arrivals) {
-            self.ledger.set(g, GpuState::Waiting, a);
-            self.ledger.set(g, GpuState::Communicating, start);
+            self.ledger.set(g, GpuState::Wait, a);
+            self.ledger.set(g, GpuState::Communicate, start);
         }
         let id = self.next_id;
         self.next_id += 1;

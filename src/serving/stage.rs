@@ -522,26 +522,31 @@ mod tests {
         }
     }
 
+    /// A last-and-first stage of no layers at tp 1; tests override what they need.
+    fn base<'a>(shapes: &'a [BatchShape], cm: &'a StageComm, speeds: &'a [f64]) -> StageInput<'a> {
+        StageInput {
+            shapes,
+            emitting: &[1, 1],
+            dense_layers: 0,
+            moe_layers: 0,
+            tp: 1,
+            experts_per_group: 0,
+            top_k: 0,
+            first: true,
+            last: true,
+            speeds,
+            comm: cm,
+            overlap: false,
+        }
+    }
+
     #[test]
     fn fast_path_equals_loop_for_dense() {
         // 3 layers of (100 + 40 + 200 + 40) = 1140 ns, + PP send 5 + 8/2 = 9 ns.
         let shapes = [shape(8)];
         let cm = comm(1, 2, 40.0);
         let speeds = [1.0, 1.0];
-        let input = StageInput {
-            shapes: &shapes,
-            emitting: &[1],
-            dense_layers: 3,
-            moe_layers: 0,
-            tp: 2,
-            experts_per_group: 0,
-            top_k: 0,
-            first: true,
-            last: false,
-            speeds: &speeds,
-            comm: &cm,
-            overlap: false,
-        };
+        let input = StageInput { emitting: &[1], dense_layers: 3, tp: 2, last: false, ..base(&shapes, &cm, &speeds) };
         let fast = run_stage(&Fixed, &input, None, &mut [], None);
         assert_eq!(fast.duration_ns, 1149);
         let mut spans = Vec::new();
@@ -560,20 +565,7 @@ mod tests {
         let shapes = [shape(4)];
         let cm = comm(1, 2, 40.0);
         let speeds = [1.0, 0.8];
-        let input = StageInput {
-            shapes: &shapes,
-            emitting: &[1],
-            dense_layers: 2,
-            moe_layers: 0,
-            tp: 2,
-            experts_per_group: 0,
-            top_k: 0,
-            first: true,
-            last: true,
-            speeds: &speeds,
-            comm: &cm,
-            overlap: false,
-        };
+        let input = StageInput { emitting: &[1], dense_layers: 2, tp: 2, ..base(&shapes, &cm, &speeds) };
         let run = run_stage(&Fixed, &input, None, &mut [], None);
         assert_eq!(run.gpus[0].wait_ns[0], 150 + 13);
         assert_eq!(run.gpus[1].wait_ns[0], 0);
@@ -592,20 +584,7 @@ mod tests {
         let shapes = [shape(10), shape(10)];
         let cm = comm(2, 1, 0.0);
         let speeds = [1.0, 1.0];
-        let input = StageInput {
-            shapes: &shapes,
-            emitting: &[1, 1],
-            dense_layers: 0,
-            moe_layers: 1,
-            tp: 1,
-            experts_per_group: 2,
-            top_k: 1,
-            first: true,
-            last: true,
-            speeds: &speeds,
-            comm: &cm,
-            overlap: false,
-        };
+        let input = StageInput { moe_layers: 1, experts_per_group: 2, top_k: 1, ..base(&shapes, &cm, &speeds) };
         let mut counts = vec![0u64; 4];
         let run = run_stage(&Fixed, &input, None, &mut counts, None);
         assert_eq!(counts, vec![5, 5, 5, 5]);
@@ -624,20 +603,7 @@ mod tests {
         let shapes = [shape(8)];
         let cm = comm(1, 2, 40.0);
         let speeds = [1.0, 1.0];
-        let input = StageInput {
-            shapes: &shapes,
-            emitting: &[1],
-            dense_layers: 1,
-            moe_layers: 0,
-            tp: 2,
-            experts_per_group: 0,
-            top_k: 0,
-            first: true,
-            last: true,
-            speeds: &speeds,
-            comm: &cm,
-            overlap: true,
-        };
+        let input = StageInput { emitting: &[1], dense_layers: 1, tp: 2, overlap: true, ..base(&shapes, &cm, &speeds) };
         let run = run_stage(&Fixed, &input, None, &mut [], None);
         assert_eq!(run.duration_ns, 390);
         assert_eq!(run.gpus[0].comm_ns[0], 40);
