@@ -9,7 +9,7 @@
 
 use crate::engine::rng::{stream, SimRng, Stream};
 use crate::scenario::types::ExpertRouting;
-use rand_distr::{Binomial, Distribution};
+use rand_distr::{Binomial, Distribution, StandardNormal};
 
 /// Draws per-expert token counts.
 pub struct ExpertSampler {
@@ -49,14 +49,26 @@ impl ExpertSampler {
                 continue;
             }
             let p = (self.weights[x] / mass).clamp(0.0, 1.0);
-            let k = match Binomial::new(left, p) {
-                Ok(b) => b.sample(&mut self.rng),
-                Err(_) => 0,
-            };
+            let k = self.binomial(left, p);
             *c = k as u32;
             left -= k;
             mass -= self.weights[x];
         }
+    }
+}
+
+impl ExpertSampler {
+    /// One Binomial(n, p) draw. With variance n·p·(1-p) of 25 or more the normal
+    /// approximation is used (its error is far below the draw's own spread, and it
+    /// costs one normal draw instead of BTPE's rejection loop); below, the exact law.
+    fn binomial(&mut self, n: u64, p: f64) -> u64 {
+        let mean = n as f64 * p;
+        let var = mean * (1.0 - p);
+        if var >= 25.0 {
+            let z: f64 = StandardNormal.sample(&mut self.rng);
+            return (mean + z * var.sqrt()).round().clamp(0.0, n as f64) as u64;
+        }
+        Binomial::new(n, p).map_or(0, |b| b.sample(&mut self.rng))
     }
 }
 
