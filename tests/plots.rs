@@ -260,9 +260,10 @@ fn latency_chart_marks_percentiles_and_requirement() {
     assert_eq!(data.requirements.as_ref().and_then(|r| r.ttft_p99_s), Some(5.0));
     plots::latency(&out, LatencyMetric::Ttft, &data.requests, data.requirements.as_ref()).unwrap();
     let texts = svg_texts(&out.join("ttft.svg"));
-    // TTFT is spread evenly over 0.1..6.0 s across 300 requests: p50 = 0.1 + 5.9 / 2 = 3.05 s,
-    // p99 = 0.1 + 5.9 * 0.99 = 5.941 s.
-    for want in ["p50 = 3.05 s", "p99 = 5.94 s", "requirement: p99 ≤ 5 s", "TTFT (s)"] {
+    // TTFT_i = 0.1 + 5.9 i / 299 for i = 0..299. Nearest rank, as summary.json:
+    // p50 = rank 150 (i = 149) = 0.1 + 5.9 x 149 / 299 = 3.040 s;
+    // p99 = rank 297 (i = 296) = 0.1 + 5.9 x 296 / 299 = 5.941 s.
+    for want in ["p50 = 3.04 s", "p99 = 5.94 s", "requirement: p99 ≤ 5 s", "TTFT (s)"] {
         assert!(texts.iter().any(|t| t == want), "{want:?} missing from {texts:?}");
     }
     plots::latency(&out, LatencyMetric::E2e, &data.requests, data.requirements.as_ref()).unwrap();

@@ -1,16 +1,15 @@
 //! Small statistics the charts need: percentiles, histograms, downsampled CDFs.
 
-/// The `q` quantile (0..=1) of ascending `sorted` values, interpolating linearly
-/// between the two nearest ranks; `None` if empty.
+/// The `q` quantile (0..=1) of ascending `sorted` values by the nearest-rank rule
+/// (the value at 1-based rank ceil(q x n)), the same rule as summary.json, so a chart
+/// marks exactly the figure the summary reports; `None` if empty.
 pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
-    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let f = pos - lo as f64;
-    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * f)
+    let n = sorted.len();
+    let rank = (q.clamp(0.0, 1.0) * n as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, n) - 1])
 }
 
 /// Counts of `values` in `bins` equal bins over `[lo, hi]` (values outside are clamped
@@ -47,11 +46,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantiles_interpolate() {
+    fn quantiles_by_nearest_rank() {
         let v: Vec<f64> = (0..=100).map(f64::from).collect();
         assert_eq!(quantile(&v, 0.5), Some(50.0));
         assert_eq!(quantile(&v, 0.99), Some(99.0));
-        assert_eq!(quantile(&[1.0, 2.0], 0.5), Some(1.5));
+        // Nearest rank: ceil(0.5 x 2) = rank 1.
+        assert_eq!(quantile(&[1.0, 2.0], 0.5), Some(1.0));
         assert_eq!(quantile(&[], 0.5), None);
     }
 
