@@ -44,7 +44,7 @@ fn main() -> Result<(), clustersim::Error> {
     assert!((produced - 51_200.0).abs() < 1.0, "output tokens {produced}");
     // No GPU computes for longer than the run lasted, and MFU stays under the GEMM ceiling.
     assert!(s.gpu.utilization_max <= 1.0);
-    assert!(s.gpu.mfu <= setup.gpu.compute_efficiency);
+    assert!(s.gpu.mfu <= setup.gpu.max_compute_efficiency());
     // The four GPU states add up to simulated time on every GPU.
     for g in outcome.report.gpus.iter().filter(|g| g.replica >= 0) {
         let sum = g.compute_s + g.communicate_s + g.wait_s + g.idle_s;

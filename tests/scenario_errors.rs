@@ -142,6 +142,15 @@ fn efficiency_above_one_is_rejected() {
 }
 
 #[test]
+fn power_capped_gemm_efficiency_cannot_exceed_the_boost_one() {
+    let out = validate(
+        "tiny.toml",
+        &["hardware.gpu_spec.gemm_efficiency_short=0.7", "hardware.gpu_spec.gemm_efficiency_long=0.8"],
+    );
+    fails_with(&out, &["tiny.toml", "`hardware.gpu_spec.gemm_efficiency_long`", "is 0.8", "cannot exceed"]);
+}
+
+#[test]
 fn set_without_equals_is_a_usage_error() {
     // Caught by the argument parser: names the flag, the bad text and the expected form.
     let out = validate("tiny.toml", &["parallel.tp"]);

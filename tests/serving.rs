@@ -451,7 +451,12 @@ fn throughput_and_mfu_never_beat_the_roofline() {
         // 0.66 of the HBM bound; launches and host time take the rest). The MoE decode
         // bound counts only attention weights, so it stays loose (0.05).
         assert!(compute_use.max(memory_use) >= floor, "{name}: bound too loose to mean anything");
-        assert!(sum.gpu.mfu <= s.gpu.compute_efficiency, "{name}: MFU {} > {}", sum.gpu.mfu, s.gpu.compute_efficiency);
+        assert!(
+            sum.gpu.mfu <= s.gpu.max_compute_efficiency(),
+            "{name}: MFU {} > {}",
+            sum.gpu.mfu,
+            s.gpu.max_compute_efficiency()
+        );
         assert_states_sum_to_wall(&out, name);
         // No GPU ever computes faster than its sustained rate.
         let rate = s.gpu.sustained_flops(s.model.dtype.bytes());

@@ -16,9 +16,19 @@ pub struct GpuSpec {
     pub peak_tflops: f64,
     /// Dense FP8 peak, TFLOP/s; GPUs without FP8 run FP8 models at the BF16 rate.
     pub peak_fp8_tflops: f64,
-    /// Fraction of peak that large GEMMs sustain when their output tiles fill every
-    /// wave of SMs (0-1]; partly filled waves cost more (`model::cost::wave_utilization`).
+    /// Fraction of peak that compute-bound kernels other than GEMMs (attention) sustain
+    /// (0-1]; also the GEMM rate of presets without a boost window (short = long).
     pub compute_efficiency: f64,
+    /// Fraction of peak a GEMM sustains while the GPU holds its boost clock, when its
+    /// output tiles fill every wave of SMs (0-1]; partly filled waves cost more
+    /// (`model::cost::wave_utilization`).
+    pub gemm_efficiency_short: f64,
+    /// Fraction of peak a GEMM sustains once the power cap has pulled the clock down
+    /// (0-1], at most `gemm_efficiency_short`. See [`GpuSpec::gemm_compute_s`].
+    pub gemm_efficiency_long: f64,
+    /// How long, µs, a GEMM runs at the boost clock before the power cap lowers it to
+    /// the sustained clock (>= 0; irrelevant when short = long).
+    pub gemm_boost_window_us: f64,
     /// HBM capacity, GiB (2^30 bytes).
     pub memory_gib: f64,
     /// HBM bandwidth, TB/s (10^12 bytes/s).
@@ -41,8 +51,31 @@ pub fn default_sm_count() -> u32 {
 impl GpuSpec {
     /// Sustained compute rate in FLOP/s for a datatype of `dtype_bytes` bytes.
     pub fn sustained_flops(&self, dtype_bytes: f64) -> f64 {
+        self.peak_flops(dtype_bytes) * self.compute_efficiency
+    }
+    /// Dense peak in FLOP/s for a datatype of `dtype_bytes` bytes.
+    pub fn peak_flops(&self, dtype_bytes: f64) -> f64 {
         let peak = if dtype_bytes <= 1.0 { self.peak_fp8_tflops } else { self.peak_tflops };
-        peak * 1e12 * self.compute_efficiency
+        peak * 1e12
+    }
+    /// The highest fraction of peak any kernel reaches: an upper bound on MFU.
+    pub fn max_compute_efficiency(&self) -> f64 {
+        self.compute_efficiency.max(self.gemm_efficiency_short).max(self.gemm_efficiency_long)
+    }
+    /// Seconds of the compute-bound part of a GEMM that would take `boost_s` seconds at
+    /// the boost rate (`gemm_efficiency_short`): [`power_capped_s`] with this GPU's
+    /// window and clock ratio.
+    pub fn gemm_compute_s(&self, boost_s: f64) -> f64 {
+        power_capped_s(boost_s, self.gemm_boost_window_us * 1e-6, self.gemm_power_slowdown())
+    }
+    /// `gemm_efficiency_short / gemm_efficiency_long` (at least 1): how much slower a
+    /// GEMM runs past the boost window.
+    pub fn gemm_power_slowdown(&self) -> f64 {
+        (self.gemm_efficiency_short / self.gemm_efficiency_long).max(1.0)
+    }
+    /// Rate, FLOP/s, of a GEMM at the boost clock for a datatype of `dtype_bytes` bytes.
+    pub fn gemm_boost_flops(&self, dtype_bytes: f64) -> f64 {
+        self.peak_flops(dtype_bytes) * self.gemm_efficiency_short
     }
     /// Sustained HBM bandwidth in bytes/s.
     pub fn sustained_bytes_per_s(&self) -> f64 {
@@ -52,6 +85,24 @@ impl GpuSpec {
     pub fn memory_bytes(&self) -> f64 {
         self.memory_gib * GIB
     }
+}
+
+/// Seconds of a compute-bound GEMM that would take `boost_s` seconds at the boost clock,
+/// on a GPU that holds boost for `window_s` seconds and then runs `slowdown` times
+/// slower (`gemm_efficiency_short / gemm_efficiency_long`).
+///
+/// Power capping: a dense tensor-core GEMM at boost clock draws more than an H100
+/// SXM's 700 W cap. The power controller lets a kernel run at boost for about a
+/// window, then holds the clock where power fits the cap. A kernel shorter than the
+/// window runs entirely at boost; a longer one runs its first window at boost and the
+/// rest at the sustained rate, so its average rate falls from the short-kernel rate
+/// toward the long-kernel one as it lengthens (one time constant: the window).
+/// Attention and memory-bound kernels are not charged this way.
+pub fn power_capped_s(boost_s: f64, window_s: f64, slowdown: f64) -> f64 {
+    if boost_s <= window_s {
+        return boost_s;
+    }
+    window_s + (boost_s - window_s) * slowdown.max(1.0)
 }
 
 /// Bytes in a GiB.
@@ -118,6 +169,9 @@ fn gpu(name: &str, peak: f64, fp8: f64, eff: f64, mem_gib: f64, bw: f64, mem_eff
         peak_tflops: peak,
         peak_fp8_tflops: fp8,
         compute_efficiency: eff,
+        gemm_efficiency_short: eff,
+        gemm_efficiency_long: eff,
+        gemm_boost_window_us: 0.0,
         memory_gib: mem_gib,
         memory_bandwidth_tb_s: bw,
         memory_efficiency: mem_eff,
@@ -155,6 +209,8 @@ pub const GPU_PRESETS: &[GpuPreset] = &[
         // 0.74 did (3 of 64). Batch-1 gate/up GEMMs at
         // TP1 and TP4 (235 and 59 MB in 142 and 41 µs) give 1.74 TB/s (0.85 of 2.039)
         // plus a 7 µs intercept: the launch overhead. 108 SMs (A100 datasheet).
+        // No A100 per-GEMM data in tests/data/calibration to fit a power-cap window on:
+        // GEMMs run at 0.82 whatever their length (short = long).
         spec: || GpuSpec { launch_overhead_us: 7.0, ..gpu("a100-80g", 312.0, 312.0, 0.82, 80.0, 2.039, 0.85, 108) },
         nvlink: || nvlink(300.0),
         network: || ib(25.0),
@@ -162,16 +218,28 @@ pub const GPU_PRESETS: &[GpuPreset] = &[
     },
     GpuPreset {
         name: "h100-sxm",
-        // 0.805: the rate of a GEMM whose output tiles fill every wave of the 132 SMs
-        // (`model::cost` charges partly filled waves). Fitted with the wave model to
-        // Vidur's 32 compute-bound H100 Llama-2-70B GEMM medians (QKV, out, gate+up,
-        // down x TP 1-8 x 512/4096 tokens), which run at 0.58-0.92 of 989 TFLOP/s:
-        // 31 within 15 %; the down projection at 512 tokens runs at 0.92 (+17 %
-        // at TP1; see tests/calibration.rs). Batch-1 GEMMs (16.8 MB to 940 MB) fit
+        // GEMMs: 0.825 of peak at the boost clock for their first 305 µs, 0.745 after
+        // (`power_capped_s`: the 700 W cap pulls long tensor-core kernels from boost to
+        // ~90 % of it). Fitted with the wave model (`model::cost`) to Vidur's 48 H100
+        // Llama-2-70B GEMM medians (QKV, out, gate+up, down x TP 1-8 x 1/512/4096
+        // tokens), which run at 0.58-0.92 of 989 TFLOP/s: all 48 within 15 % (worst
+        // 14.7 %: the 269 µs down projection at 512 tokens on TP1 runs at 0.92 and the
+        // 5.7 ms gate+up at 4096 tokens at 0.68). A single efficiency for all lengths
+        // (0.805) left the TP1 down projection at 512 tokens at +17.5 %; a clock that
+        // decays exponentially from boost (one time constant) fits no better than
+        // 15.5 %: the data want full boost up to ~0.3 ms, then the sustained clock.
+        // 0.805, that earlier single fit, stays the rate of attention.
+        // Batch-1 GEMMs (16.8 MB to 940 MB) fit
         // 3.07 TB/s (0.92 of 3.35) plus a 4.5 µs intercept, the launch overhead (the
         // TP8 out projection streams 16.8 MB in 9.0 µs: the intercept is below 5 µs).
         // 132 SMs: H100 SXM5 datasheet.
-        spec: || GpuSpec { launch_overhead_us: 4.5, ..gpu("h100-sxm", 989.0, 1979.0, 0.805, 80.0, 3.35, 0.92, 132) },
+        spec: || GpuSpec {
+            launch_overhead_us: 4.5,
+            gemm_efficiency_short: 0.825,
+            gemm_efficiency_long: 0.745,
+            gemm_boost_window_us: 305.0,
+            ..gpu("h100-sxm", 989.0, 1979.0, 0.805, 80.0, 3.35, 0.92, 132)
+        },
         nvlink: || nvlink(450.0),
         network: || ib(50.0),
         source: "NVIDIA H100 SXM datasheet (989 TFLOP/s BF16 dense, 1979 FP8, 80 GB HBM3 3.35 TB/s, NVLink4 900 GB/s bidir); DGX H100: 8x NDR 400 Gb/s NICs",

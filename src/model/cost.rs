@@ -9,13 +9,15 @@
 //! tp > kv_heads); EP places experts on ranks, each expert TP-sharded by tp.
 //!
 //! GEMMs (projections, MLP, experts, router, LM head) pay for wave quantization: see
-//! [`wave_utilization`].
+//! [`wave_utilization`]; their compute rate is the GPU's boost-clock GEMM rate for the
+//! first `gemm_boost_window_us` of each kernel and its power-capped rate after
+//! (`hardware::spec::power_capped_s`).
 //!
 //! Decode attention is linear in the sum of contexts, so a batch is priced in
 //! O(number of prefill chunks), independent of the number of decoding sequences.
 
 use crate::engine::SimTime;
-use crate::hardware::spec::GpuSpec;
+use crate::hardware::spec::{power_capped_s, GpuSpec};
 use crate::model::framework::FrameworkProfile;
 use crate::model::spec::ModelSpec;
 
@@ -134,6 +136,10 @@ pub struct CostModel {
     launch_s: f64,
     score_bytes: f64,
     sms: u32,
+    /// How long GEMMs hold the boost rate `gemm_flops_per_s`, s (`power_capped_s`).
+    boost_window_s: f64,
+    /// How much slower GEMMs run past the boost window.
+    power_slowdown: f64,
 }
 
 /// Output-tile rows of a GEMM tile (the M side: tokens).
@@ -178,7 +184,7 @@ impl CostModel {
     /// (0 is treated as 1).
     pub fn new(model: &ModelSpec, gpu: &GpuSpec, framework: &FrameworkProfile, tp: u32) -> Self {
         let s = model.dtype.bytes();
-        let gemm = gpu.sustained_flops(s) * framework.gemm_efficiency;
+        let gemm = gpu.gemm_boost_flops(s) * framework.gemm_efficiency;
         CostModel {
             tp: tp.max(1),
             hidden: model.hidden as f64,
@@ -199,6 +205,8 @@ impl CostModel {
             launch_s: (gpu.launch_overhead_us + framework.kernel_overhead_us) * 1e-6,
             score_bytes: framework.attention_score_bytes,
             sms: gpu.sm_count,
+            boost_window_s: gpu.gemm_boost_window_us * 1e-6,
+            power_slowdown: gpu.gemm_power_slowdown(),
         }
     }
 
@@ -220,12 +228,13 @@ impl CostModel {
     /// FLOPs, bytes and roofline seconds (no launch) of one `m x k` by `k x n` GEMM
     /// whose tiles share the SMs with `m_tiles` tile rows in all (`ceil(m / 128)` for a
     /// lone GEMM; the sum over experts for a grouped one): the compute rate is scaled
-    /// by the wave utilization.
+    /// by the wave utilization, and slowed past the boost window (`power_capped_s`).
     fn gemm_parts(&self, m: f64, k: f64, n: f64, m_tiles: f64) -> (f64, f64, f64) {
         let flops = 2.0 * m * k * n;
         let bytes = self.dtype_bytes * (k * n + m * k + m * n);
         let rate = self.gemm_flops_per_s * wave_utilization(m_tiles, n, self.sms);
-        (flops, bytes, self.roofline_s(flops, bytes, rate))
+        let compute = power_capped_s(flops / rate, self.boost_window_s, self.power_slowdown);
+        (flops, bytes, compute.max(bytes / self.hbm_bytes_per_s))
     }
 
     /// [`Self::gemm_parts`] of a lone GEMM.
@@ -422,16 +431,29 @@ mod tests {
         assert!((mem_us - 457.4).abs() < 0.1, "{mem_us}");
         // 4096 tokens: gate+up 2 * 4096 * 8192 * 57344 FLOPs in 32 x 224 = 7168 tiles
         // (55 waves of 132: 0.9873), down 2 * 4096 * 28672 * 8192 in 32 x 32 = 1024
-        // tiles (8 waves: 0.9697), at 989e12 * 0.805; plus the SwiGLU kernel streaming
+        // tiles (8 waves: 0.9697), at 989e12 * 0.825 for the first 305 µs of each and
+        // 0.825 / 0.745 times slower after (power cap); plus the SwiGLU kernel streaming
         // 3 * 4096 * 28672 * 2 B at 3.082 TB/s (228.6 µs) and 3 launches.
         let p = c.dense_mlp(4096);
-        let rate = 989e12 * 0.805;
-        let gu_us = 2.0 * 4096.0 * 8192.0 * 57344.0 / (rate * 7168.0 / 7260.0) * 1e6;
-        let down_us = 2.0 * 4096.0 * 28672.0 * 8192.0 / (rate * 1024.0 / 1056.0) * 1e6;
+        let rate = 989e12 * 0.825;
+        let capped = |boost_us: f64| 305.0 + (boost_us - 305.0) * 0.825 / 0.745;
+        let gu_us = capped(2.0 * 4096.0 * 8192.0 * 57344.0 / (rate * 7168.0 / 7260.0) * 1e6);
+        let down_us = capped(2.0 * 4096.0 * 28672.0 * 8192.0 / (rate * 1024.0 / 1056.0) * 1e6);
         let act_us = 3.0 * 4096.0 * 28672.0 * 2.0 / (3.35e12 * 0.92) * 1e6;
         let want = gu_us + down_us + act_us + 13.5;
         assert!((p.time.as_ns() as f64 / 1e3 - want).abs() < 0.01, "{:?} vs {want}", p.time);
         assert!((act_us - 228.6).abs() < 0.1, "{act_us}");
+    }
+
+    #[test]
+    fn power_cap_slows_only_the_part_past_the_boost_window() {
+        // 200 µs at boost, window 305 µs: all at boost.
+        assert_eq!(power_capped_s(200e-6, 305e-6, 1.1), 200e-6);
+        // 1305 µs at boost: 305 µs at boost, the other 1000 µs 1.1x slower.
+        assert!((power_capped_s(1305e-6, 305e-6, 1.1) - 1405e-6).abs() < 1e-12);
+        // No window, or no slowdown: plain roofline.
+        assert!((power_capped_s(1e-3, 0.0, 1.2) - 1.2e-3).abs() < 1e-15);
+        assert_eq!(power_capped_s(1e-3, 305e-6, 1.0), 1e-3);
     }
 
     #[test]

@@ -81,8 +81,16 @@ pub struct GpuSpecConfig {
     pub peak_tflops: Option<f64>,
     /// Dense FP8 peak, TFLOP/s (default: same as `peak_tflops`).
     pub peak_fp8_tflops: Option<f64>,
-    /// Achievable fraction of peak, (0, 1].
+    /// Achievable fraction of peak for non-GEMM compute (attention), (0, 1]; given
+    /// alone, also the GEMM rate at every kernel length (short = long).
     pub compute_efficiency: Option<f64>,
+    /// GEMM fraction of peak at the boost clock, (0, 1] (default: `compute_efficiency`).
+    pub gemm_efficiency_short: Option<f64>,
+    /// GEMM fraction of peak once power-capped, (0, `gemm_efficiency_short`]
+    /// (default: `gemm_efficiency_short`).
+    pub gemm_efficiency_long: Option<f64>,
+    /// How long a GEMM holds the boost clock, µs (default: the preset's, 0 for custom).
+    pub gemm_boost_window_us: Option<f64>,
     /// HBM capacity, GiB.
     pub memory_gib: Option<f64>,
     /// HBM bandwidth, TB/s.

@@ -176,11 +176,16 @@ fn resolve_gpu(c: &Checker, h: &HardwareConfig) -> Result<GpuSpec, InputError> {
                 })
             };
             let peak = need(o.peak_tflops, "peak_tflops")?;
+            let eff = need(o.compute_efficiency, "compute_efficiency")?;
             GpuSpec {
                 name: "custom".into(),
                 peak_tflops: peak,
                 peak_fp8_tflops: o.peak_fp8_tflops.unwrap_or(peak),
-                compute_efficiency: need(o.compute_efficiency, "compute_efficiency")?,
+                compute_efficiency: eff,
+                // No power-cap window unless given: GEMMs at `compute_efficiency`.
+                gemm_efficiency_short: eff,
+                gemm_efficiency_long: eff,
+                gemm_boost_window_us: 0.0,
                 memory_gib: need(o.memory_gib, "memory_gib")?,
                 memory_bandwidth_tb_s: need(o.memory_bandwidth_tb_s, "memory_bandwidth_tb_s")?,
                 memory_efficiency: need(o.memory_efficiency, "memory_efficiency")?,
@@ -197,6 +202,23 @@ fn resolve_gpu(c: &Checker, h: &HardwareConfig) -> Result<GpuSpec, InputError> {
     }
     if let Some(v) = o.compute_efficiency {
         g.compute_efficiency = v;
+        // Overriding the one efficiency alone keeps its old meaning for GEMMs too.
+        if o.gemm_efficiency_short.is_none() && o.gemm_efficiency_long.is_none() {
+            g.gemm_efficiency_short = v;
+            g.gemm_efficiency_long = v;
+        }
+    }
+    if let Some(v) = o.gemm_efficiency_short {
+        g.gemm_efficiency_short = v;
+        if o.gemm_efficiency_long.is_none() {
+            g.gemm_efficiency_long = g.gemm_efficiency_long.min(v);
+        }
+    }
+    if let Some(v) = o.gemm_efficiency_long {
+        g.gemm_efficiency_long = v;
+    }
+    if let Some(v) = o.gemm_boost_window_us {
+        g.gemm_boost_window_us = v;
     }
     if let Some(v) = o.memory_gib {
         g.memory_gib = v;
@@ -213,6 +235,18 @@ fn resolve_gpu(c: &Checker, h: &HardwareConfig) -> Result<GpuSpec, InputError> {
     c.positive("hardware.gpu_spec.peak_tflops", g.peak_tflops)?;
     c.positive("hardware.gpu_spec.peak_fp8_tflops", g.peak_fp8_tflops)?;
     c.fraction("hardware.gpu_spec.compute_efficiency", g.compute_efficiency)?;
+    c.fraction("hardware.gpu_spec.gemm_efficiency_short", g.gemm_efficiency_short)?;
+    c.fraction("hardware.gpu_spec.gemm_efficiency_long", g.gemm_efficiency_long)?;
+    if g.gemm_efficiency_long > g.gemm_efficiency_short {
+        return Err(c.err(
+            "hardware.gpu_spec.gemm_efficiency_long",
+            format!(
+                "is {}; it cannot exceed gemm_efficiency_short ({})",
+                g.gemm_efficiency_long, g.gemm_efficiency_short
+            ),
+        ));
+    }
+    c.non_negative("hardware.gpu_spec.gemm_boost_window_us", g.gemm_boost_window_us)?;
     c.positive("hardware.gpu_spec.memory_gib", g.memory_gib)?;
     c.positive("hardware.gpu_spec.memory_bandwidth_tb_s", g.memory_bandwidth_tb_s)?;
     c.fraction("hardware.gpu_spec.memory_efficiency", g.memory_efficiency)?;

@@ -107,7 +107,7 @@ impl Assembly {
             seed: setup.seed,
             plan: plan.clone(),
             cluster_gpus: setup.total_gpus(),
-            peak_flops_per_gpu: setup.gpu.sustained_flops(m.dtype.bytes()) / setup.gpu.compute_efficiency,
+            peak_flops_per_gpu: setup.gpu.peak_flops(m.dtype.bytes()),
             capacity_gib: setup.gpu.memory_gib,
             weights_gib_by_stage: weights_by_stage,
             kv_gib_per_gpu: kv_reserved_gib,
