@@ -8,7 +8,7 @@
 //! ## Compute bound (prefill is compute-bound)
 //!
 //! Every FLOP of a request must run on some GPU, and a GPU does at most
-//! `R = peak x compute_efficiency` FLOP/s. A request of `P` prompt and `O` output
+//! `R = peak x max_compute_efficiency` FLOP/s (the fastest any kernel runs). A request of `P` prompt and `O` output
 //! tokens pushes `P + O - 1` tokens through the model (the last output token is
 //! never fed back), so with the FLOP table of design.md (hidden h, q heads a, kv
 //! heads k, head dim d, FFN f, plain/gated MLP of m = 2/3 matrices, E experts of
@@ -218,7 +218,9 @@ pub fn throughput_limit(
     let lm_head = 2.0 * h * vocab * o;
     let flops_req = (p + o - 1.0) * linear_per_token + layers * (prefill_attn + decode_attn) + lm_head;
     let flops_per_token = flops_req / (p + o);
-    let sustained_flops_per_s = gpu.sustained_flops(s);
+    // The fastest rate any kernel reaches (short GEMMs at boost clock on power-capped
+    // parts), so the bound holds for every schedule.
+    let sustained_flops_per_s = gpu.peak_flops(s) * gpu.max_compute_efficiency();
     let compute = sustained_flops_per_s / flops_per_token / 1e3;
 
     // Memory: bytes per decode token.
