@@ -133,7 +133,8 @@ impl ThroughputLimit {
             "needs {} TFLOP/s per GPU ({:.2} GFLOP per token x {} tokens/ms); the GPU sustains {}",
             thousands(self.flops_needed(target) / 1e12),
             self.flops_per_token / 1e9,
-            target,
+            // Four significant figures: 35, 3.664, 0.1234.
+            format!("{:.*}", (3 - target.abs().max(1e-9).log10().floor() as i32).clamp(0, 6) as usize, target),
             thousands(self.sustained_flops_per_s / 1e12)
         )
     }
