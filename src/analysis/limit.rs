@@ -129,12 +129,14 @@ impl ThroughputLimit {
     /// The compute arithmetic for `target` tokens/ms/GPU, e.g.
     /// "needs 1,400 TFLOP/s per GPU (...); the GPU sustains 240".
     pub fn compute_arithmetic(&self, target: f64) -> String {
+        // Four significant figures: 35.00, 3.664, 0.1234.
+        let decimals = (3 - target.abs().max(1e-9).log10().floor() as i32).clamp(0, 6) as usize;
         format!(
-            "needs {} TFLOP/s per GPU ({:.2} GFLOP per token x {} tokens/ms); the GPU sustains {}",
+            "needs {} TFLOP/s per GPU ({:.2} GFLOP per token x {:.*} tokens/ms); the GPU sustains {}",
             thousands(self.flops_needed(target) / 1e12),
             self.flops_per_token / 1e9,
-            // Four significant figures: 35, 3.664, 0.1234.
-            format!("{:.*}", (3 - target.abs().max(1e-9).log10().floor() as i32).clamp(0, 6) as usize, target),
+            decimals,
+            target,
             thousands(self.sustained_flops_per_s / 1e12)
         )
     }
