@@ -1,12 +1,14 @@
 //! `clustersim assess` and `compare`, and the physical throughput limit, end to end.
 //! Scenarios are tiny (a dozen requests on one H100) so each run takes milliseconds.
 
+mod common;
+use common::clustersim;
+
 use clustersim::analysis::limit::{throughput_limit, Binding, WorkloadMix};
 use clustersim::hardware::spec::gpu_preset;
 use clustersim::model::spec::model_preset;
 use clustersim::scenario::types::ExpertRouting;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A one-GPU Llama-3-8B scenario with `requirements` appended.
 fn tiny(dir: &Path, name: &str, tp: u32, requirements: &str) -> PathBuf {
@@ -42,15 +44,6 @@ output_tokens = {{ dist = "fixed", value = 16 }}
     let p = dir.join(format!("{name}.toml"));
     std::fs::write(&p, text).unwrap();
     p
-}
-
-fn clustersim(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_clustersim")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

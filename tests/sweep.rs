@@ -1,8 +1,10 @@
 //! `clustersim sweep` and `merge`: grid order, sharding, byte-identical merges.
 
+mod common;
+use common::clustersim;
+
 use clustersim::analysis::sweep::{grid, Shard, Vary};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn scenario(dir: &Path) -> PathBuf {
     let p = dir.join("tiny.toml");
@@ -33,15 +35,6 @@ output_tokens = { dist = "fixed", value = 8 }
     )
     .unwrap();
     p
-}
-
-fn clustersim(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_clustersim")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -5,28 +5,23 @@ use clustersim::scenario::{parse, validate};
 use clustersim::serving::{simulate, RunOptions};
 use std::path::Path;
 
-/// Llama-3-8B, TP=8 on one H100 node, 64 requests of 512 + 64 tokens at 20/s.
-fn scenario(extra: &str) -> String {
+/// Llama-3-8B with TP=8 on one H100 node; the rest of each section is given.
+fn build(parallel: &str, serving: &str, workload: &str, events: &str) -> String {
     format!(
-        r#"
-[scenario]
-name = "whatif"
-seed = 5
-[hardware]
-gpu = "h100-sxm"
-nodes = 1
-[model]
-preset = "llama-3-8b"
-[parallel]
-tp = 8
-{extra}
-[workload]
-requests = 64
-arrival = {{ process = "constant", rate_per_s = 20.0 }}
-prompt_tokens = {{ dist = "fixed", value = 512 }}
-output_tokens = {{ dist = "fixed", value = 64 }}
-"#
+        "[scenario]\nname = \"whatif\"\nseed = 5\n[hardware]\ngpu = \"h100-sxm\"\nnodes = 1\n\
+         [model]\npreset = \"llama-3-8b\"\n[parallel]\ntp = 8\n{parallel}\n[serving]\n{serving}\n\
+         [workload]\n{workload}\n{events}\n"
     )
+}
+
+/// 64 requests of 512 + 64 tokens at a constant 20/s.
+fn scenario(extra: &str) -> String {
+    let mixed = "requests = 64\narrival = { process = \"constant\", rate_per_s = 20.0 }\n\
+                 prompt_tokens = { dist = \"fixed\", value = 512 }\noutput_tokens = { dist = \"fixed\", value = 64 }";
+    match extra.split_once("[[events]]") {
+        Some((parallel, events)) => build(parallel, "", mixed, &format!("[[events]]{events}")),
+        None => build(extra, "", mixed, ""),
+    }
 }
 
 fn run(text: &str) -> clustersim::metrics::report::Report {
@@ -39,30 +34,9 @@ fn run(text: &str) -> clustersim::metrics::report::Report {
 /// every iteration is the same prefill, with 64 identical TP all-reduces (2 per layer x
 /// 32 layers) of 4096 x 4096 x 2 B = 33,554,432 B each.
 fn prefills(parallel_extra: &str, events: &str) -> String {
-    format!(
-        r#"
-[scenario]
-name = "whatif-prefill"
-seed = 5
-[hardware]
-gpu = "h100-sxm"
-nodes = 1
-[model]
-preset = "llama-3-8b"
-[parallel]
-tp = 8
-{parallel_extra}
-[serving]
-max_seqs = 1
-max_batch_tokens = 4096
-[workload]
-requests = 16
-arrival = {{ process = "all_at_once" }}
-prompt_tokens = {{ dist = "fixed", value = 4096 }}
-output_tokens = {{ dist = "fixed", value = 1 }}
-{events}
-"#
-    )
+    let prompts = "requests = 16\narrival = { process = \"all_at_once\" }\n\
+                   prompt_tokens = { dist = \"fixed\", value = 4096 }\noutput_tokens = { dist = \"fixed\", value = 1 }";
+    build(parallel_extra, "max_seqs = 1\nmax_batch_tokens = 4096", prompts, events)
 }
 
 #[test]
