@@ -72,7 +72,7 @@ impl Request {
     }
     /// Tokens the KV cache must hold at the end of the request.
     pub fn peak_tokens(&self) -> u32 {
-        self.prompt_tokens + self.output_tokens
+        self.prompt_tokens.saturating_add(self.output_tokens)
     }
 }
 

@@ -197,7 +197,7 @@ impl ReplicaQueues {
         self.kv.give_back(r.blocks);
         r.blocks = 0;
         r.computed = 0;
-        r.prefill_len = r.prompt_tokens + r.generated;
+        r.prefill_len = r.prompt_tokens.saturating_add(r.generated);
         r.preemptions += 1;
         self.waiting.push_front(slot);
     }

@@ -542,7 +542,7 @@ impl<'a> Simulation<'a> {
             req.in_flight = false;
             req.blocks = 0;
             req.computed = 0;
-            req.prefill_len = req.prompt_tokens + req.generated;
+            req.prefill_len = req.prompt_tokens.saturating_add(req.generated);
             req.rerouted = true;
             if self.admit(req) {
                 self.rec.rerouted += 1;
