@@ -29,7 +29,7 @@ pub enum Command {
     Plot(PlotArgs),
     /// Write the operator graph of one iteration of the plan (DOT or JSON) to stdout.
     Dag(DagArgs),
-    /// Simulate and hold the results against the scenario's [requirements] and the physical limit.
+    /// Simulate and hold the results against the scenario's `[requirements]` and the physical limit.
     Assess(AssessArgs),
     /// Run several plans and show them side by side (table + overlaid TTFT CDFs).
     Compare(CompareArgs),
@@ -120,7 +120,7 @@ pub struct RunArgs {
     /// Scenario and overrides.
     #[command(flatten)]
     pub scenario: ScenarioArgs,
-    /// Results folder (default results/<scenario name>/, suffixed -2, -3, ... if taken).
+    /// Results folder (default results/NAME/ after scenario.name, suffixed -2, -3, ... if taken).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Overwrite results in an existing folder.
@@ -328,13 +328,13 @@ pub struct AssessArgs {
 /// `clustersim compare`.
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// Two or more scenario files (each runs its own [workload] unless --workload-from).
+    /// Two or more scenario files (each runs its own `[workload]` unless --workload-from).
     #[arg(required = true, num_args = 2..)]
     pub scenarios: Vec<PathBuf>,
     /// Override a key in every scenario (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<Override>,
-    /// Run every plan on this scenario file's [workload] and seed.
+    /// Run every plan on this scenario file's `[workload]` and seed.
     #[arg(long, value_name = "FILE")]
     pub workload_from: Option<PathBuf>,
     /// Results folder (default results/compare/, suffixed if taken).
@@ -354,7 +354,7 @@ pub struct SweepArgs {
     /// An axis: key=v1,v2,... or key=A..B:STEP (repeatable; the grid is their cartesian product).
     #[arg(long = "vary", value_name = "KEY=VALUES", required = true)]
     pub vary: Vec<crate::analysis::sweep::Vary>,
-    /// Results folder (default results/<scenario name>-sweep/, suffixed if taken).
+    /// Results folder (default results/NAME-sweep/ after scenario.name, suffixed if taken).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Overwrite an existing sweep in --out.

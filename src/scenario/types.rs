@@ -1,7 +1,7 @@
 //! The scenario file's schema, exactly as written in TOML.
 //!
 //! Every table rejects unknown keys. Optional keys have documented defaults;
-//! values are checked for sense by [`super::validate`], not here.
+//! values are checked for sense by [`super::validate()`], not here.
 
 use crate::hardware::spec::FabricTopology;
 use crate::model::spec::Dtype;
