@@ -1,12 +1,17 @@
-//! Reference steps for calibration: one TP group in one node, priced with the ring
-//! all-reduce closed form over the preset's NVLink. Used by the calibration tests and
-//! `examples/calibration.rs` to hold the cost model against measured step times.
+//! Reference steps for calibration: one TP group in one node, its collectives priced by
+//! the topology's closed forms over the preset's NVLink (the same ones serving runs
+//! use). Used by the calibration tests and `examples/calibration.rs` to hold the cost
+//! model against measured step times.
 
+use crate::engine::SimTime;
 use crate::hardware::spec::GpuPreset;
+use crate::hardware::topology::Topology;
 use crate::model::cost::{BatchShape, CostModel, PrefillChunk};
 use crate::model::framework::FrameworkProfile;
-use crate::model::iteration::{dense_stage_iteration, ring_closed_form, IterationCost, StagePosition};
+use crate::model::iteration::{dense_stage_iteration, CommKind, CommNeed, IterationCost, StagePosition};
 use crate::model::spec::ModelSpec;
+use crate::parallel::collective::{closed_form_affine, CollectiveOp};
+use crate::scenario::types::AllReduceAlgorithm;
 
 /// A measured step: a whole prompt, or one decode step of a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,9 +56,47 @@ pub fn single_node_step(
     step: Step,
 ) -> IterationCost {
     let spec = (gpu.spec)();
-    let link = (gpu.nvlink)();
     let cost = CostModel::new(model, &spec, framework, tp);
-    let ring = ring_closed_form(link.latency_us, link.bandwidth_gb_s * 1e9 * link.efficiency);
     let stage = StagePosition { layers: model.layers, first: true, last: true };
-    dense_stage_iteration(&cost, framework, &step.shape(), stage, &ring)
+    let topo = one_node(gpu);
+    dense_stage_iteration(&cost, framework, &step.shape(), stage, &|need| idle_time(&topo, need))
+}
+
+/// One node of the preset: 8 GPUs with its NVLink and NICs.
+fn one_node(gpu: &GpuPreset) -> Topology {
+    // Presets are constants in the source, checked by this module's tests.
+    Topology::new(1, 8, &(gpu.nvlink)(), &(gpu.network)()).expect("preset node layouts are valid")
+}
+
+/// A collective on idle links over the first `need.ranks` GPUs of `topo`: the closed
+/// form's latency plus its bandwidth part slowed by the stack's `need.efficiency`.
+pub fn idle_time(topo: &Topology, need: CommNeed) -> SimTime {
+    let op = match need.kind {
+        CommKind::TpAllReduce => CollectiveOp::AllReduce,
+        CommKind::EpAllToAll => CollectiveOp::AllToAll,
+        CommKind::PpSendRecv => CollectiveOp::SendRecv,
+    };
+    let ranks: Vec<u32> = (0..need.ranks.max(2)).collect();
+    let ab = closed_form_affine(topo, op, AllReduceAlgorithm::Auto, &ranks);
+    SimTime::from_ns_f64(ab.latency_ns + ab.ns_per_byte * need.bytes / need.efficiency)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::spec::gpu_preset;
+
+    #[test]
+    fn idle_collectives_by_hand() {
+        // One H100 node: α 2 µs, 450 GB/s x 0.85 = 382.5 GB/s. 8 ranks, 16,384 B:
+        // ring all-reduce 14 * 2 µs + 1.75 * 16,384 / 382.5e9 s = 28 µs + 74.96 ns = 28,075 ns.
+        let topo = one_node(gpu_preset("h100-sxm").unwrap());
+        let need = |kind, efficiency| CommNeed { kind, ranks: 8, bytes: 16_384.0, efficiency };
+        assert_eq!(idle_time(&topo, need(CommKind::TpAllReduce, 1.0)).as_ns(), 28_075);
+        // At efficiency 0.5 the bandwidth term doubles: 28 µs + 149.92 ns = 28,150 ns.
+        assert_eq!(idle_time(&topo, need(CommKind::TpAllReduce, 0.5)).as_ns(), 28_150);
+        // All-to-all: 7 * 2 µs + 0.875 * 16,384 / 382.5e9 = 14,037 ns (rounded from 14,037.5).
+        let a2a = idle_time(&topo, need(CommKind::EpAllToAll, 1.0)).as_ns();
+        assert!((14_037..=14_038).contains(&a2a), "{a2a}");
+    }
 }

@@ -159,23 +159,6 @@ pub fn dense_stage_iteration(
     it
 }
 
-/// The ring all-reduce closed form `2(n-1)·α + 2(n-1)/n · S/B`, in the shape the
-/// composer takes; `alpha_us` per step and `bytes_per_s` the sustained link rate
-/// (scaled by the need's `efficiency`).
-/// All-to-all is the pairwise form `(n-1)·α + (n-1)/n · S/B`, send/recv `α + S/B`.
-pub fn ring_closed_form(alpha_us: f64, bytes_per_s: f64) -> impl Fn(CommNeed) -> SimTime {
-    move |need: CommNeed| {
-        let n = need.ranks.max(1) as f64;
-        let bytes_per_s = bytes_per_s * need.efficiency;
-        let secs = match need.kind {
-            CommKind::TpAllReduce => 2.0 * (n - 1.0) * alpha_us * 1e-6 + 2.0 * (n - 1.0) / n * need.bytes / bytes_per_s,
-            CommKind::EpAllToAll => (n - 1.0) * alpha_us * 1e-6 + (n - 1.0) / n * need.bytes / bytes_per_s,
-            CommKind::PpSendRecv => alpha_us * 1e-6 + need.bytes / bytes_per_s,
-        };
-        SimTime::from_ns_f64(secs * 1e9)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,21 +233,6 @@ mod tests {
         };
         let it = dense_stage_iteration(&c, &f, &s, WHOLE, &|_| SimTime::ZERO);
         assert_eq!(it.compute[OpKind::LmHead.index()], SimTime::ZERO);
-    }
-
-    #[test]
-    fn ring_closed_form_by_hand() {
-        // 8 ranks, α 2 µs, 382.5 GB/s, 16,384 B: 14 * 2 µs + 1.75 * 16,384 / 382.5e9 s
-        // = 28 µs + 74.96 ns = 28,075 ns.
-        let ring = ring_closed_form(2.0, 382.5e9);
-        let t = ring(CommNeed { kind: CommKind::TpAllReduce, ranks: 8, bytes: 16_384.0, efficiency: 1.0 });
-        assert_eq!(t.as_ns(), 28_075);
-        // At efficiency 0.5 the bandwidth term doubles: 28 µs + 149.92 ns = 28,150 ns.
-        let half = ring(CommNeed { kind: CommKind::TpAllReduce, ranks: 8, bytes: 16_384.0, efficiency: 0.5 });
-        assert_eq!(half.as_ns(), 28_150);
-        // All-to-all: 7 * 2 µs + 0.875 * 16,384 / 382.5e9 = 14,037 ns (rounded from 14,037.5).
-        let a2a = ring(CommNeed { kind: CommKind::EpAllToAll, ranks: 8, bytes: 16_384.0, efficiency: 1.0 });
-        assert!((14_037..=14_038).contains(&a2a.as_ns()), "{a2a:?}");
     }
 
     #[test]

@@ -351,6 +351,29 @@ pub fn closed_form_time(
     }
 }
 
+/// A closed form split into its two parts: `latency_ns + ns_per_byte x bytes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AlphaBeta {
+    /// The steps' latencies, ns.
+    pub latency_ns: f64,
+    /// The bandwidth part, ns per byte of payload.
+    pub ns_per_byte: f64,
+}
+
+/// Payload of the second fit point: large, so each step's rounding to whole
+/// nanoseconds moves the per-byte rate by less than 1e-13 ns per byte.
+const FIT_BYTES: f64 = 1e15;
+
+/// [`closed_form_time`] as an affine function of the payload. Every α-β closed form is
+/// affine in the bytes, so two evaluations fix it exactly: zero bytes leaves only the
+/// steps' latencies, and 1 PB gives the per-byte rate. Callers then price any size
+/// with one multiply-add, without the per-step rounding of a single evaluation.
+pub fn closed_form_affine(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> AlphaBeta {
+    let latency = closed_form_time(topo, op, alg, ranks, 0.0).as_ns() as f64;
+    let big = closed_form_time(topo, op, alg, ranks, FIT_BYTES).as_ns() as f64;
+    AlphaBeta { latency_ns: latency, ns_per_byte: (big - latency) / FIT_BYTES }
+}
+
 /// Every link a collective over `ranks` crosses (sorted, no repeats): two collectives
 /// contend only if their link sets intersect.
 pub fn links_used(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> Vec<LinkId> {

@@ -2,17 +2,17 @@
 //!
 //! A serving run does hundreds of collectives per iteration and ~10^5 iterations per
 //! replica, so each is priced in O(1). A group's collective on links that carry nothing
-//! else takes its closed-form time ([`closed_form_time`], which the flow-level network
-//! reproduces exactly on idle links: see tests/network.rs). Every such closed form is
-//! affine in the bytes, so two evaluations (0 B and 1 PB) fix a group's price, once,
-//! and again when a what-if changes a link; each collective is then a multiply-add.
+//! else takes its closed-form time, which the flow-level network reproduces exactly on
+//! idle links (see tests/network.rs). [`closed_form_affine`] splits it into latency and
+//! per-byte parts once per group, and again when a what-if changes a link; each
+//! collective is then a multiply-add.
 //! On top come the software stack's costs: its launch overhead per collective, its
 //! extra latency per step, and its share of the link bandwidth.
 
 use super::stage::{Affine, Price};
 use crate::error::Result;
 use crate::hardware::topology::Topology;
-use crate::parallel::collective::{closed_form_time, expand, resolve_all_reduce, CollectiveOp};
+use crate::parallel::collective::{closed_form_affine, expand, resolve_all_reduce, CollectiveOp};
 use crate::scenario::types::AllReduceAlgorithm;
 use crate::scenario::Setup;
 
@@ -26,10 +26,6 @@ pub struct Pricer {
     step_overhead_ns: f64,
     efficiency: f64,
 }
-
-/// Payload of the second fit point: large, so each step's rounding to whole
-/// nanoseconds moves the per-byte rate by less than 1e-13 ns per byte.
-const FIT_BYTES: f64 = 1e15;
 
 impl Pricer {
     /// A pricer for the scenario's cluster and software stack.
@@ -74,14 +70,11 @@ impl Pricer {
     /// The affine price of `op` with algorithm `alg` over `gpus`, stack costs included;
     /// `bytes` is the collective's payload as nccl-tests counts it.
     fn fit(&self, op: CollectiveOp, alg: AllReduceAlgorithm, gpus: &[u32]) -> Affine {
-        // Zero bytes leaves only the steps' latencies: the fixed part, exactly.
-        let fixed = closed_form_time(&self.topo, op, alg, gpus, 0.0).as_ns() as f64;
-        let big = closed_form_time(&self.topo, op, alg, gpus, FIT_BYTES).as_ns() as f64;
-        let per_byte = (big - fixed) / FIT_BYTES;
+        let ab = closed_form_affine(&self.topo, op, alg, gpus);
         let steps = expand(&self.topo, op, alg, gpus, 1.0).map_or(0, |s| s.steps());
         Affine {
-            fixed_ns: fixed.max(0.0) + steps as f64 * self.step_overhead_ns + self.overhead_ns,
-            per_byte_ns: per_byte / self.efficiency,
+            fixed_ns: ab.latency_ns + steps as f64 * self.step_overhead_ns + self.overhead_ns,
+            per_byte_ns: ab.ns_per_byte / self.efficiency,
         }
     }
 
