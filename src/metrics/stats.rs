@@ -7,6 +7,17 @@
 
 use super::summary::Dist;
 
+/// The `q` quantile (0..=1) of ascending `sorted` values by the nearest-rank rule;
+/// `None` if empty.
+pub fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * n as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, n) - 1])
+}
+
 /// Mean, percentiles and max of `values` (sorted in place). Empty gives all zeros.
 pub fn dist(values: &mut [f64]) -> Dist {
     if values.is_empty() {
@@ -14,17 +25,14 @@ pub fn dist(values: &mut [f64]) -> Dist {
     }
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    let rank = |p: f64| {
-        let r = (p / 100.0 * n as f64).ceil() as usize;
-        values[r.clamp(1, n) - 1]
-    };
+    let rank = |q: f64| nearest_rank(values, q).unwrap_or(0.0);
     Dist {
         count: n as u64,
         mean: values.iter().sum::<f64>() / n as f64,
-        p50: rank(50.0),
-        p90: rank(90.0),
-        p95: rank(95.0),
-        p99: rank(99.0),
+        p50: rank(0.50),
+        p90: rank(0.90),
+        p95: rank(0.95),
+        p99: rank(0.99),
         max: values[n - 1],
     }
 }

@@ -1,16 +1,8 @@
 //! Small statistics the charts need: percentiles, histograms, downsampled CDFs.
 
-/// The `q` quantile (0..=1) of ascending `sorted` values by the nearest-rank rule
-/// (the value at 1-based rank ceil(q x n)), the same rule as summary.json, so a chart
-/// marks exactly the figure the summary reports; `None` if empty.
-pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let n = sorted.len();
-    let rank = (q.clamp(0.0, 1.0) * n as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, n) - 1])
-}
+/// The `q` quantile (0..=1) of ascending `sorted` values by the same nearest-rank rule
+/// as summary.json, so a chart marks exactly the figure the summary reports.
+pub use crate::metrics::stats::nearest_rank as quantile;
 
 /// Counts of `values` in `bins` equal bins over `[lo, hi]` (values outside are clamped
 /// into the first or last bin).
