@@ -43,6 +43,14 @@ pub struct FrameworkProfile {
     pub attention_score_bytes: f64,
 }
 
+impl FrameworkProfile {
+    /// What the stack adds to one collective of `steps` steps, ns: its launch cost plus
+    /// its extra latency on every step.
+    pub fn collective_extra_ns(&self, steps: f64) -> f64 {
+        (self.kernel_overhead_us + steps * self.collective_step_overhead_us) * 1e3
+    }
+}
+
 /// Every known profile name.
 pub const FRAMEWORK_NAMES: &[&str] = &["optimized", "vllm-2023"];
 

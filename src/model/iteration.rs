@@ -127,7 +127,7 @@ pub fn dense_stage_iteration(
         // The stack's own cost: one launch, plus its extra latency on each of the
         // 2(n-1) steps of a ring all-reduce.
         let steps = 2.0 * (tp - 1) as f64;
-        let one = comm(need) + us(framework.kernel_overhead_us + steps * framework.collective_step_overhead_us);
+        let one = comm(need) + SimTime::from_ns_f64(framework.collective_extra_ns(steps));
         it.comm[CommKind::TpAllReduce.index()] = times(one, 2 * stage.layers);
     }
     let mut edge_ops = Vec::with_capacity(2);

@@ -12,6 +12,7 @@
 use super::stage::{Affine, Price};
 use crate::error::Result;
 use crate::hardware::topology::Topology;
+use crate::model::framework::FrameworkProfile;
 use crate::parallel::collective::{closed_form_affine, expand, resolve_all_reduce, CollectiveOp};
 use crate::scenario::types::AllReduceAlgorithm;
 use crate::scenario::Setup;
@@ -22,9 +23,8 @@ pub struct Pricer {
     topo: Topology,
     nominal: Topology,
     all_reduce: AllReduceAlgorithm,
-    overhead_ns: f64,
-    step_overhead_ns: f64,
-    efficiency: f64,
+    framework: FrameworkProfile,
+    collective_overhead_ns: f64,
 }
 
 impl Pricer {
@@ -35,11 +35,8 @@ impl Pricer {
             nominal: topo.clone(),
             topo,
             all_reduce: setup.parallel.all_reduce,
-            // Every collective pays the scenario's fixed overhead plus the stack's launch
-            // cost, every step the stack's extra latency, and every byte its bandwidth loss.
-            overhead_ns: (setup.parallel.collective_overhead_us + setup.framework.kernel_overhead_us) * 1e3,
-            step_overhead_ns: setup.framework.collective_step_overhead_us * 1e3,
-            efficiency: setup.framework.collective_efficiency,
+            framework: setup.framework.clone(),
+            collective_overhead_ns: setup.parallel.collective_overhead_us * 1e3,
         })
     }
 
@@ -73,8 +70,10 @@ impl Pricer {
         let ab = closed_form_affine(&self.topo, op, alg, gpus);
         let steps = expand(&self.topo, op, alg, gpus, 1.0).map_or(0, |s| s.steps());
         Affine {
-            fixed_ns: ab.latency_ns + steps as f64 * self.step_overhead_ns + self.overhead_ns,
-            per_byte_ns: ab.ns_per_byte / self.efficiency,
+            // The scenario's fixed cost per collective, and the stack's launch, per-step
+            // latency and share of the link bandwidth.
+            fixed_ns: ab.latency_ns + self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns,
+            per_byte_ns: ab.ns_per_byte / self.framework.collective_efficiency,
         }
     }
 
