@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::output::{files, plots, table, writer};
+use crate::parallel::collective::AllReduceAlgorithm;
 use crate::scenario::{self, Override};
 use crate::serving::{simulate, RunOptions};
 use clap::{Args, Parser, Subcommand};
@@ -57,21 +58,8 @@ pub struct CollectiveArgs {
     #[arg(long, default_value = "1MiB..1GiB")]
     pub sizes: String,
     /// All-reduce algorithm.
-    #[arg(long, value_enum, default_value_t = AlgorithmArg::Auto)]
-    pub algorithm: AlgorithmArg,
-}
-
-/// All-reduce algorithms on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlgorithmArg {
-    /// Ring in a node, hierarchical across nodes.
-    Auto,
-    /// Flat ring.
-    Ring,
-    /// Recursive halving-doubling.
-    HalvingDoubling,
-    /// Reduce-scatter in node, all-reduce across, all-gather in node.
-    Hierarchical,
+    #[arg(long, value_enum, default_value_t = AllReduceAlgorithm::Auto)]
+    pub algorithm: AllReduceAlgorithm,
 }
 
 /// `clustersim dag`.
@@ -489,7 +477,6 @@ fn merge_cmd(a: &MergeArgs) -> Result<i32> {
 fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     use crate::parallel::collective::CollectiveOp;
     use crate::parallel::microbench;
-    use crate::scenario::types::AllReduceAlgorithm as Alg;
     let preset = crate::hardware::spec::gpu_preset(&a.hardware).ok_or_else(|| {
         Error::Usage(format!(
             "--hardware {}: unknown preset; expected one of {}",
@@ -510,13 +497,7 @@ fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     )?;
     let ranks: Vec<u32> =
         if op == CollectiveOp::SendRecv { vec![0, topo.gpus() - 1] } else { (0..topo.gpus()).collect() };
-    let alg = match a.algorithm {
-        AlgorithmArg::Auto => Alg::Auto,
-        AlgorithmArg::Ring => Alg::Ring,
-        AlgorithmArg::HalvingDoubling => Alg::HalvingDoubling,
-        AlgorithmArg::Hierarchical => Alg::Hierarchical,
-    };
-    let rows = microbench::run(&topo, op, alg, &ranks, &sizes)?;
+    let rows = microbench::run(&topo, op, a.algorithm, &ranks, &sizes)?;
     print!("{}", microbench::format_table(op, ranks.len(), &rows));
     Ok(0)
 }

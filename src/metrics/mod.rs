@@ -1,6 +1,5 @@
 //! Measuring a run: GPU state accounting, statistics, time series, the summary.
 
-pub mod ledger;
 pub mod recorder;
 pub mod report;
 pub mod series;

@@ -6,13 +6,13 @@
 //! to the [`Ledger`] and bucketed series; timeline spans are kept only inside the
 //! timeline window.
 
-use super::ledger::{CommKind, GpuState, Ledger};
 use super::series::Buckets;
 use super::stats::LogHistogram;
 use crate::engine::SimTime;
 use crate::error::{Error, Result};
 use crate::output::files::AtomicFile;
 use crate::output::records::RequestRow;
+use crate::parallel::ledger::{CommKind, GpuState, Ledger};
 use crate::serving::request::Request;
 
 /// What a timeline span shows.

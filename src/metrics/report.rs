@@ -1,11 +1,11 @@
 //! From a finished run's recorder to summary.json and the per-GPU / per-bucket rows.
 
-use super::ledger::{CommKind, GpuState};
 use super::recorder::{Activity, Recorder};
 use super::stats::{cv, dist};
 use super::summary::*;
 use crate::engine::SimTime;
 use crate::output::records::{GpuRow, SeriesRow, TimelineRow, UtilizationRow};
+use crate::parallel::ledger::{CommKind, GpuState};
 use crate::parallel::plan::Plan;
 
 /// Facts about the cluster the report needs besides the recorder.
@@ -37,7 +37,7 @@ pub struct ReportContext {
     pub kv_peak_blocks_by_replica: Vec<u32>,
 }
 
-const GIB: f64 = 1_073_741_824.0;
+use crate::hardware::spec::GIB;
 
 /// Everything a finished run reports.
 #[derive(Clone, Debug)]

@@ -10,8 +10,8 @@ use crate::model::cost::{BatchShape, CostModel, PrefillChunk};
 use crate::model::framework::FrameworkProfile;
 use crate::model::iteration::{dense_stage_iteration, CommKind, CommNeed, IterationCost, StagePosition};
 use crate::model::spec::ModelSpec;
+use crate::parallel::collective::AllReduceAlgorithm;
 use crate::parallel::collective::{closed_form_affine, CollectiveOp};
-use crate::scenario::types::AllReduceAlgorithm;
 
 /// A measured step: a whole prompt, or one decode step of a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub fn idle_time(topo: &Topology, need: CommNeed) -> SimTime {
     };
     let ranks: Vec<u32> = (0..need.ranks.max(2)).collect();
     let ab = closed_form_affine(topo, op, AllReduceAlgorithm::Auto, &ranks);
-    SimTime::from_ns_f64(ab.latency_ns + ab.ns_per_byte * need.bytes / need.efficiency)
+    SimTime::from_ns_f64(ab.fixed_ns + ab.per_byte_ns * need.bytes / need.efficiency)
 }
 
 #[cfg(test)]

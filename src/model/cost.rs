@@ -370,10 +370,16 @@ impl CostModel {
         tokens as f64 * self.hidden * self.dtype_bytes
     }
 
+    /// Bytes one expert choice of one token moves in an EP all-to-all (dispatch or
+    /// combine): its hidden state, h·s.
+    pub fn ep_bytes_per_choice(&self) -> f64 {
+        self.hidden * self.dtype_bytes
+    }
+
     /// Bytes of one EP all-to-all (dispatch or combine) for `tokens` tokens, summed
     /// over the group, before skew: T·top_k·h·s.
     pub fn ep_alltoall_bytes(&self, tokens: u32) -> f64 {
-        tokens as f64 * self.top_k * self.hidden * self.dtype_bytes
+        tokens as f64 * self.top_k * self.ep_bytes_per_choice()
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::hardware::spec::FabricTopology;
 use crate::model::spec::Dtype;
+pub use crate::parallel::collective::AllReduceAlgorithm;
 use serde::{Deserialize, Serialize};
 
 /// A whole scenario file.
@@ -232,21 +233,6 @@ pub enum ExpertRouting {
         /// Skew exponent, > 0.
         s: f64,
     },
-}
-
-/// All-reduce algorithm choice.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AllReduceAlgorithm {
-    /// Ring inside a node, hierarchical across nodes.
-    #[default]
-    Auto,
-    /// Flat ring.
-    Ring,
-    /// Recursive halving-doubling.
-    HalvingDoubling,
-    /// Reduce-scatter in node, all-reduce across nodes, all-gather in node.
-    Hierarchical,
 }
 
 /// `[serving]`

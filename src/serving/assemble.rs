@@ -16,7 +16,6 @@ use super::pricing::Pricer;
 /// The cost model seen through the executor's [`StageCosts`].
 pub struct ModelCosts {
     model: CostModel,
-    bytes_per_choice: f64,
 }
 
 fn sum(ops: &[OpCost]) -> Work {
@@ -49,7 +48,7 @@ impl StageCosts for ModelCosts {
         self.model.pp_transfer_bytes(tokens)
     }
     fn ep_bytes_per_choice(&self) -> f64 {
-        self.bytes_per_choice
+        self.model.ep_bytes_per_choice()
     }
 }
 
@@ -116,10 +115,7 @@ impl Assembly {
             activations_gib_per_gpu: activations_gib,
             kv_peak_blocks_by_replica: Vec::new(),
         };
-        let costs = ModelCosts {
-            model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp),
-            bytes_per_choice: m.hidden as f64 * m.dtype.bytes(),
-        };
+        let costs = ModelCosts { model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp) };
         let pricer = Pricer::new(setup)?;
         let mut asm = Assembly {
             plan,

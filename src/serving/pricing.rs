@@ -9,12 +9,12 @@
 //! On top come the software stack's costs: its launch overhead per collective, its
 //! extra latency per step, and its share of the link bandwidth.
 
-use super::stage::{Affine, Price};
 use crate::error::Result;
 use crate::hardware::topology::Topology;
 use crate::model::framework::FrameworkProfile;
+use crate::parallel::collective::AllReduceAlgorithm;
 use crate::parallel::collective::{closed_form_affine, expand, resolve_all_reduce, CollectiveOp};
-use crate::scenario::types::AllReduceAlgorithm;
+use crate::parallel::price::{Affine, Price};
 use crate::scenario::Setup;
 
 /// Prices collectives over groups of GPUs.
@@ -72,8 +72,8 @@ impl Pricer {
         Affine {
             // The scenario's fixed cost per collective, and the stack's launch, per-step
             // latency and share of the link bandwidth.
-            fixed_ns: ab.latency_ns + self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns,
-            per_byte_ns: ab.ns_per_byte / self.framework.collective_efficiency,
+            fixed_ns: ab.fixed_ns + self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns,
+            per_byte_ns: ab.per_byte_ns / self.framework.collective_efficiency,
         }
     }
 

@@ -15,9 +15,9 @@ use super::scheduler::{BatchEntry, Limits, ReplicaQueues};
 use super::stage::{run_stage, shape_tokens, LocalSpan, StageInput};
 use crate::engine::{EventId, EventQueue, SimTime};
 use crate::error::Result;
-use crate::metrics::ledger::{CommKind, GpuState};
 use crate::metrics::recorder::{Activity, Recorder, Span};
 use crate::model::cost::{BatchShape, PrefillChunk};
+use crate::parallel::ledger::{CommKind, GpuState};
 use crate::scenario::types::{LinkClass, WhatIfEvent};
 use crate::scenario::Setup;
 use crate::workload::{RequestSpec, Workload};
@@ -58,7 +58,7 @@ struct Booking {
     first_gpu: u32,
     start: SimTime,
     end: SimTime,
-    gpus: Vec<super::stage::GpuWork>,
+    gpus: Vec<crate::parallel::ledger::GpuTotals>,
 }
 
 struct Replica {
@@ -560,16 +560,11 @@ impl Simulation<'_> {
         }
         let span = (b.end - b.start).as_ns() as f64;
         let cut = if span > 0.0 { (b.end - t.max(b.start)).as_ns() as f64 / span } else { 1.0 };
-        let take = |ns: u64| (ns as f64 * cut).round() as u64;
         for (i, w) in b.gpus.iter().enumerate() {
             let g = b.first_gpu + i as u32;
-            self.rec.ledger.uncompute(g, take(w.compute_ns), w.flops * cut);
-            for k in CommKind::ALL {
-                let ki = k as usize;
-                self.rec.ledger.uncommunicate(g, k, take(w.comm_ns[ki]));
-                self.rec.ledger.unwait(g, k, take(w.wait_ns[ki]));
-            }
-            self.rec.util.add_spread(t.max(b.start), b.end, g as usize, -(take(w.compute_ns) as f64));
+            self.rec.ledger.take_back(g, w, cut);
+            let taken = (w.compute_ns as f64 * cut).round();
+            self.rec.util.add_spread(t.max(b.start), b.end, g as usize, -taken);
         }
         self.rec.pipeline_stage_busy_ns -=
             ((b.end - t.max(b.start)).as_ns() as u128).min(self.rec.pipeline_stage_busy_ns);

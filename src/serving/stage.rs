@@ -11,9 +11,10 @@
 //! by the layer count: the same result as the loop, in O(1).
 
 use super::experts::ExpertSampler;
-use crate::metrics::ledger::{CommKind, GpuState};
 use crate::metrics::recorder::Activity;
 use crate::model::cost::BatchShape;
+use crate::parallel::ledger::{CommKind, GpuState, GpuTotals};
+use crate::parallel::price::{Affine, Price};
 
 /// Work of one operator group on one GPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -42,45 +43,6 @@ pub trait StageCosts {
     fn pp_bytes(&self, tokens: u32) -> f64;
     /// Bytes per token per expert choice in an all-to-all.
     fn ep_bytes_per_choice(&self) -> f64;
-}
-
-/// A collective's time as an affine function of its payload: `fixed_ns + per_byte_ns x bytes`.
-/// Every α-β closed form is affine in the bytes, so two evaluations of it define it.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Affine {
-    /// Latency part, ns.
-    pub fixed_ns: f64,
-    /// Bandwidth part, ns per byte.
-    pub per_byte_ns: f64,
-}
-
-impl Affine {
-    /// Time for `bytes`, ns (zero bytes: no transfer at all).
-    pub fn ns(&self, bytes: f64) -> u64 {
-        if bytes <= 0.0 {
-            0
-        } else {
-            (self.fixed_ns + self.per_byte_ns * bytes).round() as u64
-        }
-    }
-}
-
-/// A collective's price when several algorithms may run it: the fastest at each size
-/// (as NCCL's tuner picks), each algorithm an [`Affine`] price.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Price(pub Vec<Affine>);
-
-impl Price {
-    /// Time for `bytes`, ns: the cheapest option.
-    pub fn ns(&self, bytes: f64) -> u64 {
-        self.0.iter().map(|a| a.ns(bytes)).min().unwrap_or(0)
-    }
-}
-
-impl From<Affine> for Price {
-    fn from(a: Affine) -> Self {
-        Price(vec![a])
-    }
 }
 
 /// The collectives of one stage.
@@ -123,19 +85,6 @@ pub struct StageInput<'a> {
     pub overlap: bool,
 }
 
-/// One GPU's part of a stage run.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct GpuWork {
-    /// Computing, ns.
-    pub compute_ns: u64,
-    /// Communicating by kind (tp, pp, ep, dp), ns.
-    pub comm_ns: [u64; 4],
-    /// Waiting by kind, ns.
-    pub wait_ns: [u64; 4],
-    /// Model FLOPs.
-    pub flops: f64,
-}
-
 /// A span relative to the stage run's start, for the timeline.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LocalSpan {
@@ -161,7 +110,7 @@ pub struct StageRun {
     /// From the first GPU starting to the last finishing, ns.
     pub duration_ns: u64,
     /// Per GPU, in (ep, tp) order; each GPU's compute + comm + wait = duration_ns.
-    pub gpus: Vec<GpuWork>,
+    pub gpus: Vec<GpuTotals>,
 }
 
 fn kind_index(k: CommKind) -> usize {
@@ -176,7 +125,7 @@ fn kind_index(k: CommKind) -> usize {
 /// Per-GPU clocks while a stage run is worked out.
 struct Clocks<'s> {
     t: Vec<u64>,
-    work: Vec<GpuWork>,
+    work: Vec<GpuTotals>,
     last_compute: Vec<u64>,
     overlap: bool,
     spans: Option<&'s mut Vec<LocalSpan>>,
@@ -277,7 +226,7 @@ pub fn run_stage(
     let mlp: Vec<Work> = tokens.iter().map(|t| costs.mlp(*t)).collect();
     let mut c = Clocks {
         t: vec![0; n],
-        work: vec![GpuWork::default(); n],
+        work: vec![GpuTotals::default(); n],
         last_compute: vec![0; n],
         overlap: input.overlap,
         spans,
@@ -417,7 +366,7 @@ fn dense_fast_path(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
         flops += f;
     }
     let tp_comm = layers * 2 * ar_ns;
-    let mut gpus = vec![GpuWork::default(); tp];
+    let mut gpus = vec![GpuTotals::default(); tp];
     let mut pp_ns = vec![0u64; tp];
     if input.last {
         let (ns, f) = scale(costs.lm_head(input.emitting[0]));
