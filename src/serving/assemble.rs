@@ -18,6 +18,13 @@ pub struct ModelCosts {
     model: CostModel,
 }
 
+impl ModelCosts {
+    /// The stage pricer's view of `model`.
+    pub fn new(model: CostModel) -> Self {
+        ModelCosts { model }
+    }
+}
+
 fn sum(ops: &[OpCost]) -> Work {
     Work { ns: ops.iter().map(|o| o.time.as_ns() as f64).sum(), flops: ops.iter().map(|o| o.flops).sum() }
 }
@@ -144,23 +151,8 @@ impl Assembly {
     }
 
     fn reprice(&mut self) {
-        let plan = &self.plan;
-        let pr = &self.pricer;
-        self.comm = (0..plan.dp)
-            .map(|r| {
-                (0..plan.pp)
-                    .map(|s| StageComm {
-                        tp_allreduce: (0..plan.ep).map(|e| pr.all_reduce(&plan.tp_group(r, s, e))).collect(),
-                        ep_alltoall: (0..plan.tp).map(|t| pr.all_to_all(&plan.ep_group(r, s, t))).collect(),
-                        pp_send: if s + 1 < plan.pp {
-                            plan.stage_gpus(r, s).iter().map(|g| pr.send(*g, g + plan.stage_size())).collect()
-                        } else {
-                            Vec::new()
-                        },
-                    })
-                    .collect()
-            })
-            .collect();
+        let (plan, pr) = (&self.plan, &self.pricer);
+        self.comm = (0..plan.dp).map(|r| (0..plan.pp).map(|s| pr.stage_comm(plan, r, s)).collect()).collect();
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`simulate`] runs a validated scenario end to end and returns its report.
 
 pub mod assemble;
+pub mod calibration;
 pub mod experts;
 pub mod kv;
 pub mod pricing;
