@@ -1,6 +1,7 @@
 //! The command line: a thin layer that parses arguments and calls the library.
 
 use crate::error::{Error, Result};
+use crate::output::records::CsvRequestSink;
 use crate::output::{files, plots, table, writer};
 use crate::parallel::collective::AllReduceAlgorithm;
 use crate::scenario::{self, Override};
@@ -186,7 +187,7 @@ fn execute(cli: Cli) -> Result<i32> {
                 setup.parallel.ep,
                 setup.plan_gpus(),
                 setup.model.name,
-                asm.kv_blocks_per_replica as u64 * setup.serving.kv_block_tokens as u64,
+                asm.kv_blocks_per_group as u64 * setup.parallel.ep as u64 * setup.serving.kv_block_tokens as u64,
                 workload.total_requests()
             );
             Ok(0)
@@ -240,13 +241,13 @@ fn run_into(a: &RunArgs, parsed: &scenario::Scenario, setup: &scenario::Setup, d
     files::write_atomic(&dir.join("scenario.toml"), as_run.as_bytes())?;
     let started = Instant::now();
     let progress = if a.quiet || !std::io::stderr().is_terminal() { None } else { Some(progress_bar(started)) };
-    let opts = RunOptions {
-        requests_csv: Some(dir.join("requests.csv")),
-        window_s: a.window,
-        progress,
-        trace_json: a.trace.then(|| dir.join("trace.json")),
-    };
+    let opts =
+        RunOptions { requests: Some(CsvRequestSink::create(&dir.join("requests.csv"))?), window_s: a.window, progress };
     let outcome = simulate(setup, opts)?;
+    if a.trace {
+        let trace = dir.join("trace.json");
+        crate::output::chrome::write_trace(&trace, &outcome.spans, &outcome.batch_requests, &outcome.plan)?;
+    }
     let wall = started.elapsed().as_secs_f64();
     writer::write_report(dir, &outcome.report)?;
     let info = writer::RunInfo {

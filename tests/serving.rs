@@ -48,8 +48,8 @@ fn run(s: &Setup) -> Outcome {
 fn run_with_rows(s: &Setup) -> (Outcome, Vec<RequestRow>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("requests.csv");
-    let out = simulate(s, RunOptions { requests_csv: Some(path.clone()), ..Default::default() })
-        .unwrap_or_else(|e| panic!("simulate: {e}"));
+    let requests = Some(clustersim::output::records::CsvRequestSink::create(&path).expect("sink"));
+    let out = simulate(s, RunOptions { requests, ..Default::default() }).unwrap_or_else(|e| panic!("simulate: {e}"));
     let mut rdr = csv::Reader::from_path(&path).expect("requests.csv");
     let rows = rdr.deserialize().map(|r| r.expect("row")).collect();
     (out, rows)

@@ -34,7 +34,7 @@ pub struct ReportContext {
     /// Activation workspace per GPU, GiB.
     pub activations_gib_per_gpu: f64,
     /// Peak KV blocks used, by replica.
-    pub kv_peak_blocks_by_replica: Vec<u32>,
+    pub kv_peak_blocks: Vec<Vec<u32>>,
 }
 
 use crate::hardware::spec::GIB;
@@ -86,7 +86,8 @@ pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64
         let (weights, kv, kv_peak, act) = match rank {
             Some(r) => {
                 let s = r.stage as usize;
-                let peak_blocks = ctx.kv_peak_blocks_by_replica.get(r.replica as usize).copied().unwrap_or(0);
+                let pools = ctx.kv_peak_blocks.get(r.replica as usize);
+                let peak_blocks = pools.and_then(|p| p.get(r.ep_rank as usize)).copied().unwrap_or(0);
                 let kv_peak =
                     peak_blocks as f64 * ctx.kv_block_tokens as f64 * ctx.kv_bytes_per_token_by_stage[s] / GIB;
                 (ctx.weights_gib_by_stage[s], ctx.kv_gib_per_gpu, kv_peak, ctx.activations_gib_per_gpu)

@@ -11,40 +11,13 @@
 //! - `series.csv` ([`SeriesRow`]), cluster throughput and queue per time bucket
 //! - `scenario.toml`, the scenario as run (after overrides)
 
+use super::files::AtomicFile;
+use crate::error::{Error, Result};
+use crate::metrics::recorder::RequestSink;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
-/// One finished (or dropped) request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RequestRow {
-    /// Request id (arrival order).
-    pub id: u64,
-    /// DP replica that finished it.
-    pub replica: u32,
-    /// Arrival, s.
-    pub arrival_s: f64,
-    /// Prompt tokens.
-    pub prompt_tokens: u32,
-    /// Output tokens.
-    pub output_tokens: u32,
-    /// First scheduled, s.
-    pub scheduled_s: f64,
-    /// First token produced, s.
-    pub first_token_s: f64,
-    /// Last token produced, s.
-    pub finish_s: f64,
-    /// first_token_s - arrival_s.
-    pub ttft_s: f64,
-    /// (e2e - ttft) / (output_tokens - 1); 0 for one-token outputs.
-    pub tpot_s: f64,
-    /// finish_s - arrival_s.
-    pub e2e_s: f64,
-    /// scheduled_s - arrival_s.
-    pub queue_s: f64,
-    /// Times preempted.
-    pub preemptions: u32,
-    /// Re-routed after a GPU failure.
-    pub rerouted: bool,
-}
+pub use crate::metrics::recorder::RequestRow;
 
 /// One GPU's totals.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,4 +116,28 @@ pub struct SeriesRow {
     pub queued: u64,
     /// Requests running at bucket end.
     pub running: u64,
+}
+
+/// Streams request rows to a CSV file that appears whole at [`RequestSink::close`].
+pub struct CsvRequestSink {
+    writer: csv::Writer<AtomicFile>,
+    path: PathBuf,
+}
+
+impl CsvRequestSink {
+    /// A sink writing `path` (through a temporary file renamed into place at close).
+    pub fn create(path: &Path) -> Result<Box<dyn RequestSink>> {
+        let writer = csv::Writer::from_writer(AtomicFile::create(path)?);
+        Ok(Box::new(CsvRequestSink { writer, path: path.to_path_buf() }))
+    }
+}
+
+impl RequestSink for CsvRequestSink {
+    fn write(&mut self, row: &RequestRow) -> Result<()> {
+        self.writer.serialize(row).map_err(|e| Error::Run(format!("{}: {e}", self.path.display())))
+    }
+    fn close(self: Box<Self>) -> Result<()> {
+        let file = self.writer.into_inner().map_err(|e| Error::Run(format!("{}: {e}", self.path.display())))?;
+        file.commit()
+    }
 }

@@ -67,8 +67,9 @@ pub struct Assembly {
     pub costs: Box<dyn StageCosts>,
     /// Collective prices, `[replica][stage]`.
     pub comm: Vec<Vec<StageComm>>,
-    /// KV blocks per replica (the binding stage's).
-    pub kv_blocks_per_replica: u32,
+    /// KV blocks of each attention data-parallel group's pool (one per EP rank of a
+    /// stage, each on its own `tp` GPUs; the binding stage's).
+    pub kv_blocks_per_group: u32,
     /// Facts for the report.
     pub report: ReportContext,
     first_moe_layer: u32,
@@ -120,7 +121,7 @@ impl Assembly {
             kv_bytes_per_token_by_stage: kv_by_stage,
             kv_block_tokens: setup.serving.kv_block_tokens,
             activations_gib_per_gpu: activations_gib,
-            kv_peak_blocks_by_replica: Vec::new(),
+            kv_peak_blocks: Vec::new(),
         };
         let costs = ModelCosts { model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp) };
         let pricer = Pricer::new(setup)?;
@@ -128,7 +129,7 @@ impl Assembly {
             plan,
             costs: Box::new(costs),
             comm: Vec::new(),
-            kv_blocks_per_replica: blocks,
+            kv_blocks_per_group: blocks,
             report,
             first_moe_layer: if m.is_moe() { m.dense_layers } else { u32::MAX },
             moe: m.is_moe(),
@@ -143,11 +144,18 @@ impl Assembly {
         self.moe && l >= self.first_moe_layer
     }
 
-    /// What-if: NVLink (`nvlink`) or NICs run at `fraction` of their bandwidth, on one
-    /// node or all; every collective price is recomputed.
-    pub fn set_link_fraction(&mut self, nvlink: bool, node: Option<u32>, fraction: f64) {
-        self.pricer.set_link_fraction(nvlink, node, fraction);
+    /// What-if: NVLink (`nvlink`) or NICs of each listed node run at its fraction of
+    /// their nominal bandwidth; every collective price is recomputed once.
+    pub fn set_link_fractions(&mut self, nvlink: bool, fractions: &[(u32, f64)]) {
+        for &(node, fraction) in fractions {
+            self.pricer.set_link_fraction(nvlink, Some(node), fraction);
+        }
         self.reprice();
+    }
+
+    /// Nodes of the cluster.
+    pub fn nodes(&self) -> u32 {
+        self.pricer.nodes()
     }
 
     fn reprice(&mut self) {
@@ -158,6 +166,6 @@ impl Assembly {
 
 impl std::fmt::Debug for Assembly {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Assembly").field("plan", &self.plan).field("kv_blocks", &self.kv_blocks_per_replica).finish()
+        f.debug_struct("Assembly").field("plan", &self.plan).field("kv_blocks", &self.kv_blocks_per_group).finish()
     }
 }

@@ -78,6 +78,11 @@ impl Pricer {
         }
     }
 
+    /// Nodes of the cluster.
+    pub fn nodes(&self) -> u32 {
+        self.topo.nodes()
+    }
+
     /// The affine price of `op` with algorithm `alg` over `gpus`, stack costs included;
     /// `bytes` is the collective's payload as nccl-tests counts it.
     fn fit(&self, op: CollectiveOp, alg: AllReduceAlgorithm, gpus: &[u32]) -> Affine {
