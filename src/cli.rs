@@ -167,7 +167,7 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Validate(a) => {
             let setup = scenario::load_setup(&a.scenario, &a.set)?;
             // Read the trace too (if any), so a bad trace row is reported here, not only by `run`.
-            let workload = crate::workload::Workload::from_setup(&setup)?;
+            let workload = setup.workload()?;
             for w in workload.warnings() {
                 eprintln!("warning: {w}");
             }

@@ -2,6 +2,7 @@
 
 pub mod recorder;
 pub mod report;
+pub mod rows;
 pub mod series;
 pub mod stats;
 pub mod summary;

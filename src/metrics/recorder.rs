@@ -11,40 +11,7 @@ use super::stats::LogHistogram;
 use crate::engine::SimTime;
 use crate::error::Result;
 use crate::parallel::ledger::{CommKind, GpuState, Ledger};
-use serde::{Deserialize, Serialize};
-
-/// One finished (or dropped) request: a row of `requests.csv`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RequestRow {
-    /// Request id (arrival order).
-    pub id: u64,
-    /// DP replica that finished it.
-    pub replica: u32,
-    /// Arrival, s.
-    pub arrival_s: f64,
-    /// Prompt tokens.
-    pub prompt_tokens: u32,
-    /// Output tokens.
-    pub output_tokens: u32,
-    /// First scheduled, s.
-    pub scheduled_s: f64,
-    /// First token produced, s.
-    pub first_token_s: f64,
-    /// Last token produced, s.
-    pub finish_s: f64,
-    /// first_token_s - arrival_s.
-    pub ttft_s: f64,
-    /// (e2e - ttft) / (output_tokens - 1); 0 for one-token outputs.
-    pub tpot_s: f64,
-    /// finish_s - arrival_s.
-    pub e2e_s: f64,
-    /// scheduled_s - arrival_s.
-    pub queue_s: f64,
-    /// Times preempted.
-    pub preemptions: u32,
-    /// Re-routed after a GPU failure.
-    pub rerouted: bool,
-}
+pub use super::rows::RequestRow;
 
 /// Where per-request rows stream as requests finish (output/ writes them as CSV), so
 /// memory does not grow with the run.

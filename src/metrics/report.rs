@@ -4,7 +4,7 @@ use super::recorder::{Activity, Recorder};
 use super::stats::{cv, dist};
 use super::summary::*;
 use crate::engine::SimTime;
-use crate::output::records::{GpuRow, SeriesRow, TimelineRow, UtilizationRow};
+use super::rows::{GpuRow, SeriesRow, TimelineRow, UtilizationRow};
 use crate::parallel::ledger::{CommKind, GpuState};
 use crate::parallel::plan::Plan;
 

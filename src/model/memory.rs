@@ -9,7 +9,7 @@
 use crate::hardware::spec::{GpuSpec, GIB};
 use crate::model::spec::ModelSpec;
 use crate::parallel::plan::stage_layer_range;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The parallel layout and serving limits that memory depends on.
 #[derive(Clone, Copy, Debug, PartialEq)]

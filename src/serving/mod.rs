@@ -22,7 +22,6 @@ use crate::metrics::recorder::{RequestSink, Span};
 use crate::metrics::report::{build, Report};
 use crate::parallel::plan::Plan;
 use crate::scenario::Setup;
-use crate::workload::Workload;
 use std::collections::BTreeMap;
 
 /// Options of one run.
@@ -53,7 +52,7 @@ pub struct Outcome {
 /// Simulates `setup` to the end.
 pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     let asm = assemble::Assembly::build(setup)?;
-    let workload = Workload::from_setup(setup)?;
+    let workload = setup.workload()?;
     for w in workload.warnings() {
         eprintln!("warning: {w}");
     }

@@ -7,7 +7,7 @@
 
 use crate::engine::rng::SimRng;
 use crate::error::InputError;
-use crate::scenario::types::ArrivalConfig;
+use super::config::ArrivalConfig;
 use rand_distr::{Distribution, Exp1, Gamma};
 use std::path::Path;
 

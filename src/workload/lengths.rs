@@ -7,7 +7,7 @@
 
 use crate::engine::rng::SimRng;
 use crate::error::InputError;
-use crate::scenario::types::LengthDist;
+use super::config::LengthDist;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal, Normal, Zipf};
 use std::path::Path;

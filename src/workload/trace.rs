@@ -25,7 +25,7 @@
 
 use super::timestamp::parse_timestamp_ns;
 use crate::error::{Error, InputError};
-use crate::scenario::types::TraceFormat;
+use super::config::TraceFormat;
 use serde_json::Value;
 use std::path::Path;
 
