@@ -14,8 +14,10 @@
 
 use std::path::{Path, PathBuf};
 
-const LAYERS: &[&str] =
-    &["engine", "hardware", "parallel", "model", "workload", "scenario", "metrics", "serving", "output", "analysis", "cli"];
+const LAYERS: &[&str] = &[
+    "engine", "hardware", "parallel", "model", "workload", "scenario", "metrics", "serving", "output", "analysis",
+    "cli",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("readable src") {

@@ -6,12 +6,12 @@
 //! to the [`Ledger`] and bucketed series; timeline spans are kept only inside the
 //! timeline window.
 
+pub use super::rows::RequestRow;
 use super::series::Buckets;
 use super::stats::LogHistogram;
 use crate::engine::SimTime;
 use crate::error::Result;
 use crate::parallel::ledger::{CommKind, GpuState, Ledger};
-pub use super::rows::RequestRow;
 
 /// Where per-request rows stream as requests finish (output/ writes them as CSV), so
 /// memory does not grow with the run.

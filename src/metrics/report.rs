@@ -1,10 +1,10 @@
 //! From a finished run's recorder to summary.json and the per-GPU / per-bucket rows.
 
 use super::recorder::{Activity, Recorder};
+use super::rows::{GpuRow, SeriesRow, TimelineRow, UtilizationRow};
 use super::stats::{cv, dist};
 use super::summary::*;
 use crate::engine::SimTime;
-use super::rows::{GpuRow, SeriesRow, TimelineRow, UtilizationRow};
 use crate::parallel::ledger::{CommKind, GpuState};
 use crate::parallel::plan::Plan;
 

@@ -135,4 +135,3 @@ pub struct SeriesRow {
     /// Requests running at bucket end.
     pub running: u64,
 }
-

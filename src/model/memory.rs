@@ -6,10 +6,10 @@
 //! · d · s. What is left of `gpu_memory_utilization x capacity` after weights and
 //! workspace holds the KV cache. The binding stage (least KV room) is reported.
 
+use crate::error::{Error, Result};
 use crate::hardware::spec::{GpuSpec, GIB};
 use crate::model::spec::ModelSpec;
 use crate::parallel::plan::stage_layer_range;
-use crate::error::{Error, Result};
 
 /// The parallel layout and serving limits that memory depends on.
 #[derive(Clone, Copy, Debug, PartialEq)]

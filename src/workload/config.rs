@@ -128,4 +128,3 @@ fn default_len_min() -> u32 {
 fn default_len_max() -> u32 {
     131_072
 }
-
