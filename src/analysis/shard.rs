@@ -1,7 +1,8 @@
 //! Running indexed work in shards on several machines and merging it back.
 //!
 //! Any analysis made of independent, numbered points (a sweep's grid, later the
-//! plans of a search) can be split into `N` shards: shard `K` (1-based) owns the
+//! plans of a search) runs its points with [`run_points`] and can be split into
+//! `N` shards: shard `K` (1-based) owns the
 //! points with `index % N == K - 1`. Round-robin rather than contiguous blocks,
 //! because neighbouring points of a grid tend to cost alike, so every shard gets a
 //! similar mix of cheap and dear points.
@@ -128,6 +129,27 @@ impl ShardArg {
             ))),
         }
     }
+}
+
+/// Runs `work(i)` for every point `i` of `0..total` that `shard` owns (every
+/// point when `None`) on `jobs` threads, and returns `(i, result)` in point order,
+/// whatever order the threads finished in. The one place indexed work is spread
+/// over threads; a sweep's grid uses it, and a plan search can.
+pub fn run_points<T: Send>(
+    total: u64,
+    shard: Option<Shard>,
+    jobs: usize,
+    work: impl Fn(u64) -> T + Sync,
+) -> Result<Vec<(u64, T)>> {
+    use rayon::prelude::*;
+    let mine: Vec<u64> = (0..total).filter(|i| shard.is_none_or(|s| s.contains(*i))).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| Error::Run(format!("cannot start worker threads: {e}")))?;
+    // An indexed parallel iterator collects in input order, so the output is
+    // deterministic.
+    Ok(pool.install(|| mine.into_par_iter().map(|i| (i, work(i))).collect()))
 }
 
 /// A stable 64-bit FNV-1a hash of `bytes`, as 16 hex digits. Stable across Rust
@@ -410,6 +432,14 @@ mod tests {
         for bad in ["0/2", "3/2", "1", "a/b", "automatic"] {
             assert!(bad.parse::<ShardArg>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn run_points_runs_only_the_shard_in_point_order() {
+        // Shard 2 of 3 over 0..8 owns 1, 4, 7; the work squares its index.
+        let out = run_points(8, Some(Shard { k: 2, n: 3 }), 3, |i| i * i).unwrap();
+        assert_eq!(out, [(1, 1), (4, 16), (7, 49)]);
+        assert_eq!(run_points(3, None, 1, |i| i).unwrap(), [(0, 0), (1, 1), (2, 2)]);
     }
 
     #[test]

@@ -17,7 +17,6 @@ use super::{flatten_summary, format_value, summary_metric_names};
 use crate::error::{Error, Result};
 use crate::scenario::{load_setup, Override};
 use crate::serving::{simulate, RunOptions};
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -223,25 +222,15 @@ pub fn run_sweep(
     let all = grid(varies);
     let total_points = all.len() as u64;
     first_loadable(base, set, &all)?;
-    let chosen: Vec<(u64, Vec<Override>)> =
-        (0..total_points).zip(all).filter(|(i, _)| shard.is_none_or(|s| s.contains(*i))).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .map_err(|e| Error::Run(format!("cannot start worker threads: {e}")))?;
-    let points: Vec<PointResult> = pool.install(|| {
-        chosen
-            .into_par_iter()
-            .map(|(point, overrides)| {
-                let r = run_point(base, set, &overrides);
-                let values = overrides.into_iter().map(|o| o.value).collect();
-                match r {
-                    Ok(metrics) => PointResult { point, values, metrics, error: None },
-                    Err(e) => PointResult { point, values, metrics: BTreeMap::new(), error: Some(e.to_string()) },
-                }
-            })
-            .collect()
-    });
+    let points = super::shard::run_points(total_points, shard, jobs, |point| {
+        let overrides = &all[point as usize];
+        let values = overrides.iter().map(|o| o.value.clone()).collect();
+        match run_point(base, set, overrides) {
+            Ok(metrics) => PointResult { point, values, metrics, error: None },
+            Err(e) => PointResult { point, values, metrics: BTreeMap::new(), error: Some(e.to_string()) },
+        }
+    })?;
+    let points = points.into_iter().map(|(_, p)| p).collect();
     Ok(SweepResult { keys: varies.iter().map(|v| v.key.clone()).collect(), total_points, points })
 }
 
