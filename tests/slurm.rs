@@ -75,9 +75,10 @@ fn four_array_tasks_merge_into_the_single_machine_csv_byte_for_byte() {
         assert_eq!(code, 0, "{o}{e}");
         assert!(o.contains(&format!("shard      {id}/4: {} of 10 points", if id <= 2 { 3 } else { 2 })), "{o}");
     }
-    let (code, o, e) = clustersim(&["merge", &d("array")]);
+    let (code, o, e) = clustersim(&["merge", &d("array"), "--plot", "ttft_s.p99"]);
     assert_eq!(code, 0, "{o}{e}");
     assert!(o.contains("merged     4 shards, 10 points"), "{o}");
+    assert!(dir.path().join("array/sweep_ttft_s_p99.svg").exists(), "merge draws the charts asked for");
     let local = std::fs::read(dir.path().join("local/sweep.csv")).unwrap();
     assert_eq!(local.iter().filter(|b| **b == b'\n').count(), 11, "header + 10 points");
     assert_eq!(std::fs::read(dir.path().join("array/sweep.csv")).unwrap(), local);
