@@ -59,8 +59,11 @@ stop_daemons() {
 }
 mkdir -p "$state"
 stop_daemons
-rm -rf "$state/ctld" "$state/d" "$state/run" "$state"/*.log "$state/munge.socket"*
-mkdir -p "$state/ctld" "$state/d" "$state/run"
+# A fresh folder per run (by pid): tasks of a killed earlier run that are still
+# finishing cannot write into this run's folders.
+rm -rf "$state/ctld" "$state/d" "$state"/run-* "$state"/*.log "$state/munge.socket"*
+work=$state/run-$$
+mkdir -p "$state/ctld" "$state/d" "$work"
 chmod 700 "$state"
 
 on_exit() {
@@ -69,7 +72,7 @@ on_exit() {
     for log in munged slurmctld slurmd; do
       [ -f "$state/$log.log" ] && { echo "--- $state/$log.log (last 15 lines)" >&2; tail -15 "$state/$log.log" >&2; }
     done
-    for out in "$state"/run/slurm-*.out; do
+    for out in "$work"/slurm-*.out; do
       [ -f "$out" ] && { echo "--- $out" >&2; tail -15 "$out" >&2; }
     done
   fi
@@ -139,8 +142,7 @@ say "cluster up: $(sinfo -h -o '%P %D node(s) %c CPUs %t')"
 timeout 600 cargo build --release --quiet || fail "cargo build --release failed"
 bin=$repo/target/release/clustersim
 scenario=$repo/scenarios/seed_corrected.toml
-opts=(--set workload.requests=60 --vary serving.max_seqs=16,64 --vary workload.arrival.rate_per_s=2.0,4.0,8.0,16.0)
-work=$state/run
+opts=(--set workload.requests=60 --vary serving.max_seqs=4,64 --vary workload.arrival.rate_per_s=2.0,4.0,8.0,16.0)
 "$bin" sweep "$scenario" "${opts[@]}" --out "$work/local" --jobs 2 >"$work/local.out" \
   || fail "the local sweep failed"
 cd "$work"
@@ -163,5 +165,7 @@ fi
 [ -f "$work/array/sweep.csv" ] || fail "the merge job wrote no $work/array/sweep.csv"
 ls "$work/array"/shard-*-of-4.json >/dev/null || fail "no shard files in $work/array"
 cmp "$work/local/sweep.csv" "$work/array/sweep.csv" || fail "merged sweep.csv differs from the local one"
+say "the merge job's output:"
+cat "$work"/slurm-*-merge.out
 rows=$(($(wc -l <"$work/array/sweep.csv") - 1))
 say "PASS: 4 array tasks + merge job gave the local sweep.csv byte for byte ($rows points, $(ls "$work/array"/shard-*.json | wc -l) shards)"
