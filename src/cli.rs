@@ -11,6 +11,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod sweep;
+pub use sweep::{MergeArgs, SweepArgs};
+
 /// clustersim: simulate LLM serving on a GPU cluster.
 #[derive(Parser, Debug)]
 #[command(name = "clustersim", version, about, long_about = None)]
@@ -37,7 +40,7 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run a grid of overrides in parallel and write one CSV row per point.
     Sweep(SweepArgs),
-    /// Join sweep shards' CSV files back into one, in point order.
+    /// Join the shards of a sweep (run with --shard) into the one sweep.csv a single machine writes.
     Merge(MergeArgs),
     /// Time one collective over a range of sizes on a preset's nodes, like nccl-tests.
     Collective(CollectiveArgs),
@@ -215,8 +218,8 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Collective(a) => collective_cmd(&a),
         Command::Assess(a) => assess_cmd(&a),
         Command::Compare(a) => compare_cmd(&a),
-        Command::Sweep(a) => sweep_cmd(&a),
-        Command::Merge(a) => merge_cmd(&a),
+        Command::Sweep(a) => sweep::sweep_cmd(&a),
+        Command::Merge(a) => sweep::merge_cmd(&a),
     }
 }
 
@@ -334,45 +337,6 @@ pub struct CompareArgs {
     pub force: bool,
 }
 
-/// `clustersim sweep`.
-#[derive(Args, Debug, Clone)]
-pub struct SweepArgs {
-    /// Base scenario and overrides applied to every point.
-    #[command(flatten)]
-    pub scenario: ScenarioArgs,
-    /// An axis: key=v1,v2,... or key=A..B:STEP (repeatable; the grid is their cartesian product).
-    #[arg(long = "vary", value_name = "KEY=VALUES", required = true)]
-    pub vary: Vec<crate::analysis::sweep::Vary>,
-    /// Results folder (default results/NAME-sweep/ after scenario.name, suffixed if taken).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Overwrite an existing sweep in --out.
-    #[arg(long)]
-    pub force: bool,
-    /// Metrics to chart against the first varied key, by dotted name (e.g. ttft_s.p99,throughput.tokens_per_ms_per_gpu).
-    #[arg(long, value_delimiter = ',')]
-    pub plot: Vec<String>,
-    /// Run only points with index % N == K-1.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<crate::analysis::sweep::Shard>,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: Option<u16>,
-}
-
-/// `clustersim merge`.
-#[derive(Args, Debug, Clone)]
-pub struct MergeArgs {
-    /// The merged CSV to write.
-    pub out: PathBuf,
-    /// Shards' sweep.csv files.
-    #[arg(required = true)]
-    pub shards: Vec<PathBuf>,
-    /// Overwrite OUT if it exists.
-    #[arg(long)]
-    pub force: bool,
-}
-
 fn assess_cmd(a: &AssessArgs) -> Result<i32> {
     let setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
     let outcome = simulate(&setup, RunOptions::default())?;
@@ -403,75 +367,6 @@ fn compare_cmd(a: &CompareArgs) -> Result<i32> {
     }
     print!("{}", compare::render(&header, &rows));
     println!("results    {}", dir.display());
-    Ok(0)
-}
-
-fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
-    use crate::analysis::sweep;
-    let base = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
-    let names = crate::analysis::summary_metric_names();
-    if let Some(bad) = a.plot.iter().find(|m| !names.contains(m)) {
-        return Err(Error::Usage(format!("--plot: unknown metric `{bad}`; known: {}", names.join(", "))));
-    }
-    let dir = files::results_dir(a.out.as_deref(), &format!("{}-sweep", base.name), a.force)?;
-    files::ensure_dir(&dir)?;
-    let started = Instant::now();
-    let result = sweep::run_sweep(&a.scenario.scenario, &a.scenario.set, &a.vary, a.shard, a.jobs.map(usize::from))?;
-    let wall = started.elapsed().as_secs_f64();
-    let csv = dir.join("sweep.csv");
-    result.write_csv(&csv)?;
-    for m in &a.plot {
-        let path = dir.join(format!("sweep_{}.svg", m.replace('.', "_")));
-        if let Err(e) = crate::analysis::line_chart_svg(&path, m, &result.keys[0], m, &sweep_series(&result, m)) {
-            eprintln!("warning: {e}");
-        }
-    }
-    let failed = result.points.iter().filter(|p| p.error.is_some()).count();
-    for p in result.points.iter().filter(|p| p.error.is_some()) {
-        eprintln!("point {} ({}): {}", p.point, p.values.join(", "), p.error.as_deref().unwrap_or(""));
-    }
-    println!("sweep      {} points run ({} failed) in {:.2} s wall", result.points.len(), failed, wall);
-    println!("results    {}", csv.display());
-    Ok(0)
-}
-
-/// One line per combination of the other varied keys: the metric against the
-/// first key (its values as numbers, or their positions if not numeric).
-fn sweep_series(r: &crate::analysis::sweep::SweepResult, metric: &str) -> Vec<crate::analysis::Series> {
-    let mut firsts: Vec<&str> = Vec::new();
-    for p in &r.points {
-        if let Some(v) = p.values.first() {
-            if !firsts.contains(&v.as_str()) {
-                firsts.push(v);
-            }
-        }
-    }
-    let numeric = firsts.iter().all(|v| v.parse::<f64>().is_ok());
-    let mut series: Vec<crate::analysis::Series> = Vec::new();
-    for p in &r.points {
-        let (Some(first), Some(y)) = (p.values.first(), p.metrics.get(metric)) else { continue };
-        let x = if numeric {
-            first.parse::<f64>().unwrap_or(0.0)
-        } else {
-            firsts.iter().position(|f| f == first).unwrap_or(0) as f64
-        };
-        let label =
-            r.keys.iter().zip(&p.values).skip(1).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
-        match series.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, pts)) => pts.push((x, *y)),
-            None => series.push((label, vec![(x, *y)])),
-        }
-    }
-    series
-}
-
-fn merge_cmd(a: &MergeArgs) -> Result<i32> {
-    if a.out.exists() && !a.force {
-        return Err(Error::Usage(format!("{}: exists; pass --force to overwrite it", a.out.display())));
-    }
-    let shards: Vec<&std::path::Path> = a.shards.iter().map(PathBuf::as_path).collect();
-    let n = crate::analysis::sweep::merge_csv(&a.out, &shards)?;
-    println!("merged     {n} points into {}", a.out.display());
     Ok(0)
 }
 

@@ -1,11 +1,15 @@
 //! Analysis on top of runs: the physical throughput limit ([`limit`]), assessing a
 //! plan against its `[requirements]` ([`assess`]), comparing plans side by side
-//! ([`compare`]) and what-if sweeps over a grid of overrides ([`sweep`]).
+//! ([`compare`]), what-if sweeps over a grid of overrides ([`sweep`], read back by
+//! [`sweep_table`]) and splitting indexed work into shards for batch systems such
+//! as Slurm and merging them back ([`shard`]).
 
 pub mod assess;
 pub mod compare;
 pub mod limit;
+pub mod shard;
 pub mod sweep;
+pub mod sweep_table;
 
 use crate::metrics::summary::Summary;
 use serde_json::Value;
