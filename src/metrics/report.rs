@@ -35,6 +35,8 @@ pub struct ReportContext {
     pub activations_gib_per_gpu: f64,
     /// Peak KV blocks used, by replica.
     pub kv_peak_blocks: Vec<Vec<u32>>,
+    /// How collective payload becomes link traffic (for the network section).
+    pub network: super::network::NetworkFacts,
 }
 
 use crate::hardware::spec::GIB;
@@ -132,6 +134,8 @@ pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64
             kv_gib: kv,
             kv_peak_gib: kv_peak,
             activations_gib: act,
+            comm_gb: t.comm_bytes.iter().sum::<f64>() / 1e9,
+            contention_s: ctx.network.contention_ns(g as usize, &t) * 1e-9,
             capacity_gib: ctx.capacity_gib,
             flops: t.flops,
         });
@@ -198,6 +202,7 @@ pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64
             expert_cv: cv(&rec.expert_tokens.iter().map(|c| *c as f64).collect::<Vec<_>>()),
         },
         sim: SimFigures { events, iterations: rec.iterations, simulated_s: wall_s },
+        network: ctx.network.summarize(rec.ledger.all(), wall_s),
     };
 
     Report {
