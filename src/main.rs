@@ -2,6 +2,7 @@
 
 fn main() {
     restore_default_sigpipe();
+    clustersim::output::staging::install_interrupt_cleanup();
     std::process::exit(clustersim::cli::main_with_args(std::env::args_os()));
 }
 

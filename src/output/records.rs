@@ -46,6 +46,33 @@ pub struct RequestRow {
     pub rerouted: bool,
 }
 
+/// The header line of `requests.csv` (column names from [`RequestRow`]'s fields,
+/// the same serde names the csv writer uses for rows).
+pub fn requests_csv_header() -> crate::error::Result<String> {
+    let row = RequestRow {
+        id: 0,
+        replica: 0,
+        arrival_s: 0.0,
+        prompt_tokens: 0,
+        output_tokens: 0,
+        scheduled_s: 0.0,
+        first_token_s: 0.0,
+        finish_s: 0.0,
+        ttft_s: 0.0,
+        tpot_s: 0.0,
+        e2e_s: 0.0,
+        queue_s: 0.0,
+        preemptions: 0,
+        rerouted: false,
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let bad = |e: String| crate::error::Error::Run(format!("cannot form the requests.csv header: {e}"));
+    w.serialize(&row).map_err(|e| bad(e.to_string()))?;
+    let bytes = w.into_inner().map_err(|e| bad(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
 /// One GPU's totals.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GpuRow {
