@@ -116,7 +116,7 @@ fn arrivals_that_overflow_the_clock_are_refused() {
 
 #[test]
 fn absurd_work_is_refused_with_an_estimate() {
-    // 10^8 requests x (fixed 1,000,000 prompt + 1 output) = 1.0e14 tokens > 1e11.
+    // 10^8 requests x (fixed 1,000,000 prompt + 1 output) = 1.0e14 tokens > 1e10.
     let t = tiny();
     let (code, _, err) = common::clustersim(&[
         "validate",
