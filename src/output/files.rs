@@ -104,17 +104,6 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Gives an empty CSV file at `path` its `header` line: a csv writer that never
-/// got a row writes nothing, and a reader needs the header to know the columns
-/// (a run in which every request is dropped). A missing or non-empty file is
-/// left alone.
-pub fn ensure_csv_header(path: &Path, header: &str) -> Result<()> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() == 0 => write_atomic(path, format!("{header}\n").as_bytes()),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
