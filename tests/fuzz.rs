@@ -10,7 +10,8 @@
 //!
 //! `CLUSTERSIM_FUZZ_CASES` (default 400) sets the number of cases,
 //! `CLUSTERSIM_FUZZ_SEED` the generator seed, `CLUSTERSIM_FUZZ_TIMEOUT_S` the limit
-//! per case (default 30 s), `CLUSTERSIM_FUZZ_JOBS` the parallel cases (default 2).
+//! per case (default 30 s), `CLUSTERSIM_FUZZ_JOBS` the parallel cases (default 2),
+//! `CLUSTERSIM_FUZZ_BIN` a copy of the binary to run instead of the one cargo built.
 //! Failing cases are kept under `target/fuzz-failures/case-N/` with the command.
 //! Lost requests (a serving liveness problem owned by the serving rework) are
 //! listed but do not fail the test unless `CLUSTERSIM_FUZZ_STRICT=1`.

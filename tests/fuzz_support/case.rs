@@ -148,13 +148,10 @@ pub fn args(case: &Case, scenario: &Path, out: &Path) -> Vec<String> {
 
 /// Runs the binary with `args` and a wall-clock `limit`; judges the outcome.
 pub fn run(args: &[String], out: &Path, limit: Duration) -> (Outcome, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clustersim"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // A long local run may point at a copy of the binary so rebuilding meanwhile is safe.
+    let bin = std::env::var("CLUSTERSIM_FUZZ_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_clustersim").to_string());
+    let mut child =
+        Command::new(bin).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
