@@ -350,7 +350,9 @@ fn check_events(b: &Bounds) -> Result<(), InputError> {
                 b.real(&key("fraction"), fraction, SPEED_FRACTION)?;
                 (at_s, until_s)
             }
-            WhatIfEvent::GpuFailure { at_s, until_s, .. } => (at_s, until_s),
+            WhatIfEvent::GpuFailure { at_s, until_s, .. } | WhatIfEvent::LinkFailure { at_s, until_s, .. } => {
+                (at_s, until_s)
+            }
             WhatIfEvent::LoadChange { at_s, until_s, factor } => {
                 b.real(&key("factor"), factor, LOAD_FACTOR)?;
                 (at_s, until_s)
