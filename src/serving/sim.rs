@@ -109,6 +109,7 @@ impl Simulation {
                 p(self.rec.completed + self.rec.dropped, total);
             }
         }
+        self.replicas.iter_mut().for_each(|rep| rep.drop_stranded(&mut self.rec));
         self.rec.close()
     }
 
