@@ -3,9 +3,10 @@
 //! - `all_pairs_128gpu`: 128 GPUs on 16 H100 nodes, every GPU sends to every other at
 //!   once: 16,256 concurrent flows sharing NVLink, NICs and the spine.
 //! - `all_pairs_32gpu_uneven`: 32 GPUs on 4 nodes, all pairs with uneven sizes, so the
-//!   992 flows finish at ~1,000 distinct instants, each re-sharing the one component
-//!   they all form (the worst case: quadratic in the component's size; the same on 128
-//!   GPUs, 16,256 flows, takes ~200 s, which is why it is not in the bench).
+//!   992 flows finish at ~1,000 distinct instants. Each finish ripples small rate
+//!   changes through the flows of the NICs it frees; re-sharing looks only at those.
+//!   (The same on 128 GPUs, 16,256 flows, is in `examples/flow_speed.rs`: each of its
+//!   16,000 finishes changes about 3,000 max-min rates, too slow for a criterion loop.)
 //! - `independent_10k`: 10,000 flows on 1,250 nodes that share no link, with distinct
 //!   sizes: each finish re-shares only its own flow, so the cost stays linear.
 //!

@@ -2,13 +2,12 @@
 //! collective alone on the flow model and report time, algbw and busbw.
 //!
 //! `clustersim collective --hardware h100-sxm --nodes 2 --op all_reduce --sizes 1MiB..1GiB`
-//! maps onto [`run_preset`] + [`format_table`]; sizes double between the bounds.
+//! maps onto [`run`] + [`format_table`]; sizes double between the bounds.
 
 use super::collective::{closed_form_time, CollectiveOp};
 use super::runner::{CollectiveRequest, CollectiveRunner};
 use crate::engine::SimTime;
 use crate::error::{Error, Result};
-use crate::hardware::spec::{gpu_preset, gpu_preset_names};
 use crate::hardware::topology::Topology;
 use crate::scenario::types::AllReduceAlgorithm;
 use std::fmt::Write;
@@ -108,21 +107,6 @@ pub fn run(
         });
     }
     Ok(rows)
-}
-
-/// Builds the preset's cluster of `nodes` x 8 GPUs and runs `op` (a name such as
-/// `all_reduce`) over all its GPUs for every size of `sizes` (`1MiB..1GiB`), Auto algorithm.
-pub fn run_preset(gpu: &str, nodes: u32, op: &str, sizes: &str) -> Result<(Topology, Vec<Row>)> {
-    let preset = gpu_preset(gpu).ok_or_else(|| {
-        Error::Usage(format!("unknown hardware `{gpu}`; expected one of {}", gpu_preset_names().join(", ")))
-    })?;
-    let op = CollectiveOp::parse(op)?;
-    let sizes = parse_size_range(sizes)?;
-    let topo = Topology::new(nodes, PRESET_GPUS_PER_NODE, &(preset.nvlink)(), &(preset.network)())?;
-    let ranks: Vec<u32> =
-        if op == CollectiveOp::SendRecv { vec![0, topo.gpus() - 1] } else { (0..topo.gpus()).collect() };
-    let rows = run(&topo, op, AllReduceAlgorithm::Auto, &ranks, &sizes)?;
-    Ok((topo, rows))
 }
 
 fn human(bytes: u64) -> String {

@@ -16,13 +16,12 @@
 
 use super::collective::{expand, expand_all_to_all_v, CollectiveOp, Schedule, Transfer};
 use super::ledger::{GpuState, Ledger, StateTotals};
-use crate::engine::SimTime;
+use crate::engine::{EventQueue, SimTime};
 use crate::error::{Error, Result};
 use crate::hardware::network::{FlowDone, Network};
 use crate::hardware::topology::{LinkId, Topology};
 use crate::scenario::types::AllReduceAlgorithm;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 
 /// Handle to an admitted collective; ids increase in admission order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -203,13 +202,20 @@ impl Running {
     }
 }
 
+/// What the runner's own queue holds (flow events live in the network's queue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RunnerEvent {
+    /// The last rank of collective `id` has arrived: its first transfers start.
+    Start(u32),
+}
+
 /// Runs collectives as flows over a topology, with per-GPU state accounting.
 #[derive(Clone, Debug)]
 pub struct CollectiveRunner {
     topo: Topology,
     net: Network,
     running: BTreeMap<u32, Running>,
-    starts: BinaryHeap<Reverse<(SimTime, u32)>>,
+    starts: EventQueue<RunnerEvent>,
     next_id: u32,
     ledger: Ledger,
     projection: Option<BTreeMap<CollectiveId, SimTime>>,
@@ -223,7 +229,7 @@ impl CollectiveRunner {
             ledger: Ledger::new(topology.gpus() as usize),
             topo: topology.clone(),
             running: BTreeMap::new(),
-            starts: BinaryHeap::new(),
+            starts: EventQueue::new(),
             next_id: 0,
             projection: None,
         }
@@ -286,7 +292,7 @@ impl CollectiveRunner {
         let id = self.next_id;
         self.next_id += 1;
         self.running.insert(id, Running::build(req, arrivals, start));
-        self.starts.push(Reverse((start, id)));
+        self.starts.schedule(start, RunnerEvent::Start(id));
         Ok(CollectiveId(id))
     }
 
@@ -314,7 +320,7 @@ impl CollectiveRunner {
 
     /// The next instant something happens (a start, a drain or a completion).
     pub fn next_event_time(&mut self) -> Option<SimTime> {
-        let s = self.starts.peek().map(|r| r.0 .0);
+        let s = self.starts.peek_time();
         match (s, self.net.next_event_time()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -326,11 +332,8 @@ impl CollectiveRunner {
         let t = self.next_event_time()?;
         let mut done = Vec::new();
         loop {
-            while let Some(&Reverse((st, id))) = self.starts.peek() {
-                if st != t {
-                    break;
-                }
-                self.starts.pop();
+            while self.starts.peek_time() == Some(t) {
+                let Some((_, RunnerEvent::Start(id))) = self.starts.pop() else { break };
                 self.net.advance_clock(t);
                 self.begin(id, t, &mut done);
             }
