@@ -1,11 +1,15 @@
 //! Analysis on top of runs: the physical throughput limit ([`limit`]), assessing a
 //! plan against its `[requirements]` ([`assess`]), comparing plans side by side
-//! ([`compare`]) and what-if sweeps over a grid of overrides ([`sweep`]).
+//! ([`compare`]), what-if sweeps over a grid of overrides ([`sweep`], read back by
+//! [`sweep_table`]) and splitting indexed work into shards for batch systems such
+//! as Slurm and merging them back ([`shard`]).
 
 pub mod assess;
 pub mod compare;
 pub mod limit;
+pub mod shard;
 pub mod sweep;
+pub mod sweep_table;
 
 use crate::metrics::summary::Summary;
 use serde_json::Value;
@@ -57,7 +61,7 @@ pub fn format_value(x: f64) -> String {
 }
 
 /// One line of a chart: a legend label and its points.
-pub type Series = (String, Vec<(f64, f64)>);
+pub use crate::output::plots::sweep::Series;
 
 /// Draws `series` as lines into an SVG file at `path` with plotters' SVG backend.
 /// Axis ranges cover every point. Kept small so it can move to the shared chart

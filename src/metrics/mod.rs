@@ -1,8 +1,9 @@
 //! Measuring a run: GPU state accounting, statistics, time series, the summary.
 
-pub mod ledger;
+pub mod network;
 pub mod recorder;
 pub mod report;
+pub mod rows;
 pub mod series;
 pub mod stats;
 pub mod summary;
