@@ -16,6 +16,9 @@ fn algs() -> impl Strategy<Value = AllReduceAlgorithm> {
         Just(AllReduceAlgorithm::Ring),
         Just(AllReduceAlgorithm::HalvingDoubling),
         Just(AllReduceAlgorithm::Hierarchical),
+        Just(AllReduceAlgorithm::Pipelined),
+        Just(AllReduceAlgorithm::Tree),
+        Just(AllReduceAlgorithm::Nvls),
     ]
 }
 

@@ -15,7 +15,9 @@
 //! runs a copy of the runner to the end, assuming nothing else is admitted).
 
 use super::collective::AllReduceAlgorithm;
-use super::collective::{expand, expand_all_to_all_v, CollectiveOp, Schedule, Transfer};
+use super::collective::{
+    expand, expand_all_to_all, expand_all_to_all_v, AllToAllAlgorithm, CollectiveOp, Schedule, Transfer,
+};
 use super::ledger::{CommKind, GpuState, GpuTotals, Ledger};
 use crate::engine::{EventQueue, SimTime};
 use crate::error::{Error, Result};
@@ -42,6 +44,12 @@ impl CollectiveRequest {
     /// Expands `op` of `bytes` over `ranks` with `alg` (used by all-reduce only).
     pub fn new(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32], bytes: f64) -> Result<Self> {
         Ok(CollectiveRequest { op, bytes, schedule: expand(topo, op, alg, ranks, bytes)? })
+    }
+    /// A uniform all-to-all of `bytes` per rank (S/n to each) posted as `alg` says.
+    pub fn all_to_all(topo: &Topology, alg: AllToAllAlgorithm, ranks: &[u32], bytes: f64) -> Result<Self> {
+        let n = ranks.len().max(1);
+        let schedule = expand_all_to_all(topo, alg, ranks, &vec![bytes / n as f64; n * n])?;
+        Ok(CollectiveRequest { op: CollectiveOp::AllToAll, bytes, schedule })
     }
     /// An all-to-all with `matrix[i * n + j]` bytes from `ranks[i]` to `ranks[j]`;
     /// `bytes` is reported as the largest row sum (what one rank sends).
@@ -149,7 +157,17 @@ impl Running {
             }
         }
         let steps = step_off.len() - 1;
-        let ends: Vec<(u32, u32)> = transfers.iter().map(|t| (rank_idx(t.src), rank_idx(t.dst))).collect();
+        // A transfer to or from a switch (NVLS) involves only its GPU end.
+        let gpu_end =
+            |t: &Transfer| if index.binary_search_by_key(&t.src, |&(g, _)| g).is_ok() { t.src } else { t.dst };
+        let ends: Vec<(u32, u32)> = transfers
+            .iter()
+            .map(|t| {
+                let g = gpu_end(t);
+                let end = |x: u32| if index.binary_search_by_key(&x, |&(gg, _)| gg).is_ok() { x } else { g };
+                (rank_idx(end(t.src)), rank_idx(end(t.dst)))
+            })
+            .collect();
         let mut step_of = vec![0u32; transfers.len()];
         let mut pending = vec![0u32; steps * n];
         let mut inv_off = vec![0u32; steps * (n + 1)];

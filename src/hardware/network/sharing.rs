@@ -30,6 +30,9 @@
 //! (flows that share a bottleneck share one exact rate, so it holds few distinct
 //! values) from which the outside load and the highest outside rate are read.
 //!
+//! A flow on a capped route (NVLS through the switch) never exceeds its cap: the cap
+//! is filled like a link of its own, and a flow held at its cap has its bottleneck.
+//!
 //! A flow whose new rate equals its old one to 1e-12 keeps the old value, so its
 //! finish is not moved; the checks use a relative tolerance of 1e-9 for the same reason.
 
@@ -48,6 +51,9 @@ const SAME: f64 = 1e-12;
 pub(super) fn is_full(load: f64, cap: f64) -> bool {
     load >= cap * (1.0 - TOL)
 }
+
+/// Marks a heap entry that is a flow's rate cap rather than a link.
+const FLOW_ENTRY: u32 = 1 << 31;
 
 /// Non-negative finite f64s order like their bit patterns.
 fn key(rate: f64) -> u64 {
@@ -254,7 +260,21 @@ impl Sharing {
             self.ver[li] = self.ver[li].wrapping_add(1);
             self.heap.push(Reverse((key(self.rem[li] / f64::from(self.cnt[li])), self.ver[li], l)));
         }
+        for (i, &f) in self.set.iter().enumerate() {
+            let cap = net.flows[f as usize].route.rate_cap;
+            if cap.is_finite() {
+                // A capped route (NVLS) is a constraint of its own, filled like a link.
+                self.heap.push(Reverse((key(cap), 0, FLOW_ENTRY | i as u32)));
+            }
+        }
         while let Some(Reverse((_, v, l))) = self.heap.pop() {
+            if l & FLOW_ENTRY != 0 {
+                let i = (l & !FLOW_ENTRY) as usize;
+                if !self.fixed[i] {
+                    self.fix_flow(net, i, net.flows[self.set[i] as usize].route.rate_cap, None);
+                }
+                continue;
+            }
             let li = l as usize;
             if v != self.ver[li] || self.cnt[li] == 0 {
                 continue;
@@ -279,22 +299,27 @@ impl Sharing {
         let li = l as usize;
         for j in 0..self.on_link[li].len() {
             let i = self.on_link[li][j] as usize;
-            if self.fixed[i] {
-                continue;
+            if !self.fixed[i] {
+                self.fix_flow(net, i, share, Some(l));
             }
-            self.fixed[i] = true;
-            self.new_rate[i] = share;
-            for &l2 in net.flows[self.set[i] as usize].route.links() {
-                let l2i = l2 as usize;
-                self.rem[l2i] -= share;
-                self.cnt[l2i] -= 1;
-                self.new_in[l2i] += share;
-                self.new_max[l2i] = self.new_max[l2i].max(share);
-                self.ver[l2i] = self.ver[l2i].wrapping_add(1);
-                if self.cnt[l2i] > 0 && l2 != l {
-                    let s = self.rem[l2i] / f64::from(self.cnt[l2i]);
-                    self.heap.push(Reverse((key(s), self.ver[l2i], l2)));
-                }
+        }
+    }
+
+    /// Fixes S member `i` at `rate` and takes it off its links (`from`, the link being
+    /// filled, needs no new heap entry).
+    fn fix_flow(&mut self, net: &Network, i: usize, rate: f64, from: Option<LinkId>) {
+        self.fixed[i] = true;
+        self.new_rate[i] = rate;
+        for &l2 in net.flows[self.set[i] as usize].route.links() {
+            let l2i = l2 as usize;
+            self.rem[l2i] -= rate;
+            self.cnt[l2i] -= 1;
+            self.new_in[l2i] += rate;
+            self.new_max[l2i] = self.new_max[l2i].max(rate);
+            self.ver[l2i] = self.ver[l2i].wrapping_add(1);
+            if self.cnt[l2i] > 0 && Some(l2) != from {
+                let s = self.rem[l2i] / f64::from(self.cnt[l2i]);
+                self.heap.push(Reverse((key(s), self.ver[l2i], l2)));
             }
         }
     }
