@@ -73,7 +73,8 @@ pub fn single_node_step(
     step: Step,
 ) -> Result<StepCost> {
     let node = Topology::new(1, 8, &(gpu.nvlink)(), &(gpu.network)())?;
-    let pricer = Pricer::on(node, AllReduceAlgorithm::Auto, framework.clone(), 0.0);
+    // The stack profiles were fitted with ring all-reduces (Splitwise's 2023 vLLM).
+    let pricer = Pricer::on(node, AllReduceAlgorithm::Ring, framework.clone(), 0.0);
     let plan = Plan { dp: 1, pp: 1, ep: 1, tp, gpus_per_node: 8, layers: model.layers };
     let comm = pricer.stage_comm(&plan, 0, 0);
     let costs = ModelCosts::new(CostModel::new(model, &(gpu.spec)(), framework, tp));
