@@ -268,3 +268,29 @@ fn charts_mark_every_point_and_use_a_log_axis_for_log_spaced_values() {
     let ratio = (x[2] - x[1]) / (x[1] - x[0]);
     assert!((ratio - 6.0).abs() < 0.05, "linear axis gap ratio {ratio}, markers {x:?}");
 }
+
+#[test]
+fn failed_points_show_in_the_table_and_a_sweep_where_all_fail_is_exit_2() {
+    // Llama-3-70B's 131 GiB of weights cannot fit one 80 GB H100; Llama-3-8B can.
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario(dir.path());
+    let p = p.to_str().unwrap();
+    let out = dir.path().join("o");
+    let (code, o, e) =
+        clustersim(&["sweep", p, "--vary", "model.preset=llama-3-70b,llama-3-8b", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{o}{e}");
+    let lines: Vec<&str> = o.lines().collect();
+    assert!(lines[0].trim_end().ends_with("error"), "{o}");
+    // The table's error starts with the reason, not the scenario's path.
+    assert!(lines[1].contains("llama-3-70b") && lines[1].contains(" the plan does not fit in GPU memory"), "{o}");
+    assert!(!lines[1].contains("tiny.toml"), "{o}");
+    assert!(e.contains("point 0 (llama-3-70b):"), "{e}");
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert!(csv.lines().nth(1).unwrap().contains("does not fit"), "{csv}");
+
+    let out = dir.path().join("all");
+    let (code, o, e) = clustersim(&["sweep", p, "--vary", "model.preset=llama-3-70b", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{o}{e}");
+    assert!(e.contains("every point of the sweep failed"), "{e}");
+    assert!(out.join("sweep.csv").exists(), "the CSV still says why each point failed");
+}

@@ -52,8 +52,8 @@ impl<'a> SweepTable<'a> {
 
     /// The headline table as aligned text: one row per point with its varied
     /// values, the [`HEADLINE`] figures (4 significant digits) and, when some
-    /// point failed, the error cut to 60 characters (the full text is in
-    /// `sweep.csv` and on stderr).
+    /// point failed, the error without the scenario file's path, cut to 60
+    /// characters (the full text is in `sweep.csv` and on stderr).
     pub fn render_headline(&self) -> String {
         let mut header: Vec<String> = vec!["point".into()];
         header.extend(self.keys().iter().cloned());
@@ -76,7 +76,13 @@ impl<'a> SweepTable<'a> {
                 if !any_error {
                     return out;
                 }
+                // Every point has the same scenario file; its path leads most errors
+                // and says nothing about why this point failed.
                 let err = error_of(r);
+                let err = match err.split_once(".toml: ") {
+                    Some((path, rest)) if !path.contains(' ') => rest,
+                    _ => err,
+                };
                 out.push(if err.chars().count() > 60 {
                     format!("{}...", err.chars().take(57).collect::<String>())
                 } else {

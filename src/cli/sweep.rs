@@ -68,7 +68,8 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
         }
         None => files::results_dir(a.out.as_deref(), &default_dir, a.force)?,
     };
-    let fingerprint = sweep::fingerprint(&a.scenario.scenario, &a.scenario.set, &a.vary)?;
+    // Before the runs, so a shard that cannot be written fails in seconds, not hours.
+    let fingerprint = shard.map(|_| sweep::fingerprint(&a.scenario.scenario, &a.scenario.set, &a.vary)).transpose()?;
     files::ensure_dir(&dir)?;
     let to_run = shard.map_or(points, |s| s.count_of(points));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -92,7 +93,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
             }
             print!("{}", crate::analysis::sweep_table::SweepTable::new(&result.header(), &rows).render_headline());
             println!("shard      {}/{}: {} of {} points", s.k, s.n, result.points.len(), points);
-            result.shard_file(s, fingerprint).write(&dir, a.force)?
+            result.shard_file(s, fingerprint.unwrap_or_default()).write(&dir, a.force)?
         }
         None => {
             let csv = dir.join("sweep.csv");
@@ -110,7 +111,8 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
     );
     println!("results    {}", written.display());
     if shard.is_none() && failed > 0 && failed == result.points.len() {
-        return Err(Error::Run(format!(
+        // sweep.csv is written (it says why each failed); the exit code says bad input.
+        return Err(Error::Usage(format!(
             "every point of the sweep failed; the first: {}",
             result.points[0].error.as_deref().unwrap_or("")
         )));
