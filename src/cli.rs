@@ -1,7 +1,9 @@
 //! The command line: a thin layer that parses arguments and calls the library.
 
 use crate::error::{Error, Result};
+use crate::output::records::CsvRequestSink;
 use crate::output::{files, plots, table, writer};
+use crate::parallel::collective::AllReduceAlgorithm;
 use crate::scenario::{self, Override};
 use crate::serving::{simulate, RunOptions};
 use clap::{Args, Parser, Subcommand};
@@ -60,21 +62,8 @@ pub struct CollectiveArgs {
     #[arg(long, default_value = "1MiB..1GiB")]
     pub sizes: String,
     /// All-reduce algorithm.
-    #[arg(long, value_enum, default_value_t = AlgorithmArg::Auto)]
-    pub algorithm: AlgorithmArg,
-}
-
-/// All-reduce algorithms on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlgorithmArg {
-    /// Ring in a node, hierarchical across nodes.
-    Auto,
-    /// Flat ring.
-    Ring,
-    /// Recursive halving-doubling.
-    HalvingDoubling,
-    /// Reduce-scatter in node, all-reduce across, all-gather in node.
-    Hierarchical,
+    #[arg(long, value_enum, default_value_t = AllReduceAlgorithm::Auto)]
+    pub algorithm: AllReduceAlgorithm,
 }
 
 /// `clustersim dag`.
@@ -181,7 +170,7 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Validate(a) => {
             let setup = scenario::load_setup(&a.scenario, &a.set)?;
             // Read the trace too (if any), so a bad trace row is reported here, not only by `run`.
-            let workload = crate::workload::Workload::from_setup(&setup)?;
+            let workload = setup.workload()?;
             for w in workload.warnings() {
                 eprintln!("warning: {w}");
             }
@@ -201,7 +190,7 @@ fn execute(cli: Cli) -> Result<i32> {
                 setup.parallel.ep,
                 setup.plan_gpus(),
                 setup.model.name,
-                asm.kv_blocks_per_replica as u64 * setup.serving.kv_block_tokens as u64,
+                asm.kv_blocks_per_group as u64 * setup.parallel.ep as u64 * setup.serving.kv_block_tokens as u64,
                 workload.total_requests()
             );
             Ok(0)
@@ -255,13 +244,13 @@ fn run_into(a: &RunArgs, parsed: &scenario::Scenario, setup: &scenario::Setup, d
     files::write_atomic(&dir.join("scenario.toml"), as_run.as_bytes())?;
     let started = Instant::now();
     let progress = if a.quiet || !std::io::stderr().is_terminal() { None } else { Some(progress_bar(started)) };
-    let opts = RunOptions {
-        requests_csv: Some(dir.join("requests.csv")),
-        window_s: a.window,
-        progress,
-        trace_json: a.trace.then(|| dir.join("trace.json")),
-    };
+    let opts =
+        RunOptions { requests: Some(CsvRequestSink::create(&dir.join("requests.csv"))?), window_s: a.window, progress };
     let outcome = simulate(setup, opts)?;
+    if a.trace {
+        let trace = dir.join("trace.json");
+        crate::output::chrome::write_trace(&trace, &outcome.spans, &outcome.batch_requests, &outcome.plan)?;
+    }
     let wall = started.elapsed().as_secs_f64();
     writer::write_report(dir, &outcome.report)?;
     let info = writer::RunInfo {
@@ -384,7 +373,6 @@ fn compare_cmd(a: &CompareArgs) -> Result<i32> {
 fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     use crate::parallel::collective::CollectiveOp;
     use crate::parallel::microbench;
-    use crate::scenario::types::AllReduceAlgorithm as Alg;
     let preset = crate::hardware::spec::gpu_preset(&a.hardware).ok_or_else(|| {
         Error::Usage(format!(
             "--hardware {}: unknown preset; expected one of {}",
@@ -405,13 +393,7 @@ fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     )?;
     let ranks: Vec<u32> =
         if op == CollectiveOp::SendRecv { vec![0, topo.gpus() - 1] } else { (0..topo.gpus()).collect() };
-    let alg = match a.algorithm {
-        AlgorithmArg::Auto => Alg::Auto,
-        AlgorithmArg::Ring => Alg::Ring,
-        AlgorithmArg::HalvingDoubling => Alg::HalvingDoubling,
-        AlgorithmArg::Hierarchical => Alg::Hierarchical,
-    };
-    let rows = microbench::run(&topo, op, alg, &ranks, &sizes)?;
+    let rows = microbench::run(&topo, op, a.algorithm, &ranks, &sizes)?;
     print!("{}", microbench::format_table(op, ranks.len(), &rows));
     Ok(0)
 }

@@ -5,4 +5,5 @@ pub mod collective;
 pub mod ledger;
 pub mod microbench;
 pub mod plan;
+pub mod price;
 pub mod runner;

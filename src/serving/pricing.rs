@@ -9,12 +9,14 @@
 //! On top come the software stack's costs: its launch overhead per collective, its
 //! extra latency per step, and its share of the link bandwidth.
 
-use super::stage::{Affine, Price};
+use super::stage::StageComm;
 use crate::error::Result;
 use crate::hardware::topology::Topology;
 use crate::model::framework::FrameworkProfile;
+use crate::parallel::collective::AllReduceAlgorithm;
 use crate::parallel::collective::{closed_form_affine, expand, resolve_all_reduce, CollectiveOp};
-use crate::scenario::types::AllReduceAlgorithm;
+use crate::parallel::plan::Plan;
+use crate::parallel::price::{Affine, Price};
 use crate::scenario::Setup;
 
 /// Prices collectives over groups of GPUs.
@@ -31,13 +33,25 @@ impl Pricer {
     /// A pricer for the scenario's cluster and software stack.
     pub fn new(setup: &Setup) -> Result<Self> {
         let topo = Topology::new(setup.nodes, setup.gpus_per_node, &setup.nvlink, &setup.network)?;
-        Ok(Pricer {
+        let overhead_us = setup.parallel.collective_overhead_us;
+        Ok(Pricer::on(topo, setup.parallel.all_reduce, setup.framework.clone(), overhead_us))
+    }
+
+    /// A pricer over `topo` with the all-reduce choice `all_reduce`, the software stack
+    /// `framework` and a fixed extra cost per collective of `collective_overhead_us`.
+    pub fn on(
+        topo: Topology,
+        all_reduce: AllReduceAlgorithm,
+        framework: FrameworkProfile,
+        collective_overhead_us: f64,
+    ) -> Self {
+        Pricer {
             nominal: topo.clone(),
             topo,
-            all_reduce: setup.parallel.all_reduce,
-            framework: setup.framework.clone(),
-            collective_overhead_ns: setup.parallel.collective_overhead_us * 1e3,
-        })
+            all_reduce,
+            framework,
+            collective_overhead_ns: collective_overhead_us * 1e3,
+        }
     }
 
     /// What-if: one link class (NVLink, or the NICs), on one node or all, at
@@ -64,6 +78,11 @@ impl Pricer {
         }
     }
 
+    /// Nodes of the cluster.
+    pub fn nodes(&self) -> u32 {
+        self.topo.nodes()
+    }
+
     /// The affine price of `op` with algorithm `alg` over `gpus`, stack costs included;
     /// `bytes` is the collective's payload as nccl-tests counts it.
     fn fit(&self, op: CollectiveOp, alg: AllReduceAlgorithm, gpus: &[u32]) -> Affine {
@@ -72,8 +91,8 @@ impl Pricer {
         Affine {
             // The scenario's fixed cost per collective, and the stack's launch, per-step
             // latency and share of the link bandwidth.
-            fixed_ns: ab.latency_ns + self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns,
-            per_byte_ns: ab.ns_per_byte / self.framework.collective_efficiency,
+            fixed_ns: ab.fixed_ns + self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns,
+            per_byte_ns: ab.per_byte_ns / self.framework.collective_efficiency,
         }
     }
 
@@ -103,5 +122,18 @@ impl Pricer {
     /// The price of a PP send from `src` to `dst`.
     pub fn send(&self, src: u32, dst: u32) -> Affine {
         self.fit(CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, &[src, dst])
+    }
+
+    /// Every collective of stage `s` of replica `r` of `plan`, priced.
+    pub fn stage_comm(&self, plan: &Plan, r: u32, s: u32) -> StageComm {
+        StageComm {
+            tp_allreduce: (0..plan.ep).map(|e| self.all_reduce(&plan.tp_group(r, s, e))).collect(),
+            ep_alltoall: (0..plan.tp).map(|t| self.all_to_all(&plan.ep_group(r, s, t))).collect(),
+            pp_send: if s + 1 < plan.pp {
+                plan.stage_gpus(r, s).iter().map(|g| self.send(*g, g + plan.stage_size())).collect()
+            } else {
+                Vec::new()
+            },
+        }
     }
 }
