@@ -11,11 +11,13 @@ use super::axis;
 use super::draw::{self, Chart, DrawResult};
 use super::legend::{self, Entry, Mark};
 use super::style;
-use crate::analysis::Series;
 use crate::error::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
+
+/// One line of the chart: its legend label and its (x, y) points.
+pub type Series = (String, Vec<(f64, f64)>);
 
 /// Draws `sweep_<metric with _ for .>.png` / `.svg` into `dir`: `metric` (the y
 /// axis) against `x_key` for each of `series`. Returns the paths written.
