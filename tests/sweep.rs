@@ -262,6 +262,25 @@ fn charts_mark_every_point_and_use_a_log_axis_for_log_spaced_values() {
     assert_eq!(x.len(), 3, "one marker per point: {x:?}");
     let ratio = (x[2] - x[1]) / (x[1] - x[0]);
     assert!((ratio - 2.0).abs() < 0.02, "log axis gap ratio {ratio}, markers {x:?}");
+    // Names are placed at 0, 1, ... and written under the axis.
+    let out = dir.path().join("names");
+    let (code, o, e) = clustersim(&[
+        "sweep",
+        p.to_str().unwrap(),
+        "--vary",
+        "serving.router=round_robin,least_outstanding",
+        "--plot",
+        "requests.completed",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{o}{e}");
+    let svg = std::fs::read_to_string(out.join("sweep_requests_completed.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let texts: Vec<&str> =
+        doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+    assert!(texts.contains(&"round_robin") && texts.contains(&"least_outstanding"), "category ticks: {texts:?}");
+    assert_eq!(marker_xs(&out.join("sweep_requests_completed.svg")).len(), 2);
     // 2, 3, 9: 3 / 2 = 1.5 is not log-spaced, so the axis is linear: gaps 6 to 1.
     let x = chart("2,3,9", "lin");
     assert_eq!(x.len(), 3, "{x:?}");

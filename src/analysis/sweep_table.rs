@@ -94,24 +94,32 @@ impl<'a> SweepTable<'a> {
         render(&header, &rows)
     }
 
-    /// One series per combination of the other varied keys: `metric` against the
-    /// first key's values (as numbers, or their positions if any is not a number).
-    /// Points without the metric (failed runs) are left out.
-    pub fn series(&self, metric: &str) -> Vec<Series> {
-        let (Some(m), true) = (self.col(metric), self.keys >= 1) else { return Vec::new() };
-        let mut firsts: Vec<&str> = Vec::new();
+    /// The first key's distinct values in order of appearance, when some is not a
+    /// number (charts then place them at 0, 1, 2, ...); `None` when all are numbers.
+    pub fn x_categories(&self) -> Option<Vec<String>> {
+        let mut firsts: Vec<String> = Vec::new();
         for r in self.rows {
-            if let Some(v) = r.get(1).filter(|v| !firsts.contains(&v.as_str())) {
-                firsts.push(v);
+            if let Some(v) = r.get(1).filter(|v| !firsts.contains(v)) {
+                firsts.push(v.clone());
             }
         }
-        let numeric = firsts.iter().all(|v| v.parse::<f64>().is_ok());
+        (self.keys >= 1 && firsts.iter().any(|v| v.parse::<f64>().is_err())).then_some(firsts)
+    }
+
+    /// One series per combination of the other varied keys: `metric` against the
+    /// first key's values (as numbers, or their positions among
+    /// [`SweepTable::x_categories`]). Points without the metric (failed runs) are
+    /// left out.
+    pub fn series(&self, metric: &str) -> Vec<Series> {
+        let (Some(m), true) = (self.col(metric), self.keys >= 1) else { return Vec::new() };
+        let categories = self.x_categories();
         let mut series: Vec<Series> = Vec::new();
         for r in self.rows {
             let (Some(first), Some(y)) = (r.get(1), self.number(r, Some(m))) else { continue };
-            let x = match first.parse::<f64>() {
-                Ok(x) if numeric => x,
-                _ => firsts.iter().position(|f| f == first).unwrap_or(0) as f64,
+            let x = match (&categories, first.parse::<f64>()) {
+                (None, Ok(x)) => x,
+                (Some(names), _) => names.iter().position(|f| f == first).unwrap_or(0) as f64,
+                (None, Err(_)) => continue, // cannot happen: no categories means every value parses
             };
             let label = self
                 .keys()
@@ -164,6 +172,21 @@ mod tests {
         assert_eq!(t.keys(), ["a", "b"]);
         let s = t.series("ttft_s.p99");
         assert_eq!(s, vec![("b=x".to_string(), vec![(1.0, 1.0), (10.0, 10.0)]), ("b=y".to_string(), vec![(1.0, 1.5)])]);
+    }
+
+    #[test]
+    fn names_become_categories_in_order_of_appearance() {
+        let (cols, mut rows) = table();
+        for (r, name) in rows.iter_mut().zip(["rr", "rr", "lo", "lo"]) {
+            r[1] = name.to_string();
+        }
+        let t = SweepTable::new(&cols, &rows);
+        assert_eq!(t.x_categories(), Some(vec!["rr".to_string(), "lo".to_string()]));
+        // rr sits at 0, lo at 1; the figures are those of the numeric case above.
+        let s = t.series("ttft_s.p99");
+        assert_eq!(s, vec![("b=x".to_string(), vec![(0.0, 1.0), (1.0, 10.0)]), ("b=y".to_string(), vec![(0.0, 1.5)])]);
+        let (cols, rows) = table();
+        assert_eq!(SweepTable::new(&cols, &rows).x_categories(), None);
     }
 
     #[test]

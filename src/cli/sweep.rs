@@ -133,7 +133,8 @@ fn show_sweep(dir: &std::path::Path, columns: &[String], rows: &[Vec<String>], p
     let table = crate::analysis::sweep_table::SweepTable::new(columns, rows);
     for m in plot {
         let x_key = table.keys().first().cloned().unwrap_or_default();
-        if let Err(e) = plots::sweep::sweep_chart(dir, m, &x_key, &table.series(m)) {
+        let categories = table.x_categories();
+        if let Err(e) = plots::sweep::sweep_chart(dir, m, &x_key, &table.series(m), categories.as_deref()) {
             eprintln!("warning: {e}");
         }
     }
