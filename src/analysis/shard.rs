@@ -165,6 +165,18 @@ pub fn fingerprint(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
+/// The running program's identity: [`fingerprint`] of its executable's bytes (so
+/// a rebuild with any change in the code is a different build), computed once;
+/// the crate version if the executable cannot be read.
+pub fn build_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| match std::env::current_exe().and_then(std::fs::read) {
+        Ok(bytes) => fingerprint(&bytes),
+        Err(_) => format!("version-{}", env!("CARGO_PKG_VERSION")),
+    })
+    .clone()
+}
+
 /// Version of the shard file layout; a merge refuses other versions.
 pub const SHARD_FORMAT: u32 = 1;
 
@@ -177,6 +189,9 @@ pub struct ShardFile {
     pub kind: String,
     /// clustersim version that wrote it.
     pub version: String,
+    /// The program that wrote it ([`build_id`]): shards of one definition run by
+    /// different builds could differ in their figures.
+    pub build: String,
     /// Fingerprint of the job's definition ([`fingerprint`]).
     pub fingerprint: String,
     /// 1-based shard number.
@@ -368,6 +383,16 @@ fn check_same_job(
     if file.fingerprint != first.fingerprint {
         return Err(differ("fingerprint", &first.fingerprint, &file.fingerprint));
     }
+    if file.build != first.build {
+        return Err(Error::Usage(format!(
+            "{}: written by clustersim build {}, but {first_path} by build {}: two different binaries \
+             ran this {}, so their figures may differ; rerun the shards with one binary",
+            path.display(),
+            file.build,
+            first.build,
+            file.kind
+        )));
+    }
     if file.shards != first.shards || file.total_points != first.total_points {
         let (a, b) = (
             format!("{} shards of {} points", first.shards, first.total_points),
@@ -456,6 +481,7 @@ mod tests {
             format: SHARD_FORMAT,
             kind: "sweep".into(),
             version: "test".into(),
+            build: "b".into(),
             fingerprint: fp.into(),
             shard: k,
             shards: n,
@@ -487,6 +513,11 @@ mod tests {
         let other = write(&shard(3, 3, 7, "g"), "c");
         let e = merge(&[a.clone(), b.clone(), other], "sweep").unwrap_err().to_string();
         assert!(e.contains("fingerprint g") && e.contains("different sweeps"), "{e}");
+        let mut other_build = shard(3, 3, 7, "f");
+        other_build.build = "c".into();
+        let other_build = write(&other_build, "d");
+        let e = merge(&[a.clone(), b.clone(), other_build], "sweep").unwrap_err().to_string();
+        assert!(e.contains("written by clustersim build c, but") && e.contains("by build b"), "{e}");
         let e = merge(std::slice::from_ref(&a), "plan").unwrap_err().to_string();
         assert!(e.contains("a shard of a sweep, not of a plan"), "{e}");
         // The same shard written twice without --force is refused.

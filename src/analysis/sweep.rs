@@ -289,6 +289,7 @@ impl SweepResult {
             format: super::shard::SHARD_FORMAT,
             kind: "sweep".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            build: super::shard::build_id(),
             fingerprint,
             shard: shard.k,
             shards: shard.n,
