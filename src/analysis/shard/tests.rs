@@ -110,6 +110,16 @@ fn merge_orders_rows_and_rejects_missing_duplicate_and_foreign_shards() {
     let other_build = write(&other_build, "d");
     let e = merge(&[a.clone(), b.clone(), other_build], "sweep").unwrap_err().to_string();
     assert!(e.contains("written by clustersim build c, but") && e.contains("by build b"), "{e}");
+    // Leftovers of a split into 4 beside a split into 3 of the same sweep.
+    let four = write(&shard(2, 4, 7, "f"), "e");
+    let e = merge(&[a.clone(), four], "sweep").unwrap_err().to_string();
+    assert!(e.contains("split into 4 shards of 7 points") && e.contains("has 3 shards of 7 points"), "{e}");
+    // A shard file whose rows were cut short.
+    let mut short = shard(2, 3, 7, "f");
+    short.rows.pop();
+    let short = write(&short, "f");
+    let e = merge(&[a.clone(), short, c.clone()], "sweep").unwrap_err().to_string();
+    assert!(e.contains("damaged shard file: 1 rows, but shard 2/3 of 7 points owns 2"), "{e}");
     let e = merge(std::slice::from_ref(&a), "plan").unwrap_err().to_string();
     assert!(e.contains("a shard of a sweep, not of a plan"), "{e}");
     // The same shard written twice without --force is refused.
