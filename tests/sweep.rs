@@ -5,7 +5,7 @@ mod common;
 use common::clustersim;
 
 use clustersim::analysis::shard::Shard;
-use clustersim::analysis::sweep::{grid, Vary};
+use clustersim::analysis::sweep::{check_axes, grid, worker_threads, Vary};
 use std::path::{Path, PathBuf};
 
 fn scenario(dir: &Path) -> PathBuf {
@@ -312,4 +312,30 @@ fn failed_points_show_in_the_table_and_a_sweep_where_all_fail_is_exit_2() {
     assert_eq!(code, 2, "{o}{e}");
     assert!(e.contains("every point of the sweep failed"), "{e}");
     assert!(out.join("sweep.csv").exists(), "the CSV still says why each point failed");
+}
+
+#[test]
+fn worker_threads_follow_points_and_cores() {
+    // Default: one per core, but no more than the points.
+    assert_eq!(worker_threads(None, 100, 2), (2, None));
+    assert_eq!(worker_threads(None, 1, 16), (1, None));
+    // A request above 4 per core is lowered to 4 x 2 = 8, with a note.
+    let (n, note) = worker_threads(Some(100), 1000, 2);
+    assert_eq!(n, 8);
+    assert_eq!(note.unwrap(), "--jobs 100: at most 4 threads per core (2 cores); using 8");
+    // Within both bounds a request stands, silently.
+    assert_eq!(worker_threads(Some(3), 10, 2), (3, None));
+    // A shard that owns no point still gets one thread (it runs nothing).
+    let (n, note) = worker_threads(Some(4), 0, 2);
+    assert_eq!((n, note.unwrap().as_str()), (1, "--jobs 4: only 0 points to run; using 1 thread"));
+}
+
+#[test]
+fn grids_are_bounded() {
+    // 1,000 x 1,001 = 1,001,000 points: over the 1,000,000 limit.
+    let a: Vary = "a=1..1000:1".parse().unwrap();
+    let b: Vary = "b=0..1000:1".parse().unwrap();
+    let e = check_axes(&[a.clone(), b]).unwrap_err().to_string();
+    assert!(e.contains("1001000 points; at most 1000000"), "{e}");
+    assert_eq!(check_axes(&[a]).unwrap(), 1000);
 }
