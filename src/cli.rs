@@ -176,6 +176,9 @@ fn execute(cli: Cli) -> Result<i32> {
             }
             // And the memory plan, so a plan that cannot fit fails here too.
             let asm = crate::serving::assemble::Assembly::build(&setup)?;
+            for w in asm.contention() {
+                eprintln!("warning: {}", crate::output::table::sharing_line(&w));
+            }
             println!(
                 "{}: ok: {} GPUs ({} nodes x {} {}), plan dp={} pp={} tp={} ep={} uses {}, model {}, \
                  KV cache {} tokens per replica, {} requests",
@@ -199,6 +202,9 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Dag(a) => {
             let setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
             let asm = crate::serving::assemble::Assembly::build(&setup)?;
+            for w in asm.contention() {
+                eprintln!("warning: {}", crate::output::table::sharing_line(&w));
+            }
             let dag = crate::output::dag::build(&setup.name, &asm);
             match a.format {
                 DagFormat::Dot => print!("{}", crate::output::dag::to_dot(&dag)),

@@ -61,7 +61,7 @@ pub fn format_value(x: f64) -> String {
 }
 
 /// One line of a chart: a legend label and its points.
-pub type Series = (String, Vec<(f64, f64)>);
+pub use crate::output::plots::sweep::Series;
 
 /// Draws `series` as lines into an SVG file at `path` with plotters' SVG backend.
 /// Axis ranges cover every point. Kept small so it can move to the shared chart

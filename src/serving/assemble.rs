@@ -153,6 +153,12 @@ impl Assembly {
         self.reprice();
     }
 
+    /// Collectives that start together and share links (NICs shared by several GPUs,
+    /// an oversubscribed spine), stage by stage: priced by the flow model.
+    pub fn contention(&self) -> Vec<super::pricing::Sharing> {
+        self.pricer.contention(&self.plan)
+    }
+
     /// Nodes of the cluster.
     pub fn nodes(&self) -> u32 {
         self.pricer.nodes()
