@@ -64,7 +64,7 @@ stop_daemons
 rm -rf "$state/ctld" "$state/d" "$state"/run-* "$state"/*.log "$state/munge.socket"*
 work=$state/run-$$
 mkdir -p "$state/ctld" "$state/d" "$work"
-chmod 700 "$state"
+chmod 755 "$state" # munged wants its socket reachable by every user (the key stays 0400)
 
 on_exit() {
   local rc=$?
