@@ -19,6 +19,10 @@ pub const HEADLINE: [&str; 7] = [
     "overhead.fraction",
 ];
 
+/// Points printed in the headline table; a terminal shows no more usefully, and
+/// every point is in `sweep.csv`.
+pub const MAX_TABLE_ROWS: usize = 50;
+
 /// A sweep table: `point`, the varied keys, the metrics, `error`.
 #[derive(Clone, Debug)]
 pub struct SweepTable<'a> {
@@ -50,7 +54,8 @@ impl<'a> SweepTable<'a> {
         col.and_then(|c| row.get(c)).and_then(|v| v.parse::<f64>().ok())
     }
 
-    /// The headline table as aligned text: one row per point with its varied
+    /// The headline table as aligned text: one row per point (the first
+    /// [`MAX_TABLE_ROWS`], then a line saying how many more) with its varied
     /// values, the [`HEADLINE`] figures (4 significant digits) and, when some
     /// point failed, the error without the scenario file's path, cut to 60
     /// characters (the full text is in `sweep.csv` and on stderr).
@@ -70,6 +75,7 @@ impl<'a> SweepTable<'a> {
         let rows: Vec<Vec<String>> = self
             .rows
             .iter()
+            .take(MAX_TABLE_ROWS)
             .map(|r| {
                 let mut out: Vec<String> = r.iter().take(1 + self.keys).cloned().collect();
                 out.extend(shown.iter().map(|(_, c)| self.number(r, *c).map(short_value).unwrap_or_default()));
@@ -91,7 +97,11 @@ impl<'a> SweepTable<'a> {
                 out
             })
             .collect();
-        render(&header, &rows)
+        let mut text = render(&header, &rows);
+        if self.rows.len() > MAX_TABLE_ROWS {
+            text.push_str(&format!("... {} more points in sweep.csv\n", self.rows.len() - MAX_TABLE_ROWS));
+        }
+        text
     }
 
     /// The first key's distinct values in order of appearance, when some is not a
@@ -205,5 +215,9 @@ mod tests {
         // 120 characters of error cut to their first 57 + "...".
         let cut: String = "does not fit".repeat(10).chars().take(57).collect();
         assert!(lines[4].ends_with(&format!("{cut}...")), "{text}");
+        let many: Vec<Vec<String>> = (0..MAX_TABLE_ROWS + 7).map(|i| rows[i % 3].clone()).collect();
+        let text = SweepTable::new(&cols, &many).render_headline();
+        assert_eq!(text.lines().count(), 1 + MAX_TABLE_ROWS + 1);
+        assert!(text.ends_with("... 7 more points in sweep.csv\n"), "{text}");
     }
 }
