@@ -86,6 +86,10 @@ fn bad_vary_is_exit_2_with_a_clear_message() {
         clustersim(&["sweep", p.to_str().unwrap(), "--vary", "serving.max_sqes=1,2", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("max_sqes"), "{err}");
+    // All or nothing: a refused sweep leaves no folder, not even an empty one.
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, ["tiny.toml"], "no staging folder left behind");
 }
 
 #[test]
@@ -166,6 +170,11 @@ fn a_sweep_never_overwrites_without_force() {
     forced.push("--force");
     assert_eq!(clustersim(&forced).0, 0);
     // Deterministic: the rerun writes the same bytes.
+    assert_eq!(std::fs::read(out.join("sweep.csv")).unwrap(), before);
+    // --force replaces the folder whole: a file of the earlier sweep does not survive.
+    std::fs::write(out.join("sweep_old_chart.svg"), "stale").unwrap();
+    assert_eq!(clustersim(&forced).0, 0);
+    assert!(!out.join("sweep_old_chart.svg").exists());
     assert_eq!(std::fs::read(out.join("sweep.csv")).unwrap(), before);
 }
 
