@@ -191,6 +191,7 @@ fn resolve_gpu(c: &Checker, h: &HardwareConfig) -> Result<GpuSpec, InputError> {
                 memory_efficiency: need(o.memory_efficiency, "memory_efficiency")?,
                 launch_overhead_us: o.launch_overhead_us.unwrap_or(4.0),
                 sm_count: crate::hardware::spec::default_sm_count(),
+                kernels: Default::default(),
             }
         }
     };
