@@ -1,11 +1,13 @@
 //! Analysis on top of runs: the physical throughput limit ([`limit`]), assessing a
 //! plan against its `[requirements]` ([`assess`]), comparing plans side by side
-//! ([`compare`]) and what-if sweeps over a grid of overrides ([`sweep`]).
+//! ([`compare`]), what-if sweeps over a grid of overrides ([`sweep`]) and the
+//! validation set of published measurements ([`validation`]).
 
 pub mod assess;
 pub mod compare;
 pub mod limit;
 pub mod sweep;
+pub mod validation;
 
 use crate::metrics::summary::Summary;
 use serde_json::Value;
