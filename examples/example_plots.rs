@@ -25,7 +25,8 @@ fn main() -> Result<(), clustersim::Error> {
         std::fs::create_dir_all(&tmp).map_err(|e| clustersim::Error::io(&tmp, e))?;
         let text = toml::to_string(&scenario).map_err(|e| clustersim::Error::Run(e.to_string()))?;
         std::fs::write(tmp.join("scenario.toml"), text).map_err(|e| clustersim::Error::io(&tmp, e))?;
-        let opts = RunOptions { requests_csv: Some(tmp.join("requests.csv")), ..Default::default() };
+        let requests = Some(clustersim::output::records::CsvRequestSink::create(&tmp.join("requests.csv"))?);
+        let opts = RunOptions { requests, ..Default::default() };
         let outcome = simulate(&setup, opts)?;
         writer::write_report(&tmp, &outcome.report)?;
         let written = plots::render_all(&tmp, &plots::PlotOptions::default())?;

@@ -1,13 +1,18 @@
 //! The command line: a thin layer that parses arguments and calls the library.
 
 use crate::error::{Error, Result};
+use crate::output::records::CsvRequestSink;
 use crate::output::{files, plots, table, writer};
+use crate::parallel::collective::AllReduceAlgorithm;
 use crate::scenario::{self, Override};
 use crate::serving::{simulate, RunOptions};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
+
+mod sweep;
+pub use sweep::{MergeArgs, SweepArgs};
 
 /// clustersim: simulate LLM serving on a GPU cluster.
 #[derive(Parser, Debug)]
@@ -35,7 +40,7 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run a grid of overrides in parallel and write one CSV row per point.
     Sweep(SweepArgs),
-    /// Join sweep shards' CSV files back into one, in point order.
+    /// Join the shards of a sweep (run with --shard) into the one sweep.csv a single machine writes.
     Merge(MergeArgs),
     /// Time one collective over a range of sizes on a preset's nodes, like nccl-tests.
     Collective(CollectiveArgs),
@@ -59,21 +64,8 @@ pub struct CollectiveArgs {
     #[arg(long, default_value = "1MiB..1GiB")]
     pub sizes: String,
     /// All-reduce algorithm.
-    #[arg(long, value_enum, default_value_t = AlgorithmArg::Auto)]
-    pub algorithm: AlgorithmArg,
-}
-
-/// All-reduce algorithms on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlgorithmArg {
-    /// Ring in a node, hierarchical across nodes.
-    Auto,
-    /// Flat ring.
-    Ring,
-    /// Recursive halving-doubling.
-    HalvingDoubling,
-    /// Reduce-scatter in node, all-reduce across, all-gather in node.
-    Hierarchical,
+    #[arg(long, value_enum, default_value_t = AllReduceAlgorithm::Auto)]
+    pub algorithm: AllReduceAlgorithm,
 }
 
 /// `clustersim dag`.
@@ -180,12 +172,15 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Validate(a) => {
             let setup = scenario::load_setup(&a.scenario, &a.set)?;
             // Read the trace too (if any), so a bad trace row is reported here, not only by `run`.
-            let workload = crate::workload::Workload::from_setup(&setup)?;
+            let workload = setup.workload()?;
             for w in workload.warnings() {
                 eprintln!("warning: {w}");
             }
             // And the memory plan, so a plan that cannot fit fails here too.
             let asm = crate::serving::assemble::Assembly::build(&setup)?;
+            for w in asm.contention() {
+                eprintln!("warning: {}", crate::output::table::sharing_line(&w));
+            }
             println!(
                 "{}: ok: {} GPUs ({} nodes x {} {}), plan dp={} pp={} tp={} ep={} uses {}, model {}, \
                  KV cache {} tokens per replica, {} requests",
@@ -200,7 +195,7 @@ fn execute(cli: Cli) -> Result<i32> {
                 setup.parallel.ep,
                 setup.plan_gpus(),
                 setup.model.name,
-                asm.kv_blocks_per_replica as u64 * setup.serving.kv_block_tokens as u64,
+                asm.kv_blocks_per_group as u64 * setup.parallel.ep as u64 * setup.serving.kv_block_tokens as u64,
                 workload.total_requests()
             );
             Ok(0)
@@ -209,6 +204,9 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Dag(a) => {
             let setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
             let asm = crate::serving::assemble::Assembly::build(&setup)?;
+            for w in asm.contention() {
+                eprintln!("warning: {}", crate::output::table::sharing_line(&w));
+            }
             let dag = crate::output::dag::build(&setup.name, &asm);
             match a.format {
                 DagFormat::Dot => print!("{}", crate::output::dag::to_dot(&dag)),
@@ -229,8 +227,8 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Validation(a) => crate::analysis::validation::command(&a),
         Command::Assess(a) => assess_cmd(&a),
         Command::Compare(a) => compare_cmd(&a),
-        Command::Sweep(a) => sweep_cmd(&a),
-        Command::Merge(a) => merge_cmd(&a),
+        Command::Sweep(a) => sweep::sweep_cmd(&a),
+        Command::Merge(a) => sweep::merge_cmd(&a),
     }
 }
 
@@ -255,13 +253,13 @@ fn run_into(a: &RunArgs, parsed: &scenario::Scenario, setup: &scenario::Setup, d
     files::write_atomic(&dir.join("scenario.toml"), as_run.as_bytes())?;
     let started = Instant::now();
     let progress = if a.quiet || !std::io::stderr().is_terminal() { None } else { Some(progress_bar(started)) };
-    let opts = RunOptions {
-        requests_csv: Some(dir.join("requests.csv")),
-        window_s: a.window,
-        progress,
-        trace_json: a.trace.then(|| dir.join("trace.json")),
-    };
+    let opts =
+        RunOptions { requests: Some(CsvRequestSink::create(&dir.join("requests.csv"))?), window_s: a.window, progress };
     let outcome = simulate(setup, opts)?;
+    if a.trace {
+        let trace = dir.join("trace.json");
+        crate::output::chrome::write_trace(&trace, &outcome.spans, &outcome.batch_requests, &outcome.plan)?;
+    }
     let wall = started.elapsed().as_secs_f64();
     writer::write_report(dir, &outcome.report)?;
     let info = writer::RunInfo {
@@ -348,45 +346,6 @@ pub struct CompareArgs {
     pub force: bool,
 }
 
-/// `clustersim sweep`.
-#[derive(Args, Debug, Clone)]
-pub struct SweepArgs {
-    /// Base scenario and overrides applied to every point.
-    #[command(flatten)]
-    pub scenario: ScenarioArgs,
-    /// An axis: key=v1,v2,... or key=A..B:STEP (repeatable; the grid is their cartesian product).
-    #[arg(long = "vary", value_name = "KEY=VALUES", required = true)]
-    pub vary: Vec<crate::analysis::sweep::Vary>,
-    /// Results folder (default results/NAME-sweep/ after scenario.name, suffixed if taken).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Overwrite an existing sweep in --out.
-    #[arg(long)]
-    pub force: bool,
-    /// Metrics to chart against the first varied key, by dotted name (e.g. ttft_s.p99,throughput.tokens_per_ms_per_gpu).
-    #[arg(long, value_delimiter = ',')]
-    pub plot: Vec<String>,
-    /// Run only points with index % N == K-1.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<crate::analysis::sweep::Shard>,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: Option<u16>,
-}
-
-/// `clustersim merge`.
-#[derive(Args, Debug, Clone)]
-pub struct MergeArgs {
-    /// The merged CSV to write.
-    pub out: PathBuf,
-    /// Shards' sweep.csv files.
-    #[arg(required = true)]
-    pub shards: Vec<PathBuf>,
-    /// Overwrite OUT if it exists.
-    #[arg(long)]
-    pub force: bool,
-}
-
 fn assess_cmd(a: &AssessArgs) -> Result<i32> {
     let setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
     let outcome = simulate(&setup, RunOptions::default())?;
@@ -420,79 +379,9 @@ fn compare_cmd(a: &CompareArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
-    use crate::analysis::sweep;
-    let base = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
-    let names = crate::analysis::summary_metric_names();
-    if let Some(bad) = a.plot.iter().find(|m| !names.contains(m)) {
-        return Err(Error::Usage(format!("--plot: unknown metric `{bad}`; known: {}", names.join(", "))));
-    }
-    let dir = files::results_dir(a.out.as_deref(), &format!("{}-sweep", base.name), a.force)?;
-    files::ensure_dir(&dir)?;
-    let started = Instant::now();
-    let result = sweep::run_sweep(&a.scenario.scenario, &a.scenario.set, &a.vary, a.shard, a.jobs.map(usize::from))?;
-    let wall = started.elapsed().as_secs_f64();
-    let csv = dir.join("sweep.csv");
-    result.write_csv(&csv)?;
-    for m in &a.plot {
-        let path = dir.join(format!("sweep_{}.svg", m.replace('.', "_")));
-        if let Err(e) = crate::analysis::line_chart_svg(&path, m, &result.keys[0], m, &sweep_series(&result, m)) {
-            eprintln!("warning: {e}");
-        }
-    }
-    let failed = result.points.iter().filter(|p| p.error.is_some()).count();
-    for p in result.points.iter().filter(|p| p.error.is_some()) {
-        eprintln!("point {} ({}): {}", p.point, p.values.join(", "), p.error.as_deref().unwrap_or(""));
-    }
-    println!("sweep      {} points run ({} failed) in {:.2} s wall", result.points.len(), failed, wall);
-    println!("results    {}", csv.display());
-    Ok(0)
-}
-
-/// One line per combination of the other varied keys: the metric against the
-/// first key (its values as numbers, or their positions if not numeric).
-fn sweep_series(r: &crate::analysis::sweep::SweepResult, metric: &str) -> Vec<crate::analysis::Series> {
-    let mut firsts: Vec<&str> = Vec::new();
-    for p in &r.points {
-        if let Some(v) = p.values.first() {
-            if !firsts.contains(&v.as_str()) {
-                firsts.push(v);
-            }
-        }
-    }
-    let numeric = firsts.iter().all(|v| v.parse::<f64>().is_ok());
-    let mut series: Vec<crate::analysis::Series> = Vec::new();
-    for p in &r.points {
-        let (Some(first), Some(y)) = (p.values.first(), p.metrics.get(metric)) else { continue };
-        let x = if numeric {
-            first.parse::<f64>().unwrap_or(0.0)
-        } else {
-            firsts.iter().position(|f| f == first).unwrap_or(0) as f64
-        };
-        let label =
-            r.keys.iter().zip(&p.values).skip(1).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
-        match series.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, pts)) => pts.push((x, *y)),
-            None => series.push((label, vec![(x, *y)])),
-        }
-    }
-    series
-}
-
-fn merge_cmd(a: &MergeArgs) -> Result<i32> {
-    if a.out.exists() && !a.force {
-        return Err(Error::Usage(format!("{}: exists; pass --force to overwrite it", a.out.display())));
-    }
-    let shards: Vec<&std::path::Path> = a.shards.iter().map(PathBuf::as_path).collect();
-    let n = crate::analysis::sweep::merge_csv(&a.out, &shards)?;
-    println!("merged     {n} points into {}", a.out.display());
-    Ok(0)
-}
-
 fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     use crate::parallel::collective::CollectiveOp;
     use crate::parallel::microbench;
-    use crate::scenario::types::AllReduceAlgorithm as Alg;
     let preset = crate::hardware::spec::gpu_preset(&a.hardware).ok_or_else(|| {
         Error::Usage(format!(
             "--hardware {}: unknown preset; expected one of {}",
@@ -513,13 +402,7 @@ fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     )?;
     let ranks: Vec<u32> =
         if op == CollectiveOp::SendRecv { vec![0, topo.gpus() - 1] } else { (0..topo.gpus()).collect() };
-    let alg = match a.algorithm {
-        AlgorithmArg::Auto => Alg::Auto,
-        AlgorithmArg::Ring => Alg::Ring,
-        AlgorithmArg::HalvingDoubling => Alg::HalvingDoubling,
-        AlgorithmArg::Hierarchical => Alg::Hierarchical,
-    };
-    let rows = microbench::run(&topo, op, alg, &ranks, &sizes)?;
+    let rows = microbench::run(&topo, op, a.algorithm, &ranks, &sizes)?;
     print!("{}", microbench::format_table(op, ranks.len(), &rows));
     Ok(0)
 }

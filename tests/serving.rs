@@ -5,9 +5,7 @@
 //! Every run is small (tens to hundreds of requests) so the file runs in seconds in
 //! a debug build.
 
-use clustersim::engine::SimTime;
 use clustersim::model::cost::{BatchShape, CostModel, PrefillChunk};
-use clustersim::model::iteration::{dense_stage_iteration, CommNeed, StagePosition};
 use clustersim::output::records::RequestRow;
 use clustersim::scenario::Setup;
 use clustersim::serving::pricing::Pricer;
@@ -25,6 +23,23 @@ fn setup(text: &str) -> Setup {
     clustersim::scenario::validate(&scenario, path).unwrap_or_else(|e| panic!("validate: {e}\n{text}"))
 }
 
+/// Compute time of one GPU of a dense stage of `layers` layers over `shape`, summed
+/// from the cost model's operators (independent of the stage pricer): per layer the
+/// attention block and the MLP, plus the embedding on the first stage and the LM head
+/// of emitting sequences on the last.
+fn stage_compute_ns(cost: &CostModel, shape: &BatchShape, layers: u32, first: bool, last: bool) -> u64 {
+    let tokens = shape.tokens();
+    let attention: u64 = cost.attention_block(shape).iter().map(|o| o.time.as_ns()).sum();
+    let mut ns = layers as u64 * (attention + cost.dense_mlp(tokens).time.as_ns());
+    if first {
+        ns += cost.embedding(tokens).time.as_ns();
+    }
+    if last && shape.emitting_seqs() > 0 {
+        ns += cost.lm_head(shape.emitting_seqs()).time.as_ns();
+    }
+    ns
+}
+
 fn run(s: &Setup) -> Outcome {
     simulate(s, RunOptions::default()).unwrap_or_else(|e| panic!("simulate: {e}"))
 }
@@ -33,8 +48,8 @@ fn run(s: &Setup) -> Outcome {
 fn run_with_rows(s: &Setup) -> (Outcome, Vec<RequestRow>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("requests.csv");
-    let out = simulate(s, RunOptions { requests_csv: Some(path.clone()), ..Default::default() })
-        .unwrap_or_else(|e| panic!("simulate: {e}"));
+    let requests = Some(clustersim::output::records::CsvRequestSink::create(&path).expect("sink"));
+    let out = simulate(s, RunOptions { requests, ..Default::default() }).unwrap_or_else(|e| panic!("simulate: {e}"));
     let mut rdr = csv::Reader::from_path(&path).expect("requests.csv");
     let rows = rdr.deserialize().map(|r| r.expect("row")).collect();
     (out, rows)
@@ -136,17 +151,8 @@ fn ttft_of_a_lone_request_is_the_sum_of_its_prefill_operators_and_collectives_tp
     assert_eq!(ar.ns(33_554_432.0), 187_133);
 
     let cost = CostModel::new(&s.model, &s.gpu, &s.framework, 8);
-    let comm = |n: CommNeed| {
-        // The composer hands over the stack's per-collective costs separately; both
-        // are zero for `optimized`, so the pricer's affine is the whole price.
-        assert_eq!((n.ranks, n.bytes), (8, 33_554_432.0));
-        SimTime::from_ns(ar.ns(n.bytes))
-    };
-    let stage = StagePosition { layers: 80, first: true, last: true };
-    let it = dense_stage_iteration(&cost, &s.framework, &prefill_shape(2048), stage, &comm);
-    assert_eq!(it.host_overhead, SimTime::from_us(125));
-    assert_eq!(it.comm_total().as_ns(), 160 * 187_133);
-    let expected = it.time.as_ns();
+    let compute = stage_compute_ns(&cost, &prefill_shape(2048), 80, true, true);
+    let expected = 125_000 + compute + 160 * 187_133;
 
     let out = run(&s);
     let sum = &out.report.summary;
@@ -156,8 +162,8 @@ fn ttft_of_a_lone_request_is_the_sum_of_its_prefill_operators_and_collectives_tp
     assert_eq!(ns(sum.sim.simulated_s), expected);
     // And every GPU of the group spent exactly the closed form's compute and all-reduce time.
     for g in &out.report.gpus[..8] {
-        assert_eq!(ns(g.compute_s), it.compute_total().as_ns());
-        assert_eq!(ns(g.tp_comm_s), it.comm_total().as_ns());
+        assert_eq!(ns(g.compute_s), compute);
+        assert_eq!(ns(g.tp_comm_s), 160 * 187_133);
         assert_eq!(ns(g.wait_s), 0);
     }
 }
@@ -168,12 +174,8 @@ fn ttft_of_a_lone_request_without_tp_has_no_collectives() {
     // TTFT = 125 µs host + compute of 32 layers + embedding + LM head.
     let s = setup(&one_request("[model]\npreset = \"llama-3-8b\"", 1, 2048));
     let cost = CostModel::new(&s.model, &s.gpu, &s.framework, 1);
-    let stage = StagePosition { layers: 32, first: true, last: true };
-    let it =
-        dense_stage_iteration(&cost, &s.framework, &prefill_shape(2048), stage, &|_| panic!("no collective at tp 1"));
-    assert_eq!(it.comm_total(), SimTime::ZERO);
-    let expected = it.compute_total().as_ns() + 125_000;
-    assert_eq!(it.time.as_ns(), expected);
+    let compute = stage_compute_ns(&cost, &prefill_shape(2048), 32, true, true);
+    let expected = compute + 125_000;
     // Sanity of the magnitude: ~2 x 7.5e9 x 2048 FLOPs at 732 TFLOP/s is ~42 ms.
     assert!((30_000_000..60_000_000).contains(&expected), "{expected}");
 
@@ -182,7 +184,7 @@ fn ttft_of_a_lone_request_without_tp_has_no_collectives() {
     assert_eq!(ns(sum.ttft_s.mean), expected);
     let g = &out.report.gpus[0];
     assert_eq!((ns(g.communicate_s), ns(g.wait_s)), (0, 0));
-    assert_eq!(ns(g.compute_s), it.compute_total().as_ns());
+    assert_eq!(ns(g.compute_s), compute);
 }
 
 // ---------------------------------------------------------------------------------
@@ -239,12 +241,10 @@ fn bubble_by_recurrence(s: &Setup, p: u32, m: u32, prompt: u32) -> (f64, Vec<u64
     let layers = s.model.layers / p;
     let stage_ns: Vec<u64> = (0..p)
         .map(|st| {
-            let pos = StagePosition { layers, first: st == 0, last: st + 1 == p };
-            let it = dense_stage_iteration(&cost, &s.framework, &prefill_shape(prompt), pos, &|_| {
-                panic!("no TP collective at tp 1")
-            });
-            let send = if pos.last { 0 } else { pricer.send(st, st + 1).ns(cost.pp_transfer_bytes(prompt)) };
-            it.compute_total().as_ns() + send
+            let (first, last) = (st == 0, st + 1 == p);
+            let compute = stage_compute_ns(&cost, &prefill_shape(prompt), layers, first, last);
+            let send = if last { 0 } else { pricer.send(st, st + 1).ns(cost.pp_transfer_bytes(prompt)) };
+            compute + send
         })
         .collect();
     let fw = &s.framework;
@@ -273,7 +273,7 @@ fn pipeline_bubble_matches_the_textbook_for_equal_microbatches() {
     // per batch, all arriving at 0: m equal microbatches. Each stage takes ~47 ms
     // (p = 4) of prefill; what makes them unequal is small: the first stage's
     // embedding (33 MB gather, ~16 µs), the PP send (8192 x 4096 x 2 B = 67 MB over
-    // 382.5 GB/s NVLink, ~177 µs) on all but the last, the last stage's LM head
+    // 369 GB/s NVLink, ~182 µs) on all but the last, the last stage's LM head
     // (~8 µs), and the host's 120 µs of scheduling before each batch (which the next
     // batch cannot overlap) plus 5 µs after it: stage times differ by under 0.5 %
     // (47.45 / 47.41 / 47.41 / 47.24 ms) and the host adds 0.25 % per batch, so the

@@ -1,9 +1,11 @@
-//! `clustersim sweep` and `merge`: grid order, sharding, byte-identical merges.
+//! `clustersim sweep` and `merge`: grid order, sharding, byte-identical merges,
+//! and the command line's limits (repeated keys, `--jobs`), table and charts.
 
 mod common;
 use common::clustersim;
 
-use clustersim::analysis::sweep::{grid, Shard, Vary};
+use clustersim::analysis::shard::Shard;
+use clustersim::analysis::sweep::{grid, Vary};
 use std::path::{Path, PathBuf};
 
 fn scenario(dir: &Path) -> PathBuf {
@@ -112,26 +114,41 @@ fn shards_merge_into_the_unsharded_csv_byte_for_byte() {
     assert!(text.lines().next().unwrap().contains(",ttft_s.p99,") && text.lines().next().unwrap().ends_with(",error"));
     let rows: Vec<&str> = text.lines().skip(1).collect();
     assert!(rows[0].starts_with("0,2,10.0,") && rows[5].starts_with("5,8,40.0,"), "{rows:?}");
-    let s1 = std::fs::read_to_string(dir.path().join("s1/sweep.csv")).unwrap();
-    assert_eq!(s1.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect::<Vec<_>>(), ["0", "2", "4"]);
+    // A shard writes its own file, with its points only, and no sweep.csv.
+    let s1: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s1/shard-1-of-2.json")).unwrap()).unwrap();
+    let points: Vec<u64> = s1["rows"].as_array().unwrap().iter().map(|r| r[0].as_u64().unwrap()).collect();
+    assert_eq!(points, [0, 2, 4]);
+    assert!(!dir.path().join("s1/sweep.csv").exists());
 
-    let merged = dir.path().join("merged.csv");
+    // Shard files given directly, in any order, with --out.
+    let merged = d("merged");
     let (code, o, e) = clustersim(&[
         "merge",
-        merged.to_str().unwrap(),
-        &format!("{}/sweep.csv", d("s2")),
-        &format!("{}/sweep.csv", d("s1")),
+        &format!("{}/shard-2-of-2.json", d("s2")),
+        &format!("{}/shard-1-of-2.json", d("s1")),
+        "--out",
+        &merged,
     ]);
     assert_eq!(code, 0, "{o}{e}");
-    assert_eq!(std::fs::read(&merged).unwrap(), all, "merged shards differ from the unsharded sweep");
+    assert_eq!(
+        std::fs::read(format!("{merged}/sweep.csv")).unwrap(),
+        all,
+        "merged shards differ from the unsharded sweep"
+    );
 
-    // A missing shard is an error, and so is overwriting without --force.
-    let partial = dir.path().join("partial.csv");
-    let (code, _, e) = clustersim(&["merge", partial.to_str().unwrap(), &format!("{}/sweep.csv", d("s2"))]);
+    // A missing shard is an error naming it, and so is overwriting without --force.
+    let (code, _, e) = clustersim(&["merge", &d("s2"), "--out", &d("partial")]);
     assert_eq!(code, 2, "{e}");
-    assert!(e.contains("missing"), "{e}");
-    let (code, _, e) = clustersim(&["merge", merged.to_str().unwrap(), &format!("{}/sweep.csv", d("s1"))]);
+    assert!(e.contains("shard 1 of 2 is missing"), "{e}");
+    assert!(!dir.path().join("partial/sweep.csv").exists());
+    let (code, _, e) = clustersim(&["merge", &d("s1"), &d("s2"), "--out", &merged]);
     assert_eq!(code, 2, "{e}");
+    assert!(e.contains("--force"), "{e}");
+    // Several folders need --out.
+    let (code, _, e) = clustersim(&["merge", &d("s1"), &d("s2")]);
+    assert_eq!(code, 2, "{e}");
+    assert!(e.contains("--out"), "{e}");
 }
 
 #[test]
@@ -150,4 +167,104 @@ fn a_sweep_never_overwrites_without_force() {
     assert_eq!(clustersim(&forced).0, 0);
     // Deterministic: the rerun writes the same bytes.
     assert_eq!(std::fs::read(out.join("sweep.csv")).unwrap(), before);
+}
+
+#[test]
+fn the_same_key_in_two_axes_is_refused() {
+    // Issue 14: the second axis silently won and sweep.csv had two columns of one name.
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario(dir.path());
+    let out = dir.path().join("o");
+    let (code, _, err) = clustersim(&[
+        "sweep",
+        p.to_str().unwrap(),
+        "--vary",
+        "serving.max_seqs=2,4",
+        "--vary",
+        "serving.max_seqs=8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--vary serving.max_seqs: the key is already varied by --vary number 1"), "{err}");
+    assert!(err.contains("--vary serving.max_seqs=2,4,8"), "{err}");
+    assert!(!out.exists(), "nothing is written for a refused sweep");
+}
+
+#[test]
+fn jobs_beyond_the_points_are_clamped_with_a_note_and_a_table_is_printed() {
+    // Issue 14: `--jobs 5000` spawned 5,000 threads for 2 points, and sweep printed no table.
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario(dir.path());
+    let out = dir.path().join("o");
+    let (code, o, e) = clustersim(&[
+        "sweep",
+        p.to_str().unwrap(),
+        "--vary",
+        "serving.max_seqs=2,4",
+        "--jobs",
+        "5000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{o}{e}");
+    assert!(e.contains("note: --jobs 5000: only 2 points to run; using 2 threads"), "{e}");
+    assert!(o.contains("on 2 threads"), "{o}");
+    // The table: a header naming the key and the headline figures, then one row per
+    // point; the tiny scenario has 8 requests, all of which complete.
+    let lines: Vec<&str> = o.lines().collect();
+    let head: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(head[..4], ["point", "serving.max_seqs", "requests.completed", "requests.dropped"], "{o}");
+    assert!(head.contains(&"ttft_s.p99") && head.contains(&"tpot_s.p99"), "{o}");
+    for (i, seqs) in ["2", "4"].iter().enumerate() {
+        let cells: Vec<&str> = lines[1 + i].split_whitespace().collect();
+        assert_eq!(cells[..4], [i.to_string().as_str(), seqs, "8", "0"], "{o}");
+    }
+}
+
+/// The x pixel of every point marker (`<circle>`) of an SVG chart, left to right.
+fn marker_xs(svg: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let mut xs: Vec<f64> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle"))
+        .map(|n| n.attribute("cx").unwrap().parse().unwrap())
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs
+}
+
+#[test]
+fn charts_mark_every_point_and_use_a_log_axis_for_log_spaced_values() {
+    // Issue 14: no point markers, and a linear axis for log-spaced values.
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario(dir.path());
+    let chart = |values: &str, name: &str| {
+        let out = dir.path().join(name);
+        let (code, o, e) = clustersim(&[
+            "sweep",
+            p.to_str().unwrap(),
+            "--vary",
+            &format!("serving.max_seqs={values}"),
+            "--plot",
+            "requests.completed",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{o}{e}");
+        assert!(out.join("sweep_requests_completed.png").exists());
+        marker_xs(&out.join("sweep_requests_completed.svg"))
+    };
+    // 1, 2, 8 doubles at least at each step: log axis, so the gaps are
+    // log10(8/2) / log10(2/1) = 2 to 1; on a linear axis they would be 6 to 1.
+    let x = chart("1,2,8", "log");
+    assert_eq!(x.len(), 3, "one marker per point: {x:?}");
+    let ratio = (x[2] - x[1]) / (x[1] - x[0]);
+    assert!((ratio - 2.0).abs() < 0.02, "log axis gap ratio {ratio}, markers {x:?}");
+    // 2, 3, 9: 3 / 2 = 1.5 is not log-spaced, so the axis is linear: gaps 6 to 1.
+    let x = chart("2,3,9", "lin");
+    assert_eq!(x.len(), 3, "{x:?}");
+    let ratio = (x[2] - x[1]) / (x[1] - x[0]);
+    assert!((ratio - 6.0).abs() < 0.05, "linear axis gap ratio {ratio}, markers {x:?}");
 }

@@ -61,7 +61,7 @@ fn dtype_bytes(dtype: &str) -> f64 {
 
 /// Large-message bandwidth, GB/s (bytes per ns), of `op` over `ranks` of `topo`.
 fn bandwidth_gb_s(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> f64 {
-    1.0 / closed_form_affine(topo, op, alg, ranks).ns_per_byte
+    1.0 / closed_form_affine(topo, op, alg, ranks).per_byte_ns
 }
 
 #[test]

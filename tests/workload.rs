@@ -411,7 +411,7 @@ fn missing_trace_file_is_an_io_error() {
 fn from_setup_builds_the_shipped_scenario() {
     // seed_corrected.toml: 2,000 requests, Poisson 40/s, prompts uniform 128..=10240, outputs 256.
     let setup = clustersim::scenario::load_setup(&repo("scenarios/seed_corrected.toml"), &[]).expect("scenario loads");
-    let mut w = Workload::from_setup(&setup).expect("workload builds");
+    let mut w = setup.workload().expect("workload builds");
     let reqs = drain(&mut w);
     assert_eq!(reqs.len(), 2_000);
     assert_ordered(&reqs);

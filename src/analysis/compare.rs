@@ -14,6 +14,7 @@
 use super::{flatten_summary, format_value, line_chart_svg, Series};
 use crate::error::{Error, Result};
 use crate::metrics::summary::Summary;
+use crate::output::records::CsvRequestSink;
 use crate::output::{files, writer};
 use crate::scenario::Setup;
 use crate::serving::{simulate, RunOptions};
@@ -82,7 +83,8 @@ pub fn run_plans(setups: &[Setup], dir: &Path) -> Result<Vec<PlanRun>> {
             let sub = dir.join(&label);
             files::ensure_dir(&sub)?;
             let csv = sub.join("requests.csv");
-            let outcome = simulate(setup, RunOptions { requests_csv: Some(csv.clone()), ..Default::default() })?;
+            let requests = Some(CsvRequestSink::create(&csv)?);
+            let outcome = simulate(setup, RunOptions { requests, ..Default::default() })?;
             writer::write_json(&sub.join("summary.json"), &outcome.report.summary)?;
             let p = &setup.parallel;
             Ok(PlanRun {

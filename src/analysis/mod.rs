@@ -1,12 +1,16 @@
 //! Analysis on top of runs: the physical throughput limit ([`limit`]), assessing a
 //! plan against its `[requirements]` ([`assess`]), comparing plans side by side
-//! ([`compare`]), what-if sweeps over a grid of overrides ([`sweep`]) and the
-//! validation set of published measurements ([`validation`]).
+//! ([`compare`]), what-if sweeps over a grid of overrides ([`sweep`], read back by
+//! [`sweep_table`]), splitting indexed work into shards for batch systems such
+//! as Slurm and merging them back ([`shard`]), and the validation set of published
+//! measurements ([`validation`]).
 
 pub mod assess;
 pub mod compare;
 pub mod limit;
+pub mod shard;
 pub mod sweep;
+pub mod sweep_table;
 pub mod validation;
 
 use crate::metrics::summary::Summary;
@@ -59,7 +63,7 @@ pub fn format_value(x: f64) -> String {
 }
 
 /// One line of a chart: a legend label and its points.
-pub type Series = (String, Vec<(f64, f64)>);
+pub use crate::output::plots::sweep::Series;
 
 /// Draws `series` as lines into an SVG file at `path` with plotters' SVG backend.
 /// Axis ranges cover every point. Kept small so it can move to the shared chart

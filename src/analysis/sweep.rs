@@ -5,21 +5,20 @@
 //! the point's overrides applied. Points are numbered in grid order: the first
 //! `--vary` key changes slowest, the last fastest (nested loops). Every run is
 //! independent and deterministic, so the rows do not depend on how many threads ran
-//! them, and `--shard K/N` (points with `index % N == K - 1`) runs can be merged back
-//! ([`merge_csv`]) into the very bytes of the unsharded `sweep.csv`.
+//! them, and shards (`--shard K/N` or `--shard auto`, see [`super::shard`]) can be
+//! merged back ([`merge`]) into the very bytes of the unsharded `sweep.csv`.
 //!
 //! Columns of `sweep.csv`: `point`, the varied keys (values as given), every summary
 //! figure by dotted name ([`super::flatten_summary`]), and `error` (empty, or why a
 //! point could not run, e.g. a plan that does not fit; its figures are then empty).
 
+use super::shard::{Shard, ShardFile};
 use super::{flatten_summary, format_value, summary_metric_names};
 use crate::error::{Error, Result};
-use crate::output::files::AtomicFile;
 use crate::scenario::{load_setup, Override};
 use crate::serving::{simulate, RunOptions};
-use rayon::prelude::*;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One `--vary` axis: a key and its values (TOML value text, as for `--set`).
 #[derive(Clone, Debug, PartialEq)]
@@ -88,35 +87,6 @@ fn range_values(s: &str, range: &str, step: &str) -> std::result::Result<Vec<Str
         .collect())
 }
 
-/// `--shard K/N`: run only points with `index % N == K - 1`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shard {
-    /// 1-based shard number.
-    pub k: u64,
-    /// Number of shards.
-    pub n: u64,
-}
-
-impl Shard {
-    /// True when point `index` belongs to this shard.
-    pub fn contains(&self, index: usize) -> bool {
-        index as u64 % self.n == self.k - 1
-    }
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let err = || format!("`{s}`: expected K/N with 1 <= K <= N, e.g. 2/4");
-        let (k, n) = s.split_once('/').ok_or_else(err)?;
-        let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| err())?, n.trim().parse().map_err(|_| err())?);
-        if k == 0 || n == 0 || k > n {
-            return Err(err());
-        }
-        Ok(Shard { k, n })
-    }
-}
-
 /// The grid: one list of overrides per point, in grid order (first key slowest).
 /// No axes give one point with no overrides.
 pub fn grid(varies: &[Vary]) -> Vec<Vec<Override>> {
@@ -136,11 +106,87 @@ pub fn grid(varies: &[Vary]) -> Vec<Vec<Override>> {
     points
 }
 
+/// Most points one sweep may have (the product of the axes' lengths): a grid is
+/// held in memory as override lists, and a million simulations is already days.
+pub const MAX_POINTS: u64 = 1_000_000;
+
+/// Checks the axes together: no key in two axes (the second would silently win
+/// and `sweep.csv` would have two columns of one name), and at most [`MAX_POINTS`].
+/// Returns the number of points.
+pub fn check_axes(varies: &[Vary]) -> Result<u64> {
+    for (i, v) in varies.iter().enumerate() {
+        if let Some(j) = varies[..i].iter().position(|w| w.key == v.key) {
+            return Err(Error::Usage(format!(
+                "--vary {}: the key is already varied by --vary number {}; give each key once, \
+                 with all its values, e.g. --vary {}={},{}",
+                v.key,
+                j + 1,
+                v.key,
+                varies[j].values.join(","),
+                v.values.join(",")
+            )));
+        }
+    }
+    let points = varies.iter().fold(1u64, |n, v| n.saturating_mul(v.values.len() as u64));
+    if points > MAX_POINTS {
+        return Err(Error::Usage(format!(
+            "--vary: the grid has {points} points; at most {MAX_POINTS} (use fewer values or split the sweep)"
+        )));
+    }
+    Ok(points)
+}
+
+/// The fingerprint of a sweep's definition ([`super::shard::fingerprint`]): the
+/// scenario as parsed with `set` applied (so the file's path and comments do not
+/// matter, its content does), the trace's bytes if any, the axes, and the program
+/// version. Shards of one sweep agree on it; shards of different ones do not.
+pub fn fingerprint(base: &Path, set: &[Override], varies: &[Vary]) -> Result<String> {
+    let parsed = crate::scenario::load(base, set)?;
+    let text = toml::to_string(&parsed).map_err(|e| Error::Run(format!("cannot serialize the scenario: {e}")))?;
+    let mut bytes = format!("clustersim {}\nsweep\n{text}\n", env!("CARGO_PKG_VERSION")).into_bytes();
+    if let Some(trace) = load_setup(base, set)?.trace_path {
+        bytes.extend(std::fs::read(&trace).map_err(|e| Error::io(&trace, e))?);
+    }
+    for v in varies {
+        // Unit separator between values: no value text can forge another split.
+        bytes.extend(format!("\nvary {}={}", v.key, v.values.join("\u{1f}")).into_bytes());
+    }
+    Ok(super::shard::fingerprint(&bytes))
+}
+
+/// Worker threads for `points` runs on a machine with `cores` cores: `requested`
+/// (all cores if `None`), but never more than the points (an idle thread costs a
+/// stack and buys nothing) nor more than 4 threads per core (simulations are
+/// CPU-bound; more only thrash). Returns the count and, when a request was
+/// lowered, a note saying why.
+pub fn worker_threads(requested: Option<usize>, points: usize, cores: usize) -> (usize, Option<String>) {
+    let cores = cores.max(1);
+    let cap_cores = 4 * cores;
+    let want = requested.unwrap_or(cores);
+    let n = want.min(points.max(1)).min(cap_cores).max(1);
+    let note = match requested {
+        Some(r) if r > n && n == points.max(1) => {
+            Some(format!("--jobs {r}: only {n} point{} to run; using {n} thread{}", plural(n), plural(n)))
+        }
+        Some(r) if r > n => Some(format!("--jobs {r}: at most 4 threads per core ({cores} cores); using {n}")),
+        _ => None,
+    };
+    (n, note)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// One point's result.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointResult {
     /// Grid index.
-    pub point: usize,
+    pub point: u64,
     /// The varied values, in `--vary` order.
     pub values: Vec<String>,
     /// Summary figures by dotted name (empty when the point failed).
@@ -154,58 +200,55 @@ pub struct PointResult {
 pub struct SweepResult {
     /// The varied keys.
     pub keys: Vec<String>,
+    /// Points in the whole grid (not only those run).
+    pub total_points: u64,
     /// Points run, in grid order.
     pub points: Vec<PointResult>,
 }
 
-/// Runs the points of the grid of `varies` over the scenario at `base` (with
-/// `set` applied first) that belong to `shard` (all if `None`), on `jobs` threads
-/// (all cores if `None`). A point that fails records its error; if every point
-/// fails, the first point's error is returned (e.g. a misspelt key: exit code 2).
+/// Runs the points of the grid of `varies` over the scenario at `base` (with `set`
+/// applied first) that belong to `shard` (all if `None`), on `jobs` threads. A
+/// point that fails records its error. If no point of the whole grid even loads
+/// (e.g. a misspelt key), that first error is returned before anything runs; the
+/// check looks at the whole grid, not the shard, so every shard decides alike.
 pub fn run_sweep(
     base: &Path,
     set: &[Override],
     varies: &[Vary],
     shard: Option<Shard>,
-    jobs: Option<usize>,
+    jobs: usize,
 ) -> Result<SweepResult> {
+    check_axes(varies)?;
     let all = grid(varies);
-    let chosen: Vec<(usize, Vec<Override>)> =
-        all.into_iter().enumerate().filter(|(i, _)| shard.is_none_or(|s| s.contains(*i))).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::Run(format!("cannot start worker threads: {e}")))?;
-    let outcomes: Vec<Outcome> = pool.install(|| {
-        chosen
-            .into_par_iter()
-            .map(|(i, point)| {
-                let r = run_point(base, set, &point);
-                (i, point, r)
-            })
-            .collect()
-    });
-    if !outcomes.is_empty() && outcomes.iter().all(|(_, _, r)| r.is_err()) {
-        if let Some((_, _, Err(e))) = outcomes.into_iter().next() {
-            return Err(e);
+    let total_points = all.len() as u64;
+    first_loadable(base, set, &all)?;
+    let points = super::shard::run_points(total_points, shard, jobs, |point| {
+        let overrides = &all[point as usize];
+        let values = overrides.iter().map(|o| o.value.clone()).collect();
+        match run_point(base, set, overrides) {
+            Ok(metrics) => PointResult { point, values, metrics, error: None },
+            Err(e) => PointResult { point, values, metrics: BTreeMap::new(), error: Some(e.to_string()) },
         }
-        return Err(Error::Run("every sweep point failed".into()));
-    }
-    let points = outcomes
-        .into_iter()
-        .map(|(point, ov, r)| {
-            let values = ov.into_iter().map(|o| o.value).collect();
-            match r {
-                Ok(metrics) => PointResult { point, values, metrics, error: None },
-                Err(e) => PointResult { point, values, metrics: BTreeMap::new(), error: Some(e.to_string()) },
-            }
-        })
-        .collect();
-    Ok(SweepResult { keys: varies.iter().map(|v| v.key.clone()).collect(), points })
+    })?;
+    let points = points.into_iter().map(|(_, p)| p).collect();
+    Ok(SweepResult { keys: varies.iter().map(|v| v.key.clone()).collect(), total_points, points })
 }
 
-/// A point's index, overrides and figures (or error).
-type Outcome = (usize, Vec<Override>, Result<BTreeMap<String, f64>>);
+/// Ok when some point of the grid loads (parses and validates); else the first
+/// point's error. Stops at the first that loads, so a sound sweep pays one load.
+fn first_loadable(base: &Path, set: &[Override], all: &[Vec<Override>]) -> Result<()> {
+    let mut first_err = None;
+    for point in all {
+        let overrides: Vec<Override> = set.iter().chain(point).cloned().collect();
+        match load_setup(base, &overrides) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
 
 fn run_point(base: &Path, set: &[Override], point: &[Override]) -> Result<BTreeMap<String, f64>> {
     let all: Vec<Override> = set.iter().chain(point).cloned().collect();
@@ -224,71 +267,55 @@ impl SweepResult {
         h
     }
 
-    /// Writes the CSV to `path` atomically.
-    pub fn write_csv(&self, path: &Path) -> Result<()> {
+    /// The CSV rows, one per point run, in point order: the one place a point's
+    /// figures become text (sweep.csv, shard files and merges all use it).
+    pub fn rows(&self) -> Vec<(u64, Vec<String>)> {
         let names = summary_metric_names();
-        let mut w = csv::Writer::from_writer(AtomicFile::create(path)?);
-        let io = |e: csv::Error| Error::Run(format!("{}: {e}", path.display()));
-        w.write_record(self.header()).map_err(io)?;
-        for p in &self.points {
-            let mut row = vec![p.point.to_string()];
-            row.extend(p.values.iter().cloned());
-            for n in &names {
-                row.push(p.metrics.get(n).map(|x| format_value(*x)).unwrap_or_default());
-            }
-            row.push(p.error.clone().unwrap_or_default());
-            w.write_record(&row).map_err(io)?;
+        self.points
+            .iter()
+            .map(|p| {
+                let mut row = vec![p.point.to_string()];
+                row.extend(p.values.iter().cloned());
+                row.extend(names.iter().map(|n| p.metrics.get(n).map(|x| format_value(*x)).unwrap_or_default()));
+                row.push(p.error.clone().unwrap_or_default());
+                (p.point, row)
+            })
+            .collect()
+    }
+
+    /// The shard file of this result, run as `shard` of a sweep with `fingerprint`.
+    pub fn shard_file(&self, shard: Shard, fingerprint: String) -> ShardFile {
+        ShardFile {
+            format: super::shard::SHARD_FORMAT,
+            kind: "sweep".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            fingerprint,
+            shard: shard.k,
+            shards: shard.n,
+            total_points: self.total_points,
+            columns: self.header(),
+            rows: self.rows(),
         }
-        w.into_inner().map_err(|e| Error::Run(format!("{}: {e}", path.display())))?.commit()
+    }
+
+    /// Writes `sweep.csv` to `path` atomically.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        let rows: Vec<Vec<String>> = self.rows().into_iter().map(|(_, r)| r).collect();
+        write_csv(path, &self.header(), &rows)
     }
 }
 
-/// Joins shards' CSV files (same header, disjoint points) into `out`, rows in point
-/// order: byte-identical to the unsharded sweep's CSV when the shards cover the grid.
-/// Errors on differing headers, a point in two shards, or a gap in the points.
-pub fn merge_csv(out: &Path, shards: &[&Path]) -> Result<usize> {
-    let mut header: Option<csv::StringRecord> = None;
-    let mut rows: BTreeMap<u64, csv::StringRecord> = BTreeMap::new();
-    for path in shards {
-        let bad = |m: String| Error::Usage(format!("{}: {m}", path.display()));
-        let mut r = csv::Reader::from_path(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let h = r.headers().map_err(|e| bad(format!("bad header: {e}")))?.clone();
-        if h.get(0) != Some("point") {
-            return Err(bad("not a sweep CSV: the first column is not `point`".into()));
-        }
-        match &header {
-            None => header = Some(h),
-            Some(first) if *first != h => {
-                return Err(bad("its columns differ from the first shard's: shards of different sweeps?".into()))
-            }
-            Some(_) => {}
-        }
-        for (line, rec) in r.records().enumerate() {
-            let rec = rec.map_err(|e| bad(format!("row {}: {e}", line + 2)))?;
-            let point: u64 = rec
-                .get(0)
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| bad(format!("row {}: `point` is not a whole number", line + 2)))?;
-            if rows.insert(point, rec).is_some() {
-                return Err(bad(format!("point {point} appears in more than one shard")));
-            }
-        }
-    }
-    let header = header.ok_or_else(|| Error::Usage("merge: give at least one shard CSV".into()))?;
-    let missing: Vec<String> =
-        (0..rows.len() as u64).filter(|i| !rows.contains_key(i)).take(10).map(|i| i.to_string()).collect();
-    if !missing.is_empty() {
-        return Err(Error::Usage(format!(
-            "merge: points {} are missing: merge every shard of the sweep",
-            missing.join(", ")
-        )));
-    }
-    let mut w = csv::Writer::from_writer(AtomicFile::create(out)?);
-    let io = |e: csv::Error| Error::Run(format!("{}: {e}", out.display()));
-    w.write_record(&header).map_err(io)?;
-    for rec in rows.values() {
-        w.write_record(rec).map_err(io)?;
-    }
-    w.into_inner().map_err(|e| Error::Run(format!("{}: {e}", out.display())))?.commit()?;
-    Ok(rows.len())
+/// Writes a sweep table as CSV: the single writer behind `sweep.csv`, whether a
+/// sweep ran on one machine or was merged from shards, so the bytes agree.
+pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()> {
+    super::compare::write_table_csv(path, header, rows)
+}
+
+/// Joins the shard files among `inputs` (files, or folders holding them) into
+/// `out`: exactly the `sweep.csv` of the unsharded sweep. Returns the merged table.
+pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<super::shard::Merged> {
+    let files = super::shard::find_shard_files(inputs)?;
+    let merged = super::shard::merge(&files, "sweep")?;
+    write_csv(out, &merged.columns, &merged.rows)?;
+    Ok(merged)
 }

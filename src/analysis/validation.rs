@@ -254,7 +254,7 @@ fn matches(opts: &Options, configuration: &str) -> bool {
 
 /// Large-message bandwidth, GB/s, of `op` over `ranks`.
 fn bandwidth_gb_s(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> f64 {
-    1.0 / closed_form_affine(topo, op, alg, ranks).ns_per_byte
+    1.0 / closed_form_affine(topo, op, alg, ranks).per_byte_ns
 }
 
 /// Simulated value of a kernel or link row, if the set knows how to price it.

@@ -1,7 +1,6 @@
-//! The simulated hardware: GPUs (roofline), NVLink and network links, topology and
+//! The simulated hardware: GPU specs and presets, NVLink and network links, topology and
 //! the flow-level network model.
 
-pub mod gpu;
 pub mod network;
 pub mod spec;
 pub mod topology;

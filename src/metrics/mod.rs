@@ -1,8 +1,8 @@
 //! Measuring a run: GPU state accounting, statistics, time series, the summary.
 
-pub mod ledger;
 pub mod recorder;
 pub mod report;
+pub mod rows;
 pub mod series;
 pub mod stats;
 pub mod summary;

@@ -6,14 +6,42 @@
 //! to the [`Ledger`] and bucketed series; timeline spans are kept only inside the
 //! timeline window.
 
-use super::ledger::{CommKind, GpuState, Ledger};
+pub use super::rows::RequestRow;
 use super::series::Buckets;
 use super::stats::LogHistogram;
 use crate::engine::SimTime;
-use crate::error::{Error, Result};
-use crate::output::files::AtomicFile;
-use crate::output::records::RequestRow;
-use crate::serving::request::Request;
+use crate::error::Result;
+use crate::parallel::ledger::{CommKind, GpuState, Ledger};
+
+/// Where per-request rows stream as requests finish (output/ writes them as CSV), so
+/// memory does not grow with the run.
+pub trait RequestSink {
+    /// Writes one row.
+    fn write(&mut self, row: &RequestRow) -> Result<()>;
+    /// Finishes the stream (the file appears whole, or not at all).
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// What the recorder needs of a finished request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RequestTimes {
+    /// Id in arrival order.
+    pub id: u64,
+    /// Arrival.
+    pub arrival: SimTime,
+    /// First scheduled.
+    pub scheduled_at: Option<SimTime>,
+    /// First token produced.
+    pub first_token_at: Option<SimTime>,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Output tokens.
+    pub output_tokens: u32,
+    /// Times preempted.
+    pub preemptions: u32,
+    /// Re-routed after a GPU failure.
+    pub rerouted: bool,
+}
 
 /// What a timeline span shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -139,18 +167,13 @@ pub struct Recorder {
     pub pipeline_capacity_ns: u128,
     /// Stage iterations executed.
     pub iterations: u64,
-    requests_csv: Option<csv::Writer<AtomicFile>>,
-    requests_path: Option<std::path::PathBuf>,
+    requests: Option<Box<dyn RequestSink>>,
 }
 
 impl Recorder {
     /// A recorder for `gpus` GPUs and `experts` experts; streams request rows to
-    /// `requests_csv` when given.
-    pub fn new(gpus: usize, experts: usize, requests_csv: Option<&std::path::Path>) -> Result<Self> {
-        let writer = match requests_csv {
-            Some(p) => Some(csv::Writer::from_writer(AtomicFile::create(p)?)),
-            None => None,
-        };
+    /// `requests` when given.
+    pub fn new(gpus: usize, experts: usize, requests: Option<Box<dyn RequestSink>>) -> Result<Self> {
         Ok(Recorder {
             ledger: Ledger::new(gpus),
             util: Buckets::new(gpus),
@@ -178,8 +201,7 @@ impl Recorder {
             pipeline_stage_busy_ns: 0,
             pipeline_capacity_ns: 0,
             iterations: 0,
-            requests_csv: writer,
-            requests_path: requests_csv.map(|p| p.to_path_buf()),
+            requests,
         })
     }
 
@@ -197,14 +219,13 @@ impl Recorder {
         }
     }
 
-    /// A token was produced for `r` at `t` (call after updating `r.generated`).
-    pub fn token(&mut self, r: &Request, prev_token_at: Option<SimTime>, t: SimTime) {
+    /// A token was produced at `t`; the sequence's previous one at `prev_token_at`.
+    pub fn token(&mut self, prev_token_at: Option<SimTime>, t: SimTime) {
         self.output_tokens += 1;
         self.series.add_at(t, 0, 1.0);
         if let Some(prev) = prev_token_at {
             self.itl.add((t - prev).as_secs_f64());
         }
-        let _ = r;
     }
 
     /// Prompt tokens processed at `t`.
@@ -219,7 +240,7 @@ impl Recorder {
     }
 
     /// A request finished on `replica` at `t`.
-    pub fn finish(&mut self, r: &Request, replica: u32, t: SimTime) -> Result<()> {
+    pub fn finish(&mut self, r: &RequestTimes, replica: u32, t: SimTime) -> Result<()> {
         self.completed += 1;
         self.last_completion = self.last_completion.max(t);
         self.prompt_tokens += r.prompt_tokens as u64;
@@ -235,7 +256,7 @@ impl Recorder {
         if r.output_tokens > 1 {
             self.tpot.push(tpot);
         }
-        if let Some(w) = &mut self.requests_csv {
+        if let Some(w) = &mut self.requests {
             let row = RequestRow {
                 id: r.id,
                 replica,
@@ -252,10 +273,17 @@ impl Recorder {
                 preemptions: r.preemptions,
                 rerouted: r.rerouted,
             };
-            let path = self.requests_path.clone().unwrap_or_default();
-            w.serialize(row).map_err(|e| Error::Run(format!("{}: {e}", path.display())))?;
+            w.write(&row)?;
         }
         Ok(())
+    }
+
+    /// Opens the timeline window on a few iterations in steady state: from 1.5 to 5.5
+    /// typical batch spans (`span`, at least 1 ms) after `now`.
+    pub fn open_steady_window(&mut self, now: SimTime, span: SimTime) {
+        let span = span.max(SimTime::from_ms(1)).as_ns();
+        let start = now + SimTime::from_ns(span * 3 / 2);
+        self.window = Some((start, start + SimTime::from_ns(span * 4)));
     }
 
     /// True when a stage run over [start, end) should keep spans.
@@ -281,11 +309,9 @@ impl Recorder {
 
     /// Finishes the streamed requests.csv.
     pub fn close(&mut self) -> Result<()> {
-        if let Some(w) = self.requests_csv.take() {
-            let path = self.requests_path.clone().unwrap_or_default();
-            let file = w.into_inner().map_err(|e| Error::Run(format!("{}: {e}", path.display())))?;
-            file.commit()?;
+        match self.requests.take() {
+            Some(w) => w.close(),
+            None => Ok(()),
         }
-        Ok(())
     }
 }

@@ -1,11 +1,11 @@
 //! From a finished run's recorder to summary.json and the per-GPU / per-bucket rows.
 
-use super::ledger::{CommKind, GpuState};
 use super::recorder::{Activity, Recorder};
+use super::rows::{GpuRow, SeriesRow, TimelineRow, UtilizationRow};
 use super::stats::{cv, dist};
 use super::summary::*;
 use crate::engine::SimTime;
-use crate::output::records::{GpuRow, SeriesRow, TimelineRow, UtilizationRow};
+use crate::parallel::ledger::{CommKind, GpuState};
 use crate::parallel::plan::Plan;
 
 /// Facts about the cluster the report needs besides the recorder.
@@ -34,10 +34,10 @@ pub struct ReportContext {
     /// Activation workspace per GPU, GiB.
     pub activations_gib_per_gpu: f64,
     /// Peak KV blocks used, by replica.
-    pub kv_peak_blocks_by_replica: Vec<u32>,
+    pub kv_peak_blocks: Vec<Vec<u32>>,
 }
 
-const GIB: f64 = 1_073_741_824.0;
+use crate::hardware::spec::GIB;
 
 /// Everything a finished run reports.
 #[derive(Clone, Debug)]
@@ -86,7 +86,8 @@ pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64
         let (weights, kv, kv_peak, act) = match rank {
             Some(r) => {
                 let s = r.stage as usize;
-                let peak_blocks = ctx.kv_peak_blocks_by_replica.get(r.replica as usize).copied().unwrap_or(0);
+                let pools = ctx.kv_peak_blocks.get(r.replica as usize);
+                let peak_blocks = pools.and_then(|p| p.get(r.ep_rank as usize)).copied().unwrap_or(0);
                 let kv_peak =
                     peak_blocks as f64 * ctx.kv_block_tokens as f64 * ctx.kv_bytes_per_token_by_stage[s] / GIB;
                 (ctx.weights_gib_by_stage[s], ctx.kv_gib_per_gpu, kv_peak, ctx.activations_gib_per_gpu)

@@ -7,6 +7,7 @@
 //! models the stack. Every factor here multiplies the hardware preset's sustained
 //! rate, so 1.0 means "as fast as the operator profiles".
 
+use crate::engine::SimTime;
 use serde::{Deserialize, Serialize};
 
 /// The overheads of one serving stack.
@@ -45,9 +46,21 @@ pub struct FrameworkProfile {
 
 impl FrameworkProfile {
     /// What the stack adds to one collective of `steps` steps, ns: its launch cost plus
-    /// its extra latency on every step.
+    /// its extra latency on every step (the chosen algorithm's real step count).
     pub fn collective_extra_ns(&self, steps: f64) -> f64 {
         (self.kernel_overhead_us + steps * self.collective_step_overhead_us) * 1e3
+    }
+
+    /// Host work before an iteration's GPUs start: scheduling, plus input preparation
+    /// per prompt chunk in the batch (the GPUs are idle meanwhile).
+    pub fn host_before(&self, prefill_chunks: usize) -> SimTime {
+        SimTime::from_ns_f64(self.iteration_overhead_us * 1e3)
+            + SimTime::from_ns_f64(self.prefill_overhead_us * 1e3 * prefill_chunks as f64)
+    }
+
+    /// Host work after an iteration's last stage: sampling and output per sequence.
+    pub fn host_after(&self, seqs: usize) -> SimTime {
+        SimTime::from_ns_f64(self.per_seq_overhead_us * 1e3 * seqs as f64)
     }
 }
 

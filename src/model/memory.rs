@@ -6,9 +6,10 @@
 //! · d · s. What is left of `gpu_memory_utilization x capacity` after weights and
 //! workspace holds the KV cache. The binding stage (least KV room) is reported.
 
+use crate::error::{Error, Result};
 use crate::hardware::spec::{GpuSpec, GIB};
 use crate::model::spec::ModelSpec;
-use crate::{Error, Result};
+use crate::parallel::plan::stage_layer_range;
 
 /// The parallel layout and serving limits that memory depends on.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,11 +53,9 @@ pub struct MemoryPlan {
     pub kv_capacity_tokens: u64,
 }
 
-/// Layers of stage `stage` when `layers` are split over `pp` stages (earlier stages
-/// take the remainder).
+/// Layers of stage `stage` when `layers` are split over `pp` stages (the plan's split).
 pub fn stage_layers(layers: u32, pp: u32, stage: u32) -> u32 {
-    let pp = pp.max(1);
-    layers / pp + u32::from(stage < layers % pp)
+    stage_layer_range(layers, pp, stage).len() as u32
 }
 
 /// KV-cache bytes per token on one GPU of a stage with `layers_in_stage` layers:
@@ -78,8 +77,8 @@ pub fn stage_weight_bytes(model: &ModelSpec, req: &MemoryRequest, stage: u32) ->
     let expert = m * h * rank(model.expert_ffn, tp);
     let moe_mlp = h * model.experts as f64 + rank(model.experts, ep) * expert + model.shared_experts as f64 * expert;
     // Global index of this stage's first layer, to tell leading dense layers apart.
-    let first: u32 = (0..stage).map(|st| stage_layers(model.layers, pp, st)).sum();
-    let n = stage_layers(model.layers, pp, stage);
+    let range = stage_layer_range(model.layers, pp, stage);
+    let (first, n) = (range.start, range.len() as u32);
     let mut params = 0.0;
     for layer in first..first + n {
         let mlp = if model.is_moe() && layer >= model.dense_layers { moe_mlp } else { dense_mlp };

@@ -6,9 +6,9 @@
 //! Timestamps are microseconds with nanosecond decimals, sorted per thread.
 
 use crate::error::{Error, Result};
-use crate::metrics::ledger::GpuState;
 use crate::metrics::recorder::Span;
 use crate::output::files::AtomicFile;
+use crate::parallel::ledger::GpuState;
 use crate::parallel::plan::Plan;
 use serde_json::json;
 use std::collections::BTreeMap;

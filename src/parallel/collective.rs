@@ -16,11 +16,13 @@
 //! hierarchical, pairwise all-to-all and send/recv; tests show it). For the broadcast
 //! pipeline over mixed links it is an upper bound.
 
+use super::ledger::CommKind;
+use super::price::Affine;
 use crate::engine::SimTime;
 use crate::error::{Error, Result};
 use crate::hardware::network::transfer_time;
 use crate::hardware::topology::{LinkId, Topology};
-use crate::scenario::types::AllReduceAlgorithm;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A collective operation.
@@ -72,6 +74,16 @@ impl CollectiveOp {
         })
     }
 
+    /// The parallelism a collective of this kind serves by default, for the ledger:
+    /// all-to-all is expert parallelism, send/recv the pipeline, the rest tensor parallelism.
+    pub fn comm_kind(self) -> CommKind {
+        match self {
+            CollectiveOp::AllToAll => CommKind::Ep,
+            CollectiveOp::SendRecv => CommKind::Pp,
+            _ => CommKind::Tp,
+        }
+    }
+
     /// nccl-tests bus-bandwidth factor for `n` ranks: busbw = algbw x factor.
     pub fn bus_factor(self, n: usize) -> f64 {
         let n = n.max(1) as f64;
@@ -118,6 +130,21 @@ impl Schedule {
     pub fn steps(&self) -> usize {
         self.phases.iter().map(|p| p.repeat as usize).sum()
     }
+}
+
+/// All-reduce algorithm choice (scenario `parallel.all_reduce`, `collective --algorithm`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AllReduceAlgorithm {
+    /// Ring inside a node, hierarchical across nodes.
+    #[default]
+    Auto,
+    /// Flat ring.
+    Ring,
+    /// Recursive halving-doubling.
+    HalvingDoubling,
+    /// Reduce-scatter in node, all-reduce across nodes, all-gather in node.
+    Hierarchical,
 }
 
 /// The concrete all-reduce algorithm `alg` stands for on `ranks` (never `Auto`):
@@ -351,15 +378,6 @@ pub fn closed_form_time(
     }
 }
 
-/// A closed form split into its two parts: `latency_ns + ns_per_byte x bytes`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct AlphaBeta {
-    /// The steps' latencies, ns.
-    pub latency_ns: f64,
-    /// The bandwidth part, ns per byte of payload.
-    pub ns_per_byte: f64,
-}
-
 /// Payload of the second fit point: large, so each step's rounding to whole
 /// nanoseconds moves the per-byte rate by less than 1e-13 ns per byte.
 const FIT_BYTES: f64 = 1e15;
@@ -368,10 +386,10 @@ const FIT_BYTES: f64 = 1e15;
 /// affine in the bytes, so two evaluations fix it exactly: zero bytes leaves only the
 /// steps' latencies, and 1 PB gives the per-byte rate. Callers then price any size
 /// with one multiply-add, without the per-step rounding of a single evaluation.
-pub fn closed_form_affine(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> AlphaBeta {
+pub fn closed_form_affine(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> Affine {
     let latency = closed_form_time(topo, op, alg, ranks, 0.0).as_ns() as f64;
     let big = closed_form_time(topo, op, alg, ranks, FIT_BYTES).as_ns() as f64;
-    AlphaBeta { latency_ns: latency, ns_per_byte: (big - latency) / FIT_BYTES }
+    Affine { fixed_ns: latency, per_byte_ns: (big - latency) / FIT_BYTES }
 }
 
 /// Every link a collective over `ranks` crosses (sorted, no repeats): two collectives

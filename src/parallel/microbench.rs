@@ -4,13 +4,13 @@
 //! `clustersim collective --hardware h100-sxm --nodes 2 --op all_reduce --sizes 1MiB..1GiB`
 //! maps onto [`run_preset`] + [`format_table`]; sizes double between the bounds.
 
+use super::collective::AllReduceAlgorithm;
 use super::collective::{closed_form_time, CollectiveOp};
 use super::runner::{CollectiveRequest, CollectiveRunner};
 use crate::engine::SimTime;
 use crate::error::{Error, Result};
 use crate::hardware::spec::{gpu_preset, gpu_preset_names};
 use crate::hardware::topology::Topology;
-use crate::scenario::types::AllReduceAlgorithm;
 use std::fmt::Write;
 
 /// GPUs per node of the preset systems (DGX/HGX boards).

@@ -2,7 +2,9 @@
 //! expanded into point-to-point steps, run as flows or priced in closed form.
 
 pub mod collective;
+pub mod fabric;
 pub mod ledger;
 pub mod microbench;
 pub mod plan;
+pub mod price;
 pub mod runner;

@@ -99,12 +99,19 @@ impl Plan {
     }
     /// The layers of a stage: `layers / pp` each, the first `layers % pp` stages one more.
     pub fn stage_layers(&self, stage: u32) -> std::ops::Range<u32> {
-        let base = self.layers / self.pp;
-        let extra = self.layers % self.pp;
-        let start = stage * base + stage.min(extra);
-        let len = base + u32::from(stage < extra);
-        start..start + len
+        stage_layer_range(self.layers, self.pp, stage)
     }
+}
+
+/// The layers of stage `stage` when `layers` are split over `pp` stages: `layers / pp`
+/// each, the first `layers % pp` stages one more.
+pub fn stage_layer_range(layers: u32, pp: u32, stage: u32) -> std::ops::Range<u32> {
+    let pp = pp.max(1);
+    let base = layers / pp;
+    let extra = layers % pp;
+    let start = stage * base + stage.min(extra);
+    let len = base + u32::from(stage < extra);
+    start..start + len
 }
 
 #[cfg(test)]

@@ -14,13 +14,13 @@
 //! returns the new collective's projected finish and every finish it moved (projection
 //! runs a copy of the runner to the end, assuming nothing else is admitted).
 
+use super::collective::AllReduceAlgorithm;
 use super::collective::{expand, expand_all_to_all_v, CollectiveOp, Schedule, Transfer};
-use super::ledger::{GpuState, Ledger, StateTotals};
+use super::ledger::{CommKind, GpuState, GpuTotals, Ledger};
 use crate::engine::SimTime;
 use crate::error::{Error, Result};
 use crate::hardware::network::{FlowDone, Network};
 use crate::hardware::topology::{LinkId, Topology};
-use crate::scenario::types::AllReduceAlgorithm;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -242,8 +242,8 @@ impl CollectiveRunner {
         &self.ledger
     }
     /// State totals of `gpu` from zero to `until`.
-    pub fn gpu_totals(&self, gpu: u32, until: SimTime) -> StateTotals {
-        self.ledger.totals(gpu, until)
+    pub fn gpu_totals(&self, gpu: u32, until: SimTime) -> GpuTotals {
+        self.ledger.totals_until(gpu, until)
     }
     /// Collectives admitted and not finished.
     pub fn active(&self) -> usize {
@@ -259,8 +259,8 @@ impl CollectiveRunner {
     /// Records a compute operator on `gpu` from `start` for `duration`; returns its end.
     /// Transitions of one GPU must be given in time order.
     pub fn compute(&mut self, gpu: u32, start: SimTime, duration: SimTime) -> SimTime {
-        self.ledger.set(gpu, GpuState::Compute, start);
-        self.ledger.set(gpu, GpuState::Idle, start + duration);
+        self.ledger.set(gpu, GpuState::Compute, CommKind::Tp, start);
+        self.ledger.set(gpu, GpuState::Idle, CommKind::Tp, start + duration);
         start + duration
     }
 
@@ -280,8 +280,9 @@ impl CollectiveRunner {
         let arrivals: Vec<SimTime> = arrivals.iter().map(|&a| a.max(now)).collect();
         let start = arrivals.iter().copied().max().unwrap_or(now);
         for (&g, &a) in req.schedule.ranks.iter().zip(&arrivals) {
-            self.ledger.set(g, GpuState::Wait, a);
-            self.ledger.set(g, GpuState::Communicate, start);
+            let kind = req.op.comm_kind();
+            self.ledger.set(g, GpuState::Wait, kind, a);
+            self.ledger.set(g, GpuState::Communicate, kind, start);
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -387,7 +388,7 @@ impl CollectiveRunner {
             if k == c.steps() {
                 c.rank_finish[ri] = Some(t);
                 c.ranks_left -= 1;
-                self.ledger.set(c.ranks[ri], GpuState::Idle, t);
+                self.ledger.set(c.ranks[ri], GpuState::Idle, c.op.comm_kind(), t);
                 if c.ranks_left == 0 {
                     if let Some(c) = self.running.remove(&id) {
                         done.push(CollectiveDone {

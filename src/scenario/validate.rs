@@ -47,6 +47,10 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// The request stream the scenario's `[workload]` describes.
+    pub fn workload(&self) -> crate::Result<crate::workload::Workload> {
+        crate::workload::Workload::from_config(&self.workload, self.trace_path.as_deref(), self.seed, &self.file)
+    }
     /// GPUs in the cluster.
     pub fn total_gpus(&self) -> u32 {
         self.nodes * self.gpus_per_node

@@ -16,7 +16,13 @@ use super::pricing::Pricer;
 /// The cost model seen through the executor's [`StageCosts`].
 pub struct ModelCosts {
     model: CostModel,
-    bytes_per_choice: f64,
+}
+
+impl ModelCosts {
+    /// The stage pricer's view of `model`.
+    pub fn new(model: CostModel) -> Self {
+        ModelCosts { model }
+    }
 }
 
 fn sum(ops: &[OpCost]) -> Work {
@@ -49,7 +55,7 @@ impl StageCosts for ModelCosts {
         self.model.pp_transfer_bytes(tokens)
     }
     fn ep_bytes_per_choice(&self) -> f64 {
-        self.bytes_per_choice
+        self.model.ep_bytes_per_choice()
     }
 }
 
@@ -61,8 +67,9 @@ pub struct Assembly {
     pub costs: Box<dyn StageCosts>,
     /// Collective prices, `[replica][stage]`.
     pub comm: Vec<Vec<StageComm>>,
-    /// KV blocks per replica (the binding stage's).
-    pub kv_blocks_per_replica: u32,
+    /// KV blocks of each attention data-parallel group's pool (one per EP rank of a
+    /// stage, each on its own `tp` GPUs; the binding stage's).
+    pub kv_blocks_per_group: u32,
     /// Facts for the report.
     pub report: ReportContext,
     first_moe_layer: u32,
@@ -114,18 +121,15 @@ impl Assembly {
             kv_bytes_per_token_by_stage: kv_by_stage,
             kv_block_tokens: setup.serving.kv_block_tokens,
             activations_gib_per_gpu: activations_gib,
-            kv_peak_blocks_by_replica: Vec::new(),
+            kv_peak_blocks: Vec::new(),
         };
-        let costs = ModelCosts {
-            model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp),
-            bytes_per_choice: m.hidden as f64 * m.dtype.bytes(),
-        };
+        let costs = ModelCosts { model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp) };
         let pricer = Pricer::new(setup)?;
         let mut asm = Assembly {
             plan,
             costs: Box::new(costs),
             comm: Vec::new(),
-            kv_blocks_per_replica: blocks,
+            kv_blocks_per_group: blocks,
             report,
             first_moe_layer: if m.is_moe() { m.dense_layers } else { u32::MAX },
             moe: m.is_moe(),
@@ -140,36 +144,34 @@ impl Assembly {
         self.moe && l >= self.first_moe_layer
     }
 
-    /// What-if: NVLink (`nvlink`) or NICs run at `fraction` of their bandwidth, on one
-    /// node or all; every collective price is recomputed.
-    pub fn set_link_fraction(&mut self, nvlink: bool, node: Option<u32>, fraction: f64) {
-        self.pricer.set_link_fraction(nvlink, node, fraction);
+    /// What-if: NVLink (`nvlink`) or NICs of each listed node run at its fraction of
+    /// their nominal bandwidth; every collective price is recomputed once.
+    pub fn set_link_fractions(&mut self, nvlink: bool, fractions: &[(u32, f64)]) {
+        for &(node, fraction) in fractions {
+            self.pricer.set_link_fraction(nvlink, Some(node), fraction);
+        }
         self.reprice();
     }
 
+    /// Collectives that start together and share links (NICs shared by several GPUs,
+    /// an oversubscribed spine), stage by stage: priced by the flow model.
+    pub fn contention(&self) -> Vec<super::pricing::Sharing> {
+        self.pricer.contention(&self.plan)
+    }
+
+    /// Nodes of the cluster.
+    pub fn nodes(&self) -> u32 {
+        self.pricer.nodes()
+    }
+
     fn reprice(&mut self) {
-        let plan = &self.plan;
-        let pr = &self.pricer;
-        self.comm = (0..plan.dp)
-            .map(|r| {
-                (0..plan.pp)
-                    .map(|s| StageComm {
-                        tp_allreduce: (0..plan.ep).map(|e| pr.all_reduce(&plan.tp_group(r, s, e))).collect(),
-                        ep_alltoall: (0..plan.tp).map(|t| pr.all_to_all(&plan.ep_group(r, s, t))).collect(),
-                        pp_send: if s + 1 < plan.pp {
-                            plan.stage_gpus(r, s).iter().map(|g| pr.send(*g, g + plan.stage_size())).collect()
-                        } else {
-                            Vec::new()
-                        },
-                    })
-                    .collect()
-            })
-            .collect();
+        let (plan, pr) = (&self.plan, &self.pricer);
+        self.comm = (0..plan.dp).map(|r| (0..plan.pp).map(|s| pr.stage_comm(plan, r, s)).collect()).collect();
     }
 }
 
 impl std::fmt::Debug for Assembly {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Assembly").field("plan", &self.plan).field("kv_blocks", &self.kv_blocks_per_replica).finish()
+        f.debug_struct("Assembly").field("plan", &self.plan).field("kv_blocks", &self.kv_blocks_per_group).finish()
     }
 }

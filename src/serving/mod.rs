@@ -4,20 +4,36 @@
 //! [`simulate`] runs a validated scenario end to end and returns its report.
 
 pub mod assemble;
+pub mod calibration;
 pub mod experts;
 pub mod kv;
+pub mod pipeline;
 pub mod pricing;
+pub mod replica;
 pub mod request;
 pub mod router;
 pub mod scheduler;
 pub mod sim;
 pub mod stage;
+pub mod whatif;
 
 use crate::error::Result;
+use crate::metrics::recorder::{RequestSink, Span};
 use crate::metrics::report::{build, Report};
+use crate::parallel::plan::Plan;
 use crate::scenario::Setup;
-use crate::workload::Workload;
-pub use sim::RunOptions;
+use std::collections::BTreeMap;
+
+/// Options of one run.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Stream per-request rows here (e.g. `output::records::CsvRequestSink`).
+    pub requests: Option<Box<dyn RequestSink>>,
+    /// Timeline window in seconds (default: a few iterations in steady state).
+    pub window_s: Option<(f64, f64)>,
+    /// Called now and then with (completed, total) requests.
+    pub progress: Option<Box<dyn FnMut(u64, u64)>>,
+}
 
 /// A finished run: its report and engine figures.
 pub struct Outcome {
@@ -25,25 +41,28 @@ pub struct Outcome {
     pub report: Report,
     /// Events handled.
     pub events: u64,
+    /// The plan the run used.
+    pub plan: Plan,
+    /// Timeline spans inside the window, by GPU and start (for a Perfetto trace).
+    pub spans: Vec<Span>,
+    /// Request ids of each batch with spans in the window.
+    pub batch_requests: BTreeMap<u64, Vec<u64>>,
 }
 
 /// Simulates `setup` to the end.
-pub fn simulate(setup: &Setup, mut opts: RunOptions) -> Result<Outcome> {
+pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     let asm = assemble::Assembly::build(setup)?;
-    let workload = Workload::from_setup(setup)?;
+    let workload = setup.workload()?;
     for w in workload.warnings() {
         eprintln!("warning: {w}");
     }
-    let trace = opts.trace_json.take();
     let mut sim = sim::Simulation::new(setup, asm, workload, opts)?;
     sim.run()?;
-    if let Some(path) = trace {
-        crate::output::chrome::write_trace(&path, &sim.rec.spans, &sim.rec.batch_requests, &sim.assembly().plan)?;
-    }
     let mut ctx = sim.assembly().report.clone();
-    ctx.kv_peak_blocks_by_replica = sim.kv_peak_blocks();
-    let events = sim.events();
-    let now = sim.now();
+    ctx.kv_peak_blocks = sim.kv_peak_blocks();
+    let (events, now) = (sim.events, sim.now);
     let report = build(&mut sim.rec, &ctx, now, events);
-    Ok(Outcome { report, events })
+    let plan = sim.assembly().plan.clone();
+    let spans = std::mem::take(&mut sim.rec.spans);
+    Ok(Outcome { report, events, plan, spans, batch_requests: std::mem::take(&mut sim.rec.batch_requests) })
 }

@@ -9,12 +9,17 @@
 //! On top come the software stack's costs: its launch overhead per collective, its
 //! extra latency per step, and its share of the link bandwidth.
 
-use super::stage::{Affine, Price};
+use super::stage::StageComm;
 use crate::error::Result;
 use crate::hardware::topology::Topology;
+use crate::hardware::topology::{LinkId, LinkKind};
 use crate::model::framework::FrameworkProfile;
-use crate::parallel::collective::{closed_form_affine, expand, resolve_all_reduce, CollectiveOp};
-use crate::scenario::types::AllReduceAlgorithm;
+use crate::parallel::collective::AllReduceAlgorithm;
+use crate::parallel::collective::{expand, resolve_all_reduce, CollectiveOp};
+use crate::parallel::fabric::{concurrent_prices, shared_links, Member, SetPrice};
+use crate::parallel::ledger::CommKind;
+use crate::parallel::plan::Plan;
+use crate::parallel::price::{Affine, Price};
 use crate::scenario::Setup;
 
 /// Prices collectives over groups of GPUs.
@@ -31,13 +36,25 @@ impl Pricer {
     /// A pricer for the scenario's cluster and software stack.
     pub fn new(setup: &Setup) -> Result<Self> {
         let topo = Topology::new(setup.nodes, setup.gpus_per_node, &setup.nvlink, &setup.network)?;
-        Ok(Pricer {
+        let overhead_us = setup.parallel.collective_overhead_us;
+        Ok(Pricer::on(topo, setup.parallel.all_reduce, setup.framework.clone(), overhead_us))
+    }
+
+    /// A pricer over `topo` with the all-reduce choice `all_reduce`, the software stack
+    /// `framework` and a fixed extra cost per collective of `collective_overhead_us`.
+    pub fn on(
+        topo: Topology,
+        all_reduce: AllReduceAlgorithm,
+        framework: FrameworkProfile,
+        collective_overhead_us: f64,
+    ) -> Self {
+        Pricer {
             nominal: topo.clone(),
             topo,
-            all_reduce: setup.parallel.all_reduce,
-            framework: setup.framework.clone(),
-            collective_overhead_ns: setup.parallel.collective_overhead_us * 1e3,
-        })
+            all_reduce,
+            framework,
+            collective_overhead_ns: collective_overhead_us * 1e3,
+        }
     }
 
     /// What-if: one link class (NVLink, or the NICs), on one node or all, at
@@ -64,44 +81,147 @@ impl Pricer {
         }
     }
 
-    /// The affine price of `op` with algorithm `alg` over `gpus`, stack costs included;
-    /// `bytes` is the collective's payload as nccl-tests counts it.
-    fn fit(&self, op: CollectiveOp, alg: AllReduceAlgorithm, gpus: &[u32]) -> Affine {
-        let ab = closed_form_affine(&self.topo, op, alg, gpus);
-        let steps = expand(&self.topo, op, alg, gpus, 1.0).map_or(0, |s| s.steps());
-        Affine {
-            // The scenario's fixed cost per collective, and the stack's launch, per-step
-            // latency and share of the link bandwidth.
-            fixed_ns: ab.latency_ns + self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns,
-            per_byte_ns: ab.ns_per_byte / self.framework.collective_efficiency,
-        }
+    /// Nodes of the cluster.
+    pub fn nodes(&self) -> u32 {
+        self.topo.nodes()
     }
 
-    /// The price of a TP all-reduce over `gpus` with the scenario's algorithm (`auto`:
-    /// ring inside a node, hierarchical across nodes; the stack profiles are
-    /// calibrated against the ring).
+    /// Prices a set of collectives that start together (see [`concurrent_prices`]),
+    /// stack costs included: the scenario's fixed cost per collective, and the stack's
+    /// launch, per-step latency (over the algorithm's real steps) and share of the
+    /// link bandwidth.
+    fn priced(&self, members: &[Member]) -> Vec<SetPrice> {
+        let prices = concurrent_prices(&self.topo, members);
+        members
+            .iter()
+            .zip(prices)
+            .map(|(m, p)| {
+                if m.ranks.len() < 2 {
+                    return SetPrice { affine: Affine::default(), contended: false };
+                }
+                let steps = expand(&self.topo, m.op, m.alg, &m.ranks, 1.0).map_or(0, |s| s.steps());
+                let extra = self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns;
+                let affine = Affine {
+                    fixed_ns: p.affine.fixed_ns + extra,
+                    per_byte_ns: p.affine.per_byte_ns / self.framework.collective_efficiency,
+                };
+                SetPrice { affine, ..p }
+            })
+            .collect()
+    }
+
+    /// A TP all-reduce over `gpus` with the scenario's algorithm (`auto`: ring inside a
+    /// node, hierarchical across nodes; the stack profiles are calibrated against the ring).
+    fn all_reduce_member(&self, gpus: Vec<u32>) -> Member {
+        let alg = resolve_all_reduce(&self.topo, self.all_reduce, &gpus);
+        Member { op: CollectiveOp::AllReduce, alg, ranks: gpus }
+    }
+
+    /// The collectives of stage `s` of replica `r` that start together, by kind: the
+    /// TP all-reduces of every EP group, the EP all-to-alls of every TP rank, and the
+    /// pipeline sends of every GPU of the stage.
+    pub fn stage_sets(&self, plan: &Plan, r: u32, s: u32) -> [(CommKind, Vec<Member>); 3] {
+        let tp = (0..plan.ep).map(|e| self.all_reduce_member(plan.tp_group(r, s, e))).collect();
+        let a2a = |ranks| Member { op: CollectiveOp::AllToAll, alg: AllReduceAlgorithm::Auto, ranks };
+        let ep = (0..plan.tp).map(|t| a2a(plan.ep_group(r, s, t))).collect();
+        let send = |g: &u32| Member {
+            op: CollectiveOp::SendRecv,
+            alg: AllReduceAlgorithm::Auto,
+            ranks: vec![*g, g + plan.stage_size()],
+        };
+        let pp = if s + 1 < plan.pp { plan.stage_gpus(r, s).iter().map(send).collect() } else { Vec::new() };
+        [(CommKind::Tp, tp), (CommKind::Ep, ep), (CommKind::Pp, pp)]
+    }
+
+    /// The price of a TP all-reduce over `gpus` alone.
     pub fn all_reduce(&self, gpus: &[u32]) -> Price {
-        if gpus.len() < 2 {
-            return Price::default();
-        }
-        let alg = resolve_all_reduce(&self.topo, self.all_reduce, gpus);
-        self.fit(CollectiveOp::AllReduce, alg, gpus).into()
+        self.priced(&[self.all_reduce_member(gpus.to_vec())])[0].affine.into()
     }
 
     /// The price of an EP all-to-all over `gpus`, per byte of the largest volume one
     /// rank sends or receives. Pairwise exchange of S bytes per rank moves (n-1)/n x S
     /// off each rank, so the per-byte rate is scaled by n/(n-1).
-    pub fn all_to_all(&self, gpus: &[u32]) -> Affine {
-        if gpus.len() < 2 {
+    fn per_rank_volume(a: Affine, n: usize) -> Affine {
+        if n < 2 {
             return Affine::default();
         }
-        let n = gpus.len() as f64;
-        let a = self.fit(CollectiveOp::AllToAll, AllReduceAlgorithm::Auto, gpus);
+        let n = n as f64;
         Affine { per_byte_ns: a.per_byte_ns * n / (n - 1.0), ..a }
     }
 
-    /// The price of a PP send from `src` to `dst`.
+    /// The price of an EP all-to-all over `gpus` alone (see [`Self::stage_comm`]).
+    pub fn all_to_all(&self, gpus: &[u32]) -> Affine {
+        let m = Member { op: CollectiveOp::AllToAll, alg: AllReduceAlgorithm::Auto, ranks: gpus.to_vec() };
+        Self::per_rank_volume(self.priced(&[m])[0].affine, gpus.len())
+    }
+
+    /// The price of a PP send from `src` to `dst` alone.
     pub fn send(&self, src: u32, dst: u32) -> Affine {
-        self.fit(CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, &[src, dst])
+        let m = Member { op: CollectiveOp::SendRecv, alg: AllReduceAlgorithm::Auto, ranks: vec![src, dst] };
+        self.priced(&[m])[0].affine
+    }
+
+    /// Every collective of stage `s` of replica `r` of `plan`, priced with the others
+    /// that start at the same instant: members that share a link get the flow model's
+    /// shares, the others their closed forms.
+    pub fn stage_comm(&self, plan: &Plan, r: u32, s: u32) -> StageComm {
+        let [(_, tp), (_, ep), (_, pp)] = self.stage_sets(plan, r, s);
+        StageComm {
+            tp_allreduce: self.priced(&tp).into_iter().map(|p| p.affine.into()).collect(),
+            ep_alltoall: self
+                .priced(&ep)
+                .into_iter()
+                .zip(&ep)
+                .map(|(p, m)| Self::per_rank_volume(p.affine, m.ranks.len()))
+                .collect(),
+            pp_send: self.priced(&pp).into_iter().map(|p| p.affine).collect(),
+        }
+    }
+
+    /// The collective sets of `plan` whose members share links, with what they share.
+    pub fn contention(&self, plan: &Plan) -> Vec<Sharing> {
+        let mut out = Vec::new();
+        for r in 0..plan.dp {
+            for s in 0..plan.pp {
+                for (kind, members) in self.stage_sets(plan, r, s) {
+                    let shared = shared_links(&self.topo, &members);
+                    if shared.is_empty() {
+                        continue;
+                    }
+                    let links = shared.keys().map(|l| describe_link(&self.topo, *l)).collect();
+                    let groups = members.into_iter().map(|m| m.ranks).collect();
+                    out.push(Sharing { replica: r, stage: s, kind, groups, links });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Collectives of one stage that start together and share links.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sharing {
+    /// DP replica.
+    pub replica: u32,
+    /// Pipeline stage.
+    pub stage: u32,
+    /// Which collectives.
+    pub kind: CommKind,
+    /// Each member's GPUs.
+    pub groups: Vec<Vec<u32>>,
+    /// The links more than one member crosses, described.
+    pub links: Vec<String>,
+}
+
+/// A link for people: "NIC 3 up (node 1)", "spine uplink of leaf 0".
+pub fn describe_link(topo: &Topology, id: LinkId) -> String {
+    let l = topo.link(id);
+    match l.kind {
+        LinkKind::NvlinkUp => format!("NVLink up of GPU {}", l.owner),
+        LinkKind::NvlinkDown => format!("NVLink down of GPU {}", l.owner),
+        LinkKind::NicUp => format!("NIC {} up", l.owner),
+        LinkKind::NicDown => format!("NIC {} down", l.owner),
+        LinkKind::LeafUp => format!("spine uplink of leaf {}", l.owner),
+        LinkKind::LeafDown => format!("spine downlink of leaf {}", l.owner),
     }
 }

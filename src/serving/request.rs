@@ -1,6 +1,7 @@
 //! A request's progress through a replica.
 
 use crate::engine::SimTime;
+use crate::metrics::recorder::RequestTimes;
 
 /// One request being served.
 #[derive(Clone, Debug)]
@@ -22,6 +23,9 @@ pub struct Request {
     pub generated: u32,
     /// KV blocks held.
     pub blocks: u32,
+    /// The attention data-parallel group (of the replica's `ep`) whose KV pool holds
+    /// this sequence: fixed from admission to completion, since KV cannot move.
+    pub kv_group: u32,
     /// Part of a batch that has not finished yet.
     pub in_flight: bool,
     /// First scheduled.
@@ -48,6 +52,7 @@ impl Request {
             computed: 0,
             generated: 0,
             blocks: 0,
+            kv_group: 0,
             in_flight: false,
             scheduled_at: None,
             first_token_at: None,
@@ -69,6 +74,29 @@ impl Request {
     /// sum stays exact under recompute).
     pub fn outstanding_tokens(&self) -> u64 {
         self.prompt_tokens as u64 + (self.output_tokens - self.generated.min(self.output_tokens)) as u64
+    }
+    /// The request as it goes back to the router after its replica failed: its KV is
+    /// lost, so everything produced so far is prefilled again elsewhere.
+    pub fn restart(mut self) -> Request {
+        self.in_flight = false;
+        self.blocks = 0;
+        self.computed = 0;
+        self.prefill_len = self.prompt_tokens.saturating_add(self.generated);
+        self.rerouted = true;
+        self
+    }
+    /// What the recorder keeps of it when it finishes.
+    pub fn times(&self) -> RequestTimes {
+        RequestTimes {
+            id: self.id,
+            arrival: self.arrival,
+            scheduled_at: self.scheduled_at,
+            first_token_at: self.first_token_at,
+            prompt_tokens: self.prompt_tokens,
+            output_tokens: self.output_tokens,
+            preemptions: self.preemptions,
+            rerouted: self.rerouted,
+        }
     }
     /// Tokens the KV cache must hold at the end of the request.
     pub fn peak_tokens(&self) -> u32 {

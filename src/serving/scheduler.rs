@@ -9,10 +9,15 @@
 //! freed and it goes back to the head of the queue, to be recomputed later.
 //! Sequences in a batch still travelling through the pipeline are not scheduled
 //! again until it finishes.
+//!
+//! A replica whose stages run attention data-parallel over `ep` groups has one KV pool
+//! per group: a sequence is admitted into the group with the most free blocks and
+//! stays there; preemption frees blocks only in the pool that ran out.
 
 use super::kv::{blocks_for, KvPool};
 use super::request::RequestSlab;
 use crate::engine::SimTime;
+use crate::scenario::types::ServingConfig;
 use std::collections::VecDeque;
 
 /// Batching limits of a replica.
@@ -28,6 +33,18 @@ pub struct Limits {
     pub chunk_tokens: u32,
 }
 
+impl Limits {
+    /// The limits the scenario's `[serving]` table sets (chunks default to the batch limit).
+    pub fn of(s: &ServingConfig) -> Self {
+        Limits {
+            max_batch_tokens: s.max_batch_tokens,
+            max_seqs: s.max_seqs,
+            chunked_prefill: s.chunked_prefill,
+            chunk_tokens: s.chunk_tokens.unwrap_or(s.max_batch_tokens),
+        }
+    }
+}
+
 /// One sequence's part in an iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchEntry {
@@ -41,15 +58,17 @@ pub struct BatchEntry {
     pub emits: bool,
 }
 
-/// A replica's queues and KV pool.
+/// A replica's queues and KV pools.
 #[derive(Debug)]
 pub struct ReplicaQueues {
     /// Arrived, not admitted (preempted requests return to the front).
     pub waiting: VecDeque<u32>,
     /// Admitted (holding KV blocks), in admission order.
     pub running: Vec<u32>,
-    /// The KV block pool.
-    pub kv: KvPool,
+    /// One KV block pool per attention data-parallel group.
+    pub kv: Vec<KvPool>,
+    /// Running requests per group.
+    running_in: Vec<u32>,
 }
 
 /// Share of blocks kept free when admitting, so admissions do not cause immediate
@@ -57,9 +76,51 @@ pub struct ReplicaQueues {
 const WATERMARK: f64 = 0.01;
 
 impl ReplicaQueues {
-    /// Empty queues over a pool of `blocks` blocks of `block_tokens` tokens.
-    pub fn new(blocks: u32, block_tokens: u32) -> Self {
-        ReplicaQueues { waiting: VecDeque::new(), running: Vec::new(), kv: KvPool::new(blocks, block_tokens) }
+    /// Empty queues over `groups` pools of `blocks` blocks of `block_tokens` tokens each.
+    pub fn new(groups: u32, blocks: u32, block_tokens: u32) -> Self {
+        let groups = groups.max(1) as usize;
+        ReplicaQueues {
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            kv: vec![KvPool::new(blocks, block_tokens); groups],
+            running_in: vec![0; groups],
+        }
+    }
+
+    /// Tokens per KV block.
+    pub fn block_tokens(&self) -> u32 {
+        self.kv[0].block_tokens
+    }
+
+    /// Takes `slot` out of the running set (it finished) and frees its blocks.
+    pub fn retire(&mut self, reqs: &mut RequestSlab, slot: u32) {
+        self.running.retain(|s| *s != slot);
+        let r = reqs.get_mut(slot);
+        self.kv[r.kv_group as usize].give_back(r.blocks);
+        self.running_in[r.kv_group as usize] -= 1;
+        r.blocks = 0;
+    }
+
+    /// Empties every queue and pool (the replica failed); returns the slots it held.
+    pub fn drain(&mut self) -> Vec<u32> {
+        let mut slots: Vec<u32> = self.running.drain(..).collect();
+        slots.extend(self.waiting.drain(..));
+        for (pool, n) in self.kv.iter_mut().zip(self.running_in.iter_mut()) {
+            pool.free = pool.total;
+            *n = 0;
+        }
+        slots
+    }
+
+    /// The group a new sequence joins: the one with the most free blocks (lowest index on ties).
+    fn pick_group(&self) -> usize {
+        let mut best = 0;
+        for (g, p) in self.kv.iter().enumerate() {
+            if p.free > self.kv[best].free {
+                best = g;
+            }
+        }
+        best
     }
 
     /// Requests waiting or running.
@@ -99,10 +160,14 @@ impl ReplicaQueues {
                 i += 1;
                 continue;
             }
-            let need = blocks_for(r.computed + 1, self.kv.block_tokens).saturating_sub(r.blocks);
-            if need > 0 && !self.kv.take(need) {
-                // Preempt the newest request that is not in this batch or in flight.
-                let victim = (i..self.running.len()).rev().find(|&j| !reqs.get(self.running[j]).in_flight);
+            let group = r.kv_group as usize;
+            let need = blocks_for(r.computed + 1, self.block_tokens()).saturating_sub(r.blocks);
+            if need > 0 && !self.kv[group].take(need) {
+                // Preempt the newest request of this pool that is not in this batch or in flight.
+                let victim = (i..self.running.len()).rev().find(|&j| {
+                    let v = reqs.get(self.running[j]);
+                    !v.in_flight && v.kv_group as usize == group
+                });
                 let Some(j) = victim else { break };
                 self.preempt(reqs, j);
                 preempted += 1;
@@ -135,8 +200,8 @@ impl ReplicaQueues {
                 continue;
             }
             let chunk = (r.prefill_len - r.computed).min(*tokens).min(lim.chunk_tokens);
-            let need = blocks_for(r.computed + chunk, self.kv.block_tokens).saturating_sub(r.blocks);
-            if !self.kv.take(need) {
+            let need = blocks_for(r.computed + chunk, self.kv[0].block_tokens).saturating_sub(r.blocks);
+            if !self.kv[r.kv_group as usize].take(need) {
                 return;
             }
             r.blocks += need;
@@ -162,7 +227,7 @@ impl ReplicaQueues {
         mut seqs: u32,
         chunked: bool,
     ) {
-        let watermark = (self.kv.total as f64 * WATERMARK).ceil() as u32;
+        let watermark = (self.kv[0].total as f64 * WATERMARK).ceil() as u32;
         while let Some(&slot) = self.waiting.front() {
             if *tokens == 0 || seqs == 0 {
                 return;
@@ -176,12 +241,16 @@ impl ReplicaQueues {
             } else {
                 return;
             };
-            let need = blocks_for(chunk, self.kv.block_tokens);
-            if self.kv.free < need + watermark && !(self.running.is_empty() && self.kv.free >= need) {
+            let group = self.pick_group();
+            let pool = &mut self.kv[group];
+            let need = blocks_for(chunk, pool.block_tokens);
+            if pool.free < need + watermark && !(self.running_in[group] == 0 && pool.free >= need) {
                 return;
             }
-            self.kv.take(need);
+            pool.take(need);
+            self.running_in[group] += 1;
             r.blocks = need;
+            r.kv_group = group as u32;
             r.scheduled_at.get_or_insert(now);
             out.push(BatchEntry { slot, new_tokens: chunk, context: 0, emits: chunk == r.prefill_len });
             self.waiting.pop_front();
@@ -194,7 +263,8 @@ impl ReplicaQueues {
     fn preempt(&mut self, reqs: &mut RequestSlab, index: usize) {
         let slot = self.running.remove(index);
         let r = reqs.get_mut(slot);
-        self.kv.give_back(r.blocks);
+        self.kv[r.kv_group as usize].give_back(r.blocks);
+        self.running_in[r.kv_group as usize] -= 1;
         r.blocks = 0;
         r.computed = 0;
         r.prefill_len = r.prompt_tokens.saturating_add(r.generated);
@@ -216,7 +286,7 @@ mod tests {
     fn chunked_prefill_splits_a_long_prompt() {
         // A 100-token prompt with a 64-token budget: chunk 64 (no token), then 36 (emits).
         let mut reqs = RequestSlab::default();
-        let mut q = ReplicaQueues::new(100, 16);
+        let mut q = ReplicaQueues::new(1, 100, 16);
         let s = reqs.insert(Request::new(0, SimTime::ZERO, 100, 5));
         q.waiting.push_back(s);
         let mut out = Vec::new();
@@ -236,8 +306,9 @@ mod tests {
         // free one. The second then needs one: none left, so the newest (itself) is
         // preempted back to the queue with its output recomputed as prompt.
         let mut reqs = RequestSlab::default();
-        let mut q = ReplicaQueues::new(3, 4);
-        assert!(q.kv.take(2));
+        let mut q = ReplicaQueues::new(1, 3, 4);
+        assert!(q.kv[0].take(2));
+        q.running_in[0] = 2;
         for id in 0..2 {
             let mut r = Request::new(id, SimTime::ZERO, 3, 10);
             r.computed = 4;
@@ -260,17 +331,65 @@ mod tests {
     #[test]
     fn without_chunking_prefills_run_alone() {
         let mut reqs = RequestSlab::default();
-        let mut q = ReplicaQueues::new(1000, 16);
+        let mut q = ReplicaQueues::new(1, 1000, 16);
         let mut r = Request::new(0, SimTime::ZERO, 10, 10);
         r.computed = 10;
         r.generated = 1;
         r.blocks = 1;
         let d = reqs.insert(r);
         q.running.push(d);
+        q.running_in[0] = 1;
         let w = reqs.insert(Request::new(1, SimTime::ZERO, 20, 10));
         q.waiting.push_back(w);
         let mut out = Vec::new();
         q.form_batch(&mut reqs, &lim(64, false), SimTime::ZERO, &mut out);
         assert_eq!(out, vec![BatchEntry { slot: w, new_tokens: 20, context: 0, emits: true }]);
+    }
+
+    #[test]
+    fn an_ep4_replica_holds_four_pools_and_balances_admission() {
+        // Each attention group's pool: 100 blocks of 16 tokens (watermark ceil(1 %) = 1
+        // block). 40 waiting prompts of 160 tokens need 10 blocks each. One group admits
+        // 9 (90 blocks used, 10 free < 10 + 1); four groups admit 9 each = 36, 4x as
+        // many, balanced 9/9/9/9 because each goes to the pool with the most free blocks.
+        let admitted = |groups: u32| {
+            let mut reqs = RequestSlab::default();
+            let mut q = ReplicaQueues::new(groups, 100, 16);
+            for id in 0..40 {
+                let s = reqs.insert(Request::new(id, SimTime::ZERO, 160, 10));
+                q.waiting.push_back(s);
+            }
+            let mut out = Vec::new();
+            let lim =
+                Limits { max_batch_tokens: 100_000, max_seqs: 1_000, chunked_prefill: true, chunk_tokens: 100_000 };
+            q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out);
+            let per_group: Vec<u32> = q.kv.iter().map(|p| (p.total - p.free) / 10).collect();
+            (out.len(), per_group)
+        };
+        assert_eq!(admitted(1), (9, vec![9]));
+        assert_eq!(admitted(4), (36, vec![9, 9, 9, 9]));
+    }
+
+    #[test]
+    fn preemption_frees_blocks_only_in_the_pool_that_ran_out() {
+        // Two groups of 2 blocks of 4 tokens. Group 0 holds two decoding requests of 4
+        // tokens (1 block each, pool full); group 1 holds one. Request 0's decode needs a
+        // second block: the victim must come from group 0 (request 1), not group 1's (2).
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(2, 2, 4);
+        for (id, group) in [(0, 0), (1, 0), (2, 1)] {
+            let mut r = Request::new(id, SimTime::ZERO, 3, 10);
+            (r.computed, r.prefill_len, r.generated, r.blocks, r.kv_group) = (4, 4, 1, 1, group);
+            q.kv[group as usize].take(1);
+            q.running_in[group as usize] += 1;
+            let s = reqs.insert(r);
+            q.running.push(s);
+        }
+        let mut out = Vec::new();
+        let lim = Limits { max_batch_tokens: 64, max_seqs: 8, chunked_prefill: true, chunk_tokens: 64 };
+        assert_eq!(q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out), 1);
+        assert_eq!(reqs.get(1).preemptions, 1);
+        assert_eq!(reqs.get(2).preemptions, 0);
+        assert_eq!(out.iter().map(|e| e.slot).collect::<Vec<_>>(), vec![0, 2]);
     }
 }

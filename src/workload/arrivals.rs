@@ -5,9 +5,9 @@
 //! those). The first request arrives at offset 0 in every process; request
 //! `k > 0` arrives one inter-arrival gap after request `k - 1`.
 
+use super::config::ArrivalConfig;
 use crate::engine::rng::SimRng;
 use crate::error::InputError;
-use crate::scenario::types::ArrivalConfig;
 use rand_distr::{Distribution, Exp1, Gamma};
 use std::path::Path;
 

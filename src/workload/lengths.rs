@@ -5,9 +5,9 @@
 //! parameters are checked again here, so a caller that skipped scenario
 //! validation gets an error naming the key, never a panic.
 
+use super::config::LengthDist;
 use crate::engine::rng::SimRng;
 use crate::error::InputError;
-use crate::scenario::types::LengthDist;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal, Normal, Zipf};
 use std::path::Path;

@@ -20,6 +20,7 @@
 //! it. Neither affects `all_at_once` or `closed_loop`.
 
 pub mod arrivals;
+pub mod config;
 pub mod lengths;
 pub mod pacer;
 pub mod timestamp;
@@ -28,9 +29,8 @@ pub mod trace;
 use crate::engine::rng::{stream, SimRng, Stream};
 use crate::engine::SimTime;
 use crate::error::{Error, InputError};
-use crate::scenario::types::{ArrivalConfig, TraceFormat, WorkloadConfig};
-use crate::scenario::Setup;
 use arrivals::ArrivalProcess;
+use config::{ArrivalConfig, TraceFormat, WorkloadConfig};
 use lengths::LengthSampler;
 use pacer::Pacer;
 use std::path::Path;
@@ -83,11 +83,6 @@ struct Generated {
 }
 
 impl Workload {
-    /// The workload of a validated scenario (reads the trace, if any, in full).
-    pub fn from_setup(setup: &Setup) -> Result<Workload, Error> {
-        Workload::from_config(&setup.workload, setup.trace_path.as_deref(), setup.seed, &setup.file)
-    }
-
     /// The workload for `config` with random streams from `seed`. `trace_path`
     /// is the resolved trace file (when `None`, `config.trace` is resolved against
     /// the folder of `file`, the scenario file named in messages).

@@ -23,9 +23,9 @@
 //! Any other problem is an error naming the file, the 1-based line, what was
 //! wrong and what was expected.
 
+use super::config::TraceFormat;
 use super::timestamp::parse_timestamp_ns;
 use crate::error::{Error, InputError};
-use crate::scenario::types::TraceFormat;
 use serde_json::Value;
 use std::path::Path;
 

@@ -2,10 +2,10 @@
 //! Shared by tests/calibration.rs and examples/calibration.rs.
 
 use clustersim::hardware::spec::gpu_preset;
-use clustersim::model::calibration::{single_node_step, Step};
 use clustersim::model::cost::{CostModel, OpKind};
 use clustersim::model::framework::framework_profile;
 use clustersim::model::spec::{model_preset, Dtype, ModelSpec};
+use clustersim::serving::calibration::{single_node_step, Step};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -78,7 +78,7 @@ pub fn splitwise_points(framework: &str, tp: u32) -> Vec<Point> {
             // (prompt_time, token_time) of every repeat.
             let reps = &rows[&(hw.to_string(), tp, key.0, key.1)];
             let measured = median(reps.iter().map(|r| if decode { r.1 } else { r.0 }).collect());
-            let sim = single_node_step(&model, gpu, &fw, tp, step).time.as_secs_f64() * 1e3;
+            let sim = single_node_step(&model, gpu, &fw, tp, step).expect("preset node").time.as_secs_f64() * 1e3;
             out.push(Point { label, measured_ms: measured, simulated_ms: sim });
         };
         for t in [512, 2048, 8192] {

@@ -20,6 +20,7 @@ pub mod memory;
 pub mod overhead;
 pub mod stats;
 pub mod style;
+pub mod sweep;
 pub mod throughput;
 pub mod timeline;
 pub mod utilization;

@@ -1,0 +1,180 @@
+//! Reading a sweep's table back: the headline table printed after a sweep or a
+//! merge, and the chart series of one metric against the first varied key.
+//!
+//! Both work from the table as written (header and text cells), so a sweep run on
+//! one machine and one merged from shards print and draw the same thing.
+
+use super::compare::{render, short_value};
+use super::{summary_metric_names, Series};
+
+/// The figures that decide a deployment, in the order printed: requests finished
+/// and dropped, throughput per GPU, tail latencies, GPU busy share, overhead.
+pub const HEADLINE: [&str; 7] = [
+    "requests.completed",
+    "requests.dropped",
+    "throughput.tokens_per_ms_per_gpu",
+    "ttft_s.p99",
+    "tpot_s.p99",
+    "gpu.utilization_mean",
+    "overhead.fraction",
+];
+
+/// A sweep table: `point`, the varied keys, the metrics, `error`.
+#[derive(Clone, Debug)]
+pub struct SweepTable<'a> {
+    columns: &'a [String],
+    rows: &'a [Vec<String>],
+    /// Number of varied keys (columns 1..=keys).
+    keys: usize,
+}
+
+impl<'a> SweepTable<'a> {
+    /// Wraps a table. The varied keys are the columns between `point` and the first
+    /// summary figure.
+    pub fn new(columns: &'a [String], rows: &'a [Vec<String>]) -> Self {
+        let names = summary_metric_names();
+        let first_metric = columns.iter().position(|c| names.contains(c)).unwrap_or(columns.len());
+        SweepTable { columns, rows, keys: first_metric.saturating_sub(1) }
+    }
+
+    /// The varied keys.
+    pub fn keys(&self) -> &[String] {
+        self.columns.get(1..=self.keys).unwrap_or(&[])
+    }
+
+    fn col(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    fn number(&self, row: &[String], col: Option<usize>) -> Option<f64> {
+        col.and_then(|c| row.get(c)).and_then(|v| v.parse::<f64>().ok())
+    }
+
+    /// The headline table as aligned text: one row per point with its varied
+    /// values, the [`HEADLINE`] figures (4 significant digits) and, when some
+    /// point failed, the error cut to 60 characters (the full text is in
+    /// `sweep.csv` and on stderr).
+    pub fn render_headline(&self) -> String {
+        let mut header: Vec<String> = vec!["point".into()];
+        header.extend(self.keys().iter().cloned());
+        let shown: Vec<(&str, Option<usize>)> =
+            HEADLINE.iter().map(|m| (*m, self.col(m))).filter(|(_, c)| c.is_some()).collect();
+        header.extend(shown.iter().map(|(m, _)| m.to_string()));
+        let error_col = self.col("error");
+        let error_of = |r: &'a Vec<String>| error_col.and_then(|c| r.get(c)).map(String::as_str).unwrap_or("");
+        // The error column only when some point failed.
+        let any_error = self.rows.iter().any(|r| !error_of(r).is_empty());
+        if any_error {
+            header.push("error".into());
+        }
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let mut out: Vec<String> = r.iter().take(1 + self.keys).cloned().collect();
+                out.extend(shown.iter().map(|(_, c)| self.number(r, *c).map(short_value).unwrap_or_default()));
+                if !any_error {
+                    return out;
+                }
+                let err = error_of(r);
+                out.push(if err.chars().count() > 60 {
+                    format!("{}...", err.chars().take(57).collect::<String>())
+                } else {
+                    err.to_string()
+                });
+                out
+            })
+            .collect();
+        render(&header, &rows)
+    }
+
+    /// One series per combination of the other varied keys: `metric` against the
+    /// first key's values (as numbers, or their positions if any is not a number).
+    /// Points without the metric (failed runs) are left out.
+    pub fn series(&self, metric: &str) -> Vec<Series> {
+        let (Some(m), true) = (self.col(metric), self.keys >= 1) else { return Vec::new() };
+        let mut firsts: Vec<&str> = Vec::new();
+        for r in self.rows {
+            if let Some(v) = r.get(1).filter(|v| !firsts.contains(&v.as_str())) {
+                firsts.push(v);
+            }
+        }
+        let numeric = firsts.iter().all(|v| v.parse::<f64>().is_ok());
+        let mut series: Vec<Series> = Vec::new();
+        for r in self.rows {
+            let (Some(first), Some(y)) = (r.get(1), self.number(r, Some(m))) else { continue };
+            let x = match first.parse::<f64>() {
+                Ok(x) if numeric => x,
+                _ => firsts.iter().position(|f| f == first).unwrap_or(0) as f64,
+            };
+            let label = self
+                .keys()
+                .iter()
+                .zip(r.iter().skip(1))
+                .skip(1)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            match series.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, pts)) => pts.push((x, y)),
+                None => series.push((label, vec![(x, y)])),
+            }
+        }
+        series
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> (Vec<String>, Vec<Vec<String>>) {
+        let mut cols: Vec<String> = vec!["point".into(), "a".into(), "b".into()];
+        let names = summary_metric_names();
+        cols.extend(names.iter().cloned());
+        cols.push("error".into());
+        let ttft = 3 + names.iter().position(|n| n == "ttft_s.p99").unwrap();
+        let mut rows = Vec::new();
+        // a in {1, 10}, b in {x, y}; ttft = a + 0.5 if b = y; point 3 failed.
+        for (i, (a, b)) in [("1", "x"), ("1", "y"), ("10", "x"), ("10", "y")].iter().enumerate() {
+            let mut r = vec![String::new(); cols.len()];
+            r[0] = i.to_string();
+            r[1] = a.to_string();
+            r[2] = b.to_string();
+            if i < 3 {
+                r[ttft] = (a.parse::<f64>().unwrap() + if *b == "y" { 0.5 } else { 0.0 }).to_string();
+            } else {
+                *r.last_mut().unwrap() = "does not fit".repeat(10);
+            }
+            rows.push(r);
+        }
+        (cols, rows)
+    }
+
+    #[test]
+    fn series_group_by_the_other_keys_and_skip_failed_points() {
+        let (cols, rows) = table();
+        let t = SweepTable::new(&cols, &rows);
+        assert_eq!(t.keys(), ["a", "b"]);
+        let s = t.series("ttft_s.p99");
+        assert_eq!(s, vec![("b=x".to_string(), vec![(1.0, 1.0), (10.0, 10.0)]), ("b=y".to_string(), vec![(1.0, 1.5)])]);
+    }
+
+    #[test]
+    fn headline_has_the_keys_the_headline_figures_and_a_short_error() {
+        for m in HEADLINE {
+            assert!(summary_metric_names().iter().any(|n| n == m), "{m} is not a summary figure");
+        }
+        let (cols, rows) = table();
+        let text = SweepTable::new(&cols, &rows).render_headline();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        let head: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(head[..4], ["point", "a", "b", "requests.completed"]);
+        assert_eq!(head.len(), 3 + HEADLINE.len() + 1);
+        assert!(lines[2].contains("1.500"), "{text}");
+        // 120 characters of error cut to their first 57 + "...".
+        let cut: String = "does not fit".repeat(10).chars().take(57).collect();
+        assert!(lines[4].ends_with(&format!("{cut}...")), "{text}");
+    }
+}

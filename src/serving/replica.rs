@@ -1,0 +1,186 @@
+//! One DP replica: its queues and KV pools, its stages' clocks, the batches it has in
+//! flight, and whether it is alive.
+//!
+//! The replica owns everything that is its own state; the simulation loop only asks
+//! it what to do next. A failure of any of its GPUs stops it: batches in flight are
+//! lost (the pipeline takes back their booked work after the failure instant) and
+//! every request it held goes back to the router. It revives only when every failed
+//! GPU of it has recovered.
+
+use super::pipeline::Booking;
+use super::request::{Request, RequestSlab};
+use super::scheduler::{BatchEntry, ReplicaQueues};
+use crate::engine::{EventId, SimTime};
+use crate::error::Result;
+use crate::metrics::recorder::Recorder;
+use std::collections::VecDeque;
+
+/// A batch travelling through the replica's pipeline.
+pub struct InFlight {
+    /// Its sequences.
+    pub entries: Vec<BatchEntry>,
+    /// The event that fires when it leaves the last stage.
+    pub done_event: EventId,
+    /// Its stage runs, kept only when a GPU may fail, so they can be taken back.
+    pub bookings: Vec<Booking>,
+}
+
+/// One DP replica.
+pub struct Replica {
+    /// Waiting and running requests and the KV pools.
+    pub queues: ReplicaQueues,
+    /// When each stage is next free.
+    pub stage_free: Vec<SimTime>,
+    /// Batches in flight, oldest first.
+    pub in_flight: VecDeque<InFlight>,
+    /// Outstanding tokens (prompt + output still to produce) of its requests, for the router.
+    pub outstanding: u64,
+    /// End of the latest period with a batch in flight (for pipeline capacity).
+    pub period_end: SimTime,
+    /// GPUs of the replica currently failed.
+    failed_gpus: u32,
+}
+
+/// What a failure takes from a replica.
+pub struct Lost {
+    /// Batches that were in flight.
+    pub batches: Vec<InFlight>,
+    /// Requests it held, in arrival order, to be routed again.
+    pub requests: Vec<Request>,
+}
+
+impl Replica {
+    /// A replica of `stages` stages whose KV lives in `kv_groups` pools of `blocks`
+    /// blocks of `block_tokens` tokens.
+    pub fn new(stages: u32, kv_groups: u32, blocks: u32, block_tokens: u32) -> Self {
+        Replica {
+            queues: ReplicaQueues::new(kv_groups, blocks, block_tokens),
+            stage_free: vec![SimTime::ZERO; stages as usize],
+            in_flight: VecDeque::new(),
+            outstanding: 0,
+            period_end: SimTime::ZERO,
+            failed_gpus: 0,
+        }
+    }
+
+    /// No GPU of it is failed.
+    pub fn alive(&self) -> bool {
+        self.failed_gpus == 0
+    }
+
+    /// It can start a batch at `now`: alive, stage 0 free, room for one more in flight.
+    pub fn ready(&self, now: SimTime, max_in_flight: usize) -> bool {
+        self.alive() && self.stage_free[0] <= now && self.in_flight.len() < max_in_flight
+    }
+
+    /// Why `req` can never run here (its KV would not fit one group's pool), if so.
+    pub fn refuses(&self, req: &Request) -> Option<String> {
+        let pool = &self.queues.kv[0];
+        let need = super::kv::blocks_for(req.peak_tokens(), pool.block_tokens);
+        (need > pool.total).then(|| {
+            format!(
+                "request of {} prompt + {} output tokens needs {need} KV blocks; an attention group holds {} (raise memory or tp/pp, or lower lengths)",
+                req.prompt_tokens, req.output_tokens, pool.total
+            )
+        })
+    }
+
+    /// Queues the request in `slot`.
+    pub fn enqueue(&mut self, slot: u32, req: &Request) {
+        self.outstanding += req.outstanding_tokens();
+        self.queues.waiting.push_back(slot);
+    }
+
+    /// Books the progress of a batch that left the last stage at `now`; returns the
+    /// slots of the requests it finished (still held, for [`Self::retire`]).
+    pub fn complete(&mut self, batch: &InFlight, reqs: &mut RequestSlab, rec: &mut Recorder, now: SimTime) -> Vec<u32> {
+        let mut finished = Vec::new();
+        for e in &batch.entries {
+            let req = reqs.get_mut(e.slot);
+            req.in_flight = false;
+            let before = req.outstanding_tokens();
+            let was_prefill = req.in_prefill();
+            req.computed += e.new_tokens;
+            let prev = req.last_token_at;
+            if e.emits {
+                req.generated += 1;
+                req.first_token_at.get_or_insert(now);
+                req.last_token_at = Some(now);
+            }
+            self.outstanding -= before - req.outstanding_tokens();
+            if was_prefill {
+                rec.prompt_progress(now, e.new_tokens);
+            }
+            if e.emits {
+                rec.token(prev, now);
+            }
+            if req.is_done() {
+                finished.push(e.slot);
+            }
+        }
+        finished
+    }
+
+    /// Removes a finished request, frees its KV blocks and records it.
+    pub fn retire(
+        &mut self,
+        slot: u32,
+        reqs: &mut RequestSlab,
+        rec: &mut Recorder,
+        r: u32,
+        now: SimTime,
+    ) -> Result<()> {
+        self.queues.retire(reqs, slot);
+        let req = reqs.remove(slot);
+        self.outstanding -= req.outstanding_tokens();
+        rec.finish(&req.times(), r, now)
+    }
+
+    /// A GPU of this replica failed at `now`. The first failure stops the replica and
+    /// returns what it loses; a failure of a replica already stopped only counts.
+    pub fn gpu_failed(&mut self, reqs: &mut RequestSlab, now: SimTime) -> Option<Lost> {
+        self.failed_gpus += 1;
+        if self.failed_gpus > 1 {
+            return None;
+        }
+        let batches: Vec<InFlight> = self.in_flight.drain(..).collect();
+        for s in self.stage_free.iter_mut() {
+            *s = (*s).min(now);
+        }
+        let mut slots = self.queues.drain();
+        self.outstanding = 0;
+        // Re-route in arrival order, so the outcome does not depend on queue layout.
+        slots.sort_by_key(|s| reqs.get(*s).id);
+        let requests = slots.into_iter().map(|s| reqs.remove(s).restart()).collect();
+        Some(Lost { batches, requests })
+    }
+
+    /// A failed GPU of this replica recovered; true when that revived the replica.
+    pub fn gpu_recovered(&mut self) -> bool {
+        self.failed_gpus = self.failed_gpus.saturating_sub(1);
+        self.failed_gpus == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_with_two_failed_gpus_revives_only_when_both_recover() {
+        let mut reqs = RequestSlab::default();
+        let mut rep = Replica::new(2, 1, 10, 16);
+        let slot = reqs.insert(Request::new(7, SimTime::ZERO, 10, 5));
+        rep.enqueue(slot, reqs.get(slot));
+        // First failure: the replica stops and hands back its one request.
+        let lost = rep.gpu_failed(&mut reqs, SimTime::from_ms(1)).expect("first failure stops it");
+        assert_eq!(lost.requests.iter().map(|r| r.id).collect::<Vec<_>>(), vec![7]);
+        assert!(lost.requests[0].rerouted);
+        // Second GPU fails: nothing more to lose; one recovery is not enough.
+        assert!(rep.gpu_failed(&mut reqs, SimTime::from_ms(2)).is_none());
+        assert!(!rep.gpu_recovered());
+        assert!(!rep.alive());
+        assert!(rep.gpu_recovered());
+        assert!(rep.alive());
+    }
+}

@@ -1,0 +1,55 @@
+//! The fast stage path: a dense stage (one EP group, equal speeds, no overlap) whose
+//! layers are all the same, priced as one layer times the layer count in O(1). It is
+//! an optimisation of [`super::general`], not a second model: tests/stage_props.rs
+//! holds the two equal to the ns over random shapes, plans, dtypes and profiles.
+
+use super::{shape_tokens, StageCosts, StageInput, StageRun, Work};
+use crate::parallel::ledger::GpuTotals;
+
+/// True when the stage run can take the fast path.
+pub fn applies(input: &StageInput) -> bool {
+    let uniform = input.speeds.iter().all(|s| *s == input.speeds[0]);
+    input.moe_layers == 0 && input.shapes.len() == 1 && uniform && !input.overlap
+}
+
+/// Prices a dense stage run on identical GPUs: one layer times the layer count.
+pub fn run_stage_fast(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
+    let shape = &input.shapes[0];
+    let tokens = shape_tokens(shape);
+    let speed = input.speeds[0];
+    let scale = |w: Work| ((w.ns / speed).round() as u64, w.flops);
+    let (attn_ns, attn_flops) = scale(costs.attention(shape));
+    let (mlp_ns, mlp_flops) = scale(costs.mlp(tokens));
+    let tp = input.tp as usize;
+    let ar_ns = if tp > 1 { input.comm.tp_allreduce[0].ns(costs.tp_bytes(tokens)) } else { 0 };
+    let layers = input.dense_layers as u64;
+    let mut compute_ns = layers * (attn_ns + mlp_ns);
+    let mut flops = layers as f64 * (attn_flops + mlp_flops);
+    if input.first {
+        let (ns, f) = scale(costs.embedding(tokens));
+        compute_ns += ns;
+        flops += f;
+    }
+    let tp_comm = layers * 2 * ar_ns;
+    let mut gpus = vec![GpuTotals::default(); tp];
+    let mut pp_ns = vec![0u64; tp];
+    if input.last {
+        let (ns, f) = scale(costs.lm_head(input.emitting[0]));
+        compute_ns += ns;
+        flops += f;
+    } else {
+        let bytes = costs.pp_bytes(tokens) / tp as f64;
+        for (g, p) in pp_ns.iter_mut().enumerate() {
+            *p = input.comm.pp_send[g].ns(bytes);
+        }
+    }
+    let longest_pp = pp_ns.iter().copied().max().unwrap_or(0);
+    for (g, w) in gpus.iter_mut().enumerate() {
+        w.compute_ns = compute_ns;
+        w.flops = flops;
+        w.comm_ns[0] = tp_comm;
+        w.comm_ns[1] = pp_ns[g];
+        w.wait_ns[0] = longest_pp - pp_ns[g];
+    }
+    StageRun { duration_ns: compute_ns + tp_comm + longest_pp, gpus }
+}
