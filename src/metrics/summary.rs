@@ -185,4 +185,7 @@ pub struct Summary {
     pub load_imbalance: LoadImbalance,
     /// Engine figures.
     pub sim: SimFigures,
+    /// Link traffic, utilization and contention.
+    #[serde(default)]
+    pub network: super::network::NetworkSummary,
 }

@@ -122,6 +122,7 @@ impl Assembly {
             kv_block_tokens: setup.serving.kv_block_tokens,
             activations_gib_per_gpu: activations_gib,
             kv_peak_blocks: Vec::new(),
+            network: Default::default(),
         };
         let costs = ModelCosts { model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp) };
         let pricer = Pricer::new(setup)?;
@@ -136,6 +137,7 @@ impl Assembly {
             pricer,
         };
         asm.reprice();
+        asm.report.network = asm.pricer.network_facts(&asm.plan);
         Ok(asm)
     }
 

@@ -13,6 +13,7 @@ use super::stage::StageComm;
 use crate::error::Result;
 use crate::hardware::topology::Topology;
 use crate::hardware::topology::{LinkId, LinkKind};
+use crate::metrics::network::{GroupFact, LinkFact, NetworkFacts};
 use crate::model::framework::FrameworkProfile;
 use crate::parallel::collective::AllReduceAlgorithm;
 use crate::parallel::collective::{expand, resolve_all_reduce, CollectiveOp};
@@ -21,6 +22,7 @@ use crate::parallel::ledger::CommKind;
 use crate::parallel::plan::Plan;
 use crate::parallel::price::{Affine, Price};
 use crate::scenario::Setup;
+use std::collections::BTreeMap;
 
 /// Prices collectives over groups of GPUs.
 #[derive(Clone, Debug)]
@@ -195,6 +197,67 @@ impl Pricer {
             }
         }
         out
+    }
+}
+
+impl Pricer {
+    /// How payload becomes link traffic for every group of `plan`, and what sharing
+    /// links costs each group per payload byte (for the report's network section).
+    pub fn network_facts(&self, plan: &Plan) -> NetworkFacts {
+        let links = (0..self.topo.links().len() as u32)
+            .map(|l| LinkFact {
+                name: describe_link(&self.topo, l),
+                kind: self.topo.link(l).kind,
+                bytes_per_s: self.topo.link(l).bytes_per_s,
+            })
+            .collect();
+        let mut facts =
+            NetworkFacts { links, groups: Vec::new(), gpu_groups: vec![[None; 4]; self.topo.gpus() as usize] };
+        for r in 0..plan.dp {
+            for s in 0..plan.pp {
+                for (kind, members) in self.stage_sets(plan, r, s) {
+                    let together = self.priced(&members);
+                    for (m, p) in members.iter().zip(together) {
+                        self.add_group(&mut facts, kind, m, p.affine);
+                    }
+                }
+            }
+        }
+        facts
+    }
+
+    /// One group's traffic per payload byte a recording member books: TP and EP
+    /// members all book the payload (all-to-all: the volume to the others, (n-1)/n of
+    /// the nccl-tests size); a PP send is booked by its sender only.
+    fn add_group(&self, facts: &mut NetworkFacts, kind: CommKind, m: &Member, priced: Affine) {
+        if m.ranks.len() < 2 {
+            return;
+        }
+        let Ok(schedule) = expand(&self.topo, m.op, m.alg, &m.ranks, 1.0) else { return };
+        let n = m.ranks.len() as f64;
+        let (recorders, scale) = match m.op {
+            CollectiveOp::SendRecv => (&m.ranks[..1], 1.0),
+            CollectiveOp::AllToAll => (&m.ranks[..], n / (n - 1.0) / n),
+            _ => (&m.ranks[..], 1.0 / n),
+        };
+        let mut per_link: BTreeMap<u32, f64> = BTreeMap::new();
+        for phase in &schedule.phases {
+            for t in &phase.transfers {
+                for &l in self.topo.route(t.src, t.dst).links() {
+                    *per_link.entry(l).or_default() += t.bytes * phase.repeat as f64 * scale;
+                }
+            }
+        }
+        let alone = self.priced(std::slice::from_ref(m))[0].affine;
+        let volume = if m.op == CollectiveOp::AllToAll { n / (n - 1.0) } else { 1.0 };
+        let group = facts.groups.len() as u32;
+        facts.groups.push(GroupFact {
+            link_bytes_per_payload: per_link.into_iter().collect(),
+            contention_ns_per_byte: (priced.per_byte_ns - alone.per_byte_ns).max(0.0) * volume,
+        });
+        for &g in recorders {
+            facts.gpu_groups[g as usize][kind.index()] = Some(group);
+        }
     }
 }
 
