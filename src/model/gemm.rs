@@ -101,16 +101,24 @@ impl GemmRates {
     /// MoE layer), each by its own `k x n` weight. Groups with no row cost nothing; each
     /// busy group pays whole 128-row tiles, and all tiles share the SMs' waves.
     pub fn grouped(&self, rows: &[f64], k: f64, n: f64) -> Parts {
-        self.priced(rows, k, n, true)
+        self.priced(rows, k, n, true, true)
+    }
+
+    /// [`Self::grouped`] whose input rows were quantized before they were gathered (an
+    /// MoE layer quantizes each token once, then permutes the low-precision rows): no
+    /// quantize traffic here.
+    pub fn grouped_prequantized(&self, rows: &[f64], k: f64, n: f64) -> Parts {
+        self.priced(rows, k, n, true, false)
     }
 
     /// One `m x k` by `k x n` GEMM: no tile padding (see the module docs).
     pub fn lone(&self, m: f64, k: f64, n: f64) -> Parts {
-        self.priced(&[m], k, n, false)
+        self.priced(&[m], k, n, false, true)
     }
 
-    /// A GEMM over groups of `rows`, with whole-tile compute when `pad_tiles`.
-    fn priced(&self, rows: &[f64], k: f64, n: f64, pad_tiles: bool) -> Parts {
+    /// A GEMM over groups of `rows`, with whole-tile compute when `pad_tiles`, paying
+    /// for quantizing its input when `quantize` (low precision only).
+    fn priced(&self, rows: &[f64], k: f64, n: f64, pad_tiles: bool, quantize: bool) -> Parts {
         let busy = || rows.iter().copied().filter(|&r| r > 0.0);
         let groups = busy().count() as f64;
         let m: f64 = busy().sum();
@@ -123,7 +131,7 @@ impl GemmRates {
         let compute = power_capped_s(2.0 * padded * k * n / rate, self.boost_window_s, self.power_slowdown);
         let mut secs = compute.max(self.stream_s(bytes));
         let mut total_bytes = bytes;
-        if self.low_precision() {
+        if quantize && self.low_precision() {
             // Quantize the BF16 input: read 2 B, write s B per element (fused, no launch).
             let q = (ACTIVATION_BYTES + s) * m * k;
             total_bytes += q;

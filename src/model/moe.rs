@@ -4,7 +4,8 @@
 //!    kernel reading the FP32 logits and writing top_k ids and weights per token;
 //! 2. shared experts, if any: a dense MLP over every token;
 //! 3. permute: gather each (token, expert) pair's hidden row into expert order
-//!    (memory-bound: read and write one BF16 row per pair);
+//!    (memory-bound: read and write one row per pair; FP8/FP4 models quantize each
+//!    token once first and move its low-precision row);
 //! 4. grouped GEMMs (gate+up, activation, down) over all local experts in one kernel
 //!    each: every busy expert pays whole 128-row tiles (`model::gemm`), so few tokens per
 //!    expert waste most of each tile, and each busy expert's weights are read once;
@@ -36,7 +37,15 @@ impl CostModel {
         let rows: Vec<f64> = tokens_per_local_expert.iter().map(|&n| n as f64).collect();
         let pairs: f64 = rows.iter().sum();
         let row_bytes = h * ACTIVATION_BYTES;
-        let permute = self.stream(0.0, 2.0 * pairs * row_bytes);
+        // Low precision: each token is quantized once (read BF16, write s bytes), then its
+        // s-byte row is permuted; the grouped up-GEMM reads it as is.
+        let s = self.dtype_bytes;
+        let quantize = if self.gemm.low_precision() && pairs > 0.0 {
+            self.stream(0.0, t * h * (ACTIVATION_BYTES + s))
+        } else {
+            Parts::default()
+        };
+        let permute = quantize.then(self.stream(0.0, 2.0 * pairs * h * s.min(ACTIVATION_BYTES)));
         let unpermute = self.stream(0.0, pairs * row_bytes + if pairs > 0.0 { t * row_bytes } else { 0.0 });
         let experts: Parts = permute.then(self.mlp_parts(&rows, self.expert_ffn_rank, true)).then(unpermute);
         ops.push(self.op_from(OpKind::Experts, experts, 5));
@@ -78,6 +87,29 @@ mod tests {
         let idle = c.moe_block(0, &[0, 0]);
         assert_eq!(idle[1].flops, 0.0);
         assert_eq!(idle[1].time.as_ns(), 5 * 4_500);
+    }
+
+    #[test]
+    fn fp8_quantizes_each_token_once_and_permutes_one_byte_rows() {
+        // Mixtral FP8, TP1, 100 tokens all to experts 0 and 1 (200 pairs). Beside the
+        // grouped GEMMs and unpermute (identical in both accountings), the permute side
+        // moves: quantize 100 x 4096 x (2 + 1) B = 1,228,800 B, then read + write 200
+        // one-byte rows of 4096: 1,638,400 B. The up GEMM then charges no quantize; the
+        // down GEMM quantizes its 200 x 14,336 inputs: 200 x 14,336 x 3 = 8,601,600 B.
+        let mut m = (model_preset("mixtral-8x7b").unwrap().spec)();
+        m.dtype = crate::model::spec::Dtype::Fp8;
+        let g = (gpu_preset("h100-sxm").unwrap().spec)();
+        let c = CostModel::new(&m, &g, &framework_profile("optimized").unwrap(), 1);
+        let e = c.moe_block(100, &[100, 100])[1];
+        let (h, f) = (4096.0, 14336.0);
+        // Grouped up: weights 2 x h x 2f x 1 B, in 200 x h x 1 B, BF16 out 200 x 2f x 2 B;
+        // activation 3 x 200 x f x 2 B; down: weights 2 x f x h, in 200 x f, out
+        // 200 x h x 2 B, + its quantize; unpermute 200 x h x 2 + 100 x h x 2.
+        let up = 2.0 * h * 2.0 * f + 200.0 * h + 200.0 * 2.0 * f * 2.0;
+        let act = 3.0 * 200.0 * f * 2.0;
+        let down = 2.0 * f * h + 200.0 * f + 200.0 * h * 2.0 + 8_601_600.0;
+        let unpermute = 200.0 * h * 2.0 + 100.0 * h * 2.0;
+        assert_eq!(e.bytes, 1_228_800.0 + 1_638_400.0 + up + act + down + unpermute);
     }
 
     #[test]

@@ -229,7 +229,9 @@ impl CostModel {
             (false, [t]) => self.gemm.lone(*t, k, n),
             _ => self.gemm.grouped(rows, k, n),
         };
-        let up = gemm(h, (m - 1.0) * cols);
+        // Grouped (MoE): tokens were quantized once before the permute (`model::moe`).
+        let up =
+            if grouped { self.gemm.grouped_prequantized(rows, h, (m - 1.0) * cols) } else { gemm(h, (m - 1.0) * cols) };
         let down = gemm(cols, h);
         // Gated: the activation reads gate and up (2 T cols) and writes T cols; plain:
         // applied in place of up's output (not charged). Low-precision GEMMs write BF16.
