@@ -161,6 +161,24 @@ impl Assembly {
         self.pricer.contention(&self.plan)
     }
 
+    /// Replicas whose collectives cross NIC `index` of `node` (or, with `nvlink`, the
+    /// NVLink of GPU `index` of `node`), in order.
+    pub fn replicas_crossing(&self, nvlink: bool, node: u32, index: u32) -> Vec<u32> {
+        let links = self.pricer.node_links(nvlink, node, index);
+        let facts = &self.report.network;
+        let mut out: Vec<u32> = (0..facts.gpu_groups.len() as u32)
+            .filter(|g| {
+                facts.gpu_groups[*g as usize].iter().flatten().any(|grp| {
+                    facts.groups[*grp as usize].link_bytes_per_payload.iter().any(|(l, _)| links.contains(l))
+                })
+            })
+            .filter_map(|g| self.plan.rank_of(g).map(|r| r.replica))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Nodes of the cluster.
     pub fn nodes(&self) -> u32 {
         self.pricer.nodes()

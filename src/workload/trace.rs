@@ -61,7 +61,7 @@ const MOONCAKE_EXAMPLE: &str = r#"{"timestamp": 0, "input_length": 6758, "output
 /// the first line (a CSV header, or `{` for JSON lines) or a `.jsonl` extension.
 /// Stops after `limit` requests (rows past the limit are not read).
 pub fn load_trace(path: &Path, format: Option<TraceFormat>, limit: Option<u64>) -> Result<Trace, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::textfile::read_text(path, "trace")?;
     Ok(parse_trace(path, &text, format, limit)?)
 }
 

@@ -149,9 +149,9 @@ pub fn validate(s: &Scenario, file: &Path) -> Result<Setup, InputError> {
         check_requirements(&c, r)?;
     }
     for (i, e) in s.events.iter().enumerate() {
-        check_event(&c, i, e, h.nodes, h.nodes * h.gpus_per_node)?;
+        check_event(&c, i, e, h.nodes, h.gpus_per_node, network.nics_per_node)?;
     }
-    Ok(Setup {
+    let setup = Setup {
         file: file.to_path_buf(),
         name: s.scenario.name.clone(),
         seed: s.scenario.seed,
@@ -168,5 +168,6 @@ pub fn validate(s: &Scenario, file: &Path) -> Result<Setup, InputError> {
         trace_path,
         requirements: s.requirements.clone(),
         events: s.events.clone(),
-    })
+    };
+    super::bounds::check(&setup).map(|()| setup)
 }
