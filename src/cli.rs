@@ -44,6 +44,8 @@ pub enum Command {
     Merge(MergeArgs),
     /// Time one collective over a range of sizes on a preset's nodes, like nccl-tests.
     Collective(CollectiveArgs),
+    /// Run the shipped validation set (published measurements) and print measured vs simulated.
+    Validation(crate::analysis::validation::ValidationArgs),
 }
 
 /// `clustersim collective`.
@@ -227,6 +229,7 @@ fn execute(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Collective(a) => collective_cmd(&a),
+        Command::Validation(a) => crate::analysis::validation::command(&a),
         Command::Assess(a) => assess_cmd(&a),
         Command::Compare(a) => compare_cmd(&a),
         Command::Sweep(a) => sweep::sweep_cmd(&a),
