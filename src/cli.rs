@@ -378,7 +378,12 @@ fn compare_cmd(a: &CompareArgs) -> Result<i32> {
     if let Err(e) = compare::ttft_cdf_svg(&dir.join("ttft_cdf.svg"), &runs) {
         eprintln!("warning: {e}");
     }
-    print!("{}", compare::render(&header, &rows));
+    // The figures that decide between plans; the other rows are in compare.csv.
+    let shown = rows.len().min(compare::DECIDING_ROWS);
+    print!("{}", compare::render(&header, &rows[..shown]));
+    if rows.len() > shown {
+        println!("(+{} more figures in {})", rows.len() - shown, dir.join("compare.csv").display());
+    }
     println!("results    {}", dir.display());
     Ok(0)
 }
