@@ -169,6 +169,9 @@ fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate(a) => {
             let setup = scenario::load_setup(&a.scenario, &a.set)?;
+            if let Some(w) = scenario::bounds::work_warning(&setup) {
+                eprintln!("warning: {w}");
+            }
             // Read the trace too (if any), so a bad trace row is reported here, not only by `run`.
             let workload = setup.workload()?;
             for w in workload.warnings() {
@@ -233,6 +236,9 @@ fn run(a: &RunArgs) -> Result<i32> {
     let path = &a.scenario.scenario;
     let parsed = scenario::load(path, &a.scenario.set)?;
     let setup = scenario::validate(&parsed, path)?;
+    if let Some(w) = scenario::bounds::work_warning(&setup) {
+        eprintln!("warning: {w}");
+    }
     let dir = files::results_dir(a.out.as_deref(), &setup.name, a.force)?;
     // Everything is written to a hidden sibling and renamed into place at the end:
     // a failed or interrupted run leaves no half-filled folder, and --force
