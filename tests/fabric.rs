@@ -128,3 +128,55 @@ fn a_four_to_one_spine_quarters_cross_node_bandwidth_when_all_nodes_send() {
     let ratio = send_all(4.0) / send_all(1.0);
     assert!((3.9..4.1).contains(&ratio), "4:1 spine vs non-blocking: {ratio:.3}x");
 }
+
+/// Llama-3-8B, TP8 x PP2, two replicas on four H100 nodes: replica 0 on nodes 0-1,
+/// replica 1 on nodes 2-3; each replica's pipeline sends cross the NICs between its nodes.
+fn two_replicas(events: &str) -> clustersim::scenario::Setup {
+    let text = format!(
+        "[scenario]\nname = \"linkfail\"\nseed = 3\n[hardware]\ngpu = \"h100-sxm\"\nnodes = 4\n\
+         [model]\npreset = \"llama-3-8b\"\n[parallel]\ndp = 2\npp = 2\ntp = 8\n[serving]\n\
+         [workload]\nrequests = 200\narrival = {{ process = \"poisson\", rate_per_s = 40.0 }}\n\
+         prompt_tokens = {{ dist = \"fixed\", value = 512 }}\noutput_tokens = {{ dist = \"fixed\", value = 32 }}\n{events}"
+    );
+    let path = std::path::Path::new("linkfail.toml");
+    clustersim::scenario::validate(&clustersim::scenario::parse(&text, path, &[]).expect("parse"), path).expect("valid")
+}
+
+#[test]
+fn a_failed_nic_stalls_the_replica_whose_traffic_crosses_it_and_loses_no_request() {
+    // NIC 0 of node 0 fails at 1 s and is never repaired. Only replica 0's pipeline sends
+    // (GPU 0 -> GPU 8) cross it; routes are fixed, so replica 0 stops, its requests go to
+    // replica 1, and every request still completes. Without the failure nothing is re-routed.
+    let event = "[[events]]\nkind = \"link_failure\"\nat_s = 1.0\nlink = \"nic\"\nnode = 0\nindex = 0\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("requests.csv");
+    let requests = Some(clustersim::output::records::CsvRequestSink::create(&csv).expect("sink"));
+    let out = clustersim::serving::simulate(
+        &two_replicas(event),
+        clustersim::serving::RunOptions { requests, ..Default::default() },
+    )
+    .expect("runs");
+    let r = &out.report.summary.requests;
+    assert_eq!((r.arrived, r.completed, r.dropped), (200, 200, 0));
+    assert!(r.rerouted > 0);
+    let rows: Vec<clustersim::output::records::RequestRow> =
+        csv::Reader::from_path(&csv).expect("csv").deserialize().map(|x| x.expect("row")).collect();
+    assert!(
+        rows.iter().filter(|x| x.finish_s > 1.0 + 1e-9).all(|x| x.replica == 1),
+        "replica 0 worked after its NIC failed"
+    );
+    let calm = clustersim::serving::simulate(&two_replicas(""), Default::default()).expect("runs");
+    assert_eq!(calm.report.summary.requests.rerouted, 0);
+}
+
+#[test]
+fn a_nic_index_past_the_nodes_nics_is_refused_with_the_key_named() {
+    // H100 nodes have 8 NICs: index 8 does not exist.
+    let text = "[scenario]\nname = \"x\"\nseed = 1\n[hardware]\ngpu = \"h100-sxm\"\nnodes = 1\n[model]\npreset = \"llama-3-8b\"\n\
+                [workload]\nrequests = 1\narrival = { process = \"all_at_once\" }\nprompt_tokens = { dist = \"fixed\", value = 8 }\noutput_tokens = { dist = \"fixed\", value = 8 }\n[[events]]\nkind = \"link_failure\"\nat_s = 1.0\nlink = \"nic\"\nnode = 0\nindex = 8\n";
+    let path = std::path::Path::new("bad.toml");
+    let err = clustersim::scenario::validate(&clustersim::scenario::parse(text, path, &[]).expect("parse"), path)
+        .expect_err("index 8 of 8 NICs");
+    let msg = err.to_string();
+    assert!(msg.contains("events.0.index") && msg.contains("0..7"), "{msg}");
+}

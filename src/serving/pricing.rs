@@ -83,6 +83,18 @@ impl Pricer {
         }
     }
 
+    /// The two links (up, down) of NIC `index` of `node`, or with `nvlink` of the
+    /// NVLink of GPU `index` of `node`.
+    pub fn node_links(&self, nvlink: bool, node: u32, index: u32) -> [LinkId; 2] {
+        if nvlink {
+            let g = node * self.topo.gpus_per_node() + index;
+            [self.topo.nvlink_up(g), self.topo.nvlink_down(g)]
+        } else {
+            let nic = node * self.topo.nics_per_node() + index;
+            [self.topo.nic_up(nic), self.topo.nic_down(nic)]
+        }
+    }
+
     /// Nodes of the cluster.
     pub fn nodes(&self) -> u32 {
         self.topo.nodes()

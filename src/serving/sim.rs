@@ -109,6 +109,7 @@ impl Simulation {
                 p(self.rec.completed + self.rec.dropped, total);
             }
         }
+        self.replicas.iter_mut().for_each(|rep| rep.drop_stranded(&mut self.rec));
         self.rec.close()
     }
 
@@ -211,17 +212,16 @@ impl Simulation {
             WhatIfEvent::GpuSlowdown { gpu, .. } => self.speeds[gpu as usize] = self.whatifs.gpu_speed(gpu),
             WhatIfEvent::LoadChange { .. } => self.workload.set_rate_factor(self.whatifs.load_factor()),
             WhatIfEvent::LinkSlowdown { link, node, .. } => {
-                let nodes = node.map_or(0..self.pipeline.asm.nodes(), |n| n..n + 1);
-                let fractions: Vec<(u32, f64)> = nodes.map(|n| (n, self.whatifs.link_fraction(link, n))).collect();
+                let fractions = self.whatifs.link_fractions(link, node, self.pipeline.asm.nodes());
                 self.pipeline.asm.set_link_fractions(link == LinkClass::Nvlink, &fractions);
             }
-            WhatIfEvent::GpuFailure { gpu, .. } => {
-                let Some(rank) = self.pipeline.asm.plan.rank_of(gpu) else { return };
-                let r = rank.replica as usize;
-                if end {
-                    self.replicas[r].gpu_recovered();
-                } else {
-                    self.fail(r);
+            WhatIfEvent::GpuFailure { .. } | WhatIfEvent::LinkFailure { .. } => {
+                for r in self.pipeline.asm.replicas_hit(&self.whatifs.events()[index]) {
+                    if end {
+                        self.replicas[r as usize].gpu_recovered();
+                    } else {
+                        self.fail(r as usize);
+                    }
                 }
             }
         }

@@ -3,7 +3,7 @@
 
 use super::Checker;
 use crate::error::InputError;
-use crate::scenario::types::{Requirements, WhatIfEvent};
+use crate::scenario::types::{LinkClass, Requirements, WhatIfEvent};
 
 /// Every target given is in range.
 pub(super) fn check_requirements(c: &Checker, r: &Requirements) -> Result<(), InputError> {
@@ -32,9 +32,18 @@ pub(super) fn check_requirements(c: &Checker, r: &Requirements) -> Result<(), In
     Ok(())
 }
 
-/// Event `i`: its figures in range, its GPU or node in the cluster, `until_s` after `at_s`.
-pub(super) fn check_event(c: &Checker, i: usize, e: &WhatIfEvent, nodes: u32, gpus: u32) -> Result<(), InputError> {
+/// Event `i`: its figures in range, its GPU, node or link in the cluster, `until_s`
+/// after `at_s`.
+pub(super) fn check_event(
+    c: &Checker,
+    i: usize,
+    e: &WhatIfEvent,
+    nodes: u32,
+    gpus_per_node: u32,
+    nics_per_node: u32,
+) -> Result<(), InputError> {
     let key = |k: &str| format!("events.{i}.{k}");
+    let gpus = nodes * gpus_per_node;
     let (at, until) = match *e {
         WhatIfEvent::LinkSlowdown { at_s, until_s, node, fraction, .. } => {
             c.fraction(&key("fraction"), fraction)?;
@@ -55,6 +64,17 @@ pub(super) fn check_event(c: &Checker, i: usize, e: &WhatIfEvent, nodes: u32, gp
         WhatIfEvent::GpuFailure { at_s, until_s, gpu } => {
             if gpu >= gpus {
                 return Err(c.err(&key("gpu"), format!("is {gpu}; GPUs are numbered 0..{}", gpus - 1)));
+            }
+            (at_s, until_s)
+        }
+        WhatIfEvent::LinkFailure { at_s, until_s, node, index, link } => {
+            if node >= nodes {
+                return Err(c.err(&key("node"), format!("is {node}; nodes are numbered 0..{}", nodes - 1)));
+            }
+            let (count, what) =
+                if link == LinkClass::Nic { (nics_per_node, "NICs") } else { (gpus_per_node, "GPUs (NVLink)") };
+            if index >= count {
+                return Err(c.err(&key("index"), format!("is {index}; a node's {what} are numbered 0..{}", count - 1)));
             }
             (at_s, until_s)
         }

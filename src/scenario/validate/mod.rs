@@ -149,7 +149,7 @@ pub fn validate(s: &Scenario, file: &Path) -> Result<Setup, InputError> {
         check_requirements(&c, r)?;
     }
     for (i, e) in s.events.iter().enumerate() {
-        check_event(&c, i, e, h.nodes, h.nodes * h.gpus_per_node)?;
+        check_event(&c, i, e, h.nodes, h.gpus_per_node, network.nics_per_node)?;
     }
     let setup = Setup {
         file: file.to_path_buf(),
