@@ -273,7 +273,8 @@ fn kernel_value(p: &GpuPreset, what: &str, metric: &str) -> Option<(&'static str
     } else if what.contains("NCCL_ALGO=RING") {
         bus * bandwidth_gb_s(&node, CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, &eight)
     } else if what.contains("NVLS") {
-        bus * bandwidth_gb_s(&node, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &eight)
+        // In-sample: the presets' NVLS port rate is derived from this very figure.
+        bus * bandwidth_gb_s(&node, CollectiveOp::AllReduce, AllReduceAlgorithm::Nvls, &eight)
     } else if metric == "busbw per NIC" {
         let two = Topology::new(2, 8, &(p.nvlink)(), &(p.network)()).ok()?;
         bandwidth_gb_s(&two, CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, &[0, 8])
