@@ -2,9 +2,8 @@
 //!
 //! Events are a closed enum: an arrival, stage 0 of a replica freeing up, a batch
 //! leaving a replica's last stage, and what-if events starting or ending. The
-//! replica ([`super::replica`]) owns its queues, KV pools and failure state; the
-//! pipeline ([`super::pipeline`]) prices and books each batch when it forms; the
-//! what-if state ([`super::whatif`]) composes overlapping events.
+//! replica ([`super::replica`]) owns its queues, KV pools and failure state; the pipeline
+//! ([`super::pipeline`]) prices and books each batch; [`super::whatif`] composes what-ifs.
 
 use super::assemble::Assembly;
 use super::pipeline::Pipeline;
@@ -46,6 +45,8 @@ pub struct Simulation {
     /// Events handled so far.
     pub events: u64,
     entries: Vec<BatchEntry>,
+    /// Entry buffers of finished batches, reused.
+    spare_entries: Vec<Vec<BatchEntry>>,
     default_window: bool,
     arrivals_seen: u64,
     progress: Option<Box<dyn FnMut(u64, u64)>>,
@@ -82,6 +83,7 @@ impl Simulation {
             rec,
             events: 0,
             entries: Vec::new(),
+            spare_entries: Vec::new(),
             default_window: opts.window_s.is_none(),
             arrivals_seen: 0,
             progress: opts.progress,
@@ -182,13 +184,14 @@ impl Simulation {
         if rep.stage_free.len() > 1 {
             self.queue.schedule(rep.stage_free[0], Event::Stage0Free(r as u32));
         }
-        let entries = std::mem::take(&mut self.entries);
+        let entries = std::mem::replace(&mut self.entries, self.spare_entries.pop().unwrap_or_default());
         rep.in_flight.push_back(super::replica::InFlight { entries, done_event, bookings });
     }
 
     fn batch_done(&mut self, r: usize) -> Result<()> {
         let Some(batch) = self.replicas[r].in_flight.pop_front() else { return Ok(()) };
         let finished = self.replicas[r].complete(&batch, &mut self.reqs, &mut self.rec, self.now);
+        self.spare_entries.push(batch.entries);
         for slot in finished {
             self.replicas[r].retire(slot, &mut self.reqs, &mut self.rec, r as u32, self.now)?;
             self.after_completion();
