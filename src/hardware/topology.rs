@@ -152,24 +152,18 @@ impl Topology {
         };
         let leaf_bw = nics_per_leaf as f64 * nic_bw / network.oversubscription;
         let mut links = Vec::with_capacity((2 * gpus + 2 * nics + 2 * leaves) as usize);
-        let mut push = |kind, owner, bytes_per_s, latency| links.push(Link { kind, owner, bytes_per_s, latency });
-        for g in 0..gpus {
-            push(LinkKind::NvlinkUp, g, nv_bw, nv_lat);
-        }
-        for g in 0..gpus {
-            push(LinkKind::NvlinkDown, g, nv_bw, nv_lat);
-        }
-        for n in 0..nics {
-            push(LinkKind::NicUp, n, nic_bw, net_lat);
-        }
-        for n in 0..nics {
-            push(LinkKind::NicDown, n, nic_bw, net_lat);
-        }
-        for l in 0..leaves {
-            push(LinkKind::LeafUp, l, leaf_bw, net_lat);
-        }
-        for l in 0..leaves {
-            push(LinkKind::LeafDown, l, leaf_bw, net_lat);
+        // Link ids by kind, in this order: NVLink up and down per GPU, NIC up and down
+        // per NIC, leaf up and down per leaf (the accessors below index into it).
+        let tiers = [
+            (LinkKind::NvlinkUp, gpus, nv_bw, nv_lat),
+            (LinkKind::NvlinkDown, gpus, nv_bw, nv_lat),
+            (LinkKind::NicUp, nics, nic_bw, net_lat),
+            (LinkKind::NicDown, nics, nic_bw, net_lat),
+            (LinkKind::LeafUp, leaves, leaf_bw, net_lat),
+            (LinkKind::LeafDown, leaves, leaf_bw, net_lat),
+        ];
+        for (kind, count, bytes_per_s, latency) in tiers {
+            links.extend((0..count).map(|owner| Link { kind, owner, bytes_per_s, latency }));
         }
         Ok(Topology {
             nodes,
