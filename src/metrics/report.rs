@@ -198,6 +198,8 @@ pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64
             expert_cv: cv(&rec.expert_tokens.iter().map(|c| *c as f64).collect::<Vec<_>>()),
         },
         sim: SimFigures { events, iterations: rec.iterations, simulated_s: wall_s },
+        // Filled by `analysis::price` from the scenario's economics.
+        cost: Default::default(),
     };
 
     Report {

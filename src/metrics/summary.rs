@@ -185,4 +185,7 @@ pub struct Summary {
     pub load_imbalance: LoadImbalance,
     /// Engine figures.
     pub sim: SimFigures,
+    /// Cost and energy at the GPU's list price and power model (0 where unknown).
+    #[serde(default)]
+    pub cost: crate::hardware::economics::CostSummary,
 }

@@ -5,6 +5,7 @@
 //! reads, overrides, parses and validates in one call.
 
 pub mod load;
+pub mod search;
 pub mod types;
 pub mod validate;
 
