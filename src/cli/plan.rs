@@ -111,12 +111,14 @@ pub fn no_plan_verdict(s: &PlanSearch, base: &crate::scenario::Setup) -> String 
         && s.rows.iter().any(|r| matches!(r.pruned, Some((plan::prune::PruneKind::Limit, _))));
     if all_limit {
         let target = base.requirements.as_ref().and_then(|r| r.throughput_tokens_per_ms_per_gpu).unwrap_or(0.0);
-        let lim = s.rows.iter().max_by(|a, b| a.limit_tokens_per_ms_per_gpu.total_cmp(&b.limit_tokens_per_ms_per_gpu));
+        // The first plan with the highest limit (min_by on the reversed order keeps the first).
+        let limited = s.rows.iter().filter(|r| matches!(r.pruned, Some((plan::prune::PruneKind::Limit, _))));
+        let lim = limited.min_by(|a, b| b.limit_tokens_per_ms_per_gpu.total_cmp(&a.limit_tokens_per_ms_per_gpu));
         let best = s.rows.iter().filter(finished).filter_map(|r| match &r.result {
             Some(RunResult::Finished { summary, .. }) => Some((summary.throughput.tokens_per_ms_per_gpu, r)),
             _ => None,
         });
-        let best = best.max_by(|a, b| a.0.total_cmp(&b.0));
+        let best = best.min_by(|a, b| b.0.total_cmp(&a.0));
         let mut m =
             format!("no plan can meet throughput_tokens_per_ms_per_gpu >= {target}: it is physically impossible");
         if let Some(l) = lim {

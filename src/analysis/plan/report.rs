@@ -29,7 +29,7 @@ pub fn status(row: &PlanRow) -> String {
     match (&row.pruned, &row.result) {
         (Some((k, _)), _) => format!("pruned:{}", k.name()),
         (None, None) => "skipped".into(),
-        (None, Some(RunResult::Stopped(_))) => "stopped".into(),
+        (None, Some(RunResult::Stopped(..))) => "stopped".into(),
         (None, Some(RunResult::Failed(_))) => "error".into(),
         (None, Some(r)) if r.passed() => "pass".into(),
         (None, Some(_)) => "FAIL".into(),
@@ -43,11 +43,12 @@ fn rank_key(row: &PlanRow, s: &PlanSearch) -> (u8, f64, usize) {
         "stopped" => 2,
         "skipped" => 3,
         "error" => 4,
-        _ => 5,
+        _ if row.result.is_some() => 5,
+        _ => 6,
     };
     let v = match tier {
         0 => objective_value(row, s.objective).unwrap_or(f64::INFINITY),
-        1 => -binding(row).map_or(f64::NEG_INFINITY, |b| b.1),
+        1 | 5 => -binding(row).map_or(f64::NEG_INFINITY, |b| b.1),
         _ => 0.0,
     };
     (tier, v, row.index)
@@ -111,7 +112,7 @@ pub fn csv_row(r: &PlanRow) -> Vec<String> {
     let b = binding(r);
     let note = match (&r.pruned, &r.result) {
         (Some((_, why)), _) => why.clone(),
-        (_, Some(RunResult::Stopped(why) | RunResult::Failed(why))) => why.clone(),
+        (_, Some(RunResult::Stopped(why, _) | RunResult::Failed(why))) => why.clone(),
         _ => String::new(),
     };
     vec![
@@ -182,24 +183,31 @@ fn shorten(cell: &str) -> String {
 /// `500 plans: 310 pruned (invalid 200, memory 60, limit 50), 190 simulated (40 stopped early), 0 skipped`.
 pub fn counts_line(s: &PlanSearch) -> String {
     let mut by_kind = std::collections::BTreeMap::new();
-    let (mut sim, mut stopped, mut skipped) = (0, 0, 0);
+    let (mut sim, mut stopped, mut skipped, mut anyway) = (0, 0, 0, 0);
     for r in &s.rows {
         match (&r.pruned, &r.result) {
-            (Some((k, _)), _) => *by_kind.entry(k.name()).or_insert(0) += 1,
+            (Some((k, _)), res) => {
+                *by_kind.entry(k.name()).or_insert(0) += 1;
+                anyway += usize::from(res.is_some());
+            }
             (None, None) => skipped += 1,
             (None, Some(res)) => {
                 sim += 1;
-                stopped += usize::from(matches!(res, RunResult::Stopped(_)));
+                stopped += usize::from(matches!(res, RunResult::Stopped(..)));
             }
         }
     }
     let pruned: usize = by_kind.values().sum();
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    format!(
+    let mut line = format!(
         "{} plans: {pruned} pruned ({}), {sim} simulated ({stopped} stopped early), {skipped} skipped (dearer than the winner)",
         s.rows.len(),
         if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
-    )
+    );
+    if anyway > 0 {
+        line += &format!("; {anyway} pruned plans simulated anyway to show what the best reach");
+    }
+    line
 }
 
 /// The Pareto frontier of finished runs on (x, TTFT p99): plans no other plan beats

@@ -51,7 +51,7 @@ struct Watch {
 /// one requirement is proven failed, leaving the reason in `stopped`.
 struct EarlyStop {
     watches: Vec<Watch>,
-    stopped: Rc<RefCell<Option<String>>>,
+    stopped: Rc<RefCell<Option<(String, f64)>>>,
 }
 
 /// Finished requests above the bound that prove p_q > bound in a run of `n`.
@@ -71,7 +71,7 @@ impl RequestSink for EarlyStop {
                         "{} > {} s proven after {} requests above it (stopped at {:.1} s)",
                         w.name, w.bound_s, w.above, row.finish_s
                     );
-                    *self.stopped.borrow_mut() = Some(why.clone());
+                    *self.stopped.borrow_mut() = Some((why.clone(), row.finish_s));
                     return Err(Error::Run(format!("stopped early: {why}")));
                 }
             }
@@ -93,8 +93,9 @@ pub enum RunResult {
         /// Held against the requirements.
         assessment: Box<Assessment>,
     },
-    /// Stopped once a requirement provably failed.
-    Stopped(String),
+    /// Stopped once a requirement provably failed: why, and the simulated time it
+    /// stopped at, s (later means the plan held out longer).
+    Stopped(String, f64),
     /// Could not run.
     Failed(String),
 }
@@ -116,8 +117,8 @@ pub fn run_plan(setup: &Setup, early_stop: bool) -> RunResult {
         None
     };
     let outcome = crate::analysis::simulate_priced(setup, RunOptions { requests, ..Default::default() });
-    if let Some(why) = stopped.borrow_mut().take() {
-        return RunResult::Stopped(why);
+    if let Some((why, at)) = stopped.borrow_mut().take() {
+        return RunResult::Stopped(why, at);
     }
     match outcome.and_then(|o| {
         let a = assess(setup, &o.report.summary)?;
