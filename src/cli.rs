@@ -42,7 +42,7 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run a grid of overrides in parallel and write one CSV row per point.
     Sweep(SweepArgs),
-    /// Join the shards of a sweep (run with --shard) into the one sweep.csv a single machine writes.
+    /// Join the shards of a sweep or plan (run with --shard) into the one sweep.csv or plan.csv a single machine writes.
     Merge(MergeArgs),
     /// Find the plan with the fewest GPUs (or lowest cost or energy) that meets the requirements.
     Plan(PlanArgs),

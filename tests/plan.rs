@@ -84,8 +84,14 @@ fn plan_finds_the_brute_force_optimum_with_fewer_simulations() {
     }
     let best = best.expect("some plan of the small space passes");
 
-    let opts =
-        PlanOptions { objective: Objective::Gpus, jobs: 2, early_stop: true, exhaustive: false, space_file: None };
+    let opts = PlanOptions {
+        objective: Objective::Gpus,
+        jobs: 2,
+        early_stop: true,
+        exhaustive: false,
+        space_file: None,
+        shard: None,
+    };
     let found = plan::search(&file, &[], &opts).unwrap();
     let w = found.winner.expect("plan finds a winner");
     assert_eq!(w, best.2, "plan's winner {} differs from the brute-force optimum", found.rows[w].candidate.label());
@@ -171,4 +177,108 @@ fn the_winner_runs_as_is_and_reports_cost() {
     assert!((s["cost"]["usd_per_hour"].as_f64().unwrap() - 12.29 * gpus).abs() < 1e-9);
     assert!(s["cost"]["joules_per_token"].as_f64().unwrap() > 0.0);
     assert!(std::fs::read_to_string(out.join("plan.csv")).unwrap().lines().count() == 5);
+}
+
+/// Runs one task of an array of `count` (ids from 0) with `--shard auto`.
+fn task(args: &[&str], id: u64, count: u64) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clustersim"))
+        .args(args)
+        .args(["--shard", "auto", "--jobs", "1"])
+        .env("SLURM_ARRAY_TASK_ID", id.to_string())
+        .env("SLURM_ARRAY_TASK_COUNT", count.to_string())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn shards_merge_into_the_exhaustive_single_machine_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "small.toml", SMALL);
+    let space = write(dir.path(), "s.toml", "[search]\nmax_gpus = 4\ndp = [1, 2, 3, 4]\npp = [1, 2]\ntp = [1, 2]\n");
+    let (f, sp) = (file.to_str().unwrap(), space.to_str().unwrap());
+    let local = dir.path().join("local");
+    let (code, out, err) =
+        clustersim(&["plan", f, "--space", sp, "--exhaustive", "--jobs", "2", "--out", local.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let shards = dir.path().join("shards");
+    let s = shards.to_str().unwrap();
+    for id in 0..3 {
+        let (code, out, err) = task(&["plan", f, "--space", sp, "--out", s], id, 3);
+        assert_eq!(code, 0, "task {id}: {out}\n{err}");
+    }
+    let (code, out, err) = clustersim(&["merge", s]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("merged     3 shards"), "{out}");
+    for name in ["plan.csv", "winner.toml"] {
+        let a = std::fs::read(local.join(name)).unwrap();
+        let b = std::fs::read(shards.join(name)).unwrap();
+        assert!(a == b, "{name} of the merge differs from the single-machine one");
+    }
+    // A shard of another job (other objective) is refused.
+    let other = dir.path().join("other");
+    let o = other.to_str().unwrap();
+    task(&["plan", f, "--space", sp, "--out", o, "--objective", "cost"], 0, 3);
+    let stray = other.join("shard-1-of-3.json");
+    let (code, _, err) = clustersim(&[
+        "merge",
+        stray.to_str().unwrap(),
+        shards.join("shard-2-of-3.json").to_str().unwrap(),
+        shards.join("shard-3-of-3.json").to_str().unwrap(),
+        "--out",
+        dir.path().join("m").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("different plans"), "{err}");
+}
+
+#[test]
+fn a_node_failure_is_reported_over_time() {
+    // Two replicas of one GPU each, on two nodes of one GPU: when node 0 fails, the
+    // requests it holds go back to the router and are prefilled again on node 1.
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+[scenario]
+name = "two"
+seed = 7
+[hardware]
+gpu = "h100-sxm"
+nodes = 2
+gpus_per_node = 1
+[model]
+preset = "llama-3-8b"
+[parallel]
+dp = 2
+[workload]
+requests = 200
+arrival = { process = "poisson", rate_per_s = 40.0 }
+prompt_tokens = { dist = "uniform", min = 500, max = 1500 }
+output_tokens = { dist = "fixed", value = 64 }
+[requirements]
+ttft_p99_s = 0.5
+"#;
+    let file = write(dir.path(), "two.toml", text);
+    let setup = load_setup(&file, &[]).unwrap();
+    let v = plan::survive::survive(&setup).unwrap();
+    // 200 requests at 40/s arrive over about 5 s; the peak is inside that span.
+    assert!(v.failure_at_s > 0.0 && v.failure_at_s < 6.0, "{}", v.failure_at_s);
+    assert_eq!(v.failed_gpus, [0]);
+    assert!(v.rerouted > 0, "a failure at peak load finds requests in flight on node 0");
+    assert_eq!(v.dropped, 0, "node 1 is alive: nothing is dropped");
+    assert_eq!(v.ttft_p99_series.len(), plan::survive::BUCKETS);
+    // The window is a whole number of buckets.
+    let buckets = v.violation_window_s / v.bucket_s;
+    assert!((buckets - buckets.round()).abs() < 1e-9);
+    // Run where the chart's default folder (results/two-survive/) lands in the temp dir.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clustersim"))
+        .current_dir(dir.path())
+        .args(["assess", file.to_str().unwrap(), "--survive", "node"])
+        .output()
+        .unwrap();
+    let (code, out, err) =
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(code, Some(if v.holds { 0 } else { 1 }), "{out}\n{err}");
+    assert!(dir.path().join("results/two-survive/ttft_p99.svg").exists());
+    assert!(out.contains(&format!("{} requests re-routed", v.rerouted)), "{out}");
 }

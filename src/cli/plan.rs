@@ -50,6 +50,10 @@ pub struct PlanArgs {
     /// Re-run the winner with a node failure at peak load and report whether it survives.
     #[arg(long, value_enum)]
     pub survive: Option<SurviveWhat>,
+    /// Simulate only shard K of N (plans with index % N == K-1, every one of them) and write
+    /// DIR/shard-K-of-N.json; `auto` takes K and N from a Slurm job array. Join with `clustersim merge DIR`.
+    #[arg(long, value_name = "K/N|auto")]
+    pub shard: Option<crate::analysis::shard::ShardArg>,
 }
 
 pub(super) fn plan_cmd(a: &PlanArgs) -> Result<i32> {
@@ -57,31 +61,57 @@ pub(super) fn plan_cmd(a: &PlanArgs) -> Result<i32> {
     let base = crate::scenario::load_setup(path, &a.scenario.set)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = a.jobs.map_or(cores, usize::from);
+    let shard = a.shard.map(|s| s.resolve(|k| std::env::var(k).ok())).transpose()?;
     let opts = PlanOptions {
         objective: a.objective,
         jobs,
         early_stop: !a.no_early_stop,
-        exhaustive: a.exhaustive,
+        // The N+1 check looks past the first passing plans for the smallest that survives.
+        exhaustive: a.exhaustive || a.survive.is_some(),
         space_file: a.space.clone(),
+        shard,
+    };
+    let default_dir = format!("{}-plan", base.name);
+    let dir = match shard {
+        // The tasks of an array share one folder: no suffixing, each checks only its own file.
+        Some(s) => {
+            let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&default_dir));
+            crate::analysis::shard::shard_path(&dir, s, a.force)?;
+            dir
+        }
+        None => files::results_dir(a.out.as_deref(), &default_dir, a.force)?,
     };
     let started = Instant::now();
     let found = plan::search(path, &a.scenario.set, &opts)?;
     let wall = started.elapsed().as_secs_f64();
-    let dir = files::results_dir(a.out.as_deref(), &format!("{}-plan", base.name), a.force)?;
     files::ensure_dir(&dir)?;
+    if let Some(s) = shard {
+        let fp = plan::distribute::fingerprint(path, &a.scenario.set, &opts)?;
+        plan::distribute::write_job(&dir, path, &a.scenario.set, a.objective)?;
+        let written = plan::distribute::shard_file(&found, s, fp).write(&dir, a.force)?;
+        println!(
+            "shard      {}/{}: {} of {} plans in {wall:.2} s",
+            s.k,
+            s.n,
+            s.count_of(found.rows.len() as u64),
+            found.rows.len()
+        );
+        println!("results    {}", written.display());
+        return Ok(0);
+    }
     report::write_csv(&dir.join("plan.csv"), &found)?;
     let bound = base.requirements.as_ref().and_then(|r| r.ttft_p99_s);
     if let Err(e) = report::pareto_chart(&dir.join("pareto.svg"), &found, bound) {
         eprintln!("warning: {e}");
     }
     print!("{}", report::table(&found, a.top));
-    println!("search     {:.2} s wall on {jobs} threads", wall);
+    println!("search     {wall:.2} s wall on {jobs} threads");
     let code = match found.winner {
         Some(w) => {
             let row = &found.rows[w];
-            let toml = report::winner_toml(path, &a.scenario.set, row)?;
+            let text = report::base_text(path, &a.scenario.set)?;
             let file = dir.join("winner.toml");
-            files::write_atomic(&file, toml.as_bytes())?;
+            files::write_atomic(&file, report::winner_toml(&text, path, &row.candidate)?.as_bytes())?;
             println!("winner     {} ({} GPUs{})", row.candidate.label(), row.candidate.gpus(), price(row.usd_per_hour));
             println!("scenario   {}", file.display());
             if a.survive.is_some() {
@@ -96,6 +126,42 @@ pub(super) fn plan_cmd(a: &PlanArgs) -> Result<i32> {
     };
     println!("results    {}", dir.display());
     Ok(code)
+}
+
+/// `clustersim merge` of plan shards: `None` when the shards are not a plan's.
+pub(super) fn merge_plan(inputs: &[PathBuf], out: Option<&Path>, force: bool) -> Result<Option<i32>> {
+    if plan::distribute::shard_kind(inputs)? != plan::distribute::KIND {
+        return Ok(None);
+    }
+    let dir = match (out, inputs) {
+        (Some(o), _) => o.to_path_buf(),
+        (None, [one]) if one.is_dir() => one.clone(),
+        _ => return Err(crate::error::Error::Usage("merge: pass --out DIR to say where plan.csv goes".into())),
+    };
+    for name in ["plan.csv", "winner.toml"] {
+        if dir.join(name).exists() && !force {
+            return Err(crate::error::Error::Usage(format!(
+                "{}: exists; pass --force to overwrite it",
+                dir.join(name).display()
+            )));
+        }
+    }
+    files::ensure_dir(&dir)?;
+    let m = plan::distribute::merge(inputs, &dir)?;
+    println!("merged     {} shards, {} plans (plan {})", m.merged.shards, m.merged.rows.len(), m.merged.fingerprint);
+    let code = match (m.winner, &m.winner_toml) {
+        (Some(k), Some(toml)) => {
+            files::write_atomic(&dir.join("winner.toml"), toml.as_bytes())?;
+            println!("winner     plan {} ({})", m.merged.rows[k][0], toml.lines().next().unwrap_or(""));
+            0
+        }
+        _ => {
+            println!("verdict    no plan meets the requirements (see plan.csv)");
+            1
+        }
+    };
+    println!("results    {}", dir.join("plan.csv").display());
+    Ok(Some(code))
 }
 
 fn price(usd: Option<f64>) -> String {
@@ -150,9 +216,13 @@ pub fn no_plan_verdict(s: &PlanSearch, base: &crate::scenario::Setup) -> String 
     }
 }
 
-/// Tries the passing plans in rank order (at most 8) until one survives a node failure.
+/// Passing plans tried for the N+1 check, in rank order.
+const SURVIVE_TRIES: usize = 16;
+
+/// Tries the passing plans in rank order (at most [`SURVIVE_TRIES`]) until one
+/// survives a node failure: the first that does is the smallest that survives.
 fn survive_ranked(s: &PlanSearch, path: &Path, set: &[crate::scenario::Override], dir: &Path) -> Result<()> {
-    for (tried, i) in report::ranked(s).into_iter().filter(|i| s.rows[*i].passed()).take(8).enumerate() {
+    for (tried, i) in report::ranked(s).into_iter().filter(|i| s.rows[*i].passed()).take(SURVIVE_TRIES).enumerate() {
         let row = &s.rows[i];
         let all: Vec<_> = set.iter().cloned().chain(row.candidate.overrides()).collect();
         let setup = crate::scenario::load_setup(path, &all)?;
@@ -191,7 +261,9 @@ fn print_survival(label: &str, v: &survive::Survival, setup: &crate::scenario::S
 /// `assess --survive node`: the N+1 check of the scenario as written.
 pub(super) fn assess_survive(setup: &crate::scenario::Setup) -> Result<i32> {
     let v = survive::survive(setup)?;
-    let chart = PathBuf::from(format!("{}-survive.svg", setup.name));
+    let dir = files::results_dir(None, &format!("{}-survive", setup.name), false)?;
+    files::ensure_dir(&dir)?;
+    let chart = dir.join("ttft_p99.svg");
     print!("{}", v.assessment.table());
     print_survival(&setup.name, &v, setup, &chart);
     Ok(if v.holds { 0 } else { 1 })

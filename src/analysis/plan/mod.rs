@@ -8,8 +8,10 @@
 //! fails ([`search`]); the winner's goodput can be found by bisection on the
 //! arrival rate ([`goodput`]) and its survival of a node failure checked
 //! ([`survive`]); [`report`] ranks the plans, draws the Pareto frontier and writes
-//! the winning scenario.
+//! the winning scenario; [`distribute`] splits a search over the tasks of a batch
+//! job and merges it back.
 
+pub mod distribute;
 pub mod goodput;
 pub mod prune;
 pub mod report;
@@ -60,6 +62,8 @@ pub struct PlanOptions {
     pub exhaustive: bool,
     /// A `--space` file replacing the scenario's `[search]`.
     pub space_file: Option<std::path::PathBuf>,
+    /// Simulate only this shard's plans (see [`search`]).
+    pub shard: Option<crate::analysis::shard::Shard>,
 }
 
 /// One candidate's fate.
@@ -133,21 +137,67 @@ fn check_objective(objective: Objective, space: &space::Space, base: &Setup) -> 
     Ok(())
 }
 
+/// Plans re-run to the end for a verdict when nothing can pass: a constant, so that
+/// the result does not depend on the thread count.
+pub const VERDICT_RUNS: usize = 4;
+
 /// Searches the plans of the scenario at `file` (with `set` applied).
+///
+/// With `opts.shard`, every plan is pruned (cheap, the same in every shard) but only
+/// the shard's plans are simulated, all of them (no waves, no re-runs that depend on
+/// other shards' results, no goodput): the shards' rows merged are exactly the rows
+/// of an unsharded `--exhaustive` search.
 pub fn search(file: &Path, set: &[Override], opts: &PlanOptions) -> Result<PlanSearch> {
     let base = crate::scenario::load_setup(file, set)?;
     let cfg = search_config(file, set, opts.space_file.as_deref())?;
     let space = space::resolve(&cfg, &base)?;
     check_objective(opts.objective, &space, &base)?;
-    let cands = space::enumerate(&space)?;
-    let ctx = prune::PruneContext::new(file, set, &base)?;
-    let checked: Vec<Checked> = crate::analysis::shard::run_points(cands.len() as u64, None, opts.jobs, |i| {
-        prune::check(&ctx, &cands[i as usize])
-    })?
-    .into_iter()
-    .map(|(_, c)| c)
-    .collect();
-    let mut rows: Vec<PlanRow> = cands
+    let (mut rows, checked) = prune_all(file, set, &base, &space, opts.jobs)?;
+    let mine = |i: &usize| opts.shard.is_none_or(|s| s.contains(*i as u64));
+    let survivors: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].pruned.is_none()).filter(mine).collect();
+    let exhaustive = opts.exhaustive || opts.shard.is_some();
+    // Energy has no prior objective: every survivor runs (what exhaustive means).
+    let objective = if exhaustive { Objective::Energy } else { opts.objective };
+    simulate_in_order(&mut rows, &checked, &survivors, objective, opts)?;
+    let to_end = PlanOptions { early_stop: false, ..opts.clone() };
+    if rows.iter().all(|r| r.pruned.is_some()) {
+        // Nothing can meet the requirements: run the plans with the highest limits
+        // anyway, so the verdict can say what the best of them reaches.
+        let best: Vec<usize> = best_of_pruned(&rows).into_iter().filter(mine).collect();
+        simulate_in_order(&mut rows, &checked, &best, Objective::Energy, &to_end)?;
+    }
+    let mut winner = pick_winner(&rows, opts.objective);
+    let finished = |r: &PlanRow| r.pruned.is_none() && matches!(r.result, Some(RunResult::Finished { .. }));
+    if winner.is_none() && !exhaustive && !rows.iter().any(finished) {
+        // Every simulated plan stopped early: run those that held out longest to the
+        // end, so the verdict can name the closest plan and its shortfall.
+        let late = latest_stopped(&rows);
+        simulate_in_order(&mut rows, &checked, &late, Objective::Energy, &to_end)?;
+        winner = pick_winner(&rows, opts.objective);
+    }
+    let mut found = PlanSearch { rows, objective: opts.objective, winner, space };
+    if found.space.goodput && opts.shard.is_none() {
+        goodput::fill(&mut found, &checked, opts)?;
+    }
+    Ok(found)
+}
+
+/// Enumerates `space` and prunes every candidate (in parallel).
+fn prune_all(
+    file: &Path,
+    set: &[Override],
+    base: &Setup,
+    space: &space::Space,
+    jobs: usize,
+) -> Result<(Vec<PlanRow>, Vec<Checked>)> {
+    let cands = space::enumerate(space)?;
+    let ctx = prune::PruneContext::new(file, set, base)?;
+    let checked: Vec<Checked> =
+        crate::analysis::shard::run_points(cands.len() as u64, None, jobs, |i| prune::check(&ctx, &cands[i as usize]))?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+    let rows = cands
         .into_iter()
         .zip(&checked)
         .enumerate()
@@ -161,50 +211,35 @@ pub fn search(file: &Path, set: &[Override], opts: &PlanOptions) -> Result<PlanS
             goodput_req_s: None,
         })
         .collect();
-    let survivors: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].pruned.is_none()).collect();
-    let objective = if opts.exhaustive { Objective::Energy } else { opts.objective };
-    simulate_in_order(&mut rows, &checked, &survivors, objective, opts)?;
-    if survivors.is_empty() {
-        // Nothing can meet the requirements: run the plans with the highest limits
-        // anyway, so the verdict can say what the best of them reaches.
-        let mut best: Vec<usize> = (0..rows.len())
-            .filter(|i| matches!(rows[*i].pruned, Some((PruneKind::Limit | PruneKind::Load, _))))
-            .collect();
-        // Highest limit first, then fewest GPUs (the most load per GPU); run to the end,
-        // since the figure wanted is the throughput they reach.
-        best.sort_by(|a, b| {
-            let (ra, rb) = (&rows[*a], &rows[*b]);
-            rb.limit_tokens_per_ms_per_gpu
-                .total_cmp(&ra.limit_tokens_per_ms_per_gpu)
-                .then(ra.candidate.gpus().cmp(&rb.candidate.gpus()))
-                .then(a.cmp(b))
-        });
-        best.truncate(2 * opts.jobs.max(1));
-        let to_end = PlanOptions { early_stop: false, ..opts.clone() };
-        simulate_in_order(&mut rows, &checked, &best, Objective::Energy, &to_end)?;
-    }
-    let mut winner = pick_winner(&rows, opts.objective);
-    if winner.is_none()
-        && !rows.iter().any(|r| r.pruned.is_none() && matches!(r.result, Some(RunResult::Finished { .. })))
-    {
-        // Every simulated plan stopped early: run those that held out longest to the
-        // end, so the verdict can name the closest plan and its shortfall.
-        let stop_at = |i: &usize| match rows[*i].result {
-            Some(RunResult::Stopped(_, at)) => at,
-            _ => f64::NEG_INFINITY,
-        };
-        let mut late: Vec<usize> = survivors.iter().copied().filter(|i| stop_at(i).is_finite()).collect();
-        late.sort_by(|a, b| stop_at(b).total_cmp(&stop_at(a)).then(a.cmp(b)));
-        late.truncate(2 * opts.jobs.max(1));
-        let to_end = PlanOptions { early_stop: false, ..opts.clone() };
-        simulate_in_order(&mut rows, &checked, &late, Objective::Energy, &to_end)?;
-        winner = pick_winner(&rows, opts.objective);
-    }
-    let mut found = PlanSearch { rows, objective: opts.objective, winner, space };
-    if found.space.goodput {
-        goodput::fill(&mut found, &checked, opts)?;
-    }
-    Ok(found)
+    Ok((rows, checked))
+}
+
+/// The [`VERDICT_RUNS`] plans pruned by limit or load with the highest limit, then
+/// the fewest GPUs (the most load per GPU).
+fn best_of_pruned(rows: &[PlanRow]) -> Vec<usize> {
+    let mut best: Vec<usize> =
+        (0..rows.len()).filter(|i| matches!(rows[*i].pruned, Some((PruneKind::Limit | PruneKind::Load, _)))).collect();
+    best.sort_by(|a, b| {
+        let (ra, rb) = (&rows[*a], &rows[*b]);
+        rb.limit_tokens_per_ms_per_gpu
+            .total_cmp(&ra.limit_tokens_per_ms_per_gpu)
+            .then(ra.candidate.gpus().cmp(&rb.candidate.gpus()))
+            .then(a.cmp(b))
+    });
+    best.truncate(VERDICT_RUNS);
+    best
+}
+
+/// The [`VERDICT_RUNS`] stopped plans that held out longest.
+fn latest_stopped(rows: &[PlanRow]) -> Vec<usize> {
+    let stop_at = |i: &usize| match rows[*i].result {
+        Some(RunResult::Stopped(_, at)) if rows[*i].pruned.is_none() => at,
+        _ => f64::NEG_INFINITY,
+    };
+    let mut late: Vec<usize> = (0..rows.len()).filter(|i| stop_at(i).is_finite()).collect();
+    late.sort_by(|a, b| stop_at(b).total_cmp(&stop_at(a)).then(a.cmp(b)));
+    late.truncate(VERDICT_RUNS);
+    late
 }
 
 /// Simulates `which` (indices of rows), ordered by prior objective and limit.
@@ -243,20 +278,10 @@ pub fn objective_value(row: &PlanRow, objective: Objective) -> Option<f64> {
     })
 }
 
-/// The passing row with the lowest (objective, $/h, TTFT p99, index).
+/// The passing row with the lowest (objective, $/h, TTFT p99, index): the rule of
+/// [`report::winner_of_table`], applied to the rows as `plan.csv` writes them (so a
+/// merge of shards picks the same winner from the merged table).
 pub fn pick_winner(rows: &[PlanRow], objective: Objective) -> Option<usize> {
-    let key = |r: &PlanRow| {
-        let ttft = match &r.result {
-            Some(RunResult::Finished { summary, .. }) => summary.ttft_s.p99,
-            _ => f64::INFINITY,
-        };
-        (objective_value(r, objective).unwrap_or(f64::INFINITY), r.usd_per_hour.unwrap_or(0.0), ttft, r.index)
-    };
-    rows.iter()
-        .filter(|r| r.passed())
-        .min_by(|a, b| {
-            let (ka, kb) = (key(a), key(b));
-            ka.0.total_cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then(ka.3.cmp(&kb.3))
-        })
-        .map(|r| r.index)
+    let table: Vec<Vec<String>> = rows.iter().map(report::csv_row).collect();
+    report::winner_of_table(&table, objective).map(|k| rows[k].index)
 }

@@ -69,6 +69,58 @@ pub fn ranked(s: &PlanSearch) -> Vec<usize> {
     idx
 }
 
+/// Position of column `name` in [`header`].
+fn col(name: &str) -> usize {
+    header().iter().position(|h| h == name).unwrap_or(usize::MAX)
+}
+
+/// The winner among rows of `plan.csv` (any order): status `pass`, lowest
+/// (objective column, `usd_per_hour`, `ttft_p99_s`, `plan`); empty cells count as
+/// infinite (0 for the price). Returns its position in `rows`.
+pub fn winner_of_table(rows: &[Vec<String>], objective: super::Objective) -> Option<usize> {
+    let obj = col(match objective {
+        super::Objective::Gpus => "gpus",
+        super::Objective::Cost => "usd_per_hour",
+        super::Objective::Energy => "joules_per_token",
+    });
+    let num = |r: &Vec<String>, c: usize, empty: f64| r.get(c).and_then(|x| x.parse::<f64>().ok()).unwrap_or(empty);
+    let key = |r: &Vec<String>| {
+        let index = r.first().and_then(|x| x.parse::<u64>().ok()).unwrap_or(u64::MAX);
+        (num(r, obj, f64::INFINITY), num(r, col("usd_per_hour"), 0.0), num(r, col("ttft_p99_s"), f64::INFINITY), index)
+    };
+    let status = col("status");
+    (0..rows.len()).filter(|k| rows[*k].get(status).is_some_and(|s| s == "pass")).min_by(|a, b| {
+        let (ka, kb) = (key(&rows[*a]), key(&rows[*b]));
+        ka.0.total_cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then(ka.2.total_cmp(&kb.2)).then(ka.3.cmp(&kb.3))
+    })
+}
+
+/// The plan of a `plan.csv` row (the inverse of [`csv_row`]'s plan columns).
+pub fn candidate_of_row(r: &[String]) -> Result<super::space::Candidate> {
+    let bad = |c: &str| Error::Usage(format!("plan table: column `{c}` of plan {} is not valid", r[0]));
+    let get = |c: &str| r.get(col(c)).ok_or_else(|| bad(c));
+    let int = |c: &str| get(c)?.parse::<u32>().map_err(|_| bad(c));
+    let router = match get("router")?.as_str() {
+        "round_robin" => crate::scenario::types::RouterKind::RoundRobin,
+        "random" => crate::scenario::types::RouterKind::Random,
+        "least_outstanding" => crate::scenario::types::RouterKind::LeastOutstanding,
+        _ => return Err(bad("router")),
+    };
+    let chunk = get("chunk_tokens")?;
+    Ok(super::space::Candidate {
+        gpu: get("gpu")?.clone(),
+        nodes: int("nodes")?,
+        dp: int("dp")?,
+        pp: int("pp")?,
+        tp: int("tp")?,
+        ep: int("ep")?,
+        max_batch_tokens: int("max_batch_tokens")?,
+        max_seqs: int("max_seqs")?,
+        chunk_tokens: if chunk.is_empty() { None } else { Some(int("chunk_tokens")?) },
+        router,
+    })
+}
+
 /// `plan.csv`'s header.
 pub fn header() -> Vec<String> {
     [
@@ -247,12 +299,11 @@ pub fn pareto_chart(path: &Path, s: &PlanSearch, ttft_bound: Option<f64>) -> Res
     crate::analysis::line_chart_svg(path, "Plans: cost against TTFT p99", x_label, "TTFT p99, s", &series)
 }
 
-/// The winning plan as a scenario `clustersim run` accepts as is: the base file with
-/// `set` and the plan's overrides applied, its `[search]` table dropped and a trace
-/// path made absolute (the file is written elsewhere).
-pub fn winner_toml(file: &Path, set: &[Override], row: &PlanRow) -> Result<String> {
-    let all: Vec<Override> = set.iter().cloned().chain(row.candidate.overrides()).collect();
-    let mut sc = crate::scenario::load(file, &all)?;
+/// The base scenario as `plan` searches it: the file with `set` applied, its
+/// `[search]` table dropped and a trace path made absolute (so the text can be
+/// written and read anywhere). TOML text.
+pub fn base_text(file: &Path, set: &[Override]) -> Result<String> {
+    let mut sc = crate::scenario::load(file, set)?;
     sc.search = None;
     if let Some(t) = sc.workload.trace.as_mut() {
         let p = std::path::Path::new(t.as_str());
@@ -262,6 +313,13 @@ pub fn winner_toml(file: &Path, set: &[Override], row: &PlanRow) -> Result<Strin
             *t = abs.display().to_string();
         }
     }
+    toml::to_string(&sc).map_err(|e| Error::Run(format!("cannot write the scenario: {e}")))
+}
+
+/// The winning plan as a scenario `clustersim run` accepts as is: `base` (from
+/// [`base_text`], as if read from `file`) with the plan's overrides applied.
+pub fn winner_toml(base: &str, file: &Path, cand: &super::space::Candidate) -> Result<String> {
+    let sc = crate::scenario::parse(base, file, &cand.overrides())?;
     let body = toml::to_string(&sc).map_err(|e| Error::Run(format!("cannot write the winning scenario: {e}")))?;
-    Ok(format!("# Written by `clustersim plan`: the winning plan {}.\n{body}", row.candidate.label()))
+    Ok(format!("# Written by `clustersim plan`: the winning plan {}.\n{body}", cand.label()))
 }

@@ -19,7 +19,7 @@
 //!
 //! With `--objective gpus|cost` the objective of a plan is known before it runs.
 //! Survivors are sorted by (objective, physical limit descending, index) and run in
-//! waves of at least `2 x jobs` plans, a wave always ending where the objective
+//! waves of at least [`WAVE`] plans, a wave always ending where the objective
 //! changes. After a wave with a passing plan, plans of a higher objective cannot
 //! win and are not run ("skipped"). Which plans run depends only on the sorted list
 //! and the results of whole waves, never on thread timing: deterministic.
@@ -155,6 +155,10 @@ pub fn prior_objective(objective: Objective, setup: &Setup) -> Option<f64> {
     }
 }
 
+/// Fewest plans in a wave: enough to keep a few cores busy; a constant (not the
+/// thread count) so which plans run does not depend on `--jobs`.
+pub const WAVE: usize = 8;
+
 /// Runs `order` (indices into `setups`) in waves and returns each one's result
 /// (`None`: skipped, a dearer plan than a passing one). `prior[i]` is plan i's
 /// objective when known before running; with `None` every plan runs.
@@ -168,7 +172,7 @@ pub fn run_waves(
     let mut results: Vec<Option<RunResult>> = vec![None; setups.len()];
     let mut at = 0;
     while at < order.len() {
-        let mut end = (at + 2 * jobs.max(1)).min(order.len());
+        let mut end = (at + WAVE).min(order.len());
         // Close the wave where the objective changes (plans of one objective run together).
         while end < order.len() && prior[order[end]].is_some() && prior[order[end]] == prior[order[end - 1]] {
             end += 1;
