@@ -180,6 +180,9 @@ fn execute(cli: Cli) -> Result<i32> {
             }
             // And the memory plan, so a plan that cannot fit fails here too.
             let asm = crate::serving::assemble::Assembly::build(&setup)?;
+            for w in asm.contention() {
+                eprintln!("warning: {}", crate::output::table::sharing_line(&w));
+            }
             println!(
                 "{}: ok: {} GPUs ({} nodes x {} {}), plan dp={} pp={} tp={} ep={} uses {}, model {}, \
                  KV cache {} tokens per replica, {} requests",
@@ -203,6 +206,9 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Dag(a) => {
             let setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
             let asm = crate::serving::assemble::Assembly::build(&setup)?;
+            for w in asm.contention() {
+                eprintln!("warning: {}", crate::output::table::sharing_line(&w));
+            }
             let dag = crate::output::dag::build(&setup.name, &asm);
             match a.format {
                 DagFormat::Dot => print!("{}", crate::output::dag::to_dot(&dag)),
@@ -233,18 +239,24 @@ fn run(a: &RunArgs) -> Result<i32> {
     let parsed = scenario::load(path, &a.scenario.set)?;
     let setup = scenario::validate(&parsed, path)?;
     let dir = files::results_dir(a.out.as_deref(), &setup.name, a.force)?;
-    let created = !dir.exists();
-    files::ensure_dir(&dir)?;
-    let result = run_into(a, &parsed, &setup, &dir);
-    if result.is_err() && created {
-        // A run that failed (e.g. on a bad trace row) leaves no half-filled folder
-        // behind to block the next run; folders it did not create are left alone.
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    result
+    // Everything is written to a hidden sibling and renamed into place at the end:
+    // a failed or interrupted run leaves no half-filled folder, and --force
+    // replaces the old folder whole.
+    let staging = crate::output::staging::Staging::new(&dir)?;
+    let summary = run_into(a, &parsed, &setup, staging.path())?;
+    staging.commit()?;
+    print!("{summary}");
+    println!("results    {}", dir.display());
+    Ok(0)
 }
 
-fn run_into(a: &RunArgs, parsed: &scenario::Scenario, setup: &scenario::Setup, dir: &std::path::Path) -> Result<i32> {
+/// Runs the simulation writing every file into `dir`; returns the text to print.
+fn run_into(
+    a: &RunArgs,
+    parsed: &scenario::Scenario,
+    setup: &scenario::Setup,
+    dir: &std::path::Path,
+) -> Result<String> {
     let as_run = toml::to_string(parsed).map_err(|e| Error::Run(format!("cannot serialize the scenario: {e}")))?;
     files::write_atomic(&dir.join("scenario.toml"), as_run.as_bytes())?;
     let started = Instant::now();
@@ -270,13 +282,14 @@ fn run_into(a: &RunArgs, parsed: &scenario::Scenario, setup: &scenario::Setup, d
     if !a.no_plots {
         plots::render_all(dir, &plots::PlotOptions::default())?;
     }
-    print!("{}", table::summary_table(&outcome.report.summary));
-    println!(
-        "wall       {:.3} s, {:.0} events/s, {:.0} requests/s, peak memory {:.0} MiB",
-        info.wall_s, info.events_per_s, info.requests_per_s, info.peak_rss_mib
-    );
-    println!("results    {}", dir.display());
-    Ok(0)
+    Ok(format!(
+        "{}wall       {:.3} s, {:.0} events/s, {:.0} requests/s, peak memory {:.0} MiB\n",
+        table::summary_table(&outcome.report.summary),
+        info.wall_s,
+        info.events_per_s,
+        info.requests_per_s,
+        info.peak_rss_mib
+    ))
 }
 
 /// A progress callback that draws a bar on stderr once a run has lasted a second.

@@ -37,6 +37,7 @@ pub mod output;
 pub mod parallel;
 pub mod scenario;
 pub mod serving;
+pub mod textfile;
 pub mod workload;
 
 pub use error::{Error, Result};

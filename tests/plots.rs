@@ -89,6 +89,8 @@ fn write_results(dir: &Path, gpus: u32, nodes: u32, seconds: u32, requests: u32,
                 kv_gib: 30.0,
                 kv_peak_gib: 12.0 + 10.0 * rng.next(),
                 activations_gib: 3.0,
+                comm_gb: 0.0,
+                contention_s: 0.0,
                 capacity_gib: 59.6,
                 flops: 1e15,
             }

@@ -77,6 +77,9 @@ proptest! {
         for (q, f) in quick.gpus.iter().zip(&full.gpus) {
             prop_assert_eq!((q.compute_ns, q.comm_ns, q.wait_ns), (f.compute_ns, f.comm_ns, f.wait_ns));
             prop_assert!((q.flops - f.flops).abs() <= 1e-9 * f.flops.max(1.0));
+            for k in 0..4 {
+                prop_assert!((q.comm_bytes[k] - f.comm_bytes[k]).abs() <= 1e-9 * f.comm_bytes[k].max(1.0));
+            }
         }
     }
 }

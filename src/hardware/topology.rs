@@ -178,7 +178,11 @@ impl Topology {
     pub fn nodes(&self) -> u32 {
         self.nodes
     }
-    /// GPUs per node.
+    /// NICs per node.
+    pub fn nics_per_node(&self) -> u32 {
+        self.nics_per_node
+    }
+    /// GPUs in each node.
     pub fn gpus_per_node(&self) -> u32 {
         self.gpus_per_node
     }

@@ -6,7 +6,7 @@ use super::stats::{cv, dist};
 use super::summary::*;
 use crate::engine::SimTime;
 use crate::parallel::ledger::{CommKind, GpuState};
-use crate::parallel::plan::Plan;
+use crate::parallel::plan::{Plan, Rank};
 
 /// Facts about the cluster the report needs besides the recorder.
 #[derive(Clone, Debug)]
@@ -35,6 +35,8 @@ pub struct ReportContext {
     pub activations_gib_per_gpu: f64,
     /// Peak KV blocks used, by replica.
     pub kv_peak_blocks: Vec<Vec<u32>>,
+    /// How collective payload becomes link traffic (for the network section).
+    pub network: super::network::NetworkFacts,
 }
 
 use crate::hardware::spec::GIB;
@@ -62,51 +64,71 @@ fn frac(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Sums over the GPUs the plan uses, gathered while the per-GPU rows are built.
+#[derive(Default)]
+struct GpuTotals {
+    compute_ns: u64,
+    comm_ns: u64,
+    wait_ns: u64,
+    /// Communication by `CommKind` index (tp, pp, ep, dp).
+    kind_comm_ns: [u64; 4],
+    /// Waiting by `CommKind` index (tp, pp, ep, dp).
+    kind_wait_ns: [u64; 4],
+    busy_fracs: Vec<f64>,
+    busy_ns: Vec<f64>,
+    flops: f64,
+    peak_fraction_max: f64,
+    kv_peak_gib_max: f64,
+}
+
+/// Memory one GPU holds, GiB: weights, KV reserved, KV at its peak, activations.
+struct GpuMemory {
+    weights: f64,
+    kv: f64,
+    kv_peak: f64,
+    act: f64,
+}
+
 /// Builds the report. `wall` is the simulated end; `events` the events handled.
 pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64) -> Report {
-    let plan = &ctx.plan;
-    let used = plan.gpus();
-    let wall_s = wall.as_secs_f64();
-    let wall_ns = wall.as_ns() as f64;
+    let used = ctx.plan.gpus();
+    let (gpus, totals) = gpu_rows(rec, ctx, wall);
+    let summary = summarize(rec, ctx, &totals, wall, events);
+    Report {
+        summary,
+        gpus,
+        timeline: timeline_rows(rec),
+        utilization: utilization_rows(rec, used),
+        series: series_rows(rec),
+    }
+}
 
+/// One row per GPU of the cluster, and the totals over those the plan uses.
+fn gpu_rows(rec: &Recorder, ctx: &ReportContext, wall: SimTime) -> (Vec<GpuRow>, GpuTotals) {
+    let plan = &ctx.plan;
+    let wall_ns = wall.as_ns() as f64;
     let mut gpus = Vec::with_capacity(ctx.cluster_gpus as usize);
-    let (mut compute_all, mut comm_all, mut wait_all) = (0u64, 0u64, 0u64);
-    let mut kind_comm = [0u64; 4];
-    let mut kind_wait = [0u64; 4];
-    let mut busy_fracs = Vec::new();
-    let mut busy_ns = Vec::new();
-    let mut flops_all = 0.0;
-    let mut peak_fraction_max: f64 = 0.0;
-    let mut kv_peak_gib_max: f64 = 0.0;
+    let mut tot = GpuTotals::default();
     for g in 0..ctx.cluster_gpus {
         let t = rec.ledger.gpu(g).clone();
         let rank = plan.rank_of(g);
         let comm: u64 = t.comm_ns.iter().sum();
         let wait: u64 = t.wait_ns.iter().sum();
-        let (weights, kv, kv_peak, act) = match rank {
-            Some(r) => {
-                let s = r.stage as usize;
-                let pools = ctx.kv_peak_blocks.get(r.replica as usize);
-                let peak_blocks = pools.and_then(|p| p.get(r.ep_rank as usize)).copied().unwrap_or(0);
-                let kv_peak =
-                    peak_blocks as f64 * ctx.kv_block_tokens as f64 * ctx.kv_bytes_per_token_by_stage[s] / GIB;
-                (ctx.weights_gib_by_stage[s], ctx.kv_gib_per_gpu, kv_peak, ctx.activations_gib_per_gpu)
-            }
-            None => (0.0, 0.0, 0.0, 0.0),
-        };
+        let mem = gpu_memory(ctx, rank);
         if rank.is_some() {
-            compute_all += t.compute_ns;
-            comm_all += comm;
-            wait_all += wait;
+            tot.compute_ns += t.compute_ns;
+            tot.comm_ns += comm;
+            tot.wait_ns += wait;
             for k in 0..4 {
-                kind_comm[k] += t.comm_ns[k];
-                kind_wait[k] += t.wait_ns[k];
+                tot.kind_comm_ns[k] += t.comm_ns[k];
+                tot.kind_wait_ns[k] += t.wait_ns[k];
             }
-            busy_fracs.push(frac(t.compute_ns as f64, wall_ns));
-            busy_ns.push(t.compute_ns as f64);
-            flops_all += t.flops;
-            peak_fraction_max = peak_fraction_max.max(frac(weights + kv_peak + act, ctx.capacity_gib));
-            kv_peak_gib_max = kv_peak_gib_max.max(kv_peak);
+            tot.busy_fracs.push(frac(t.compute_ns as f64, wall_ns));
+            tot.busy_ns.push(t.compute_ns as f64);
+            tot.flops += t.flops;
+            tot.peak_fraction_max =
+                tot.peak_fraction_max.max(frac(mem.weights + mem.kv_peak + mem.act, ctx.capacity_gib));
+            tot.kv_peak_gib_max = tot.kv_peak_gib_max.max(mem.kv_peak);
         }
         let s = |ns: u64| ns as f64 * 1e-9;
         gpus.push(GpuRow {
@@ -128,25 +150,40 @@ pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64
             pp_wait_s: s(t.wait(CommKind::Pp)),
             ep_comm_s: s(t.comm(CommKind::Ep)),
             ep_wait_s: s(t.wait(CommKind::Ep)),
-            weights_gib: weights,
-            kv_gib: kv,
-            kv_peak_gib: kv_peak,
-            activations_gib: act,
+            weights_gib: mem.weights,
+            kv_gib: mem.kv,
+            kv_peak_gib: mem.kv_peak,
+            activations_gib: mem.act,
+            comm_gb: t.comm_bytes.iter().sum::<f64>() / 1e9,
+            contention_s: ctx.network.contention_ns(g as usize, &t) * 1e-9,
             capacity_gib: ctx.capacity_gib,
             flops: t.flops,
         });
     }
+    (gpus, tot)
+}
 
-    let busy_total = (compute_all + comm_all + wait_all) as f64;
-    let kind = |k: usize| KindOverhead {
-        communication_fraction: frac(kind_comm[k] as f64, busy_total),
-        wait_fraction: frac(kind_wait[k] as f64, busy_total),
-        fraction: frac((kind_comm[k] + kind_wait[k]) as f64, busy_total),
-    };
+/// What a GPU holds: its stage's weights and KV, its pool's peak; nothing if unused.
+fn gpu_memory(ctx: &ReportContext, rank: Option<Rank>) -> GpuMemory {
+    let Some(r) = rank else { return GpuMemory { weights: 0.0, kv: 0.0, kv_peak: 0.0, act: 0.0 } };
+    let s = r.stage as usize;
+    let pools = ctx.kv_peak_blocks.get(r.replica as usize);
+    let peak_blocks = pools.and_then(|p| p.get(r.ep_rank as usize)).copied().unwrap_or(0);
+    let kv_peak = peak_blocks as f64 * ctx.kv_block_tokens as f64 * ctx.kv_bytes_per_token_by_stage[s] / GIB;
+    GpuMemory {
+        weights: ctx.weights_gib_by_stage[s],
+        kv: ctx.kv_gib_per_gpu,
+        kv_peak,
+        act: ctx.activations_gib_per_gpu,
+    }
+}
+
+/// summary.json from the recorder's distributions and the per-GPU totals.
+fn summarize(rec: &mut Recorder, ctx: &ReportContext, tot: &GpuTotals, wall: SimTime, events: u64) -> Summary {
+    let used = ctx.plan.gpus();
+    let wall_s = wall.as_secs_f64();
     let window_s = rec.first_arrival.map_or(0.0, |f| rec.last_completion.saturating_sub(f).as_secs_f64());
-    let total_tokens = (rec.output_tokens + rec.prompt_tokens) as f64;
-    let per_ms_per_gpu = |tokens: f64| frac(tokens, window_s * 1e3 * used as f64);
-    let summary = Summary {
+    Summary {
         scenario: ctx.name.clone(),
         seed: ctx.seed,
         requests: RequestCounts {
@@ -162,52 +199,63 @@ pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64
         itl_s: rec.itl.dist(),
         e2e_s: dist(&mut rec.e2e),
         queue_s: dist(&mut rec.queue),
-        throughput: Throughput {
-            window_s,
-            output_tokens_per_s: frac(rec.output_tokens as f64, window_s),
-            total_tokens_per_s: frac(total_tokens, window_s),
-            tokens_per_ms_per_gpu: per_ms_per_gpu(total_tokens),
-            output_tokens_per_ms_per_gpu: per_ms_per_gpu(rec.output_tokens as f64),
-        },
+        throughput: throughput(rec, window_s, used),
         gpu: GpuSummary {
             count: used,
-            utilization_mean: busy_fracs.iter().sum::<f64>() / busy_fracs.len().max(1) as f64,
-            utilization_min: busy_fracs.iter().copied().fold(f64::INFINITY, f64::min).clamp(0.0, 1.0),
-            utilization_max: busy_fracs.iter().copied().fold(0.0, f64::max),
-            mfu: frac(flops_all, used as f64 * ctx.peak_flops_per_gpu * wall_s),
+            utilization_mean: tot.busy_fracs.iter().sum::<f64>() / tot.busy_fracs.len().max(1) as f64,
+            utilization_min: tot.busy_fracs.iter().copied().fold(f64::INFINITY, f64::min).clamp(0.0, 1.0),
+            utilization_max: tot.busy_fracs.iter().copied().fold(0.0, f64::max),
+            mfu: frac(tot.flops, used as f64 * ctx.peak_flops_per_gpu * wall_s),
         },
         memory: MemorySummary {
             capacity_gib: ctx.capacity_gib,
             weights_gib_per_gpu: ctx.weights_gib_by_stage.iter().copied().fold(0.0, f64::max),
             kv_gib_per_gpu: ctx.kv_gib_per_gpu,
-            kv_peak_used_gib: kv_peak_gib_max,
+            kv_peak_used_gib: tot.kv_peak_gib_max,
             activations_gib_per_gpu: ctx.activations_gib_per_gpu,
-            peak_fraction_max,
+            peak_fraction_max: tot.peak_fraction_max,
         },
-        overhead: Overhead {
-            fraction: frac((comm_all + wait_all) as f64, busy_total),
-            communication_fraction: frac(comm_all as f64, busy_total),
-            wait_fraction: frac(wait_all as f64, busy_total),
-            by_kind: OverheadByKind { tp: kind(0), pp: kind(1), ep: kind(2), dp: kind(3) },
-        },
+        overhead: overhead(tot),
         pipeline: Pipeline {
             bubble_fraction: 1.0 - frac(rec.pipeline_stage_busy_ns as f64, rec.pipeline_capacity_ns as f64).min(1.0),
         },
         load_imbalance: LoadImbalance {
-            cv: cv(&busy_ns),
+            cv: cv(&tot.busy_ns),
             expert_cv: cv(&rec.expert_tokens.iter().map(|c| *c as f64).collect::<Vec<_>>()),
         },
         sim: SimFigures { events, iterations: rec.iterations, simulated_s: wall_s },
         // Filled by `analysis::price` from the scenario's economics.
         cost: Default::default(),
-    };
+        network: ctx.network.summarize(rec.ledger.all(), wall_s),
+    }
+}
 
-    Report {
-        summary,
-        gpus,
-        timeline: timeline_rows(rec),
-        utilization: utilization_rows(rec, used),
-        series: series_rows(rec),
+/// Token rates over the window from the first arrival to the last completion.
+fn throughput(rec: &Recorder, window_s: f64, used: u32) -> Throughput {
+    let total_tokens = (rec.output_tokens + rec.prompt_tokens) as f64;
+    let per_ms_per_gpu = |tokens: f64| frac(tokens, window_s * 1e3 * used as f64);
+    Throughput {
+        window_s,
+        output_tokens_per_s: frac(rec.output_tokens as f64, window_s),
+        total_tokens_per_s: frac(total_tokens, window_s),
+        tokens_per_ms_per_gpu: per_ms_per_gpu(total_tokens),
+        output_tokens_per_ms_per_gpu: per_ms_per_gpu(rec.output_tokens as f64),
+    }
+}
+
+/// Communication and waiting as fractions of busy time, overall and by kind.
+fn overhead(tot: &GpuTotals) -> Overhead {
+    let busy_total = (tot.compute_ns + tot.comm_ns + tot.wait_ns) as f64;
+    let kind = |k: usize| KindOverhead {
+        communication_fraction: frac(tot.kind_comm_ns[k] as f64, busy_total),
+        wait_fraction: frac(tot.kind_wait_ns[k] as f64, busy_total),
+        fraction: frac((tot.kind_comm_ns[k] + tot.kind_wait_ns[k]) as f64, busy_total),
+    };
+    Overhead {
+        fraction: frac((tot.comm_ns + tot.wait_ns) as f64, busy_total),
+        communication_fraction: frac(tot.comm_ns as f64, busy_total),
+        wait_fraction: frac(tot.wait_ns as f64, busy_total),
+        by_kind: OverheadByKind { tp: kind(0), pp: kind(1), ep: kind(2), dp: kind(3) },
     }
 }
 

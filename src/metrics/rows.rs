@@ -88,6 +88,12 @@ pub struct GpuRow {
     pub capacity_gib: f64,
     /// Model FLOPs executed.
     pub flops: f64,
+    /// Collective payload this GPU took part in, GB (10^9 bytes).
+    #[serde(default)]
+    pub comm_gb: f64,
+    /// Communication time lost to links shared with concurrent collectives, s.
+    #[serde(default)]
+    pub contention_s: f64,
 }
 
 /// A GPU state span inside the timeline window.

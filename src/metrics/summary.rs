@@ -188,4 +188,7 @@ pub struct Summary {
     /// Cost and energy at the GPU's list price and power model (0 where unknown).
     #[serde(default)]
     pub cost: crate::hardware::economics::CostSummary,
+    /// Link traffic, utilization and contention.
+    #[serde(default)]
+    pub network: super::network::NetworkSummary,
 }

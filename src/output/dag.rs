@@ -84,12 +84,13 @@ pub struct Dag {
     pub edges: Vec<(String, String)>,
 }
 
-struct Builder {
+struct Builder<'a> {
+    plan: &'a Plan,
     nodes: Vec<DagNode>,
     edges: Vec<(String, String)>,
 }
 
-impl Builder {
+impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     fn node(&mut self, r: u32, s: u32, tag: &str, op: &str, collective: bool, gpus: Vec<u32>, layers: u32) -> String {
         let id = format!("r{r}_s{s}_{tag}_{op}");
@@ -107,111 +108,133 @@ impl Builder {
     fn edge(&mut self, from: &str, to: &str) {
         self.edges.push((from.to_string(), to.to_string()));
     }
+
+    /// Stage `s` of replica `r`, fed by the previous stage's outputs; returns its own.
+    fn stage(&mut self, asm: &Assembly, r: u32, s: u32, prev_stage_out: &[String]) -> Vec<String> {
+        let layers = self.plan.stage_layers(s);
+        let moe = layers.clone().filter(|l| asm.is_moe_layer(*l)).count() as u32;
+        let dense = layers.len() as u32 - moe;
+        let mut block_ends = self.dense_blocks(r, s, dense, prev_stage_out);
+        if moe > 0 {
+            block_ends = self.moe_block(r, s, moe, &block_ends);
+        }
+        self.stage_tails(r, s, block_ends)
+    }
+
+    /// Per EP group: the stage's entry (embedding or receive) and its dense layers.
+    /// Returns each group's last node ("" when the group has none).
+    fn dense_blocks(&mut self, r: u32, s: u32, dense: u32, prev_stage_out: &[String]) -> Vec<String> {
+        let mut block_ends = Vec::new();
+        for e in 0..self.plan.ep {
+            let tp = self.plan.tp_group(r, s, e);
+            let tag = format!("e{e}");
+            let mut last =
+                if s == 0 { self.node(r, s, &tag, "embedding", false, tp.clone(), 1) } else { String::new() };
+            for from in prev_stage_out {
+                if last.is_empty() {
+                    last = self.node(r, s, &tag, "recv", true, tp.clone(), 1);
+                }
+                self.edge(from, &last);
+            }
+            if dense > 0 {
+                let attn = self.node(r, s, &format!("{tag}_dense"), "attention", false, tp.clone(), dense);
+                if !last.is_empty() {
+                    self.edge(&last, &attn);
+                }
+                let ar1 = self.node(r, s, &format!("{tag}_dense_a"), "tp_allreduce", true, tp.clone(), dense);
+                self.edge(&attn, &ar1);
+                let mlp = self.node(r, s, &format!("{tag}_dense"), "mlp", false, tp.clone(), dense);
+                self.edge(&ar1, &mlp);
+                let ar2 = self.node(r, s, &format!("{tag}_dense_m"), "tp_allreduce", true, tp.clone(), dense);
+                self.edge(&mlp, &ar2);
+                last = ar2;
+            }
+            block_ends.push(last);
+        }
+        block_ends
+    }
+
+    /// The MoE layers after `block_ends`: attention and router per EP group, one
+    /// dispatch and one combine across the stage when EP > 1, experts per group.
+    fn moe_block(&mut self, r: u32, s: u32, moe: u32, block_ends: &[String]) -> Vec<String> {
+        let ep = self.plan.ep;
+        let stage_gpus = self.plan.stage_gpus(r, s);
+        let mut dispatch_inputs = Vec::new();
+        for e in 0..ep {
+            let tp = self.plan.tp_group(r, s, e);
+            let tag = format!("e{e}_moe");
+            let attn = self.node(r, s, &tag, "attention", false, tp.clone(), moe);
+            if !block_ends[e as usize].is_empty() {
+                self.edge(&block_ends[e as usize], &attn);
+            }
+            let ar = self.node(r, s, &format!("{tag}_a"), "tp_allreduce", true, tp.clone(), moe);
+            self.edge(&attn, &ar);
+            let router = self.node(r, s, &tag, "router", false, tp, moe);
+            self.edge(&ar, &router);
+            dispatch_inputs.push(router);
+        }
+        let dispatch = (ep > 1).then(|| self.join(r, s, "ep_dispatch", stage_gpus.clone(), moe, &dispatch_inputs));
+        let mut expert_outs = Vec::new();
+        for e in 0..ep {
+            let tp = self.plan.tp_group(r, s, e);
+            let tag = format!("e{e}_moe");
+            let ex = self.node(r, s, &tag, "experts", false, tp.clone(), moe);
+            self.edge(dispatch.as_ref().unwrap_or(&dispatch_inputs[e as usize]), &ex);
+            let ar = self.node(r, s, &format!("{tag}_x"), "tp_allreduce", true, tp, moe);
+            self.edge(&ex, &ar);
+            expert_outs.push(ar);
+        }
+        if ep > 1 {
+            vec![self.join(r, s, "ep_combine", stage_gpus, moe, &expert_outs); ep as usize]
+        } else {
+            expert_outs
+        }
+    }
+
+    /// One stage-wide collective `op` that every node of `inputs` feeds.
+    fn join(&mut self, r: u32, s: u32, op: &str, gpus: Vec<u32>, moe: u32, inputs: &[String]) -> String {
+        let j = self.node(r, s, "all", op, true, gpus, moe);
+        for i in inputs {
+            self.edge(i, &j);
+        }
+        j
+    }
+
+    /// What ends the stage after each distinct block end: the LM head on the last
+    /// stage, a send to the next stage otherwise.
+    fn stage_tails(&mut self, r: u32, s: u32, mut block_ends: Vec<String>) -> Vec<String> {
+        let plan = self.plan;
+        block_ends.dedup();
+        let mut outs = Vec::new();
+        for (e, end) in block_ends.iter().enumerate() {
+            let tag = format!("e{e}");
+            let gpus = if block_ends.len() == 1 { plan.stage_gpus(r, s) } else { plan.tp_group(r, s, e as u32) };
+            let tail = if s + 1 == plan.pp {
+                self.node(r, s, &tag, "lm_head", false, gpus, 1)
+            } else {
+                let mut pair = gpus.clone();
+                pair.extend(gpus.iter().map(|g| g + plan.stage_size()));
+                self.node(r, s, &tag, "pp_send", true, pair, 1)
+            };
+            if !end.is_empty() {
+                self.edge(end, &tail);
+            }
+            outs.push(tail);
+        }
+        outs
+    }
 }
 
-/// Builds the DAG of `asm`'s plan for a model with `dense` dense and `moe` MoE layers
-/// per stage computed from the plan.
+/// Builds the DAG of `asm`'s plan; which layers of a stage are MoE comes from the
+/// assembly.
 pub fn build(name: &str, asm: &Assembly) -> Dag {
     let plan = &asm.plan;
     let ctx = &asm.report;
-    let mut b = Builder { nodes: Vec::new(), edges: Vec::new() };
+    let mut b = Builder { plan, nodes: Vec::new(), edges: Vec::new() };
     for r in 0..plan.dp {
         let mut prev_stage_out: Vec<String> = Vec::new();
         for s in 0..plan.pp {
-            let layers = plan.stage_layers(s);
-            let moe = layers.clone().filter(|l| asm.is_moe_layer(*l)).count() as u32;
-            let dense = layers.len() as u32 - moe;
-            let mut outs = Vec::new();
-            let stage_gpus = plan.stage_gpus(r, s);
-            // Dispatch/combine span all EP groups of the stage; one node each.
-            let mut block_ends: Vec<String> = Vec::new();
-            for e in 0..plan.ep {
-                let tp = plan.tp_group(r, s, e);
-                let tag = format!("e{e}");
-                let mut last =
-                    if s == 0 { b.node(r, s, &tag, "embedding", false, tp.clone(), 1) } else { String::new() };
-                for from in &prev_stage_out {
-                    if last.is_empty() {
-                        last = b.node(r, s, &tag, "recv", true, tp.clone(), 1);
-                    }
-                    b.edge(from, &last);
-                }
-                if dense > 0 {
-                    let attn = b.node(r, s, &format!("{tag}_dense"), "attention", false, tp.clone(), dense);
-                    if !last.is_empty() {
-                        b.edge(&last, &attn);
-                    }
-                    let ar1 = b.node(r, s, &format!("{tag}_dense_a"), "tp_allreduce", true, tp.clone(), dense);
-                    b.edge(&attn, &ar1);
-                    let mlp = b.node(r, s, &format!("{tag}_dense"), "mlp", false, tp.clone(), dense);
-                    b.edge(&ar1, &mlp);
-                    let ar2 = b.node(r, s, &format!("{tag}_dense_m"), "tp_allreduce", true, tp.clone(), dense);
-                    b.edge(&mlp, &ar2);
-                    last = ar2;
-                }
-                block_ends.push(last);
-            }
-            if moe > 0 {
-                let mut dispatch_inputs = Vec::new();
-                for e in 0..plan.ep {
-                    let tp = plan.tp_group(r, s, e);
-                    let tag = format!("e{e}_moe");
-                    let attn = b.node(r, s, &tag, "attention", false, tp.clone(), moe);
-                    if !block_ends[e as usize].is_empty() {
-                        b.edge(&block_ends[e as usize], &attn);
-                    }
-                    let ar = b.node(r, s, &format!("{tag}_a"), "tp_allreduce", true, tp.clone(), moe);
-                    b.edge(&attn, &ar);
-                    let router = b.node(r, s, &tag, "router", false, tp, moe);
-                    b.edge(&ar, &router);
-                    dispatch_inputs.push(router);
-                }
-                let dispatch = if plan.ep > 1 {
-                    let d = b.node(r, s, "all", "ep_dispatch", true, stage_gpus.clone(), moe);
-                    for i in &dispatch_inputs {
-                        b.edge(i, &d);
-                    }
-                    Some(d)
-                } else {
-                    None
-                };
-                let mut expert_outs = Vec::new();
-                for e in 0..plan.ep {
-                    let tp = plan.tp_group(r, s, e);
-                    let tag = format!("e{e}_moe");
-                    let ex = b.node(r, s, &tag, "experts", false, tp.clone(), moe);
-                    b.edge(dispatch.as_ref().unwrap_or(&dispatch_inputs[e as usize]), &ex);
-                    let ar = b.node(r, s, &format!("{tag}_x"), "tp_allreduce", true, tp, moe);
-                    b.edge(&ex, &ar);
-                    expert_outs.push(ar);
-                }
-                if plan.ep > 1 {
-                    let c = b.node(r, s, "all", "ep_combine", true, stage_gpus.clone(), moe);
-                    for o in &expert_outs {
-                        b.edge(o, &c);
-                    }
-                    block_ends = vec![c; plan.ep as usize];
-                } else {
-                    block_ends = expert_outs;
-                }
-            }
-            block_ends.dedup();
-            for (e, end) in block_ends.iter().enumerate() {
-                let tag = format!("e{e}");
-                let gpus = if block_ends.len() == 1 { stage_gpus.clone() } else { plan.tp_group(r, s, e as u32) };
-                let tail = if s + 1 == plan.pp {
-                    b.node(r, s, &tag, "lm_head", false, gpus, 1)
-                } else {
-                    let mut pair = gpus.clone();
-                    pair.extend(gpus.iter().map(|g| g + plan.stage_size()));
-                    b.node(r, s, &tag, "pp_send", true, pair, 1)
-                };
-                if !end.is_empty() {
-                    b.edge(end, &tail);
-                }
-                outs.push(tail);
-            }
-            prev_stage_out = outs;
+            prev_stage_out = b.stage(asm, r, s, &prev_stage_out);
         }
     }
     let gpus = (0..plan.gpus())

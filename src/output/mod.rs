@@ -5,5 +5,6 @@ pub mod dag;
 pub mod files;
 pub mod plots;
 pub mod records;
+pub mod staging;
 pub mod table;
 pub mod writer;

@@ -84,3 +84,19 @@ pub fn summary_table(s: &Summary) -> String {
     );
     o
 }
+
+/// One line saying which collectives of a stage share which links.
+pub fn sharing_line(w: &crate::serving::pricing::Sharing) -> String {
+    let groups: Vec<String> = w.groups.iter().map(|g| format!("{g:?}")).collect();
+    let more = if w.links.len() > 4 { format!(" and {} more", w.links.len() - 4) } else { String::new() };
+    let shown: Vec<&str> = w.links.iter().take(4).map(String::as_str).collect();
+    format!(
+        "replica {} stage {}: the {:?} collectives of GPU groups {} start together and share {}{more}; \
+         they are priced by the flow model (max-min sharing), so each gets a share of those links",
+        w.replica,
+        w.stage,
+        w.kind,
+        groups.join(", "),
+        shown.join(", ")
+    )
+}

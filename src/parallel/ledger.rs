@@ -66,6 +66,9 @@ pub struct GpuTotals {
     pub wait_ns: [u64; 4],
     /// Model FLOPs executed.
     pub flops: f64,
+    /// Payload bytes of the collectives it took part in, by kind (nccl-tests sizes;
+    /// for all-to-all the volume one rank sends to the others).
+    pub comm_bytes: [f64; 4],
 }
 
 impl GpuTotals {
@@ -134,6 +137,10 @@ impl Ledger {
     pub fn communicate(&mut self, gpu: u32, kind: CommKind, ns: u64) {
         self.gpus[gpu as usize].comm_ns[kind.index()] += ns;
     }
+    /// Adds payload bytes of collectives of `kind`.
+    pub fn moved(&mut self, gpu: u32, kind: CommKind, bytes: f64) {
+        self.gpus[gpu as usize].comm_bytes[kind.index()] += bytes;
+    }
     /// Adds synchronization wait.
     pub fn wait(&mut self, gpu: u32, kind: CommKind, ns: u64) {
         self.gpus[gpu as usize].wait_ns[kind.index()] += ns;
@@ -148,6 +155,7 @@ impl Ledger {
         for k in 0..4 {
             g.comm_ns[k] = g.comm_ns[k].saturating_sub(take(work.comm_ns[k]));
             g.wait_ns[k] = g.wait_ns[k].saturating_sub(take(work.wait_ns[k]));
+            g.comm_bytes[k] = (g.comm_bytes[k] - work.comm_bytes[k] * share).max(0.0);
         }
     }
     /// Puts `gpu` in `state` (of `kind`, for communication and wait) from `at` on,
@@ -222,7 +230,7 @@ mod tests {
     fn take_back_removes_a_share_of_booked_work() {
         // 1,000 ns compute and 300 ns TP comm booked; a failure takes back 40 %: 400 and 120.
         let mut l = Ledger::new(1);
-        let work = GpuTotals { compute_ns: 1_000, comm_ns: [300, 0, 0, 0], wait_ns: [0; 4], flops: 10.0 };
+        let work = GpuTotals { compute_ns: 1_000, comm_ns: [300, 0, 0, 0], flops: 10.0, ..Default::default() };
         l.compute(0, 1_000, 10.0);
         l.communicate(0, CommKind::Tp, 300);
         l.take_back(0, &work, 0.4);

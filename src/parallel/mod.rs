@@ -2,6 +2,7 @@
 //! expanded into point-to-point steps, run as flows or priced in closed form.
 
 pub mod collective;
+pub mod fabric;
 pub mod ledger;
 pub mod microbench;
 pub mod plan;

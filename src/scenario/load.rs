@@ -33,32 +33,60 @@ impl std::str::FromStr for Override {
 
 /// Reads `path`, applies `overrides`, and parses the result.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Input(InputError::file(path, format!("cannot read the scenario file: {e}"))))?;
+    let text = crate::textfile::read_text(path, "scenario file")?;
     parse(&text, path, overrides)
 }
 
 /// Parses scenario text (as if read from `path`) with overrides applied.
+///
+/// An error in the file itself is reported at its line and column in the file. An
+/// error that only the overrides bring in is reported against the first override
+/// that brings it in, by its key and value: the document they produce is never
+/// seen by the user, so its line numbers would mean nothing to them.
 pub fn parse(text: &str, path: &Path, overrides: &[Override]) -> Result<Scenario, Error> {
-    let text = if overrides.is_empty() {
-        text.to_string()
-    } else {
-        let mut doc: DocumentMut =
-            text.parse().map_err(|e: toml_edit::TomlError| toml_error(path, text, e.span(), e.message()))?;
-        for o in overrides {
-            apply(&mut doc, o).map_err(|m| Error::Input(InputError::key(path, &o.key, format!("--set: {m}"))))?;
-        }
-        doc.to_string()
-    };
-    toml::from_str::<Scenario>(&text).map_err(|e| {
-        let mut err = toml_error(path, &text, e.span(), e.message());
-        if !overrides.is_empty() {
-            if let Error::Input(ie) = &mut err {
-                ie.message.push_str(" (in the scenario after --set overrides)");
+    let plain = toml::from_str::<Scenario>(text);
+    if overrides.is_empty() {
+        return plain.map_err(|e| toml_error(path, text, e.span(), e.message()));
+    }
+    let mut doc: DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| toml_error(path, text, e.span(), e.message()))?;
+    let mut failed: Option<(&Override, toml::de::Error)> = None;
+    for o in overrides {
+        apply(&mut doc, o).map_err(|m| Error::Input(InputError::key(path, &o.key, format!("--set: {m}"))))?;
+        if failed.is_none() {
+            if let Err(e) = toml::from_str::<Scenario>(&doc.to_string()) {
+                // An error already in the file stays the file's; blame an override
+                // only for the first document it breaks.
+                if plain.is_ok() {
+                    failed = Some((o, e));
+                }
             }
         }
-        err
-    })
+    }
+    let merged = doc.to_string();
+    match toml::from_str::<Scenario>(&merged) {
+        Ok(s) => Ok(s),
+        Err(e) => match (plain, failed) {
+            // The file is broken by itself: its own line and column.
+            (Err(first), _) => Err(toml_error(path, text, first.span(), first.message())),
+            (Ok(_), Some((o, e))) => Err(override_error(path, o, &e)),
+            (Ok(_), None) => {
+                Err(Error::Input(InputError::file(path, format!("after the --set overrides: {}", e.message().trim()))))
+            }
+        },
+    }
+}
+
+/// An error brought in by override `o`, named by its key and value.
+fn override_error(path: &Path, o: &Override, e: &toml::de::Error) -> Error {
+    let mut message = format!("--set {}={}: {}", o.key, o.value, e.message().trim());
+    if o.value.parse::<Value>().is_err() {
+        message.push_str(&format!(
+            " (`{}` is not a TOML value, e.g. a number out of range or an unquoted word, so it was read as a string)",
+            o.value
+        ));
+    }
+    Error::Input(InputError::key(path, &o.key, message))
 }
 
 fn toml_error(path: &Path, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> Error {

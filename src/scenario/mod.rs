@@ -4,6 +4,7 @@
 //! serving limits, workload, requirements and what-if events. [`load_setup`]
 //! reads, overrides, parses and validates in one call.
 
+pub mod bounds;
 pub mod load;
 pub mod search;
 pub mod types;

@@ -364,6 +364,22 @@ pub enum WhatIfEvent {
         /// Remaining bandwidth fraction, (0, 1].
         fraction: f64,
     },
+    /// A link fails: NIC `index` of `node` (link = "nic"), or the NVLink of GPU `index`
+    /// of `node` (link = "nvlink"). Routes are fixed (no PXN or multipath), so traffic
+    /// that crosses it cannot be re-routed: every replica whose collectives cross it
+    /// stalls, is drained, and its requests go to the others until the link is repaired.
+    LinkFailure {
+        /// When, s.
+        at_s: f64,
+        /// Repaired at, s (default: never).
+        until_s: Option<f64>,
+        /// `nvlink` or `nic`.
+        link: LinkClass,
+        /// Node.
+        node: u32,
+        /// NIC index within the node, or GPU index within the node for NVLink.
+        index: u32,
+    },
     /// One GPU computes at `fraction` of its speed (a straggler).
     GpuSlowdown {
         /// Start, s.

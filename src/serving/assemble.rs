@@ -122,6 +122,7 @@ impl Assembly {
             kv_block_tokens: setup.serving.kv_block_tokens,
             activations_gib_per_gpu: activations_gib,
             kv_peak_blocks: Vec::new(),
+            network: Default::default(),
         };
         let costs = ModelCosts { model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp) };
         let pricer = Pricer::new(setup)?;
@@ -136,6 +137,7 @@ impl Assembly {
             pricer,
         };
         asm.reprice();
+        asm.report.network = asm.pricer.network_facts(&asm.plan);
         Ok(asm)
     }
 
@@ -151,6 +153,30 @@ impl Assembly {
             self.pricer.set_link_fraction(nvlink, Some(node), fraction);
         }
         self.reprice();
+    }
+
+    /// Collectives that start together and share links (NICs shared by several GPUs,
+    /// an oversubscribed spine), stage by stage: priced by the flow model.
+    pub fn contention(&self) -> Vec<super::pricing::Sharing> {
+        self.pricer.contention(&self.plan)
+    }
+
+    /// Replicas whose collectives cross NIC `index` of `node` (or, with `nvlink`, the
+    /// NVLink of GPU `index` of `node`), in order.
+    pub fn replicas_crossing(&self, nvlink: bool, node: u32, index: u32) -> Vec<u32> {
+        let links = self.pricer.node_links(nvlink, node, index);
+        let facts = &self.report.network;
+        let mut out: Vec<u32> = (0..facts.gpu_groups.len() as u32)
+            .filter(|g| {
+                facts.gpu_groups[*g as usize].iter().flatten().any(|grp| {
+                    facts.groups[*grp as usize].link_bytes_per_payload.iter().any(|(l, _)| links.contains(l))
+                })
+            })
+            .filter_map(|g| self.plan.rank_of(g).map(|r| r.replica))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Nodes of the cluster.

@@ -237,6 +237,7 @@ fn book_run(rec: &mut Recorder, first_gpu: u32, start: SimTime, run: &StageRun) 
         for k in CommKind::ALL {
             rec.ledger.communicate(g, k, w.comm(k));
             rec.ledger.wait(g, k, w.wait(k));
+            rec.ledger.moved(g, k, w.comm_bytes[k.index()]);
         }
         rec.util.add_spread(start, end, g as usize, w.compute_ns as f64);
     }

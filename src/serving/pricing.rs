@@ -12,12 +12,17 @@
 use super::stage::StageComm;
 use crate::error::Result;
 use crate::hardware::topology::Topology;
+use crate::hardware::topology::{LinkId, LinkKind};
+use crate::metrics::network::{GroupFact, LinkFact, NetworkFacts};
 use crate::model::framework::FrameworkProfile;
 use crate::parallel::collective::AllReduceAlgorithm;
-use crate::parallel::collective::{closed_form_affine, expand, resolve_all_reduce, CollectiveOp};
+use crate::parallel::collective::{expand, resolve_all_reduce, CollectiveOp};
+use crate::parallel::fabric::{concurrent_prices, shared_links, Member, SetPrice};
+use crate::parallel::ledger::CommKind;
 use crate::parallel::plan::Plan;
 use crate::parallel::price::{Affine, Price};
 use crate::scenario::Setup;
+use std::collections::BTreeMap;
 
 /// Prices collectives over groups of GPUs.
 #[derive(Clone, Debug)]
@@ -78,62 +83,220 @@ impl Pricer {
         }
     }
 
+    /// The two links (up, down) of NIC `index` of `node`, or with `nvlink` of the
+    /// NVLink of GPU `index` of `node`.
+    pub fn node_links(&self, nvlink: bool, node: u32, index: u32) -> [LinkId; 2] {
+        if nvlink {
+            let g = node * self.topo.gpus_per_node() + index;
+            [self.topo.nvlink_up(g), self.topo.nvlink_down(g)]
+        } else {
+            let nic = node * self.topo.nics_per_node() + index;
+            [self.topo.nic_up(nic), self.topo.nic_down(nic)]
+        }
+    }
+
     /// Nodes of the cluster.
     pub fn nodes(&self) -> u32 {
         self.topo.nodes()
     }
 
-    /// The affine price of `op` with algorithm `alg` over `gpus`, stack costs included;
-    /// `bytes` is the collective's payload as nccl-tests counts it.
-    fn fit(&self, op: CollectiveOp, alg: AllReduceAlgorithm, gpus: &[u32]) -> Affine {
-        let ab = closed_form_affine(&self.topo, op, alg, gpus);
-        let steps = expand(&self.topo, op, alg, gpus, 1.0).map_or(0, |s| s.steps());
-        Affine {
-            // The scenario's fixed cost per collective, and the stack's launch, per-step
-            // latency and share of the link bandwidth.
-            fixed_ns: ab.fixed_ns + self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns,
-            per_byte_ns: ab.per_byte_ns / self.framework.collective_efficiency,
-        }
+    /// Prices a set of collectives that start together (see [`concurrent_prices`]),
+    /// stack costs included: the scenario's fixed cost per collective, and the stack's
+    /// launch, per-step latency (over the algorithm's real steps) and share of the
+    /// link bandwidth.
+    fn priced(&self, members: &[Member]) -> Vec<SetPrice> {
+        let prices = concurrent_prices(&self.topo, members);
+        members
+            .iter()
+            .zip(prices)
+            .map(|(m, p)| {
+                if m.ranks.len() < 2 {
+                    return SetPrice { affine: Affine::default(), contended: false };
+                }
+                let steps = expand(&self.topo, m.op, m.alg, &m.ranks, 1.0).map_or(0, |s| s.steps());
+                let extra = self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns;
+                let affine = Affine {
+                    fixed_ns: p.affine.fixed_ns + extra,
+                    per_byte_ns: p.affine.per_byte_ns / self.framework.collective_efficiency,
+                };
+                SetPrice { affine, ..p }
+            })
+            .collect()
     }
 
-    /// The price of a TP all-reduce over `gpus` with the scenario's algorithm (`auto`:
-    /// ring inside a node, hierarchical across nodes; the stack profiles are
-    /// calibrated against the ring).
+    /// A TP all-reduce over `gpus` with the scenario's algorithm (`auto`: ring inside a
+    /// node, hierarchical across nodes; the stack profiles are calibrated against the ring).
+    fn all_reduce_member(&self, gpus: Vec<u32>) -> Member {
+        let alg = resolve_all_reduce(&self.topo, self.all_reduce, &gpus);
+        Member { op: CollectiveOp::AllReduce, alg, ranks: gpus }
+    }
+
+    /// The collectives of stage `s` of replica `r` that start together, by kind: the
+    /// TP all-reduces of every EP group, the EP all-to-alls of every TP rank, and the
+    /// pipeline sends of every GPU of the stage.
+    pub fn stage_sets(&self, plan: &Plan, r: u32, s: u32) -> [(CommKind, Vec<Member>); 3] {
+        let tp = (0..plan.ep).map(|e| self.all_reduce_member(plan.tp_group(r, s, e))).collect();
+        let a2a = |ranks| Member { op: CollectiveOp::AllToAll, alg: AllReduceAlgorithm::Auto, ranks };
+        let ep = (0..plan.tp).map(|t| a2a(plan.ep_group(r, s, t))).collect();
+        let send = |g: &u32| Member {
+            op: CollectiveOp::SendRecv,
+            alg: AllReduceAlgorithm::Auto,
+            ranks: vec![*g, g + plan.stage_size()],
+        };
+        let pp = if s + 1 < plan.pp { plan.stage_gpus(r, s).iter().map(send).collect() } else { Vec::new() };
+        [(CommKind::Tp, tp), (CommKind::Ep, ep), (CommKind::Pp, pp)]
+    }
+
+    /// The price of a TP all-reduce over `gpus` alone.
     pub fn all_reduce(&self, gpus: &[u32]) -> Price {
-        if gpus.len() < 2 {
-            return Price::default();
-        }
-        let alg = resolve_all_reduce(&self.topo, self.all_reduce, gpus);
-        self.fit(CollectiveOp::AllReduce, alg, gpus).into()
+        self.priced(&[self.all_reduce_member(gpus.to_vec())])[0].affine.into()
     }
 
     /// The price of an EP all-to-all over `gpus`, per byte of the largest volume one
     /// rank sends or receives. Pairwise exchange of S bytes per rank moves (n-1)/n x S
     /// off each rank, so the per-byte rate is scaled by n/(n-1).
-    pub fn all_to_all(&self, gpus: &[u32]) -> Affine {
-        if gpus.len() < 2 {
+    fn per_rank_volume(a: Affine, n: usize) -> Affine {
+        if n < 2 {
             return Affine::default();
         }
-        let n = gpus.len() as f64;
-        let a = self.fit(CollectiveOp::AllToAll, AllReduceAlgorithm::Auto, gpus);
+        let n = n as f64;
         Affine { per_byte_ns: a.per_byte_ns * n / (n - 1.0), ..a }
     }
 
-    /// The price of a PP send from `src` to `dst`.
-    pub fn send(&self, src: u32, dst: u32) -> Affine {
-        self.fit(CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, &[src, dst])
+    /// The price of an EP all-to-all over `gpus` alone (see [`Self::stage_comm`]).
+    pub fn all_to_all(&self, gpus: &[u32]) -> Affine {
+        let m = Member { op: CollectiveOp::AllToAll, alg: AllReduceAlgorithm::Auto, ranks: gpus.to_vec() };
+        Self::per_rank_volume(self.priced(&[m])[0].affine, gpus.len())
     }
 
-    /// Every collective of stage `s` of replica `r` of `plan`, priced.
+    /// The price of a PP send from `src` to `dst` alone.
+    pub fn send(&self, src: u32, dst: u32) -> Affine {
+        let m = Member { op: CollectiveOp::SendRecv, alg: AllReduceAlgorithm::Auto, ranks: vec![src, dst] };
+        self.priced(&[m])[0].affine
+    }
+
+    /// Every collective of stage `s` of replica `r` of `plan`, priced with the others
+    /// that start at the same instant: members that share a link get the flow model's
+    /// shares, the others their closed forms.
     pub fn stage_comm(&self, plan: &Plan, r: u32, s: u32) -> StageComm {
+        let [(_, tp), (_, ep), (_, pp)] = self.stage_sets(plan, r, s);
         StageComm {
-            tp_allreduce: (0..plan.ep).map(|e| self.all_reduce(&plan.tp_group(r, s, e))).collect(),
-            ep_alltoall: (0..plan.tp).map(|t| self.all_to_all(&plan.ep_group(r, s, t))).collect(),
-            pp_send: if s + 1 < plan.pp {
-                plan.stage_gpus(r, s).iter().map(|g| self.send(*g, g + plan.stage_size())).collect()
-            } else {
-                Vec::new()
-            },
+            tp_allreduce: self.priced(&tp).into_iter().map(|p| p.affine.into()).collect(),
+            ep_alltoall: self
+                .priced(&ep)
+                .into_iter()
+                .zip(&ep)
+                .map(|(p, m)| Self::per_rank_volume(p.affine, m.ranks.len()))
+                .collect(),
+            pp_send: self.priced(&pp).into_iter().map(|p| p.affine).collect(),
         }
+    }
+
+    /// The collective sets of `plan` whose members share links, with what they share.
+    pub fn contention(&self, plan: &Plan) -> Vec<Sharing> {
+        let mut out = Vec::new();
+        for r in 0..plan.dp {
+            for s in 0..plan.pp {
+                for (kind, members) in self.stage_sets(plan, r, s) {
+                    let shared = shared_links(&self.topo, &members);
+                    if shared.is_empty() {
+                        continue;
+                    }
+                    let links = shared.keys().map(|l| describe_link(&self.topo, *l)).collect();
+                    let groups = members.into_iter().map(|m| m.ranks).collect();
+                    out.push(Sharing { replica: r, stage: s, kind, groups, links });
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Pricer {
+    /// How payload becomes link traffic for every group of `plan`, and what sharing
+    /// links costs each group per payload byte (for the report's network section).
+    pub fn network_facts(&self, plan: &Plan) -> NetworkFacts {
+        let links = (0..self.topo.links().len() as u32)
+            .map(|l| LinkFact {
+                name: describe_link(&self.topo, l),
+                kind: self.topo.link(l).kind,
+                bytes_per_s: self.topo.link(l).bytes_per_s,
+            })
+            .collect();
+        let mut facts =
+            NetworkFacts { links, groups: Vec::new(), gpu_groups: vec![[None; 4]; self.topo.gpus() as usize] };
+        for r in 0..plan.dp {
+            for s in 0..plan.pp {
+                for (kind, members) in self.stage_sets(plan, r, s) {
+                    let together = self.priced(&members);
+                    for (m, p) in members.iter().zip(together) {
+                        self.add_group(&mut facts, kind, m, p.affine);
+                    }
+                }
+            }
+        }
+        facts
+    }
+
+    /// One group's traffic per payload byte a recording member books: TP and EP
+    /// members all book the payload (all-to-all: the volume to the others, (n-1)/n of
+    /// the nccl-tests size); a PP send is booked by its sender only.
+    fn add_group(&self, facts: &mut NetworkFacts, kind: CommKind, m: &Member, priced: Affine) {
+        if m.ranks.len() < 2 {
+            return;
+        }
+        let Ok(schedule) = expand(&self.topo, m.op, m.alg, &m.ranks, 1.0) else { return };
+        let n = m.ranks.len() as f64;
+        let (recorders, scale) = match m.op {
+            CollectiveOp::SendRecv => (&m.ranks[..1], 1.0),
+            CollectiveOp::AllToAll => (&m.ranks[..], n / (n - 1.0) / n),
+            _ => (&m.ranks[..], 1.0 / n),
+        };
+        let mut per_link: BTreeMap<u32, f64> = BTreeMap::new();
+        for phase in &schedule.phases {
+            for t in &phase.transfers {
+                for &l in self.topo.route(t.src, t.dst).links() {
+                    *per_link.entry(l).or_default() += t.bytes * phase.repeat as f64 * scale;
+                }
+            }
+        }
+        let alone = self.priced(std::slice::from_ref(m))[0].affine;
+        let volume = if m.op == CollectiveOp::AllToAll { n / (n - 1.0) } else { 1.0 };
+        let group = facts.groups.len() as u32;
+        facts.groups.push(GroupFact {
+            link_bytes_per_payload: per_link.into_iter().collect(),
+            contention_ns_per_byte: (priced.per_byte_ns - alone.per_byte_ns).max(0.0) * volume,
+        });
+        for &g in recorders {
+            facts.gpu_groups[g as usize][kind.index()] = Some(group);
+        }
+    }
+}
+
+/// Collectives of one stage that start together and share links.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sharing {
+    /// DP replica.
+    pub replica: u32,
+    /// Pipeline stage.
+    pub stage: u32,
+    /// Which collectives.
+    pub kind: CommKind,
+    /// Each member's GPUs.
+    pub groups: Vec<Vec<u32>>,
+    /// The links more than one member crosses, described.
+    pub links: Vec<String>,
+}
+
+/// A link for people: "NIC 3 up (node 1)", "spine uplink of leaf 0".
+pub fn describe_link(topo: &Topology, id: LinkId) -> String {
+    let l = topo.link(id);
+    match l.kind {
+        LinkKind::NvlinkUp => format!("NVLink up of GPU {}", l.owner),
+        LinkKind::NvlinkDown => format!("NVLink down of GPU {}", l.owner),
+        LinkKind::NicUp => format!("NIC {} up", l.owner),
+        LinkKind::NicDown => format!("NIC {} down", l.owner),
+        LinkKind::LeafUp => format!("spine uplink of leaf {}", l.owner),
+        LinkKind::LeafDown => format!("spine downlink of leaf {}", l.owner),
     }
 }

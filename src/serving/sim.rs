@@ -216,13 +216,22 @@ impl Simulation {
                 self.pipeline.asm.set_link_fractions(link == LinkClass::Nvlink, &fractions);
             }
             WhatIfEvent::GpuFailure { gpu, .. } => {
-                let Some(rank) = self.pipeline.asm.plan.rank_of(gpu) else { return };
-                let r = rank.replica as usize;
-                if end {
-                    self.replicas[r].gpu_recovered();
-                } else {
-                    self.fail(r);
-                }
+                let replicas = self.pipeline.asm.plan.rank_of(gpu).map(|r| r.replica).into_iter().collect();
+                self.fail_or_recover(replicas, end);
+            }
+            WhatIfEvent::LinkFailure { link, node, index, .. } => {
+                let replicas = self.pipeline.asm.replicas_crossing(link == LinkClass::Nvlink, node, index);
+                self.fail_or_recover(replicas, end);
+            }
+        }
+    }
+
+    fn fail_or_recover(&mut self, replicas: Vec<u32>, end: bool) {
+        for r in replicas {
+            if end {
+                self.replicas[r as usize].gpu_recovered();
+            } else {
+                self.fail(r as usize);
             }
         }
     }

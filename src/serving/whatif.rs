@@ -71,6 +71,7 @@ pub fn event_times(e: &WhatIfEvent) -> (f64, Option<f64>) {
         WhatIfEvent::LinkSlowdown { at_s, until_s, .. }
         | WhatIfEvent::GpuSlowdown { at_s, until_s, .. }
         | WhatIfEvent::GpuFailure { at_s, until_s, .. }
+        | WhatIfEvent::LinkFailure { at_s, until_s, .. }
         | WhatIfEvent::LoadChange { at_s, until_s, .. } => (at_s, until_s),
     }
 }

@@ -99,44 +99,70 @@ impl Workload {
             );
         }
         let arrival_rng = stream(seed, Stream::Arrivals, 0);
-        let mut warnings = Vec::new();
-        if let Some(name) = &config.trace {
-            let path = match trace_path {
-                Some(p) => p.to_path_buf(),
-                None => file.parent().unwrap_or(Path::new(".")).join(name),
-            };
-            let limit = match (config.limit, config.requests) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let trace = load_trace(&path, config.trace_format, limit)?;
-            if trace.zero_output_rows > 0 {
-                warnings.push(format!(
-                    "{}: {} rows have 0 output tokens; they are replayed with 1 output token",
-                    path.display(),
-                    trace.zero_output_rows
-                ));
+        match &config.trace {
+            Some(name) => {
+                let path = match trace_path {
+                    Some(p) => p.to_path_buf(),
+                    None => file.parent().unwrap_or(Path::new(".")).join(name),
+                };
+                Self::replay(config, &path, Pacer::new(time_scale), arrival_rng, file)
             }
-            let timing = match &config.arrival {
-                None => Timing::Trace,
-                Some(a) => {
-                    warnings.push(format!(
-                        "{}: arrival times come from workload.arrival; the trace's timestamps are ignored",
-                        path.display()
-                    ));
-                    timing_for(a, arrival_rng, file)?
-                }
-            };
-            return Ok(Workload {
-                total: trace.rows.len() as u64,
-                next_id: 0,
-                timing,
-                lengths: Lengths::Trace(trace.rows),
-                pacer: Pacer::new(time_scale),
-                trace_format: Some(trace.format),
-                warnings,
-            });
+            None => Self::generate(config, Pacer::new(time_scale), arrival_rng, seed, file),
         }
+    }
+
+    /// Replays the trace at `path`: its lengths, and its times unless `config`
+    /// gives an arrival process.
+    fn replay(
+        config: &WorkloadConfig,
+        path: &Path,
+        pacer: Pacer,
+        arrival_rng: SimRng,
+        file: &Path,
+    ) -> Result<Workload, Error> {
+        let mut warnings = Vec::new();
+        let limit = match (config.limit, config.requests) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let trace = load_trace(path, config.trace_format, limit)?;
+        if trace.zero_output_rows > 0 {
+            warnings.push(format!(
+                "{}: {} rows have 0 output tokens; they are replayed with 1 output token",
+                path.display(),
+                trace.zero_output_rows
+            ));
+        }
+        let timing = match &config.arrival {
+            None => Timing::Trace,
+            Some(a) => {
+                warnings.push(format!(
+                    "{}: arrival times come from workload.arrival; the trace's timestamps are ignored",
+                    path.display()
+                ));
+                timing_for(a, arrival_rng, file)?
+            }
+        };
+        Ok(Workload {
+            total: trace.rows.len() as u64,
+            next_id: 0,
+            timing,
+            lengths: Lengths::Trace(trace.rows),
+            pacer,
+            trace_format: Some(trace.format),
+            warnings,
+        })
+    }
+
+    /// Draws `config.requests` requests from its arrival process and length
+    /// distributions, each from its own stream of `seed`.
+    fn generate(
+        config: &WorkloadConfig,
+        pacer: Pacer,
+        arrival_rng: SimRng,
+        seed: u64,
+        file: &Path,
+    ) -> Result<Workload, Error> {
         let missing = |key: &str, example: &str| InputError::key(file, key, format!("is missing; e.g. {example}"));
         let total = config
             .requests
@@ -163,9 +189,9 @@ impl Workload {
                 prompt_rng: stream(seed, Stream::PromptLengths, 0),
                 output_rng: stream(seed, Stream::OutputLengths, 0),
             })),
-            pacer: Pacer::new(time_scale),
+            pacer,
             trace_format: None,
-            warnings,
+            warnings: Vec::new(),
         })
     }
 

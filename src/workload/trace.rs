@@ -61,7 +61,7 @@ const MOONCAKE_EXAMPLE: &str = r#"{"timestamp": 0, "input_length": 6758, "output
 /// the first line (a CSV header, or `{` for JSON lines) or a `.jsonl` extension.
 /// Stops after `limit` requests (rows past the limit are not read).
 pub fn load_trace(path: &Path, format: Option<TraceFormat>, limit: Option<u64>) -> Result<Trace, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::textfile::read_text(path, "trace")?;
     Ok(parse_trace(path, &text, format, limit)?)
 }
 
@@ -83,72 +83,8 @@ pub fn parse_trace(
     let mut p = Parser { path, rows: Vec::new(), zero_output_rows: 0, first_raw: None, prev_raw: 0, prev_line: 0 };
     let limit = limit.unwrap_or(u64::MAX);
     match format {
-        TraceFormat::Azure | TraceFormat::Csv => {
-            let (names, header) =
-                if format == TraceFormat::Azure { (AZURE_COLS, AZURE_HEADER) } else { (CSV_COLS, CSV_HEADER) };
-            let Some((hline, htext)) = lines.next() else {
-                return Err(InputError::file(path, format!("is empty; expected the header {header} and rows")));
-            };
-            let (cols, width) = header_columns(path, hline, htext, names, header)?;
-            let hnames: Vec<&str> = htext.split(',').map(str::trim).collect();
-            for (line, l) in lines {
-                if p.rows.len() as u64 >= limit {
-                    break;
-                }
-                let fields: Vec<&str> = l.split(',').map(str::trim).collect();
-                if fields.len() != width {
-                    return Err(p.err(
-                        line,
-                        format!("has {} columns; expected {width} like the header ({header})", fields.len()),
-                    ));
-                }
-                let [t, pr, out] = cols.map(|c| fields[c]);
-                let [_, pr_name, out_name] = cols.map(|c| hnames[c]);
-                let raw = if format == TraceFormat::Azure {
-                    parse_timestamp_ns(t).ok_or_else(|| {
-                        p.err(
-                            line,
-                            format!("TIMESTAMP {t:?} is not a timestamp; expected e.g. 2023-11-16 18:15:46.6805900"),
-                        )
-                    })?
-                } else {
-                    seconds_ns(t).ok_or_else(|| {
-                        p.err(line, format!("arrival_s {t:?} is not a time; expected seconds >= 0, e.g. 1.25"))
-                    })?
-                };
-                p.push(line, raw, format == TraceFormat::Azure, (pr_name, pr), (out_name, out))?;
-            }
-        }
-        TraceFormat::Mooncake => {
-            for (line, l) in lines {
-                if p.rows.len() as u64 >= limit {
-                    break;
-                }
-                let v: Value = serde_json::from_str(l).map_err(|e| {
-                    // serde_json counts lines inside the one-line text: keep only the column.
-                    let what = e.to_string();
-                    let what = what.split(" at line ").next().unwrap_or_default().to_string();
-                    p.err(
-                        line,
-                        format!(
-                            "is not valid JSON ({what} at column {}); expected one object per line like {MOONCAKE_EXAMPLE}",
-                            e.column()
-                        ),
-                    )
-                })?;
-                let field = |k: &str| {
-                    v.get(k).ok_or_else(|| {
-                        p.err(line, format!("has no \"{k}\"; expected an object like {MOONCAKE_EXAMPLE}"))
-                    })
-                };
-                let ts = field("timestamp")?;
-                let raw = ts.as_f64().and_then(ms_ns).ok_or_else(|| {
-                    p.err(line, format!("timestamp {ts} is not a time; expected milliseconds >= 0, e.g. 1500"))
-                })?;
-                let (pr, out) = (json_text(field("input_length")?), json_text(field("output_length")?));
-                p.push(line, raw, true, ("input_length", &pr), ("output_length", &out))?;
-            }
-        }
+        TraceFormat::Azure | TraceFormat::Csv => p.csv_rows(&mut lines, format, limit)?,
+        TraceFormat::Mooncake => p.json_rows(lines, limit)?,
     }
     if p.rows.is_empty() {
         return Err(InputError::file(path, "has no requests; expected at least one row after the header"));
@@ -230,6 +166,82 @@ struct Parser<'a> {
 impl Parser<'_> {
     fn err(&self, line: usize, msg: String) -> InputError {
         InputError::line(self.path, line, msg)
+    }
+
+    /// Rows of an `azure` or `csv` trace: the header, then up to `limit` rows.
+    fn csv_rows<'t>(
+        &mut self,
+        lines: &mut impl Iterator<Item = (usize, &'t str)>,
+        format: TraceFormat,
+        limit: u64,
+    ) -> Result<(), InputError> {
+        let path = self.path;
+        let (names, header) =
+            if format == TraceFormat::Azure { (AZURE_COLS, AZURE_HEADER) } else { (CSV_COLS, CSV_HEADER) };
+        let Some((hline, htext)) = lines.next() else {
+            return Err(InputError::file(path, format!("is empty; expected the header {header} and rows")));
+        };
+        let (cols, width) = header_columns(path, hline, htext, names, header)?;
+        let hnames: Vec<&str> = htext.split(',').map(str::trim).collect();
+        for (line, l) in lines {
+            if self.rows.len() as u64 >= limit {
+                break;
+            }
+            let fields: Vec<&str> = l.split(',').map(str::trim).collect();
+            if fields.len() != width {
+                return Err(self
+                    .err(line, format!("has {} columns; expected {width} like the header ({header})", fields.len())));
+            }
+            let [t, pr, out] = cols.map(|c| fields[c]);
+            let [_, pr_name, out_name] = cols.map(|c| hnames[c]);
+            let raw = if format == TraceFormat::Azure {
+                parse_timestamp_ns(t).ok_or_else(|| {
+                    self.err(
+                        line,
+                        format!("TIMESTAMP {t:?} is not a timestamp; expected e.g. 2023-11-16 18:15:46.6805900"),
+                    )
+                })?
+            } else {
+                seconds_ns(t).ok_or_else(|| {
+                    self.err(line, format!("arrival_s {t:?} is not a time; expected seconds >= 0, e.g. 1.25"))
+                })?
+            };
+            self.push(line, raw, format == TraceFormat::Azure, (pr_name, pr), (out_name, out))?;
+        }
+        Ok(())
+    }
+
+    /// Rows of a `mooncake` trace: one JSON object a line, up to `limit` of them.
+    fn json_rows<'t>(&mut self, lines: impl Iterator<Item = (usize, &'t str)>, limit: u64) -> Result<(), InputError> {
+        for (line, l) in lines {
+            if self.rows.len() as u64 >= limit {
+                break;
+            }
+            let v: Value = serde_json::from_str(l).map_err(|e| {
+                // serde_json counts lines inside the one-line text: keep only the column.
+                let what = e.to_string();
+                let what = what.split(" at line ").next().unwrap_or_default().to_string();
+                self.err(
+                    line,
+                    format!(
+                        "is not valid JSON ({what} at column {}); expected one object per line like {MOONCAKE_EXAMPLE}",
+                        e.column()
+                    ),
+                )
+            })?;
+            let field = |k: &str| {
+                v.get(k).ok_or_else(|| {
+                    self.err(line, format!("has no \"{k}\"; expected an object like {MOONCAKE_EXAMPLE}"))
+                })
+            };
+            let ts = field("timestamp")?;
+            let raw = ts.as_f64().and_then(ms_ns).ok_or_else(|| {
+                self.err(line, format!("timestamp {ts} is not a time; expected milliseconds >= 0, e.g. 1500"))
+            })?;
+            let (pr, out) = (json_text(field("input_length")?), json_text(field("output_length")?));
+            self.push(line, raw, true, ("input_length", &pr), ("output_length", &out))?;
+        }
+        Ok(())
     }
 
     /// Checks one row and appends it; `relative` shifts times to the first row.

@@ -66,6 +66,7 @@ impl<'s> Clocks<'s> {
             self.span(g, start, ns, GpuState::Communicate, what, bytes);
             self.work[g].wait_ns[k] += wait;
             self.work[g].comm_ns[k] += ns;
+            self.work[g].comm_bytes[k] += bytes;
             self.t[g] = start + ns;
         }
     }

@@ -21,7 +21,8 @@ pub fn run_stage_fast(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
     let (attn_ns, attn_flops) = scale(costs.attention(shape));
     let (mlp_ns, mlp_flops) = scale(costs.mlp(tokens));
     let tp = input.tp as usize;
-    let ar_ns = if tp > 1 { input.comm.tp_allreduce[0].ns(costs.tp_bytes(tokens)) } else { 0 };
+    let ar_bytes = if tp > 1 { costs.tp_bytes(tokens) } else { 0.0 };
+    let ar_ns = if tp > 1 { input.comm.tp_allreduce[0].ns(ar_bytes) } else { 0 };
     let layers = input.dense_layers as u64;
     let mut compute_ns = layers * (attn_ns + mlp_ns);
     let mut flops = layers as f64 * (attn_flops + mlp_flops);
@@ -33,14 +34,15 @@ pub fn run_stage_fast(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
     let tp_comm = layers * 2 * ar_ns;
     let mut gpus = vec![GpuTotals::default(); tp];
     let mut pp_ns = vec![0u64; tp];
+    let mut pp_bytes = 0.0;
     if input.last {
         let (ns, f) = scale(costs.lm_head(input.emitting[0]));
         compute_ns += ns;
         flops += f;
     } else {
-        let bytes = costs.pp_bytes(tokens) / tp as f64;
+        pp_bytes = costs.pp_bytes(tokens) / tp as f64;
         for (g, p) in pp_ns.iter_mut().enumerate() {
-            *p = input.comm.pp_send[g].ns(bytes);
+            *p = input.comm.pp_send[g].ns(pp_bytes);
         }
     }
     let longest_pp = pp_ns.iter().copied().max().unwrap_or(0);
@@ -50,6 +52,8 @@ pub fn run_stage_fast(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
         w.comm_ns[0] = tp_comm;
         w.comm_ns[1] = pp_ns[g];
         w.wait_ns[0] = longest_pp - pp_ns[g];
+        w.comm_bytes[0] = (2 * layers) as f64 * ar_bytes;
+        w.comm_bytes[1] = pp_bytes;
     }
     StageRun { duration_ns: compute_ns + tp_comm + longest_pp, gpus }
 }

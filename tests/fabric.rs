@@ -1,0 +1,182 @@
+//! Contention on the fabric: collectives of different groups that start together and
+//! share NICs or spine links slow each other down by what the flow model says, and a
+//! plan whose groups share nothing keeps the closed forms (issue 10).
+
+use clustersim::engine::SimTime;
+use clustersim::hardware::spec::{gpu_preset, FabricTopology, NetworkSpec};
+use clustersim::hardware::topology::Topology;
+use clustersim::model::framework::framework_profile;
+use clustersim::parallel::collective::{AllReduceAlgorithm, CollectiveOp};
+use clustersim::parallel::plan::Plan;
+use clustersim::parallel::runner::{CollectiveRequest, CollectiveRunner};
+use clustersim::serving::pricing::Pricer;
+
+fn h100_nodes(nodes: u32, network: impl FnOnce(&mut NetworkSpec)) -> Topology {
+    let p = gpu_preset("h100-sxm").expect("preset");
+    let mut net = (p.network)();
+    network(&mut net);
+    Topology::new(nodes, 8, &(p.nvlink)(), &net).expect("topology")
+}
+
+/// Mixtral-8x7B's plan in scenarios/mixtral_ep_2nodes.toml: TP4 x EP4 on 2 nodes.
+fn mixtral_plan() -> Plan {
+    Plan { dp: 1, pp: 1, ep: 4, tp: 4, gpus_per_node: 8, layers: 32 }
+}
+
+/// The four EP all-to-alls of the stage (one per TP rank) run together through the
+/// flow model, each rank sending `volume` bytes to other ranks; their durations, ns.
+fn flow_all_to_alls(topo: &Topology, plan: &Plan, volume: f64) -> Vec<u64> {
+    let mut runner = CollectiveRunner::new(topo);
+    for t in 0..plan.tp {
+        let ranks = plan.ep_group(0, 0, t);
+        // nccl-tests size S: what one rank sends in all, S/n to each rank including
+        // itself, so `volume` to the others is (n-1)/n of it.
+        let n = ranks.len() as f64;
+        let req = CollectiveRequest::new(
+            topo,
+            CollectiveOp::AllToAll,
+            AllReduceAlgorithm::Auto,
+            &ranks,
+            volume * n / (n - 1.0),
+        )
+        .expect("request");
+        runner.admit(req, &vec![SimTime::ZERO; ranks.len()]).expect("admitted");
+    }
+    runner.run_to_end().iter().map(|d| d.duration().as_ns()).collect()
+}
+
+#[test]
+fn mixtral_ep_all_to_all_with_two_nics_per_node_matches_the_flow_model() {
+    // A prefill-sized dispatch: 2,048 tokens per EP group x top-2 x 4,096 x 2 B spread over
+    // 4 groups, 3/4 of it to the others, over tp = 4 ranks: 3 MiB per rank.
+    let volume = 3.0 * 1_048_576.0;
+    let plan = mixtral_plan();
+    let fw = framework_profile("optimized").expect("profile");
+    let two_nics = h100_nodes(2, |n| n.nics_per_node = 2);
+    let priced = Pricer::on(two_nics.clone(), AllReduceAlgorithm::Auto, fw.clone(), 0.0).stage_comm(&plan, 0, 0);
+    let flows = flow_all_to_alls(&two_nics, &plan, volume);
+    for (t, flow_ns) in flows.iter().enumerate() {
+        let ns = priced.ep_alltoall[t].ns(volume) as f64;
+        let err = (ns - *flow_ns as f64).abs() / *flow_ns as f64;
+        assert!(err < 0.05, "TP rank {t}: priced {ns} ns vs flow model {flow_ns} ns ({:.1} %)", err * 100.0);
+    }
+    // Against one NIC per GPU: 4 GPUs now share each NIC, so the cross-node bandwidth
+    // part is 4x; the per-step latency is not, so the whole is a little under 4x.
+    let eight_nics = h100_nodes(2, |_| {});
+    let private = Pricer::on(eight_nics, AllReduceAlgorithm::Auto, fw, 0.0).stage_comm(&plan, 0, 0);
+    let ratio = priced.ep_alltoall[0].ns(volume) as f64 / private.ep_alltoall[0].ns(volume) as f64;
+    assert!((3.3..4.0).contains(&ratio), "2 NICs vs 8 NICs per node: {ratio:.2}x");
+}
+
+#[test]
+fn private_links_keep_every_price_of_the_plan_as_if_alone() {
+    // One NIC per GPU, non-blocking: the EP groups share no link, so each all-to-all is
+    // priced as if it ran alone, to the bit.
+    let plan = mixtral_plan();
+    let topo = h100_nodes(2, |_| {});
+    let pr = Pricer::on(topo, AllReduceAlgorithm::Auto, framework_profile("optimized").expect("p"), 0.0);
+    let comm = pr.stage_comm(&plan, 0, 0);
+    for t in 0..plan.tp {
+        assert_eq!(comm.ep_alltoall[t as usize], pr.all_to_all(&plan.ep_group(0, 0, t)));
+    }
+    assert!(pr.contention(&plan).is_empty());
+}
+
+#[test]
+fn pipeline_sends_of_eight_ranks_through_one_nic_share_it() {
+    // Llama TP8 x PP2 on 2 nodes, one NIC per node: the 8 TP ranks of stage 0 each send
+    // their slice to stage 1 at once, all through the one NIC: each gets 1/8 of it, so
+    // at a large payload the price is close to 8x the private one.
+    let plan = Plan { dp: 1, pp: 2, ep: 1, tp: 8, gpus_per_node: 8, layers: 80 };
+    let fw = framework_profile("optimized").expect("profile");
+    let one = Pricer::on(h100_nodes(2, |n| n.nics_per_node = 1), AllReduceAlgorithm::Auto, fw.clone(), 0.0);
+    let eight = Pricer::on(h100_nodes(2, |_| {}), AllReduceAlgorithm::Auto, fw, 0.0);
+    let bytes = 64.0 * 1_048_576.0;
+    let shared = one.stage_comm(&plan, 0, 0).pp_send[0].ns(bytes) as f64;
+    let private = eight.stage_comm(&plan, 0, 0).pp_send[0].ns(bytes) as f64;
+    assert!((7.5..8.0).contains(&(shared / private)), "{}", shared / private);
+    let sharing = one.contention(&plan);
+    assert_eq!(sharing.len(), 1);
+    assert!(sharing[0].links.iter().any(|l| l.contains("NIC 0 up")), "{:?}", sharing[0].links);
+}
+
+#[test]
+fn a_four_to_one_spine_quarters_cross_node_bandwidth_when_all_nodes_send() {
+    // Fat tree, 4 nodes, one leaf per node, 4:1 oversubscribed: a leaf's uplink carries
+    // a quarter of its NICs' bandwidth. Every GPU sends 256 MiB to its peer on the next
+    // node at once: 8 flows leave each leaf and share its uplink, so each gets 1/4 of
+    // what it gets on a non-blocking fabric (where the NIC is the bottleneck).
+    let send_all = |oversub: f64| {
+        let topo = h100_nodes(4, |n| {
+            n.topology = FabricTopology::FatTree;
+            n.oversubscription = oversub;
+        });
+        let mut r = CollectiveRunner::new(&topo);
+        for g in 0..32u32 {
+            let req = CollectiveRequest::new(
+                &topo,
+                CollectiveOp::SendRecv,
+                AllReduceAlgorithm::Auto,
+                &[g, (g + 8) % 32],
+                268_435_456.0,
+            )
+            .expect("send");
+            r.admit(req, &[SimTime::ZERO, SimTime::ZERO]).expect("admitted");
+        }
+        r.run_to_end().iter().map(|d| d.duration().as_secs_f64()).fold(0.0, f64::max)
+    };
+    let ratio = send_all(4.0) / send_all(1.0);
+    assert!((3.9..4.1).contains(&ratio), "4:1 spine vs non-blocking: {ratio:.3}x");
+}
+
+/// Llama-3-8B, TP8 x PP2, two replicas on four H100 nodes: replica 0 on nodes 0-1,
+/// replica 1 on nodes 2-3; each replica's pipeline sends cross the NICs between its nodes.
+fn two_replicas(events: &str) -> clustersim::scenario::Setup {
+    let text = format!(
+        "[scenario]\nname = \"linkfail\"\nseed = 3\n[hardware]\ngpu = \"h100-sxm\"\nnodes = 4\n\
+         [model]\npreset = \"llama-3-8b\"\n[parallel]\ndp = 2\npp = 2\ntp = 8\n[serving]\n\
+         [workload]\nrequests = 200\narrival = {{ process = \"poisson\", rate_per_s = 40.0 }}\n\
+         prompt_tokens = {{ dist = \"fixed\", value = 512 }}\noutput_tokens = {{ dist = \"fixed\", value = 32 }}\n{events}"
+    );
+    let path = std::path::Path::new("linkfail.toml");
+    clustersim::scenario::validate(&clustersim::scenario::parse(&text, path, &[]).expect("parse"), path).expect("valid")
+}
+
+#[test]
+fn a_failed_nic_stalls_the_replica_whose_traffic_crosses_it_and_loses_no_request() {
+    // NIC 0 of node 0 fails at 1 s and is never repaired. Only replica 0's pipeline sends
+    // (GPU 0 -> GPU 8) cross it; routes are fixed, so replica 0 stops, its requests go to
+    // replica 1, and every request still completes. Without the failure nothing is re-routed.
+    let event = "[[events]]\nkind = \"link_failure\"\nat_s = 1.0\nlink = \"nic\"\nnode = 0\nindex = 0\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("requests.csv");
+    let requests = Some(clustersim::output::records::CsvRequestSink::create(&csv).expect("sink"));
+    let out = clustersim::serving::simulate(
+        &two_replicas(event),
+        clustersim::serving::RunOptions { requests, ..Default::default() },
+    )
+    .expect("runs");
+    let r = &out.report.summary.requests;
+    assert_eq!((r.arrived, r.completed, r.dropped), (200, 200, 0));
+    assert!(r.rerouted > 0);
+    let rows: Vec<clustersim::output::records::RequestRow> =
+        csv::Reader::from_path(&csv).expect("csv").deserialize().map(|x| x.expect("row")).collect();
+    assert!(
+        rows.iter().filter(|x| x.finish_s > 1.0 + 1e-9).all(|x| x.replica == 1),
+        "replica 0 worked after its NIC failed"
+    );
+    let calm = clustersim::serving::simulate(&two_replicas(""), Default::default()).expect("runs");
+    assert_eq!(calm.report.summary.requests.rerouted, 0);
+}
+
+#[test]
+fn a_nic_index_past_the_nodes_nics_is_refused_with_the_key_named() {
+    // H100 nodes have 8 NICs: index 8 does not exist.
+    let text = "[scenario]\nname = \"x\"\nseed = 1\n[hardware]\ngpu = \"h100-sxm\"\nnodes = 1\n[model]\npreset = \"llama-3-8b\"\n\
+                [workload]\nrequests = 1\narrival = { process = \"all_at_once\" }\nprompt_tokens = { dist = \"fixed\", value = 8 }\noutput_tokens = { dist = \"fixed\", value = 8 }\n[[events]]\nkind = \"link_failure\"\nat_s = 1.0\nlink = \"nic\"\nnode = 0\nindex = 8\n";
+    let path = std::path::Path::new("bad.toml");
+    let err = clustersim::scenario::validate(&clustersim::scenario::parse(text, path, &[]).expect("parse"), path)
+        .expect_err("index 8 of 8 NICs");
+    let msg = err.to_string();
+    assert!(msg.contains("events.0.index") && msg.contains("0..7"), "{msg}");
+}

@@ -1,0 +1,296 @@
+//! Proptest strategies that build fuzz cases: a seed scenario (shipped files and
+//! the test scenario), a list of mutations of its keys taken from the schema in
+//! src/scenario/types.rs, and optionally a mutated trace cut from a shipped one.
+
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Kinds of value a schema key holds, so mutations try both sensible and hostile values.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// f64 rates, sizes, latencies, fractions.
+    Real,
+    /// u32 counts.
+    Count,
+    /// u64 counts.
+    Big,
+    /// bool.
+    Flag,
+    /// A string choice.
+    Word(&'static [&'static str]),
+}
+
+/// Every scalar key of the schema (src/scenario/types.rs) with its kind.
+pub const KEYS: &[(&str, Kind)] = &[
+    ("scenario.seed", Kind::Big),
+    ("hardware.gpu", Kind::Word(&["h100-sxm", "a100-sxm-80g", "seed-400tf", "h200-sxm", "b200", "z100"])),
+    ("hardware.nodes", Kind::Count),
+    ("hardware.gpus_per_node", Kind::Count),
+    ("hardware.gpu_spec.peak_tflops", Kind::Real),
+    ("hardware.gpu_spec.peak_fp8_tflops", Kind::Real),
+    ("hardware.gpu_spec.compute_efficiency", Kind::Real),
+    ("hardware.gpu_spec.gemm_efficiency_short", Kind::Real),
+    ("hardware.gpu_spec.gemm_efficiency_long", Kind::Real),
+    ("hardware.gpu_spec.gemm_boost_window_us", Kind::Real),
+    ("hardware.gpu_spec.memory_gib", Kind::Real),
+    ("hardware.gpu_spec.memory_bandwidth_tb_s", Kind::Real),
+    ("hardware.gpu_spec.memory_efficiency", Kind::Real),
+    ("hardware.gpu_spec.launch_overhead_us", Kind::Real),
+    ("hardware.nvlink.bandwidth_gb_s", Kind::Real),
+    ("hardware.nvlink.efficiency", Kind::Real),
+    ("hardware.nvlink.latency_us", Kind::Real),
+    ("hardware.nvlink.bandwidth_scale", Kind::Real),
+    ("hardware.network.nic_bandwidth_gb_s", Kind::Real),
+    ("hardware.network.efficiency", Kind::Real),
+    ("hardware.network.nics_per_node", Kind::Count),
+    ("hardware.network.latency_us", Kind::Real),
+    ("hardware.network.topology", Kind::Word(&["rail_optimized", "fat_tree", "torus"])),
+    ("hardware.network.oversubscription", Kind::Real),
+    ("hardware.network.bandwidth_scale", Kind::Real),
+    ("model.preset", Kind::Word(&["llama-3-8b", "llama-2-70b", "mixtral-8x7b", "seed-moe", "gpt-9"])),
+    ("model.dtype", Kind::Word(&["bf16", "fp8", "fp16", "int3"])),
+    ("model.layers", Kind::Count),
+    ("model.hidden", Kind::Count),
+    ("model.heads", Kind::Count),
+    ("model.kv_heads", Kind::Count),
+    ("model.head_dim", Kind::Count),
+    ("model.ffn", Kind::Count),
+    ("model.gated_mlp", Kind::Flag),
+    ("model.experts", Kind::Count),
+    ("model.top_k", Kind::Count),
+    ("model.shared_experts", Kind::Count),
+    ("model.expert_ffn", Kind::Count),
+    ("model.dense_layers", Kind::Count),
+    ("model.vocab", Kind::Count),
+    ("parallel.dp", Kind::Count),
+    ("parallel.pp", Kind::Count),
+    ("parallel.tp", Kind::Count),
+    ("parallel.ep", Kind::Count),
+    ("parallel.all_reduce", Kind::Word(&["auto", "ring", "halving_doubling", "hierarchical", "tree"])),
+    ("parallel.overlap_comm", Kind::Flag),
+    ("parallel.collective_overhead_us", Kind::Real),
+    ("serving.max_batch_tokens", Kind::Count),
+    ("serving.max_seqs", Kind::Count),
+    ("serving.framework", Kind::Word(&["optimized", "vllm-2023", "vllm", "sglang", "trtllm", "x"])),
+    ("serving.chunked_prefill", Kind::Flag),
+    ("serving.chunk_tokens", Kind::Count),
+    ("serving.kv_block_tokens", Kind::Count),
+    ("serving.gpu_memory_utilization", Kind::Real),
+    ("serving.router", Kind::Word(&["round_robin", "random", "least_outstanding", "sticky"])),
+    ("serving.max_inflight_batches", Kind::Count),
+    ("workload.requests", Kind::Big),
+    ("workload.time_scale", Kind::Real),
+    ("workload.limit", Kind::Big),
+    ("workload.trace_format", Kind::Word(&["azure", "csv", "mooncake", "parquet"])),
+];
+
+/// One change to a scenario document.
+#[derive(Clone, Debug)]
+pub enum Mutation {
+    /// Set a dotted key to a TOML value text.
+    Set(String, String),
+    /// Remove a dotted key.
+    Remove(String),
+}
+
+/// A whole fuzz case.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// Index into [`seeds`].
+    pub seed: usize,
+    /// Changes to the scenario.
+    pub mutations: Vec<Mutation>,
+    /// A trace to write beside the scenario (and point `workload.trace` at), if any.
+    pub trace: Option<TraceCase>,
+    /// Byte-level damage to the scenario text: (position per mille, replacement).
+    pub text_damage: Option<(u16, String)>,
+    /// Which command to run: 0..=5 run --no-plots, 6 run with plots, 7 assess, 8 dag, 9 validate.
+    pub command: u8,
+}
+
+/// A trace cut from a shipped one and damaged.
+#[derive(Clone, Debug)]
+pub struct TraceCase {
+    /// Index into [`trace_seeds`].
+    pub seed: usize,
+    /// Rows kept from the top.
+    pub rows: usize,
+    /// Line edits: (line per mille, what to do).
+    pub edits: Vec<(u16, LineEdit)>,
+}
+
+/// What to do to one trace line.
+#[derive(Clone, Debug)]
+pub enum LineEdit {
+    /// Replace one comma-separated field (or JSON value) with this text.
+    Field(usize, String),
+    /// Insert raw bytes at the start of the line.
+    Bytes(Vec<u8>),
+    /// Delete the line.
+    Delete,
+    /// Swap with the next line (time going backwards).
+    Swap,
+}
+
+/// Seed scenarios: the shipped ones and the test scenario.
+pub fn seeds() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root.join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    v.sort();
+    v.push(root.join("tests/data/scenarios/tiny.toml"));
+    v
+}
+
+/// Seed traces: the shipped ones and the good test traces.
+pub fn trace_seeds() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut v: Vec<PathBuf> =
+        ["AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_code.csv", "mooncake_conversation_sample.jsonl"]
+            .iter()
+            .map(|n| root.join("scenarios/traces").join(n))
+            .collect();
+    v.push(root.join("tests/data/traces/good_plain.csv"));
+    v
+}
+
+fn real() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(vec![
+            "0.0", "-1.0", "1e-300", "1e-12", "1e-3", "0.01", "0.5", "0.9", "1.0", "1.5", "2.0", "10.0",
+            "100.0", "1e3", "1e5", "1e15", "1e300", "nan", "inf", "-inf", "\"x\"",
+        ]).prop_map(str::to_string),
+        2 => (-3.0f64..6.0).prop_map(|e| format!("{:e}", 10f64.powf(e))),
+    ]
+}
+
+fn count() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(vec![
+            "0", "1", "2", "3", "4", "7", "8", "16", "64", "128", "4096", "65536", "4294967295", "-1",
+            "4294967296", "1.5", "\"two\"",
+        ]).prop_map(str::to_string),
+        2 => (1u32..300).prop_map(|v| v.to_string()),
+    ]
+}
+
+fn big() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "0",
+        "1",
+        "2",
+        "5",
+        "40",
+        "100",
+        "300",
+        "9223372036854775807",
+        "18446744073709551615",
+        "-1",
+        "1e3",
+    ])
+    .prop_map(str::to_string)
+}
+
+fn value(kind: Kind) -> BoxedStrategy<String> {
+    match kind {
+        Kind::Real => real().boxed(),
+        Kind::Count => count().boxed(),
+        Kind::Big => big().boxed(),
+        Kind::Flag => prop::sample::select(vec!["true", "false", "1"]).prop_map(str::to_string).boxed(),
+        Kind::Word(w) => prop::sample::select(w.to_vec()).prop_map(|s| format!("{s:?}")).boxed(),
+    }
+}
+
+fn length_dist() -> impl Strategy<Value = String> {
+    let n = || prop_oneof![3 => 1u32..4096, 1 => Just(0u32), 1 => Just(u32::MAX), 1 => 4096u32..200_000];
+    prop_oneof![
+        n().prop_map(|v| format!("{{ dist = \"fixed\", value = {v} }}")),
+        (n(), n()).prop_map(|(a, b)| format!("{{ dist = \"uniform\", min = {a}, max = {b} }}")),
+        (real(), real(), n(), n())
+            .prop_map(|(m, s, a, b)| format!("{{ dist = \"normal\", mean = {m}, std = {s}, min = {a}, max = {b} }}")),
+        (real(), real(), n())
+            .prop_map(|(m, s, b)| format!("{{ dist = \"lognormal\", median = {m}, sigma = {s}, max = {b} }}")),
+        (real(), n(), n()).prop_map(|(s, a, b)| format!("{{ dist = \"zipf\", s = {s}, min = {a}, max = {b} }}")),
+    ]
+}
+
+fn arrival() -> impl Strategy<Value = String> {
+    prop_oneof![
+        real().prop_map(|r| format!("{{ process = \"poisson\", rate_per_s = {r} }}")),
+        (real(), real()).prop_map(|(r, c)| format!("{{ process = \"gamma\", rate_per_s = {r}, cv = {c} }}")),
+        real().prop_map(|r| format!("{{ process = \"constant\", rate_per_s = {r} }}")),
+        Just("{ process = \"all_at_once\" }".to_string()),
+        count().prop_map(|c| format!("{{ process = \"closed_loop\", concurrency = {c} }}")),
+    ]
+}
+
+fn event() -> impl Strategy<Value = String> {
+    let t = || prop_oneof![3 => (0.0f64..5.0).prop_map(|v| format!("{v:.3}")), 1 => real()];
+    prop_oneof![
+        (t(), count(), real())
+            .prop_map(|(a, g, f)| format!("{{ kind = \"gpu_slowdown\", at_s = {a}, gpu = {g}, fraction = {f} }}")),
+        (t(), count()).prop_map(|(a, g)| format!("{{ kind = \"gpu_failure\", at_s = {a}, gpu = {g} }}")),
+        (t(), t(), count())
+            .prop_map(|(a, u, g)| format!("{{ kind = \"gpu_failure\", at_s = {a}, until_s = {u}, gpu = {g} }}")),
+        (t(), real())
+            .prop_map(|(a, f)| format!("{{ kind = \"link_slowdown\", at_s = {a}, link = \"nic\", fraction = {f} }}")),
+        (t(), real()).prop_map(|(a, f)| format!("{{ kind = \"load_change\", at_s = {a}, factor = {f} }}")),
+    ]
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let keyed = prop::sample::select(KEYS.to_vec())
+        .prop_flat_map(|(k, kind)| value(kind).prop_map(move |v| Mutation::Set(k.to_string(), v)));
+    prop_oneof![
+        8 => keyed,
+        1 => prop::sample::select(KEYS.to_vec()).prop_map(|(k, _)| Mutation::Remove(k.to_string())),
+        2 => length_dist().prop_map(|v| Mutation::Set("workload.prompt_tokens".into(), v)),
+        2 => length_dist().prop_map(|v| Mutation::Set("workload.output_tokens".into(), v)),
+        2 => arrival().prop_map(|v| Mutation::Set("workload.arrival".into(), v)),
+        2 => prop::collection::vec(event(), 1..3).prop_map(|e| Mutation::Set("events".into(), format!("[{}]", e.join(", ")))),
+        1 => Just(Mutation::Set("parallel.expert_routing".into(), "{ dist = \"zipf\", s = 1.2 }".into())),
+        1 => Just(Mutation::Set("colour".into(), "1".into())),
+    ]
+}
+
+fn line_edit() -> impl Strategy<Value = LineEdit> {
+    prop_oneof![
+        3 => (0usize..3, prop::sample::select(vec!["0", "-1", "1e9", "4294967296", "x", "", "1.5", "nan", "99999999999"]))
+            .prop_map(|(i, v)| LineEdit::Field(i, v.to_string())),
+        1 => prop::sample::select(vec![vec![0xffu8], vec![0u8, 1, 2], vec![0xc3u8], b"\x7fELF".to_vec(), b"{".to_vec()])
+            .prop_map(LineEdit::Bytes),
+        1 => Just(LineEdit::Delete),
+        1 => Just(LineEdit::Swap),
+    ]
+}
+
+fn trace_case() -> impl Strategy<Value = TraceCase> {
+    (0usize..4, 0usize..60, prop::collection::vec((0u16..1000, line_edit()), 0..3))
+        .prop_map(|(seed, rows, edits)| TraceCase { seed, rows, edits })
+}
+
+/// The strategy of whole cases.
+pub fn case(n_seeds: usize) -> impl Strategy<Value = Case> {
+    let damage = prop_oneof![
+        20 => Just(None),
+        1 => (0u16..1000, prop::sample::select(vec!["", "\u{0}", "[", "= =", "\"", "\u{fffd}", "\n[scenario]\n"]))
+            .prop_map(|(p, s)| Some((p, s.to_string()))),
+    ];
+    (
+        0..n_seeds,
+        prop::collection::vec(mutation(), 0..5),
+        prop_oneof![4 => Just(None), 1 => trace_case().prop_map(Some)],
+        damage,
+        0u8..10,
+    )
+        .prop_map(|(seed, mutations, trace, text_damage, command)| Case {
+            seed,
+            mutations,
+            trace,
+            text_damage,
+            command,
+        })
+}

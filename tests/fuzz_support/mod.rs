@@ -1,0 +1,4 @@
+//! Helpers of the fuzz harness (tests/fuzz.rs): case generation and judging.
+
+pub mod case;
+pub mod gen;
