@@ -282,3 +282,47 @@ ttft_p99_s = 0.5
     assert!(dir.path().join("results/two-survive/ttft_p99.svg").exists());
     assert!(out.contains(&format!("{} requests re-routed", v.rerouted)), "{out}");
 }
+
+#[test]
+fn goodput_is_the_highest_rate_that_meets_the_latency_requirements() {
+    // One and two H100 replicas; goodput by bisection on the Poisson rate between 0
+    // and the rate R at the physical limit. After STEPS halvings, the rate found
+    // passes and the rate one bracket width (R / 2^STEPS) above it fails.
+    let dir = tempfile::tempdir().unwrap();
+    let text = SMALL
+        .replace("throughput_tokens_per_ms_per_gpu = 20.0\n", "")
+        .replace("requests = 400", "requests = 200")
+        .replace("rate_per_s = 100.0", "rate_per_s = 40.0")
+        .replace("ttft_p99_s = 0.3", "ttft_p99_s = 0.5")
+        .split("[search]")
+        .next()
+        .unwrap()
+        .to_string()
+        + "[search]\nmax_gpus = 2\ndp = [1, 2]\npp = [1]\ntp = [1]\nmax_seqs = [256]\ngoodput = true\n";
+    let file = write(dir.path(), "g.toml", &text);
+    let f = file.to_str().unwrap();
+    let out = dir.path().join("o");
+    let (code, stdout, err) = clustersim(&["plan", f, "--exhaustive", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let csv = std::fs::read_to_string(out.join("plan.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let mut checked = 0;
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let Ok(goodput) = cells[col("goodput_req_s")].parse::<f64>() else { continue };
+        let gpus: f64 = cells[col("gpus")].parse().unwrap();
+        let limit: f64 = cells[col("limit_tokens_per_ms_per_gpu")].parse().unwrap();
+        // Mean prompt (500 + 1500) / 2 = 1000 plus 64 output tokens per request.
+        let width = limit * gpus * 1e3 / 1064.0 / f64::from(1u32 << plan::goodput::STEPS);
+        let assess = |rate: f64| {
+            let dp = format!("parallel.dp={}", cells[col("dp")]);
+            let r = format!("workload.arrival.rate_per_s={rate}");
+            clustersim(&["assess", f, "--set", &dp, "--set", &r]).0
+        };
+        assert_eq!(assess(goodput), 0, "plan {}: {goodput} req/s should pass", cells[0]);
+        assert_eq!(assess(goodput + width), 1, "plan {}: {} req/s should fail", cells[0], goodput + width);
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "both GPU counts have a goodput:\n{csv}");
+}
