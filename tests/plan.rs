@@ -326,3 +326,41 @@ fn goodput_is_the_highest_rate_that_meets_the_latency_requirements() {
     }
     assert_eq!(checked, 2, "both GPU counts have a goodput:\n{csv}");
 }
+
+#[test]
+fn one_replica_plans_that_differ_only_in_router_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "small.toml", SMALL);
+    let space = write(
+        dir.path(),
+        "r.toml",
+        "[search]\nmax_gpus = 2\ndp = [1, 2]\npp = [1]\ntp = [1]\nmax_seqs = [64]\nrouter = [\"round_robin\", \"least_outstanding\", \"random\"]\n",
+    );
+    let opts = PlanOptions {
+        objective: Objective::Gpus,
+        jobs: 2,
+        early_stop: true,
+        exhaustive: true,
+        space_file: Some(space),
+        shard: None,
+    };
+    let found = plan::search(&file, &[], &opts).unwrap();
+    // Order: dp 1 with the three routers (sorted as given), then dp 2 with the three.
+    let same: Vec<usize> = found
+        .rows
+        .iter()
+        .filter(|r| matches!(r.pruned, Some((plan::prune::PruneKind::Same, _))))
+        .map(|r| r.index)
+        .collect();
+    assert_eq!(same, [1, 2], "dp 1: only the first router runs; dp 2: all three");
+    // The pruning is sound: with one replica every router gives the same run.
+    let summaries: Vec<String> = found.rows[..3]
+        .iter()
+        .map(|r| {
+            let setup = load_setup(&file, &r.candidate.overrides()).unwrap();
+            let s = clustersim::analysis::simulate_priced(&setup, Default::default()).unwrap().report.summary;
+            serde_json::to_string(&s).unwrap()
+        })
+        .collect();
+    assert!(summaries.iter().all(|s| *s == summaries[0]));
+}

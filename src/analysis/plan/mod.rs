@@ -192,11 +192,12 @@ fn prune_all(
 ) -> Result<(Vec<PlanRow>, Vec<Checked>)> {
     let cands = space::enumerate(space)?;
     let ctx = prune::PruneContext::new(file, set, base)?;
-    let checked: Vec<Checked> =
+    let mut checked: Vec<Checked> =
         crate::analysis::shard::run_points(cands.len() as u64, None, jobs, |i| prune::check(&ctx, &cands[i as usize]))?
             .into_iter()
             .map(|(_, c)| c)
             .collect();
+    prune::mark_same(&cands, &mut checked);
     let rows = cands
         .into_iter()
         .zip(&checked)

@@ -14,6 +14,9 @@
 //!    GPUs, and the last completion is no earlier than the last arrival, so it is at
 //!    most (every request's tokens) / (last arrival - first arrival) / GPUs. The
 //!    workload is the same for every plan (its streams do not depend on the plan).
+//! 6. **same** (checked last, over the whole space by [`mark_same`]): with one
+//!    replica the router has nothing to choose, so plans that differ only in their
+//!    router are one plan; the first in enumeration order runs.
 
 use super::space::Candidate;
 use crate::analysis::limit::{throughput_limit, WorkloadMix};
@@ -34,6 +37,8 @@ pub enum PruneKind {
     Limit,
     /// The offered load cannot reach the required throughput per GPU.
     Load,
+    /// The same plan as an earlier one (a router choice with one replica).
+    Same,
 }
 
 impl PruneKind {
@@ -45,6 +50,7 @@ impl PruneKind {
             PruneKind::Memory => "memory",
             PruneKind::Limit => "limit",
             PruneKind::Load => "load",
+            PruneKind::Same => "same",
         }
     }
 }
@@ -162,5 +168,27 @@ fn strip_file(m: &str) -> String {
     match m.split_once(": ") {
         Some((head, rest)) if head.ends_with(".toml") => rest.to_string(),
         _ => m.to_string(),
+    }
+}
+
+/// Marks every surviving plan with one replica that differs from an earlier
+/// survivor only in its router as [`PruneKind::Same`].
+pub fn mark_same(cands: &[Candidate], checked: &mut [Checked]) {
+    let mut seen: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (i, c) in cands.iter().enumerate() {
+        if c.dp != 1 || checked[i].pruned.is_some() {
+            continue;
+        }
+        let key = Candidate { router: crate::scenario::types::RouterKind::RoundRobin, ..c.clone() }.overrides();
+        let key = format!("{key:?}");
+        match seen.get(&key) {
+            Some(first) => {
+                let why = format!("same plan as {first}: with one replica the router has nothing to choose");
+                checked[i].pruned = Some((PruneKind::Same, why));
+            }
+            None => {
+                seen.insert(key, i);
+            }
+        }
     }
 }
