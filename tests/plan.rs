@@ -364,3 +364,39 @@ fn one_replica_plans_that_differ_only_in_router_run_once() {
         .collect();
     assert!(summaries.iter().all(|s| *s == summaries[0]));
 }
+
+#[test]
+fn cost_objective_needs_a_price_and_uses_an_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "small.toml", SMALL);
+    let space = write(
+        dir.path(),
+        "h200.toml",
+        "[search]\ngpus = [\"h200-sxm\"]\nmax_gpus = 4\ndp = [1, 2, 3, 4]\npp = [1]\ntp = [1]\n",
+    );
+    let (f, sp) = (file.to_str().unwrap(), space.to_str().unwrap());
+    let out = dir.path().join("o");
+    let (code, _, err) = clustersim(&["plan", f, "--space", sp, "--objective", "cost", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("GPU `h200-sxm` has no cited price_per_gpu_hour"), "{err}");
+    let (code, stdout, err) = clustersim(&[
+        "plan",
+        f,
+        "--space",
+        sp,
+        "--objective",
+        "cost",
+        "--set",
+        "economics.price_per_gpu_hour=3.5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    // The winner's price is 3.5 x its GPUs.
+    let csv = std::fs::read_to_string(out.join("plan.csv")).unwrap();
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let gpus: f64 = cells[2].parse().unwrap();
+        assert_eq!(cells[12].parse::<f64>().unwrap(), 3.5 * gpus, "{line}");
+    }
+}

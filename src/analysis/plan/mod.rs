@@ -117,9 +117,9 @@ pub fn search_config(file: &Path, set: &[Override], space_file: Option<&Path>) -
     Ok(crate::scenario::load(file, set)?.search.unwrap_or_default())
 }
 
-fn check_objective(objective: Objective, space: &space::Space, base: &Setup) -> Result<()> {
+fn check_objective(objective: Objective, space: &space::Space, file: &Path, set: &[Override]) -> Result<()> {
     use crate::hardware::economics::Economics;
-    let cfg = crate::scenario::load(&base.file, &[]).ok().and_then(|s| s.economics);
+    let cfg = crate::scenario::load(file, set)?.economics;
     for g in &space.gpus {
         let e = Economics::resolve(g, cfg.as_ref());
         let missing = match objective {
@@ -151,7 +151,7 @@ pub fn search(file: &Path, set: &[Override], opts: &PlanOptions) -> Result<PlanS
     let base = crate::scenario::load_setup(file, set)?;
     let cfg = search_config(file, set, opts.space_file.as_deref())?;
     let space = space::resolve(&cfg, &base)?;
-    check_objective(opts.objective, &space, &base)?;
+    check_objective(opts.objective, &space, file, set)?;
     let (mut rows, checked) = prune_all(file, set, &base, &space, opts.jobs)?;
     let mine = |i: &usize| opts.shard.is_none_or(|s| s.contains(*i as u64));
     let survivors: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].pruned.is_none()).filter(mine).collect();
