@@ -132,7 +132,11 @@ fn bad_spaces_exit_2_and_unmeetable_requirements_exit_1() {
         ("zero.toml", "dp = [0, 1]", "search.dp: 0 is not allowed"),
         ("none.toml", "max_gpus = 2\ndp = [4]", "the search space has no plan"),
         ("key.toml", "tensor = [1]", "unknown field `tensor`"),
+        ("tp3.toml", "tp = [3]", "every one is invalid; the first (h100-sxm dp1 pp1 tp3"),
     ];
+    let (code, _, err) = clustersim(&["plan", f, "--space", "/nonexistent/space.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read the search space"), "{err}");
     for (name, body, want) in cases {
         let p = space(name, body);
         let (code, out, err) = clustersim(&["plan", f, "--space", p.to_str().unwrap(), "--out", "/nonexistent/x"]);

@@ -209,10 +209,15 @@ pub fn no_plan_verdict(s: &PlanSearch, base: &crate::scenario::Setup) -> String 
         Some(((req, margin), r)) => {
             format!("no plan meets {req}; the closest is {}, short by {:.1} %", r.candidate.label(), -margin * 100.0)
         }
-        None => format!(
-            "no plan meets the requirements: every plan was pruned or stopped early ({})",
-            report::counts_line(s)
-        ),
+        None => {
+            let first = s.rows.iter().find_map(|r| r.pruned.as_ref().map(|p| (p, r)));
+            let eg = first.map(|((k, why), r)| format!("; e.g. {} ({}): {why}", k.name(), r.candidate.label()));
+            format!(
+                "no plan meets the requirements: every plan was pruned or stopped early ({}){}",
+                report::counts_line(s),
+                eg.unwrap_or_default()
+            )
+        }
     }
 }
 

@@ -108,7 +108,8 @@ pub struct PlanSearch {
 /// Reads the `[search]` table: from `space_file` if given, else the scenario's.
 pub fn search_config(file: &Path, set: &[Override], space_file: Option<&Path>) -> Result<SearchConfig> {
     if let Some(p) = space_file {
-        let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| Error::Usage(format!("--space {}: cannot read the search space: {e}", p.display())))?;
         let f: SpaceFile = toml::from_str(&text).map_err(|e| {
             Error::Usage(format!("{}: not a search space ([search] table): {}", p.display(), e.message()))
         })?;
@@ -153,6 +154,19 @@ pub fn search(file: &Path, set: &[Override], opts: &PlanOptions) -> Result<PlanS
     let space = space::resolve(&cfg, &base)?;
     check_objective(opts.objective, &space, file, set)?;
     let (mut rows, checked) = prune_all(file, set, &base, &space, opts.jobs)?;
+    if let Some(first) = rows
+        .iter()
+        .find(|r| r.pruned.is_some())
+        .filter(|_| rows.iter().all(|r| matches!(r.pruned, Some((PruneKind::Invalid, _)))))
+    {
+        // A space of nothing but invalid plans is a bad space, not a verdict.
+        let why = first.pruned.as_ref().map(|p| p.1.as_str()).unwrap_or("");
+        return Err(Error::Usage(format!(
+            "the search space has {} plans and every one is invalid; the first ({}): {why}",
+            rows.len(),
+            first.candidate.label()
+        )));
+    }
     let mine = |i: &usize| opts.shard.is_none_or(|s| s.contains(*i as u64));
     let survivors: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].pruned.is_none()).filter(mine).collect();
     let exhaustive = opts.exhaustive || opts.shard.is_some();
