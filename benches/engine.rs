@@ -9,8 +9,6 @@
 //!   cancellation and clock guarantees;
 //! - `raw_binary_heap`: a bare `BinaryHeap<Reverse<(time, seq)>>`, the baseline the
 //!   target ratio (>= 0.7x) is measured against;
-//! - `priority_queue_crate`: the `priority-queue` crate, which supports moving
-//!   events natively, for reference.
 //!
 //! Criterion runs the contenders one after another, so on a shared machine load
 //! changes between them skew the ratio. After the criterion groups, a paired check
@@ -53,7 +51,7 @@ fn hold(c: &mut Criterion) {
             let mut k = 0usize;
             b.iter(|| {
                 let (_, ev) = q.pop().expect("hold keeps n events pending");
-                q.schedule_in(SimTime(incs[k & (BUF - 1)]), black_box(ev));
+                q.schedule(q.now() + SimTime(incs[k & (BUF - 1)]), black_box(ev));
                 k += 1;
             });
         });
@@ -69,24 +67,6 @@ fn hold(c: &mut Criterion) {
             b.iter(|| {
                 let Reverse((at, _)) = heap.pop().expect("hold keeps n events pending");
                 heap.push(Reverse((black_box(at) + incs[k & (BUF - 1)], seq)));
-                seq += 1;
-                k += 1;
-            });
-        });
-
-        group.bench_function(BenchmarkId::new("priority_queue_crate", n), |b| {
-            // Item = seq (the id a caller would use to move it), priority = Reverse((time, seq)).
-            let mut pq: priority_queue::PriorityQueue<u64, Reverse<(u64, u64)>> =
-                priority_queue::PriorityQueue::with_capacity(n);
-            let mut seq = 0u64;
-            for &at in &prefill {
-                pq.push(seq, Reverse((at, seq)));
-                seq += 1;
-            }
-            let mut k = 0usize;
-            b.iter(|| {
-                let (_, Reverse((at, _))) = pq.pop().expect("hold keeps n events pending");
-                pq.push(seq, Reverse((black_box(at) + incs[k & (BUF - 1)], seq)));
                 seq += 1;
                 k += 1;
             });
@@ -121,7 +101,7 @@ impl Pair {
         let start = Instant::now();
         for _ in 0..steps {
             let (_, ev) = self.queue.pop().expect("hold keeps n events pending");
-            self.queue.schedule_in(SimTime(incs[self.k_queue & (BUF - 1)]), black_box(ev));
+            self.queue.schedule(self.queue.now() + SimTime(incs[self.k_queue & (BUF - 1)]), black_box(ev));
             self.k_queue += 1;
         }
         start.elapsed().as_secs_f64()

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::output::records::CsvRequestSink;
 use crate::output::{files, plots, table, writer};
-use crate::parallel::collective::AllReduceAlgorithm;
+use crate::parallel::collective::{AllReduceAlgorithm, AllToAllAlgorithm};
 use crate::scenario::{self, Override};
 use crate::serving::RunOptions;
 use clap::{Args, Parser, Subcommand};
@@ -65,9 +65,14 @@ pub struct CollectiveArgs {
     /// Sizes in bytes, doubling from the first to the last: e.g. 1MiB..1GiB (KiB, MiB, GiB, KB, MB, GB).
     #[arg(long, default_value = "1MiB..1GiB")]
     pub sizes: String,
-    /// All-reduce algorithm.
+    /// All-reduce algorithm; `auto` picks per size what NCCL's tuner would (ring, tree,
+    /// NVLS on NVSwitch nodes with SHARP, pipelined hierarchical across nodes).
     #[arg(long, value_enum, default_value_t = AllReduceAlgorithm::Auto)]
     pub algorithm: AllReduceAlgorithm,
+    /// How all-to-all is posted: pairwise steps, direct (all peers at once), deep-ep
+    /// (same-rail RDMA per node, then NVLink forwarding).
+    #[arg(long, value_enum, default_value_t = AllToAllAlgorithm::Pairwise)]
+    pub all_to_all: AllToAllAlgorithm,
 }
 
 /// `clustersim dag`.
@@ -417,7 +422,8 @@ fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     )?;
     let ranks: Vec<u32> =
         if op == CollectiveOp::SendRecv { vec![0, topo.gpus() - 1] } else { (0..topo.gpus()).collect() };
-    let rows = microbench::run(&topo, op, a.algorithm, &ranks, &sizes)?;
+    let algs = microbench::Algorithms { all_reduce: a.algorithm, all_to_all: a.all_to_all };
+    let rows = microbench::run(&topo, op, algs, &ranks, &sizes)?;
     print!("{}", microbench::format_table(op, ranks.len(), &rows));
     Ok(0)
 }

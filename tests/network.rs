@@ -8,8 +8,9 @@ use clustersim::engine::SimTime;
 use clustersim::hardware::network::Network;
 use clustersim::hardware::spec::gpu_preset;
 use clustersim::hardware::topology::Topology;
-use clustersim::parallel::collective::AllReduceAlgorithm;
-use clustersim::parallel::collective::{closed_form_time, links_intersect, links_used, CollectiveOp};
+use clustersim::parallel::collective::{
+    closed_form_time, links_intersect, links_used, resolve_all_reduce, AllReduceAlgorithm, CollectiveOp,
+};
 use clustersim::parallel::runner::{CollectiveDone, CollectiveRequest, CollectiveRunner};
 
 const B_NV: f64 = 382.5e9;
@@ -314,4 +315,139 @@ fn uneven_all_to_all_is_gated_by_its_heaviest_pair() {
     // A malformed matrix is an error, not a panic.
     assert!(expand_all_to_all_v(&topo, &ranks, &m[..8]).is_err());
     assert!(expand_all_to_all_v(&topo, &[0, 1, 1], &m).is_err());
+}
+
+/// Runs a prepared request alone from time zero.
+fn run_request(topo: &Topology, req: CollectiveRequest) -> CollectiveDone {
+    let mut r = CollectiveRunner::new(topo);
+    let n = req.schedule.ranks.len();
+    r.admit(req, &vec![SimTime::ZERO; n]).expect("admitted");
+    r.run_to_end().remove(0)
+}
+
+#[test]
+fn nvls_all_reduce_matches_its_closed_form_and_nccl_tests() {
+    let topo = h100(1);
+    let ranks: Vec<u32> = (0..8).collect();
+    // NVLS port rate 308.6 GB/s (from nccl-tests' ~480 GB/s busbw, see the preset).
+    // C = round(sqrt(X/α)), X = 9/8 x 1 GiB / 308.6 GB/s = 3.913 ms, α = 2 µs: 44.
+    // Two stages pipelined over 44 chunks: 45 steps; the first moves S/C up (reduce
+    // only), the last S/C down (multicast only), the 43 between (1 + 1/8) S/C each way:
+    // t = 45·2 µs + (2 + 43·9/8)·(1 GiB/44)/308.6 GB/s = 90 µs + 3.9835 ms = 4.0735 ms;
+    // busbw = 7/4 · 1 GiB / t = 461.3 GB/s, 4 % under nccl-tests' ~480.
+    let chunk = GIB / 44.0;
+    let formula = 45.0 * A_NV + (2.0 + 43.0 * 9.0 / 8.0) * chunk / 308.6e9;
+    let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Nvls, &ranks, GIB);
+    let t = d.duration().as_secs_f64();
+    assert!((t / formula - 1.0).abs() < 0.01, "NVLS {t} s vs formula {formula} s");
+    assert_eq!(closed_form_time(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Nvls, &ranks, GIB), d.duration());
+    assert!((d.busbw_gb_s() / 480.0 - 1.0).abs() < 0.05, "busbw {}", d.busbw_gb_s());
+    // A100 nodes have no NVLink SHARP: NVLS falls back to the ring.
+    let a100 = gpu_preset("a100-80g").expect("preset");
+    let topo_a = Topology::new(1, 8, &(a100.nvlink)(), &(a100.network)()).expect("valid");
+    assert_eq!(resolve_all_reduce(&topo_a, AllReduceAlgorithm::Nvls, &ranks), AllReduceAlgorithm::Ring);
+}
+
+#[test]
+fn pipelined_hierarchical_all_reduce_overlaps_nvlink_and_nics() {
+    let topo = h100(2);
+    let ranks: Vec<u32> = (0..16).collect();
+    // g = 8, m = 2. X = max(2·7/8·S/B_nv, 2·1/2·S/(8·B_nic)) = max(4.911, 2.826) ms;
+    // α = 5 µs: C = round(sqrt(3 X/α)) = 54 chunks of Sc = 1 GiB/54. Per step each
+    // stage loads NVLink with 7/8·Sc (in-node exchange, 45.48 µs) or the NIC with
+    // Sc/16 (across, 26.16 µs); each transfer pays its own tier's α:
+    //   steps 0, 55, 56 (one in-node stage): 2 + 45.48;  step 1 (+1 across): same;
+    //   steps 2, 54 (one in-node stage, two across): 5 + 2·26.16 = 57.32;
+    //   steps 3..53 (51 full steps): 2 + 2·45.48 = 92.96 (NVLink bound).
+    // t = 4·47.48 + 2·57.32 + 51·92.96 = 5045.5 µs; busbw = 15/8·S/t = 399 GB/s,
+    // within 15 % of the 8-NIC bound 8 x 47.5 = 380 GB/s.
+    let sc = GIB / 54.0;
+    let nv = 7.0 / 8.0 * sc / B_NV;
+    let nic = sc / 16.0 / B_NIC;
+    let formula = 4.0 * (A_NV + nv) + 2.0 * (A_NET + 2.0 * nic) + 51.0 * (A_NV + 2.0 * nv);
+    let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Pipelined, &ranks, GIB);
+    let t = d.duration().as_secs_f64();
+    assert!((t / formula - 1.0).abs() < 0.01, "pipelined {t} s vs formula {formula} s");
+    assert_eq!(
+        closed_form_time(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Pipelined, &ranks, GIB),
+        d.duration()
+    );
+    assert!((d.busbw_gb_s() / 380.0 - 1.0).abs() < 0.15, "busbw {}", d.busbw_gb_s());
+    // Today's hierarchical runs the phases one after another: 7.776 ms (see above).
+    let h = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Hierarchical, &ranks, GIB);
+    assert!(h.duration().as_secs_f64() > 1.5 * t);
+}
+
+#[test]
+fn tree_all_reduce_matches_its_closed_form() {
+    let topo = h100(1);
+    let ranks: Vec<u32> = (0..8).collect();
+    // Double binary tree on 8 GPUs, depth D = 3; each tree carries S/2 in C chunks,
+    // C = round(sqrt(2D·S/B/α)) = round(sqrt(6·2.807 ms/2 µs)) = 92, clamped to 64.
+    // 2(C + D - 1) = 132 steps. A rank inner in one tree is a leaf in the other, so in
+    // a full step its NVLink up carries 2 chunks (to its parent in each tree) and its
+    // down link 2 (from its children): 2 µs + 2·(S/128)/B per full step; fill and
+    // drain steps carry less. So t <= 132·α + 132·2·(S/128)/B = 264 µs + 5.615 ms, and
+    // t > 0.9 of that (fill and drain are 2(D-1) = 4 of the 132 steps).
+    let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Tree, &ranks, GIB);
+    let cf = closed_form_time(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Tree, &ranks, GIB);
+    let t = d.duration().as_secs_f64();
+    assert!((t / cf.as_secs_f64() - 1.0).abs() < 0.01, "tree {t} s vs closed form {cf}");
+    let bound = 132.0 * A_NV + 2.0 * GIB / B_NV * (132.0 / 128.0);
+    assert!(t <= bound && t > 0.9 * bound, "tree {t} s vs bound {bound} s");
+}
+
+#[test]
+fn all_to_all_posted_at_once_pays_latency_once() {
+    use clustersim::parallel::collective::AllToAllAlgorithm;
+    let topo = h100(2);
+    let ranks: Vec<u32> = (0..16).collect();
+    let s = 64.0 * MIB;
+    let req = |alg| CollectiveRequest::all_to_all(&topo, alg, &ranks, s).expect("valid");
+    // Direct: one step. GPU i's NIC carries its 8 sends to the other node, S/16 each:
+    // t = 5 µs + (S/2)/47.5 GB/s = 5 + 706.4 µs (NVLink: 7·S/16 at 382.5 GB/s, 76.8 µs).
+    let d = run_request(&topo, req(AllToAllAlgorithm::Direct));
+    let formula = A_NET + s / 2.0 / B_NIC;
+    assert!((d.duration().as_secs_f64() / formula - 1.0).abs() < 0.01, "direct {}", d.duration());
+    // Pairwise pays 15 step latencies for the same bytes: 15·5 µs + 15/16·S/B_nic.
+    let p = run_request(&topo, req(AllToAllAlgorithm::Pairwise));
+    assert!(p.duration() > d.duration());
+    // DeepEP: step 1 sends each node's 8 shares, aggregated (S/2), to the same-rail GPU
+    // (5 µs + S/2/B_nic), step 2 forwards 7 shares of S/16 over NVLink (2 µs + 7S/16/B_nv):
+    // 5 + 706.4 + 2 + 76.8 = 790.2 µs; no byte crosses the spine.
+    let e = run_request(&topo, req(AllToAllAlgorithm::DeepEp));
+    let formula = A_NET + s / 2.0 / B_NIC + A_NV + 7.0 * s / 16.0 / B_NV;
+    assert!((e.duration().as_secs_f64() / formula - 1.0).abs() < 0.01, "deep_ep {}", e.duration());
+    // A 1-token decode dispatch at EP128 (7 KiB per peer, 16 nodes): pairwise pays 127
+    // latencies (>= 635 µs); posted at once it is one latency plus the bytes.
+    let big = h100(16);
+    let all: Vec<u32> = (0..128).collect();
+    let tiny = 7168.0 * 128.0;
+    let pw = closed_form_time(&big, CollectiveOp::AllToAll, AllReduceAlgorithm::Auto, &all, tiny);
+    let sched = clustersim::parallel::collective::expand_all_to_all(
+        &big,
+        AllToAllAlgorithm::Direct,
+        &all,
+        &vec![tiny / 128.0; 128 * 128],
+    )
+    .expect("valid");
+    let direct = clustersim::parallel::collective::schedule_time(&big, &sched);
+    assert!(pw >= SimTime::from_us(635) && direct < SimTime::from_us(30), "pairwise {pw}, direct {direct}");
+}
+
+#[test]
+fn nccl_like_auto_picks_by_size_and_topology() {
+    use clustersim::parallel::collective::choose_all_reduce_nccl as choose;
+    let one = h100(1);
+    let eight: Vec<u32> = (0..8).collect();
+    // One H100 node: NVLS at 1 GiB (4.07 ms against the ring's 4.94 ms).
+    assert_eq!(choose(&one, &eight, GIB), AllReduceAlgorithm::Nvls);
+    // Two nodes at 1 GiB: pipelined hierarchical (5.05 ms; ring 22.6 ms, tree slower).
+    let two = h100(2);
+    let sixteen: Vec<u32> = (0..16).collect();
+    assert_eq!(choose(&two, &sixteen, GIB), AllReduceAlgorithm::Pipelined);
+    // A100 node (no SHARP) at 1 GiB: the ring.
+    let a100 = gpu_preset("a100-80g").expect("preset");
+    let topo_a = Topology::new(1, 8, &(a100.nvlink)(), &(a100.network)()).expect("valid");
+    assert_eq!(choose(&topo_a, &eight, GIB), AllReduceAlgorithm::Ring);
 }

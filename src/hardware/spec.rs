@@ -119,6 +119,11 @@ pub struct NvlinkSpec {
     pub efficiency: f64,
     /// Per-step latency α of a collective step over NVLink, µs.
     pub latency_us: f64,
+    /// NVLink SHARP (NVLS): the NVSwitch reduces and multicasts. When present, the
+    /// rate per GPU and direction, GB/s, at which NVLS collectives move data through
+    /// the switch (absent: no NVLS on this node).
+    #[serde(default)]
+    pub nvls_bandwidth_gb_s: Option<f64>,
 }
 
 /// How the NICs of all nodes are joined.
@@ -183,7 +188,17 @@ fn gpu(name: &str, peak: f64, fp8: f64, eff: f64, mem_gib: f64, bw: f64, mem_eff
 fn nvlink(bw: f64) -> NvlinkSpec {
     // 0.85: a 1 GiB ring all-reduce on DGX H100 reaches ~370 GB/s bus bandwidth
     // over a 450 GB/s link in nccl-tests (370/450 = 0.82; long messages do slightly better).
-    NvlinkSpec { bandwidth_gb_s: bw, efficiency: 0.85, latency_us: 2.0 }
+    NvlinkSpec { bandwidth_gb_s: bw, efficiency: 0.85, latency_us: 2.0, nvls_bandwidth_gb_s: None }
+}
+
+/// NVLink4 through third-generation NVSwitch, with NVLink SHARP.
+fn nvlink4_nvls() -> NvlinkSpec {
+    // NVLS all-reduce on 8 H100 reaches ~480 GB/s busbw at 1 GiB in nccl-tests (NCCL
+    // >= 2.17 with NVLS, as quoted in issue 10; ring: ~370). An NVLS all-reduce moves
+    // (1 + 1/g) S through each GPU's switch port per direction (S up for the reduce,
+    // S/g back; S/g up for the multicast, S back), so busbw = 2(g-1)/g x S/t gives the
+    // port rate 480 x (g+1) / (2(g-1)) = 480 x 9/14 = 308.6 GB/s at g = 8.
+    NvlinkSpec { nvls_bandwidth_gb_s: Some(308.6), ..nvlink(450.0) }
 }
 
 fn ib(nic_gb_s: f64) -> NetworkSpec {
@@ -240,7 +255,7 @@ pub const GPU_PRESETS: &[GpuPreset] = &[
             gemm_boost_window_us: 305.0,
             ..gpu("h100-sxm", 989.0, 1979.0, 0.805, 80.0, 3.35, 0.92, 132)
         },
-        nvlink: || nvlink(450.0),
+        nvlink: nvlink4_nvls,
         network: || ib(50.0),
         source: "NVIDIA H100 SXM datasheet (989 TFLOP/s BF16 dense, 1979 FP8, 80 GB HBM3 3.35 TB/s, NVLink4 900 GB/s bidir); DGX H100: 8x NDR 400 Gb/s NICs",
     },
@@ -248,7 +263,7 @@ pub const GPU_PRESETS: &[GpuPreset] = &[
         name: "h200-sxm",
         // Same GH100 die as H100 SXM: 132 SMs.
         spec: || gpu("h200-sxm", 989.0, 1979.0, 0.80, 141.0 * GB / GIB, 4.8, 0.85, 132),
-        nvlink: || nvlink(450.0),
+        nvlink: nvlink4_nvls,
         network: || ib(50.0),
         source: "NVIDIA H200 datasheet (989 TFLOP/s BF16 dense, 141 GB HBM3e 4.8 TB/s, NVLink4 900 GB/s bidir); DGX H200: 8x NDR 400 Gb/s NICs",
     },

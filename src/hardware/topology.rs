@@ -60,18 +60,22 @@ pub struct Link {
     pub latency: SimTime,
 }
 
-/// A route between two GPUs: up to four links, `Copy` and allocation-free.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A route between two GPUs (or a GPU and its node's NVSwitch, for NVLS): up to four
+/// links, `Copy` and allocation-free.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Route {
     links: [LinkId; 4],
     len: u8,
     /// Latency added once to every transfer on this route.
     pub latency: SimTime,
+    /// The most a transfer on this route may take, bytes/s, whatever its links leave
+    /// (infinite except through the NVSwitch's SHARP engine).
+    pub rate_cap: f64,
 }
 
 impl Route {
     /// The empty route (a GPU to itself): no links, no latency.
-    pub const LOCAL: Route = Route { links: [0; 4], len: 0, latency: SimTime::ZERO };
+    pub const LOCAL: Route = Route { links: [0; 4], len: 0, latency: SimTime::ZERO, rate_cap: f64::INFINITY };
 
     /// The links crossed, in order.
     pub fn links(&self) -> &[LinkId] {
@@ -90,6 +94,8 @@ pub struct Topology {
     nic_base: u32,
     leaf_base: u32,
     leaves: u32,
+    /// NVLS port rate per GPU and direction, bytes/s, when the NVSwitch has SHARP.
+    nvls_bytes_per_s: Option<f64>,
 }
 
 fn check_positive(what: &str, v: f64) -> Result<()> {
@@ -125,6 +131,9 @@ impl Topology {
         }
         check_positive("NVLink bandwidth_gb_s", nvlink.bandwidth_gb_s)?;
         check_fraction("NVLink efficiency", nvlink.efficiency)?;
+        if let Some(b) = nvlink.nvls_bandwidth_gb_s {
+            check_positive("NVLink nvls_bandwidth_gb_s", b)?;
+        }
         check_positive("NIC bandwidth_gb_s", network.nic_bandwidth_gb_s)?;
         check_fraction("network efficiency", network.efficiency)?;
         check_positive("network oversubscription", network.oversubscription)?;
@@ -171,6 +180,7 @@ impl Topology {
             nic_base: 2 * gpus,
             leaf_base: 2 * gpus + 2 * nics,
             leaves,
+            nvls_bytes_per_s: nvlink.nvls_bandwidth_gb_s.map(|b| b * GB),
         })
     }
 
@@ -242,9 +252,24 @@ impl Topology {
         }
     }
 
-    /// The deterministic route from `src` to `dst` (both GPU ids `< gpus()`).
+    /// True when the nodes' NVSwitch can reduce and multicast (NVLink SHARP).
+    pub fn has_nvls(&self) -> bool {
+        self.nvls_bytes_per_s.is_some()
+    }
+
+    /// The endpoint id of node `node`'s NVSwitch as a transfer target (NVLS): ids
+    /// from [`Topology::gpus`] on are switches.
+    pub fn switch_of(&self, node: u32) -> u32 {
+        self.gpus() + node
+    }
+
+    /// The deterministic route from `src` to `dst` (GPU ids `< gpus()`, or one of them
+    /// a [`Topology::switch_of`] id: then only the GPU's NVLink up or down link, at
+    /// most at the NVLS port rate).
     pub fn route(&self, src: u32, dst: u32) -> Route {
-        debug_assert!(src < self.gpus() && dst < self.gpus(), "GPU id out of range");
+        if src >= self.gpus() || dst >= self.gpus() {
+            return self.switch_route(src, dst);
+        }
         if src == dst {
             return Route::LOCAL;
         }
@@ -269,7 +294,15 @@ impl Topology {
             }
         }
         let latency = links[..len].iter().map(|&l| self.links[l as usize].latency).max().unwrap_or(SimTime::ZERO);
-        Route { links, len: len as u8, latency }
+        Route { links, len: len as u8, latency, rate_cap: f64::INFINITY }
+    }
+
+    /// GPU to its NVSwitch or back (NVLS multimem traffic).
+    fn switch_route(&self, src: u32, dst: u32) -> Route {
+        let (link, gpu) = if dst >= self.gpus() { (self.nvlink_up(src), src) } else { (self.nvlink_down(dst), dst) };
+        debug_assert!(gpu < self.gpus(), "switch-to-switch transfer");
+        let rate_cap = self.nvls_bytes_per_s.unwrap_or(f64::INFINITY);
+        Route { links: [link, 0, 0, 0], len: 1, latency: self.links[link as usize].latency, rate_cap }
     }
 
     /// Sets a link's capacity (e.g. a what-if slowdown); the flow model reads

@@ -2,14 +2,13 @@
 //! collective alone on the flow model and report time, algbw and busbw.
 //!
 //! `clustersim collective --hardware h100-sxm --nodes 2 --op all_reduce --sizes 1MiB..1GiB`
-//! maps onto [`run_preset`] + [`format_table`]; sizes double between the bounds.
+//! maps onto [`run`] + [`format_table`]; sizes double between the bounds.
 
-use super::collective::AllReduceAlgorithm;
-use super::collective::{closed_form_time, CollectiveOp};
+use super::collective::{choose_all_reduce_nccl, schedule_time, CollectiveOp};
+use super::collective::{AllReduceAlgorithm, AllToAllAlgorithm};
 use super::runner::{CollectiveRequest, CollectiveRunner};
 use crate::engine::SimTime;
 use crate::error::{Error, Result};
-use crate::hardware::spec::{gpu_preset, gpu_preset_names};
 use crate::hardware::topology::Topology;
 use std::fmt::Write;
 
@@ -21,6 +20,8 @@ pub const PRESET_GPUS_PER_NODE: u32 = 8;
 pub struct Row {
     /// Buffer size S, bytes.
     pub bytes: u64,
+    /// The algorithm run (all-reduce: the one `auto` chose for this size).
+    pub algorithm: &'static str,
     /// Time on the flow model.
     pub time: SimTime,
     /// Closed-form time, for comparison.
@@ -83,46 +84,66 @@ pub fn parse_size_range(s: &str) -> Result<Vec<u64>> {
     Ok(out)
 }
 
-/// Runs `op` over `ranks` with `alg` alone on an idle network, once per size.
-pub fn run(
-    topo: &Topology,
-    op: CollectiveOp,
-    alg: AllReduceAlgorithm,
-    ranks: &[u32],
-    sizes: &[u64],
-) -> Result<Vec<Row>> {
+/// The algorithms to run: all-reduce (`Auto`: the NCCL-like choice per size,
+/// [`choose_all_reduce_nccl`]) and all-to-all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Algorithms {
+    /// All-reduce algorithm.
+    pub all_reduce: AllReduceAlgorithm,
+    /// How all-to-all is posted.
+    pub all_to_all: AllToAllAlgorithm,
+}
+
+fn all_reduce_name(alg: AllReduceAlgorithm) -> &'static str {
+    match alg {
+        AllReduceAlgorithm::Auto => "auto",
+        AllReduceAlgorithm::Ring => "ring",
+        AllReduceAlgorithm::HalvingDoubling => "halving_doubling",
+        AllReduceAlgorithm::Hierarchical => "hierarchical",
+        AllReduceAlgorithm::Pipelined => "pipelined",
+        AllReduceAlgorithm::Tree => "tree",
+        AllReduceAlgorithm::Nvls => "nvls",
+    }
+}
+
+/// Runs `op` over `ranks` alone on an idle network, once per size.
+pub fn run(topo: &Topology, op: CollectiveOp, algs: Algorithms, ranks: &[u32], sizes: &[u64]) -> Result<Vec<Row>> {
     let mut rows = Vec::with_capacity(sizes.len());
     for &bytes in sizes {
         let s = bytes as f64;
-        let req = CollectiveRequest::new(topo, op, alg, ranks, s)?;
+        let (req, algorithm) = match op {
+            CollectiveOp::AllToAll => {
+                let name = match algs.all_to_all {
+                    AllToAllAlgorithm::Pairwise => "pairwise",
+                    AllToAllAlgorithm::Direct => "direct",
+                    AllToAllAlgorithm::DeepEp => "deep_ep",
+                };
+                (CollectiveRequest::all_to_all(topo, algs.all_to_all, ranks, s)?, name)
+            }
+            _ => {
+                let alg = match algs.all_reduce {
+                    AllReduceAlgorithm::Auto if op == CollectiveOp::AllReduce => choose_all_reduce_nccl(topo, ranks, s),
+                    a => super::collective::resolve_all_reduce(topo, a, ranks),
+                };
+                let name = if op == CollectiveOp::AllReduce { all_reduce_name(alg) } else { "-" };
+                (CollectiveRequest::new(topo, op, alg, ranks, s)?, name)
+            }
+        };
+        let closed_form = schedule_time(topo, &req.schedule);
         let mut runner = CollectiveRunner::new(topo);
         runner.admit(req, &vec![SimTime::ZERO; ranks.len()])?;
         let done = runner.run_to_end();
         let d = done.first().ok_or_else(|| Error::Run("collective did not finish".to_string()))?;
         rows.push(Row {
             bytes,
+            algorithm,
             time: d.duration(),
-            closed_form: closed_form_time(topo, op, alg, ranks, s),
+            closed_form,
             algbw_gb_s: d.algbw_gb_s(),
             busbw_gb_s: d.busbw_gb_s(),
         });
     }
     Ok(rows)
-}
-
-/// Builds the preset's cluster of `nodes` x 8 GPUs and runs `op` (a name such as
-/// `all_reduce`) over all its GPUs for every size of `sizes` (`1MiB..1GiB`), Auto algorithm.
-pub fn run_preset(gpu: &str, nodes: u32, op: &str, sizes: &str) -> Result<(Topology, Vec<Row>)> {
-    let preset = gpu_preset(gpu).ok_or_else(|| {
-        Error::Usage(format!("unknown hardware `{gpu}`; expected one of {}", gpu_preset_names().join(", ")))
-    })?;
-    let op = CollectiveOp::parse(op)?;
-    let sizes = parse_size_range(sizes)?;
-    let topo = Topology::new(nodes, PRESET_GPUS_PER_NODE, &(preset.nvlink)(), &(preset.network)())?;
-    let ranks: Vec<u32> =
-        if op == CollectiveOp::SendRecv { vec![0, topo.gpus() - 1] } else { (0..topo.gpus()).collect() };
-    let rows = run(&topo, op, AllReduceAlgorithm::Auto, &ranks, &sizes)?;
-    Ok((topo, rows))
 }
 
 fn human(bytes: u64) -> String {
@@ -141,15 +162,16 @@ pub fn format_table(op: CollectiveOp, ranks: usize, rows: &[Row]) -> String {
     let _ = writeln!(s, "# {} over {ranks} GPUs (flow model; closed form for comparison)", op.name());
     let _ = writeln!(
         s,
-        "{:>14} {:>10} {:>14} {:>12} {:>12} {:>16}",
-        "size(B)", "size", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "closed_form(us)"
+        "{:>14} {:>10} {:>16} {:>14} {:>12} {:>12} {:>16}",
+        "size(B)", "size", "algorithm", "time(us)", "algbw(GB/s)", "busbw(GB/s)", "closed_form(us)"
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{:>14} {:>10} {:>14.2} {:>12.2} {:>12.2} {:>16.2}",
+            "{:>14} {:>10} {:>16} {:>14.2} {:>12.2} {:>12.2} {:>16.2}",
             r.bytes,
             human(r.bytes),
+            r.algorithm,
             r.time.as_ns() as f64 / 1e3,
             r.algbw_gb_s,
             r.busbw_gb_s,

@@ -15,14 +15,15 @@
 //! runs a copy of the runner to the end, assuming nothing else is admitted).
 
 use super::collective::AllReduceAlgorithm;
-use super::collective::{expand, expand_all_to_all_v, CollectiveOp, Schedule, Transfer};
+use super::collective::{
+    expand, expand_all_to_all, expand_all_to_all_v, AllToAllAlgorithm, CollectiveOp, Schedule, Transfer,
+};
 use super::ledger::{CommKind, GpuState, GpuTotals, Ledger};
-use crate::engine::SimTime;
+use crate::engine::{EventQueue, SimTime};
 use crate::error::{Error, Result};
 use crate::hardware::network::{FlowDone, Network};
 use crate::hardware::topology::{LinkId, Topology};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 
 /// Handle to an admitted collective; ids increase in admission order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,6 +44,12 @@ impl CollectiveRequest {
     /// Expands `op` of `bytes` over `ranks` with `alg` (used by all-reduce only).
     pub fn new(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32], bytes: f64) -> Result<Self> {
         Ok(CollectiveRequest { op, bytes, schedule: expand(topo, op, alg, ranks, bytes)? })
+    }
+    /// A uniform all-to-all of `bytes` per rank (S/n to each) posted as `alg` says.
+    pub fn all_to_all(topo: &Topology, alg: AllToAllAlgorithm, ranks: &[u32], bytes: f64) -> Result<Self> {
+        let n = ranks.len().max(1);
+        let schedule = expand_all_to_all(topo, alg, ranks, &vec![bytes / n as f64; n * n])?;
+        Ok(CollectiveRequest { op: CollectiveOp::AllToAll, bytes, schedule })
     }
     /// An all-to-all with `matrix[i * n + j]` bytes from `ranks[i]` to `ranks[j]`;
     /// `bytes` is reported as the largest row sum (what one rank sends).
@@ -150,7 +157,17 @@ impl Running {
             }
         }
         let steps = step_off.len() - 1;
-        let ends: Vec<(u32, u32)> = transfers.iter().map(|t| (rank_idx(t.src), rank_idx(t.dst))).collect();
+        // A transfer to or from a switch (NVLS) involves only its GPU end.
+        let gpu_end =
+            |t: &Transfer| if index.binary_search_by_key(&t.src, |&(g, _)| g).is_ok() { t.src } else { t.dst };
+        let ends: Vec<(u32, u32)> = transfers
+            .iter()
+            .map(|t| {
+                let g = gpu_end(t);
+                let end = |x: u32| if index.binary_search_by_key(&x, |&(gg, _)| gg).is_ok() { x } else { g };
+                (rank_idx(end(t.src)), rank_idx(end(t.dst)))
+            })
+            .collect();
         let mut step_of = vec![0u32; transfers.len()];
         let mut pending = vec![0u32; steps * n];
         let mut inv_off = vec![0u32; steps * (n + 1)];
@@ -203,13 +220,20 @@ impl Running {
     }
 }
 
+/// What the runner's own queue holds (flow events live in the network's queue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RunnerEvent {
+    /// The last rank of collective `id` has arrived: its first transfers start.
+    Start(u32),
+}
+
 /// Runs collectives as flows over a topology, with per-GPU state accounting.
 #[derive(Clone, Debug)]
 pub struct CollectiveRunner {
     topo: Topology,
     net: Network,
     running: BTreeMap<u32, Running>,
-    starts: BinaryHeap<Reverse<(SimTime, u32)>>,
+    starts: EventQueue<RunnerEvent>,
     next_id: u32,
     ledger: Ledger,
     projection: Option<BTreeMap<CollectiveId, SimTime>>,
@@ -223,7 +247,7 @@ impl CollectiveRunner {
             ledger: Ledger::new(topology.gpus() as usize),
             topo: topology.clone(),
             running: BTreeMap::new(),
-            starts: BinaryHeap::new(),
+            starts: EventQueue::new(),
             next_id: 0,
             projection: None,
         }
@@ -287,7 +311,7 @@ impl CollectiveRunner {
         let id = self.next_id;
         self.next_id += 1;
         self.running.insert(id, Running::build(req, arrivals, start));
-        self.starts.push(Reverse((start, id)));
+        self.starts.schedule(start, RunnerEvent::Start(id));
         Ok(CollectiveId(id))
     }
 
@@ -315,7 +339,7 @@ impl CollectiveRunner {
 
     /// The next instant something happens (a start, a drain or a completion).
     pub fn next_event_time(&mut self) -> Option<SimTime> {
-        let s = self.starts.peek().map(|r| r.0 .0);
+        let s = self.starts.peek_time();
         match (s, self.net.next_event_time()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -327,11 +351,8 @@ impl CollectiveRunner {
         let t = self.next_event_time()?;
         let mut done = Vec::new();
         loop {
-            while let Some(&Reverse((st, id))) = self.starts.peek() {
-                if st != t {
-                    break;
-                }
-                self.starts.pop();
+            while self.starts.peek_time() == Some(t) {
+                let Some((_, RunnerEvent::Start(id))) = self.starts.pop() else { break };
                 self.net.advance_clock(t);
                 self.begin(id, t, &mut done);
             }

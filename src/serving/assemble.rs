@@ -9,6 +9,7 @@ use crate::metrics::report::ReportContext;
 use crate::model::cost::{BatchShape, CostModel, OpCost};
 use crate::model::memory::{activation_bytes, kv_bytes_per_token, plan_memory, stage_weight_bytes, MemoryRequest};
 use crate::parallel::plan::Plan;
+use crate::scenario::types::{LinkClass, WhatIfEvent};
 use crate::scenario::Setup;
 
 use super::pricing::Pricer;
@@ -159,6 +160,18 @@ impl Assembly {
     /// an oversubscribed spine), stage by stage: priced by the flow model.
     pub fn contention(&self) -> Vec<super::pricing::Sharing> {
         self.pricer.contention(&self.plan)
+    }
+
+    /// Replicas a failure event stops: the failed GPU's, or every one whose
+    /// collectives cross the failed link.
+    pub fn replicas_hit(&self, event: &WhatIfEvent) -> Vec<u32> {
+        match *event {
+            WhatIfEvent::GpuFailure { gpu, .. } => self.plan.rank_of(gpu).map(|r| r.replica).into_iter().collect(),
+            WhatIfEvent::LinkFailure { link, node, index, .. } => {
+                self.replicas_crossing(link == LinkClass::Nvlink, node, index)
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Replicas whose collectives cross NIC `index` of `node` (or, with `nvlink`, the

@@ -155,6 +155,15 @@ impl Replica {
         Some(Lost { batches, requests })
     }
 
+    /// At the end of a run, when nothing is left to happen: a request still held could
+    /// never finish (the scheduler's rules should make this impossible), so it is
+    /// dropped with that reason rather than lost.
+    pub fn drop_stranded(&mut self, rec: &mut Recorder) {
+        for _ in self.queues.drain() {
+            rec.drop_request("stranded: no event could ever schedule it (a scheduler bug; please report)".into());
+        }
+    }
+
     /// A failed GPU of this replica recovered; true when that revived the replica.
     pub fn gpu_recovered(&mut self) -> bool {
         self.failed_gpus = self.failed_gpus.saturating_sub(1);

@@ -144,8 +144,8 @@ impl ReplicaQueues {
         }
         let mut tokens_left = lim.max_batch_tokens;
         let mut seqs_left = lim.max_seqs;
-        let preempted = self.decodes(reqs, out, &mut tokens_left, &mut seqs_left);
-        self.continue_prefills(reqs, lim, out, &mut tokens_left, &mut seqs_left);
+        let mut preempted = self.decodes(reqs, out, &mut tokens_left, &mut seqs_left);
+        preempted += self.continue_prefills(reqs, lim, out, &mut tokens_left, &mut seqs_left);
         self.admit(reqs, lim, now, out, &mut tokens_left, seqs_left, true);
         preempted
     }
@@ -183,6 +183,10 @@ impl ReplicaQueues {
         preempted
     }
 
+    /// Next chunks of prompts part-way through. A chunk that finds its pool full
+    /// preempts the youngest younger request of the pool (as vLLM does for any running
+    /// request), so two half-done prompts can never hold the pool between them forever;
+    /// when there is none it waits. Returns the preemptions made.
     fn continue_prefills(
         &mut self,
         reqs: &mut RequestSlab,
@@ -190,20 +194,30 @@ impl ReplicaQueues {
         out: &mut Vec<BatchEntry>,
         tokens: &mut u32,
         seqs: &mut u32,
-    ) {
-        for &slot in &self.running {
-            if *tokens == 0 || *seqs == 0 {
-                return;
-            }
-            let r = reqs.get_mut(slot);
+    ) -> u32 {
+        let mut preempted = 0;
+        let mut i = 0;
+        while i < self.running.len() && *tokens > 0 && *seqs > 0 {
+            let slot = self.running[i];
+            let r = reqs.get(slot);
             if r.in_flight || !r.in_prefill() || out.iter().any(|e| e.slot == slot) {
+                i += 1;
                 continue;
             }
+            let group = r.kv_group;
             let chunk = (r.prefill_len - r.computed).min(*tokens).min(lim.chunk_tokens);
-            let need = blocks_for(r.computed + chunk, self.kv[0].block_tokens).saturating_sub(r.blocks);
-            if !self.kv[r.kv_group as usize].take(need) {
-                return;
+            let need = blocks_for(r.computed + chunk, self.block_tokens()).saturating_sub(r.blocks);
+            if !self.kv[group as usize].take(need) {
+                let victim = (i + 1..self.running.len()).rev().find(|&j| {
+                    let v = reqs.get(self.running[j]);
+                    !v.in_flight && v.kv_group == group && !out.iter().any(|e| e.slot == self.running[j])
+                });
+                let Some(j) = victim else { return preempted };
+                self.preempt(reqs, j);
+                preempted += 1;
+                continue;
             }
+            let r = reqs.get_mut(slot);
             r.blocks += need;
             out.push(BatchEntry {
                 slot,
@@ -213,7 +227,9 @@ impl ReplicaQueues {
             });
             *tokens -= chunk;
             *seqs -= 1;
+            i += 1;
         }
+        preempted
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -391,5 +407,29 @@ mod tests {
         assert_eq!(reqs.get(1).preemptions, 1);
         assert_eq!(reqs.get(2).preemptions, 0);
         assert_eq!(out.iter().map(|e| e.slot).collect::<Vec<_>>(), vec![0, 2]);
+    }
+
+    #[test]
+    fn two_half_done_prompts_cannot_hold_the_pool_forever() {
+        // One pool of 10 blocks of 16 tokens; prompts A (older) and B of 120 tokens
+        // (8 blocks each) have each prefilled 80 tokens (5 blocks): the pool is full and
+        // nothing is in flight. A's next chunk (40 tokens, 3 more blocks) preempts B, the
+        // younger, and runs: A holds 8 blocks, B is back at the head of the queue with none.
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(1, 10, 16);
+        for id in 0..2 {
+            let mut r = Request::new(id, SimTime::ZERO, 120, 4);
+            (r.computed, r.blocks) = (80, 5);
+            q.kv[0].take(5);
+            q.running_in[0] += 1;
+            let s = reqs.insert(r);
+            q.running.push(s);
+        }
+        let mut out = Vec::new();
+        let lim = Limits { max_batch_tokens: 64, max_seqs: 8, chunked_prefill: true, chunk_tokens: 64 };
+        assert_eq!(q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out), 1);
+        assert_eq!(out, vec![BatchEntry { slot: 0, new_tokens: 40, context: 80, emits: true }]);
+        assert_eq!((reqs.get(0).blocks, reqs.get(1).blocks), (8, 0));
+        assert_eq!(q.waiting.front(), Some(&1));
     }
 }

@@ -109,6 +109,7 @@ impl Simulation {
                 p(self.rec.completed + self.rec.dropped, total);
             }
         }
+        self.replicas.iter_mut().for_each(|rep| rep.drop_stranded(&mut self.rec));
         self.rec.close()
     }
 
@@ -211,27 +212,17 @@ impl Simulation {
             WhatIfEvent::GpuSlowdown { gpu, .. } => self.speeds[gpu as usize] = self.whatifs.gpu_speed(gpu),
             WhatIfEvent::LoadChange { .. } => self.workload.set_rate_factor(self.whatifs.load_factor()),
             WhatIfEvent::LinkSlowdown { link, node, .. } => {
-                let nodes = node.map_or(0..self.pipeline.asm.nodes(), |n| n..n + 1);
-                let fractions: Vec<(u32, f64)> = nodes.map(|n| (n, self.whatifs.link_fraction(link, n))).collect();
+                let fractions = self.whatifs.link_fractions(link, node, self.pipeline.asm.nodes());
                 self.pipeline.asm.set_link_fractions(link == LinkClass::Nvlink, &fractions);
             }
-            WhatIfEvent::GpuFailure { gpu, .. } => {
-                let replicas = self.pipeline.asm.plan.rank_of(gpu).map(|r| r.replica).into_iter().collect();
-                self.fail_or_recover(replicas, end);
-            }
-            WhatIfEvent::LinkFailure { link, node, index, .. } => {
-                let replicas = self.pipeline.asm.replicas_crossing(link == LinkClass::Nvlink, node, index);
-                self.fail_or_recover(replicas, end);
-            }
-        }
-    }
-
-    fn fail_or_recover(&mut self, replicas: Vec<u32>, end: bool) {
-        for r in replicas {
-            if end {
-                self.replicas[r as usize].gpu_recovered();
-            } else {
-                self.fail(r as usize);
+            WhatIfEvent::GpuFailure { .. } | WhatIfEvent::LinkFailure { .. } => {
+                for r in self.pipeline.asm.replicas_hit(&self.whatifs.events()[index]) {
+                    if end {
+                        self.replicas[r as usize].gpu_recovered();
+                    } else {
+                        self.fail(r as usize);
+                    }
+                }
             }
         }
     }

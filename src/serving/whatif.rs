@@ -56,6 +56,12 @@ impl WhatIfs {
         })
     }
 
+    /// The fraction of `class` links on each node a slowdown of `node` (or of all
+    /// `nodes`) touches, after it started or ended.
+    pub fn link_fractions(&self, class: LinkClass, node: Option<u32>, nodes: u32) -> Vec<(u32, f64)> {
+        node.map_or(0..nodes, |n| n..n + 1).map(|n| (n, self.link_fraction(class, n))).collect()
+    }
+
     /// Arrival-rate factor: the product of the active load changes.
     pub fn load_factor(&self) -> f64 {
         self.product(|e| match *e {

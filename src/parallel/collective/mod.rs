@@ -16,6 +16,12 @@
 //! hierarchical, pairwise all-to-all and send/recv; tests show it). For the broadcast
 //! pipeline over mixed links it is an upper bound.
 
+mod alltoall;
+mod nccl;
+
+pub use alltoall::{expand_all_to_all, AllToAllAlgorithm};
+pub use nccl::choose_all_reduce_nccl;
+
 use super::ledger::CommKind;
 use super::price::Affine;
 use crate::engine::SimTime;
@@ -145,16 +151,29 @@ pub enum AllReduceAlgorithm {
     HalvingDoubling,
     /// Reduce-scatter in node, all-reduce across nodes, all-gather in node.
     Hierarchical,
+    /// Hierarchical with its phases pipelined over chunks (NCCL across nodes).
+    Pipelined,
+    /// Double binary tree, pipelined over chunks.
+    Tree,
+    /// NVLink SHARP: the NVSwitch reduces and multicasts (one node with SHARP).
+    Nvls,
 }
 
 /// The concrete all-reduce algorithm `alg` stands for on `ranks` (never `Auto`):
 /// Auto is ring inside one node and hierarchical across nodes (when every node holds
 /// the same number, at least 2, of the ranks; ring otherwise). Halving-doubling needs a
-/// power-of-two count and falls back to ring; hierarchical needs the same layout as Auto.
+/// power-of-two count and falls back to ring; hierarchical and pipelined need the same
+/// layout as Auto; tree needs two ranks; NVLS needs every rank in one node whose
+/// switch has SHARP. (Auto here is today's serving rule; the NCCL-like choice by size
+/// is [`choose_all_reduce_nccl`].)
 pub fn resolve_all_reduce(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32]) -> AllReduceAlgorithm {
     let hier_ok = node_groups(topo, ranks).is_some();
+    let one_node = ranks.iter().all(|&r| topo.node_of(r) == topo.node_of(ranks[0]));
     match alg {
         AllReduceAlgorithm::Auto | AllReduceAlgorithm::Hierarchical if hier_ok => AllReduceAlgorithm::Hierarchical,
+        AllReduceAlgorithm::Pipelined if hier_ok => AllReduceAlgorithm::Pipelined,
+        AllReduceAlgorithm::Tree if ranks.len() > 1 => AllReduceAlgorithm::Tree,
+        AllReduceAlgorithm::Nvls if topo.has_nvls() && one_node && ranks.len() > 1 => AllReduceAlgorithm::Nvls,
         AllReduceAlgorithm::HalvingDoubling if ranks.len().is_power_of_two() && ranks.len() > 1 => {
             AllReduceAlgorithm::HalvingDoubling
         }
@@ -227,7 +246,7 @@ pub fn expand(
             }
             CollectiveOp::AllToAll => {
                 let m = vec![bytes / nf; n * n];
-                pairwise(ranks, &m, &mut phases);
+                return expand_all_to_all(topo, AllToAllAlgorithm::Pairwise, ranks, &m);
             }
             CollectiveOp::Broadcast => broadcast(topo, ranks, bytes, &mut phases),
             CollectiveOp::SendRecv => push(&mut phases, vec![Transfer { src: ranks[0], dst: ranks[1], bytes }], 1),
@@ -240,25 +259,7 @@ pub fn expand(
 /// `ranks[i]` to `ranks[j]` (MoE dispatch/combine). Pairwise exchange: in step k rank i
 /// sends to rank i+k.
 pub fn expand_all_to_all_v(topo: &Topology, ranks: &[u32], matrix: &[f64]) -> Result<Schedule> {
-    check_ranks(topo, CollectiveOp::AllToAll, ranks)?;
-    let n = ranks.len();
-    if matrix.len() != n * n {
-        return Err(Error::Usage(format!("all-to-all matrix has {} entries, expected {n} x {n}", matrix.len())));
-    }
-    if let Some(bad) = matrix.iter().find(|b| !(b.is_finite() && **b >= 0.0)) {
-        return Err(Error::Usage(format!("all-to-all matrix entries must be non-negative byte counts, got {bad}")));
-    }
-    let mut phases = Vec::new();
-    pairwise(ranks, matrix, &mut phases);
-    Ok(Schedule { ranks: ranks.to_vec(), phases })
-}
-
-fn pairwise(ranks: &[u32], m: &[f64], phases: &mut Vec<Phase>) {
-    let n = ranks.len();
-    for k in 1..n {
-        let t = (0..n).map(|i| Transfer { src: ranks[i], dst: ranks[(i + k) % n], bytes: m[i * n + (i + k) % n] });
-        push(phases, t.collect(), 1);
-    }
+    expand_all_to_all(topo, AllToAllAlgorithm::Pairwise, ranks, matrix)
 }
 
 fn all_reduce(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>) {
@@ -294,6 +295,9 @@ fn all_reduce(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32], bytes: f6
             push(phases, inter, 2 * (m as u32 - 1));
             push(phases, intra, (g - 1) as u32);
         }
+        AllReduceAlgorithm::Pipelined => nccl::pipelined(topo, ranks, bytes, phases),
+        AllReduceAlgorithm::Tree => nccl::tree(topo, ranks, bytes, phases),
+        AllReduceAlgorithm::Nvls => nccl::nvls(topo, ranks, bytes, phases),
         _ => push(phases, ring_step(ranks, bytes / nf), 2 * (n as u32 - 1)),
     }
 }
@@ -323,33 +327,40 @@ fn broadcast(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>
     }
 }
 
-/// Closed-form time of one step on an idle network: the largest route latency plus the
-/// time the most loaded link needs for its bytes.
+/// Closed-form time of one step on an idle network: the latest transfer, each taking
+/// its route's latency plus the time its most loaded link needs for all the step's
+/// bytes on it (or its route's rate cap, for NVLS). With one latency for the whole
+/// step this is the largest latency plus the busiest link's time; where NVLink and NIC
+/// transfers share a step, each pays its own tier's latency, as in the flow model.
 pub fn step_time(topo: &Topology, transfers: &[Transfer]) -> SimTime {
-    let mut latency = SimTime::ZERO;
+    let routes: Vec<_> = transfers.iter().map(|t| topo.route(t.src, t.dst)).collect();
     let mut loads: Vec<(LinkId, f64)> = Vec::with_capacity(transfers.len() * 2);
-    for t in transfers {
-        let r = topo.route(t.src, t.dst);
-        if t.bytes <= 0.0 || r.links().is_empty() {
-            latency = latency.max(r.latency);
-            continue;
+    for (t, r) in transfers.iter().zip(&routes) {
+        if t.bytes > 0.0 {
+            loads.extend(r.links().iter().map(|&l| (l, t.bytes)));
         }
-        latency = latency.max(r.latency);
-        loads.extend(r.links().iter().map(|&l| (l, t.bytes)));
     }
     loads.sort_unstable_by_key(|&(l, _)| l);
-    let mut worst = SimTime::ZERO;
-    let mut i = 0;
-    while i < loads.len() {
-        let l = loads[i].0;
-        let mut sum = 0.0;
-        while i < loads.len() && loads[i].0 == l {
-            sum += loads[i].1;
-            i += 1;
+    // Sum per link, in place: one entry per link, in link order.
+    let mut sums: Vec<(LinkId, f64)> = Vec::with_capacity(loads.len());
+    for (l, b) in loads {
+        match sums.last_mut() {
+            Some((last, sum)) if *last == l => *sum += b,
+            _ => sums.push((l, b)),
         }
-        worst = worst.max(transfer_time(sum, topo.link(l).bytes_per_s));
     }
-    latency + worst
+    let link_time = |l: LinkId| {
+        let i = sums.partition_point(|&(x, _)| x < l);
+        sums.get(i).filter(|e| e.0 == l).map_or(SimTime::ZERO, |e| transfer_time(e.1, topo.link(l).bytes_per_s))
+    };
+    transfers.iter().zip(&routes).fold(SimTime::ZERO, |worst, (t, r)| {
+        let own = if t.bytes > 0.0 {
+            r.links().iter().map(|&l| link_time(l)).fold(transfer_time(t.bytes, r.rate_cap), SimTime::max)
+        } else {
+            SimTime::ZERO
+        };
+        worst.max(r.latency + own)
+    })
 }
 
 /// Closed-form time of an expanded schedule on an idle network (sum of its steps).
