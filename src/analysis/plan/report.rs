@@ -323,3 +323,65 @@ pub fn winner_toml(base: &str, file: &Path, cand: &super::space::Candidate) -> R
     let body = toml::to_string(&sc).map_err(|e| Error::Run(format!("cannot write the winning scenario: {e}")))?;
     Ok(format!("# Written by `clustersim plan`: the winning plan {}.\n{body}", cand.label()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::plan::Objective;
+
+    /// A plan.csv row with the given plan index, GPUs, $/h, status, TTFT p99 and J/token.
+    fn row(plan: u64, gpus: u32, usd: &str, status: &str, ttft: &str, jpt: &str) -> Vec<String> {
+        let mut r = vec![String::new(); header().len()];
+        r[col("plan")] = plan.to_string();
+        r[col("gpus")] = gpus.to_string();
+        r[col("usd_per_hour")] = usd.into();
+        r[col("status")] = status.into();
+        r[col("ttft_p99_s")] = ttft.into();
+        r[col("joules_per_token")] = jpt.into();
+        r
+    }
+
+    #[test]
+    fn the_winner_is_the_cheapest_passing_row_with_ties_broken_in_order() {
+        let rows = vec![
+            row(0, 2, "24.58", "FAIL", "9", "0.1"),
+            row(1, 4, "49.16", "pass", "0.2", "0.05"),
+            row(2, 4, "49.16", "pass", "0.1", "0.06"),
+            row(3, 8, "40", "pass", "0.3", "0.04"),
+            row(4, 4, "49.16", "pass", "0.1", "0.06"),
+        ];
+        // Fewest GPUs: 4; among rows 1, 2, 4 the lowest TTFT is 0.1 (rows 2 and 4): the first, 2.
+        assert_eq!(winner_of_table(&rows, Objective::Gpus), Some(2));
+        // Lowest $/h among passing rows: row 3 at 40.
+        assert_eq!(winner_of_table(&rows, Objective::Cost), Some(3));
+        // Fewest joules per token: row 3 at 0.04.
+        assert_eq!(winner_of_table(&rows, Objective::Energy), Some(3));
+        assert_eq!(winner_of_table(&rows[..1], Objective::Gpus), None);
+    }
+
+    #[test]
+    fn a_row_gives_back_its_plan() {
+        let c = super::super::space::Candidate {
+            gpu: "h100-sxm".into(),
+            nodes: 2,
+            dp: 3,
+            pp: 2,
+            tp: 2,
+            ep: 1,
+            max_batch_tokens: 4096,
+            max_seqs: 64,
+            chunk_tokens: Some(512),
+            router: crate::scenario::types::RouterKind::LeastOutstanding,
+        };
+        let r = PlanRow {
+            index: 7,
+            candidate: c.clone(),
+            limit_tokens_per_ms_per_gpu: 1.5,
+            usd_per_hour: None,
+            pruned: None,
+            result: None,
+            goodput_req_s: None,
+        };
+        assert_eq!(candidate_of_row(&csv_row(&r)).unwrap(), c);
+    }
+}
