@@ -66,7 +66,7 @@ stop_daemons
 rm -rf "$state/ctld" "$state/d" "$state"/run-* "$state"/*.log "$state/munge.socket"*
 work=$state/run-$$
 mkdir -p "$state/ctld" "$state/d" "$work"
-chmod 700 "$state"
+chmod 755 "$state" # munged wants its socket reachable by every user (the key stays 0400)
 
 on_exit() {
   local rc=$?
@@ -160,7 +160,7 @@ wait_jobs() {
 
 # --- 5. The same sweep locally and as a job array ---------------------------
 timeout 600 cargo build --release --quiet || fail "cargo build --release failed"
-bin=$repo/target/release/clustersim
+bin=${CARGO_TARGET_DIR:-$repo/target}/release/clustersim
 scenario=$repo/scenarios/seed_corrected.toml
 opts=(--set workload.requests=60 --vary serving.max_seqs=4,64 --vary workload.arrival.rate_per_s=2.0,4.0,8.0,16.0)
 "$bin" sweep "$scenario" "${opts[@]}" --out "$work/local" --jobs 2 >"$work/local.out" \

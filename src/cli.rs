@@ -48,6 +48,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Time one collective over a range of sizes on a preset's nodes, like nccl-tests.
     Collective(CollectiveArgs),
+    /// Run the shipped validation set (published measurements) and print measured vs simulated.
+    Validation(crate::analysis::validation::ValidationArgs),
 }
 
 /// `clustersim collective`.
@@ -178,6 +180,9 @@ fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Validate(a) => {
             let setup = scenario::load_setup(&a.scenario, &a.set)?;
+            if let Some(w) = scenario::bounds::work_warning(&setup) {
+                eprintln!("warning: {w}");
+            }
             // Read the trace too (if any), so a bad trace row is reported here, not only by `run`.
             let workload = setup.workload()?;
             for w in workload.warnings() {
@@ -231,6 +236,7 @@ fn execute(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Collective(a) => collective_cmd(&a),
+        Command::Validation(a) => crate::analysis::validation::command(&a),
         Command::Assess(a) => assess_cmd(&a),
         Command::Compare(a) => compare_cmd(&a),
         Command::Sweep(a) => sweep::sweep_cmd(&a),
@@ -243,6 +249,9 @@ fn run(a: &RunArgs) -> Result<i32> {
     let path = &a.scenario.scenario;
     let parsed = scenario::load(path, &a.scenario.set)?;
     let setup = scenario::validate(&parsed, path)?;
+    if let Some(w) = scenario::bounds::work_warning(&setup) {
+        eprintln!("warning: {w}");
+    }
     let dir = files::results_dir(a.out.as_deref(), &setup.name, a.force)?;
     // Everything is written to a hidden sibling and renamed into place at the end:
     // a failed or interrupted run leaves no half-filled folder, and --force
@@ -394,7 +403,12 @@ fn compare_cmd(a: &CompareArgs) -> Result<i32> {
     if let Err(e) = compare::ttft_cdf_svg(&dir.join("ttft_cdf.svg"), &runs) {
         eprintln!("warning: {e}");
     }
-    print!("{}", compare::render(&header, &rows));
+    // The figures that decide between plans; the other rows are in compare.csv.
+    let shown = rows.len().min(compare::DECIDING_ROWS);
+    print!("{}", compare::render(&header, &rows[..shown]));
+    if rows.len() > shown {
+        println!("(+{} more figures in {})", rows.len() - shown, dir.join("compare.csv").display());
+    }
     println!("results    {}", dir.display());
     Ok(0)
 }

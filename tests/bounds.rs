@@ -157,3 +157,22 @@ fn every_shipped_scenario_is_within_bounds() {
     }
     assert!(n >= 5, "found {n} shipped scenarios");
 }
+
+#[test]
+fn long_but_plausible_work_is_warned_with_an_estimate() {
+    // 100,000 requests x (fixed 1,000 prompt + fixed 1,000 output) = 2.00e8 tokens:
+    // above the 1e8 warning level, below the 1e10 refusal.
+    let t = tiny();
+    let (code, _, err) = common::clustersim(&[
+        "validate",
+        t.to_str().unwrap(),
+        "--set",
+        "workload.requests=100000",
+        "--set",
+        "workload.prompt_tokens={ dist = \"fixed\", value = 1000 }",
+        "--set",
+        "workload.output_tokens={ dist = \"fixed\", value = 1000 }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning:") && err.contains("2.00e8 tokens"), "{err}");
+}

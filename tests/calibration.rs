@@ -17,9 +17,18 @@ fn vllm_2023_matches_splitwise_tp8_within_20_percent_on_every_point() {
     // 12 points: A100 and H100, TP8, prefill 512/2048/8192, decode batch 1/8/32.
     let points = splitwise_points("vllm-2023", 8);
     assert_eq!(points.len(), 12);
-    let bad = misses(&points, 20.0, &[]);
+    let bad = misses(&points, 20.0, SPLITWISE_TP8_MISSES);
     assert!(bad.is_empty(), "points off by more than 20 %:\n{}", markdown(&points));
+    let wide = misses(&points, 25.0, &[]);
+    assert!(wide.is_empty(), "points off by more than 25 %:\n{}", markdown(&points));
 }
+
+/// TP8 points allowed beyond 20 % (still within 25 %). The vllm-2023 profile was fitted
+/// while H100 GEMMs ran at 0.825 of peak (816 TFLOP/s), above the measured 794.5 MAMF
+/// ceiling, and NVLink at 0.85 (above nccl-tests' 370 GB/s busbw); with both at their
+/// measured ceilings H100 prefill 2048 moved from +17.3 % to +20.3 %. Refitting the
+/// profile is `clustersim calibrate`'s job (issue 11), not a hardware preset's.
+const SPLITWISE_TP8_MISSES: &[&str] = &["H100 TP8 prefill 2048"];
 
 #[test]
 fn the_same_profile_holds_at_tp4_and_tp2_within_25_percent() {
@@ -47,11 +56,13 @@ fn optimized_is_faster_than_the_2023_stack_on_every_point() {
     assert!(h100_decode1.simulated_ms > 5.1, "{}", h100_decode1.simulated_ms);
 }
 
-/// Points allowed beyond 15 % (still within 20 %). None since GEMMs are power-capped
-/// (`hardware::spec::power_capped_s`): the down projection at 512 tokens on TP1 runs at
-/// 0.92 of H100 peak in 269 µs while gate+up at 4096 tokens (5.7 ms) runs at 0.68, and
-/// the H100 preset's 305 µs boost window with 0.825 / 0.745 fits both (+14.7 %, -7.8 %).
-const KNOWN_GEMM_MISSES: &[&str] = &[];
+/// Points allowed beyond 15 % (still within 20 %). Vidur's TP1 down projection at 512
+/// tokens runs at 0.90 of H100 peak (894 TFLOP/s in 269 µs) and TP4's at 4096 tokens at
+/// 0.87 (856 TFLOP/s in 562 µs): faster than the best-shape matmul rate measured on H100 (794.5 TFLOP/s,
+/// MAMF), which the preset may not exceed. The 305 µs window and 0.745 sustained rate
+/// were fitted to these same 48 points with a 0.825 boost rate (in-sample); at the
+/// 0.803 ceiling those two land at +17.9 % and +16.3 %.
+const KNOWN_GEMM_MISSES: &[&str] = &["H100 TP1 down 512 tok", "H100 TP4 down 4096 tok"];
 
 #[test]
 fn h100_preset_matches_vidur_gemms_within_15_percent() {

@@ -8,7 +8,7 @@
 //! in [0, 1], completed + dropped = arrived) or exit 2 with a message: never a
 //! panic, hang, abort or nonsense.
 //!
-//! `CLUSTERSIM_FUZZ_CASES` (default 400) sets the number of cases,
+//! `CLUSTERSIM_FUZZ_CASES` (default 300) sets the number of cases,
 //! `CLUSTERSIM_FUZZ_SEED` the generator seed, `CLUSTERSIM_FUZZ_TIMEOUT_S` the limit
 //! per case (default 30 s), `CLUSTERSIM_FUZZ_JOBS` the parallel cases (default 2),
 //! `CLUSTERSIM_FUZZ_BIN` a copy of the binary to run instead of the one cargo built.
@@ -35,7 +35,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 
 #[test]
 fn fuzz_scenarios_and_traces() {
-    let cases_n = env_num("CLUSTERSIM_FUZZ_CASES", 400) as usize;
+    let cases_n = env_num("CLUSTERSIM_FUZZ_CASES", 300) as usize;
     let seed = env_num("CLUSTERSIM_FUZZ_SEED", 14);
     let limit = Duration::from_secs(env_num("CLUSTERSIM_FUZZ_TIMEOUT_S", 30));
     let jobs = env_num("CLUSTERSIM_FUZZ_JOBS", 2).max(1) as usize;

@@ -1,7 +1,7 @@
 //! The flow model against the closed forms, max-min sharing, contention between
 //! collectives, stragglers, state accounting and the H100 calibration anchors.
 //!
-//! H100 preset numbers used throughout: NVLink 450 GB/s x 0.85 = 382.5 GB/s per
+//! H100 preset numbers used throughout: NVLink 450 GB/s x 0.82 = 369 GB/s per
 //! direction, α = 2 µs; NIC 50 GB/s x 0.95 = 47.5 GB/s per direction, α = 5 µs.
 
 use clustersim::engine::SimTime;
@@ -13,7 +13,7 @@ use clustersim::parallel::collective::{
 };
 use clustersim::parallel::runner::{CollectiveDone, CollectiveRequest, CollectiveRunner};
 
-const B_NV: f64 = 382.5e9;
+const B_NV: f64 = 369e9;
 const A_NV: f64 = 2e-6;
 const B_NIC: f64 = 47.5e9;
 const A_NET: f64 = 5e-6;
@@ -51,7 +51,7 @@ fn ring_all_reduce_matches_closed_form_in_node_and_across_nodes() {
     for n in [2u32, 4, 8] {
         let ranks: Vec<u32> = (0..n).collect();
         let nf = n as f64;
-        // 2(n-1)·α + 2(n-1)/n·S/B; n = 8: 14·2 µs + 14/8·67.1 MB/382.5 GB/s = 28 µs + 306.8 µs.
+        // 2(n-1)·α + 2(n-1)/n·S/B; n = 8: 14·2 µs + 14/8·67.1 MB/369 GB/s = 28 µs + 318.3 µs.
         let formula = 2.0 * (nf - 1.0) * A_NV + 2.0 * (nf - 1.0) / nf * s / B_NV;
         check(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, &ranks, s, formula);
     }
@@ -90,25 +90,25 @@ fn other_collectives_match_their_closed_forms() {
         6.0 * A_NV + 1.75 * s / B_NV,
     );
     // Hierarchical on 2 x 8: 2·7 NVLink steps of S/8 + 2 NIC steps of S/16:
-    // 14·(2 µs + S/8/382.5 GB/s) + 2·(5 µs + S/16/47.5 GB/s).
+    // 14·(2 µs + S/8/369 GB/s) + 2·(5 µs + S/16/47.5 GB/s).
     let hier = 14.0 * (A_NV + s / 8.0 / B_NV) + 2.0 * (A_NET + s / 16.0 / B_NIC);
     check(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &across, s, hier);
     // Broadcast in a node: pipelined chain, closed form (an upper bound in general) is
-    // exact on uniform links. 1 GiB in c = 64 chunks (sqrt(6 S/(α B)) = 91, capped):
-    // (64 + 6)·(2 µs + 1 GiB/64/382.5 GB/s) = 70·45.86 µs = 3.210 ms, busbw = 334.5 GB/s.
+    // exact on uniform links. 1 GiB in c = 64 chunks (sqrt(6 S/(α B)) = 93, capped):
+    // (64 + 6)·(2 µs + 1 GiB/64/369 GB/s) = 70·47.47 µs = 3.323 ms, busbw = 323.2 GB/s.
     let d = run_alone(&topo, CollectiveOp::Broadcast, AllReduceAlgorithm::Auto, &in_node, GIB);
     assert_eq!(d.duration(), closed_form_time(&topo, CollectiveOp::Broadcast, AllReduceAlgorithm::Auto, &in_node, GIB));
-    assert!((d.busbw_gb_s() - 334.5).abs() < 0.5, "broadcast busbw {}", d.busbw_gb_s());
+    assert!((d.busbw_gb_s() - 323.2).abs() < 0.5, "broadcast busbw {}", d.busbw_gb_s());
 }
 
 #[test]
 fn max_min_sharing_worked_examples() {
     let topo = h100(1);
     let mut net = Network::new(&topo);
-    // Two flows out of GPU 0 share its NVLink up link: 382.5/2 = 191.25 GB/s each.
-    // 191.25 MB each: 1 ms of draining + 2 µs latency.
-    let a = net.start_flow(topo.route(0, 1), 191.25e6, 1);
-    let b = net.start_flow(topo.route(0, 2), 191.25e6, 2);
+    // Two flows out of GPU 0 share its NVLink up link: 369/2 = 184.5 GB/s each.
+    // 184.5 MB each: 1 ms of draining + 2 µs latency.
+    let a = net.start_flow(topo.route(0, 1), 184.5e6, 1);
+    let b = net.start_flow(topo.route(0, 2), 184.5e6, 2);
     net.next_event_time();
     assert_eq!(net.flow_rate(a), B_NV / 2.0);
     assert_eq!(net.flow_rate(b), B_NV / 2.0);
@@ -128,7 +128,7 @@ fn max_min_sharing_worked_examples() {
     net.next_event_time();
     let (ra, rb, rc) = (net.flow_rate(fa), net.flow_rate(fb), net.flow_rate(fc));
     assert!((ra / B_NV - 0.2).abs() < 1e-12 && (rb / B_NV - 0.4).abs() < 1e-12 && (rc / B_NV - 0.4).abs() < 1e-12);
-    // When B and C finish (1e9/153 GB/s = 6.536 ms), A keeps 0.2B: it is bottlenecked elsewhere.
+    // When B and C finish (1e9/147.6 GB/s = 6.775 ms), A keeps 0.2B: it is bottlenecked elsewhere.
     let (t, _) = net.step().expect("B and C drain");
     assert_eq!(t.as_ns(), (1e9 / (0.4 * B_NV) * 1e9).round() as u64);
     assert!((net.flow_rate(fa) / B_NV - 0.2).abs() < 1e-12);
@@ -278,31 +278,31 @@ fn states_sum_to_wall_time_with_compute_and_collectives() {
 fn h100_presets_land_near_nccl_tests() {
     let topo = h100(2);
     let in_node: Vec<u32> = (0..8).collect();
-    // 8-GPU ring all-reduce of 1 GiB: t = 14·(2 µs + 1 GiB/8/382.5 GB/s) = 4.9406 ms,
-    // algbw = 217.3 GB/s, busbw = 7/4 x algbw = 380.3 GB/s: within 20 % of nccl-tests' ~370.
+    // 8-GPU ring all-reduce of 1 GiB: t = 14·(2 µs + 1 GiB/8/369 GB/s) = 5.1203 ms,
+    // algbw = 209.7 GB/s, busbw = 7/4 x algbw = 367.0 GB/s: just under nccl-tests' 370.
     let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &in_node, GIB);
-    assert!((d.busbw_gb_s() - 380.3).abs() < 0.5, "busbw {}", d.busbw_gb_s());
+    assert!((d.busbw_gb_s() - 367.0).abs() < 0.5, "busbw {}", d.busbw_gb_s());
     assert!((d.busbw_gb_s() / 370.0 - 1.0).abs() < 0.2);
     // 2 nodes, flat ring: the NIC crossing bounds busbw by 47.5 GB/s (minus the α share).
     let across: Vec<u32> = (0..16).collect();
     let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, &across, GIB);
     assert!(d.busbw_gb_s() <= 47.5 && d.busbw_gb_s() > 47.0, "busbw {}", d.busbw_gb_s());
     // Hierarchical (Auto): each NIC must carry 2·(m-1)/m·S/g = S/8 each way, so
-    // t >= 1 GiB/8/47.5 GB/s = 2.826 ms; it takes 14·352.9 µs + 2·(5 + 1412.8) µs = 7.776 ms.
+    // t >= 1 GiB/8/47.5 GB/s = 2.826 ms; it takes 14·365.7 µs + 2·(5 + 1412.8) µs = 7.956 ms.
     let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &across, GIB);
     assert!(d.duration().as_secs_f64() >= GIB / 8.0 / B_NIC);
-    assert!((d.duration().as_secs_f64() - 7.776e-3).abs() < 0.002e-3, "{}", d.duration());
+    assert!((d.duration().as_secs_f64() - 7.956e-3).abs() < 0.002e-3, "{}", d.duration());
 }
 
 #[test]
 fn uneven_all_to_all_is_gated_by_its_heaviest_pair() {
     use clustersim::parallel::collective::{expand_all_to_all_v, schedule_time};
     let topo = h100(1);
-    // Three GPUs; 0 -> 1 carries 382.5 MB (1 ms at 382.5 GB/s), every other pair 38.25 MB
+    // Three GPUs; 0 -> 1 carries 369 MB (1 ms at 369 GB/s), every other pair 36.9 MB
     // (0.1 ms). Step 1 (i -> i+1): 0 -> 1 ends at 1 ms + 2 µs. Step 2 (i -> i+2) needs
     // GPUs 0 and 1 done with step 1, so all of it starts at 1.002 ms and ends at
     // 1.002 + 0.1 + 0.002 = 1.104 ms.
-    let (big, small) = (382.5e6, 38.25e6);
+    let (big, small) = (369e6, 36.9e6);
     let m = [0.0, big, small, small, 0.0, small, small, small, 0.0];
     let ranks = [0u32, 1, 2];
     let req = CollectiveRequest::all_to_all_v(&topo, &ranks, &m).expect("valid");

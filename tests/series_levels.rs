@@ -57,3 +57,21 @@ fn running_never_exceeds_the_requests_alive_in_its_bucket() {
     }
     assert!(merged, "the run was long enough to re-bucket");
 }
+
+#[test]
+fn output_tokens_per_s_has_its_own_axis_on_the_throughput_chart() {
+    // Output tokens/s is ~100x smaller than prompt + output tokens/s on prompt-heavy
+    // traffic; on a shared axis it sat flat at zero. Its own panel labels its y axis
+    // "output tokens/s" (besides its legend entry): two text elements of exactly
+    // that line (plotters writes each text on a line of its own).
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("r");
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/scenarios/tiny.toml");
+    let (code, _, err) =
+        common::clustersim(&["run", tiny.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let svg = std::fs::read_to_string(out.join("plots/throughput.svg")).unwrap();
+    let lines = |t: &str| svg.lines().filter(|l| l.trim() == t).count();
+    assert!(lines("output tokens/s") >= 2, "no axis of its own");
+    assert!(lines("prompt + output tokens/s") >= 2, "total keeps its axis");
+}

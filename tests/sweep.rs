@@ -5,7 +5,7 @@ mod common;
 use common::clustersim;
 
 use clustersim::analysis::shard::Shard;
-use clustersim::analysis::sweep::{grid, Vary};
+use clustersim::analysis::sweep::{check_axes, grid, worker_threads, Vary};
 use std::path::{Path, PathBuf};
 
 fn scenario(dir: &Path) -> PathBuf {
@@ -86,6 +86,10 @@ fn bad_vary_is_exit_2_with_a_clear_message() {
         clustersim(&["sweep", p.to_str().unwrap(), "--vary", "serving.max_sqes=1,2", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("max_sqes"), "{err}");
+    // All or nothing: a refused sweep leaves no folder, not even an empty one.
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, ["tiny.toml"], "no staging folder left behind");
 }
 
 #[test]
@@ -166,6 +170,11 @@ fn a_sweep_never_overwrites_without_force() {
     forced.push("--force");
     assert_eq!(clustersim(&forced).0, 0);
     // Deterministic: the rerun writes the same bytes.
+    assert_eq!(std::fs::read(out.join("sweep.csv")).unwrap(), before);
+    // --force replaces the folder whole: a file of the earlier sweep does not survive.
+    std::fs::write(out.join("sweep_old_chart.svg"), "stale").unwrap();
+    assert_eq!(clustersim(&forced).0, 0);
+    assert!(!out.join("sweep_old_chart.svg").exists());
     assert_eq!(std::fs::read(out.join("sweep.csv")).unwrap(), before);
 }
 
@@ -262,9 +271,80 @@ fn charts_mark_every_point_and_use_a_log_axis_for_log_spaced_values() {
     assert_eq!(x.len(), 3, "one marker per point: {x:?}");
     let ratio = (x[2] - x[1]) / (x[1] - x[0]);
     assert!((ratio - 2.0).abs() < 0.02, "log axis gap ratio {ratio}, markers {x:?}");
+    // Names are placed at 0, 1, ... and written under the axis.
+    let out = dir.path().join("names");
+    let (code, o, e) = clustersim(&[
+        "sweep",
+        p.to_str().unwrap(),
+        "--vary",
+        "serving.router=round_robin,least_outstanding",
+        "--plot",
+        "requests.completed",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{o}{e}");
+    let svg = std::fs::read_to_string(out.join("sweep_requests_completed.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let texts: Vec<&str> =
+        doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(str::trim).collect();
+    assert!(texts.contains(&"round_robin") && texts.contains(&"least_outstanding"), "category ticks: {texts:?}");
+    assert_eq!(marker_xs(&out.join("sweep_requests_completed.svg")).len(), 2);
     // 2, 3, 9: 3 / 2 = 1.5 is not log-spaced, so the axis is linear: gaps 6 to 1.
     let x = chart("2,3,9", "lin");
     assert_eq!(x.len(), 3, "{x:?}");
     let ratio = (x[2] - x[1]) / (x[1] - x[0]);
     assert!((ratio - 6.0).abs() < 0.05, "linear axis gap ratio {ratio}, markers {x:?}");
+}
+
+#[test]
+fn failed_points_show_in_the_table_and_a_sweep_where_all_fail_is_exit_2() {
+    // Llama-3-70B's 131 GiB of weights cannot fit one 80 GB H100; Llama-3-8B can.
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario(dir.path());
+    let p = p.to_str().unwrap();
+    let out = dir.path().join("o");
+    let (code, o, e) =
+        clustersim(&["sweep", p, "--vary", "model.preset=llama-3-70b,llama-3-8b", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{o}{e}");
+    let lines: Vec<&str> = o.lines().collect();
+    assert!(lines[0].trim_end().ends_with("error"), "{o}");
+    // The table's error starts with the reason, not the scenario's path.
+    assert!(lines[1].contains("llama-3-70b") && lines[1].contains(" the plan does not fit in GPU memory"), "{o}");
+    assert!(!lines[1].contains("tiny.toml"), "{o}");
+    assert!(e.contains("point 0 (llama-3-70b):"), "{e}");
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert!(csv.lines().nth(1).unwrap().contains("does not fit"), "{csv}");
+
+    let out = dir.path().join("all");
+    let (code, o, e) = clustersim(&["sweep", p, "--vary", "model.preset=llama-3-70b", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{o}{e}");
+    assert!(e.contains("every point of the sweep failed"), "{e}");
+    assert!(out.join("sweep.csv").exists(), "the CSV still says why each point failed");
+}
+
+#[test]
+fn worker_threads_follow_points_and_cores() {
+    // Default: one per core, but no more than the points.
+    assert_eq!(worker_threads(None, 100, 2), (2, None));
+    assert_eq!(worker_threads(None, 1, 16), (1, None));
+    // A request above 4 per core is lowered to 4 x 2 = 8, with a note.
+    let (n, note) = worker_threads(Some(100), 1000, 2);
+    assert_eq!(n, 8);
+    assert_eq!(note.unwrap(), "--jobs 100: at most 4 threads per core (2 cores); using 8");
+    // Within both bounds a request stands, silently.
+    assert_eq!(worker_threads(Some(3), 10, 2), (3, None));
+    // A shard that owns no point still gets one thread (it runs nothing).
+    let (n, note) = worker_threads(Some(4), 0, 2);
+    assert_eq!((n, note.unwrap().as_str()), (1, "--jobs 4: only 0 points to run; using 1 thread"));
+}
+
+#[test]
+fn grids_are_bounded() {
+    // 1,000 x 1,001 = 1,001,000 points: over the 1,000,000 limit.
+    let a: Vary = "a=1..1000:1".parse().unwrap();
+    let b: Vary = "b=0..1000:1".parse().unwrap();
+    let e = check_axes(&[a.clone(), b]).unwrap_err().to_string();
+    assert!(e.contains("1001000 points; at most 1000000"), "{e}");
+    assert_eq!(check_axes(&[a]).unwrap(), 1000);
 }

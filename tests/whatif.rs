@@ -42,15 +42,15 @@ fn prefills(parallel_extra: &str, events: &str) -> String {
 #[test]
 fn nvlink_at_half_bandwidth_doubles_the_bandwidth_part_of_every_all_reduce() {
     // Ring all-reduce over 8 GPUs: 2(n-1)·α + 2(n-1)/n · S/B with α = 2 µs and
-    // B = 450 GB/s x 0.85 = 382.5 GB/s: 28 µs + 1.75 x 33,554,432 / 382.5e9 s
-    // = 28 + 153.517 = 181.517 µs. At half bandwidth: 28 + 307.034 = 335.034 µs.
+    // B = 450 GB/s x 0.82 = 369 GB/s: 28 µs + 1.75 x 33,554,432 / 369e9 s
+    // = 28 + 159.133 = 187.133 µs. At half bandwidth: 28 + 318.267 = 346.267 µs.
     // 16 iterations x 64 all-reduces each, on every GPU.
     let base = run(&prefills("", ""));
     let slow =
         run(&prefills("", "[[events]]\nkind = \"link_slowdown\"\nat_s = 0.0\nlink = \"nvlink\"\nfraction = 0.5"));
     let n = 16.0 * 64.0;
-    assert!((base.gpus[0].tp_comm_s / n - 181.517e-6).abs() < 1e-9, "{}", base.gpus[0].tp_comm_s / n);
-    assert!((slow.gpus[0].tp_comm_s / n - 335.034e-6).abs() < 1e-9, "{}", slow.gpus[0].tp_comm_s / n);
+    assert!((base.gpus[0].tp_comm_s / n - 187.133e-6).abs() < 1e-9, "{}", base.gpus[0].tp_comm_s / n);
+    assert!((slow.gpus[0].tp_comm_s / n - 346.267e-6).abs() < 1e-9, "{}", slow.gpus[0].tp_comm_s / n);
     assert_eq!(slow.summary.requests.completed, 16);
 }
 

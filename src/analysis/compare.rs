@@ -119,8 +119,33 @@ fn read_ttfts(path: &Path) -> Result<Vec<f64>> {
     Ok(v)
 }
 
+/// The summary figures that decide between plans, in the order a reader weighs
+/// them: throughput per GPU, latency (TTFT, TPOT), what the GPUs spend on
+/// synchronization, how busy and how full they are, and whether requests were served.
+pub const DECIDING_METRICS: [&str; 14] = [
+    "throughput.tokens_per_ms_per_gpu",
+    "throughput.output_tokens_per_ms_per_gpu",
+    "ttft_s.p50",
+    "ttft_s.p99",
+    "tpot_s.p50",
+    "tpot_s.p99",
+    "overhead.fraction",
+    "gpu.utilization_mean",
+    "gpu.mfu",
+    "memory.peak_fraction_max",
+    "load_imbalance.cv",
+    "throughput.total_tokens_per_s",
+    "requests.completed",
+    "requests.dropped",
+];
+
+/// Rows before the summary figures (plan, gpus, cost) plus [`DECIDING_METRICS`]:
+/// what `compare` prints; the rest goes to compare.csv only.
+pub const DECIDING_ROWS: usize = 3 + DECIDING_METRICS.len();
+
 /// The side-by-side table: a header (`metric`, then one column per plan) and rows:
-/// plan layout, GPUs, cost in GPU-hours per million tokens, then every summary figure.
+/// plan layout, GPUs, cost in GPU-hours per million tokens, the
+/// [`DECIDING_METRICS`], then every other summary figure alphabetically.
 /// `precise`: full round-trip precision (for CSV); otherwise 4 significant digits.
 pub fn table(runs: &[PlanRun], precise: bool) -> (Vec<String>, Vec<Vec<String>>) {
     let fmt = |x: f64| if precise { format_value(x) } else { short_value(x) };
@@ -136,8 +161,12 @@ pub fn table(runs: &[PlanRun], precise: bool) -> (Vec<String>, Vec<Vec<String>>)
     ];
     let flat: Vec<Vec<(String, f64)>> = runs.iter().map(|r| flatten_summary(&r.summary)).collect();
     if let Some(first) = flat.first() {
-        for (i, (name, _)) in first.iter().enumerate() {
-            rows.push(row(name, flat.iter().map(|f| f.get(i).map(|(_, v)| fmt(*v)).unwrap_or_default())));
+        let rank = |name: &str| DECIDING_METRICS.iter().position(|m| *m == name).unwrap_or(DECIDING_METRICS.len());
+        // Stable: the deciding metrics in their order, then the rest as flattened (alphabetical).
+        let mut order: Vec<usize> = (0..first.len()).collect();
+        order.sort_by_key(|&i| rank(&first[i].0));
+        for i in order {
+            rows.push(row(&first[i].0, flat.iter().map(|f| f.get(i).map(|(_, v)| fmt(*v)).unwrap_or_default())));
         }
     }
     (header, rows)
@@ -206,4 +235,31 @@ pub fn ttft_cdf_svg(path: &Path, runs: &[PlanRun]) -> Result<()> {
         })
         .collect();
     line_chart_svg(path, "TTFT CDF", "TTFT (s)", "fraction of requests", &series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deciding_metrics_come_first_and_all_exist() {
+        let run = PlanRun {
+            label: "a".into(),
+            file: PathBuf::from("a.toml"),
+            layout: "1x1x1x1".into(),
+            gpus: 1,
+            summary: Summary::default(),
+            ttft_s: Vec::new(),
+        };
+        let (_, rows) = table(&[run], false);
+        let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(&names[..3], ["plan", "gpus", "cost_gpu_hours_per_million_tokens"]);
+        // Every deciding name is a real summary figure (a renamed field would drop out
+        // of the ordering silently), in the listed order right after the first three.
+        assert_eq!(&names[3..DECIDING_ROWS], DECIDING_METRICS);
+        // The rest keep the flattened (alphabetical) order.
+        let rest = &names[DECIDING_ROWS..];
+        assert!(rest.windows(2).all(|w| w[0] < w[1]), "{rest:?}");
+        assert!(rest.len() > 20, "the other figures are still in the table");
+    }
 }

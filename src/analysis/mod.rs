@@ -1,9 +1,10 @@
 //! Analysis on top of runs: the physical throughput limit ([`limit`]), assessing a
 //! plan against its `[requirements]` ([`assess`]), comparing plans side by side
 //! ([`compare`]), what-if sweeps over a grid of overrides ([`sweep`], read back by
-//! [`sweep_table`]) and splitting indexed work into shards for batch systems such
-//! as Slurm and merging them back ([`shard`]), and the search for the cheapest plan
-//! that meets the requirements ([`plan`]).
+//! [`sweep_table`]), splitting indexed work into shards for batch systems such
+//! as Slurm and merging them back ([`shard`]), the validation set of published
+//! measurements ([`validation`]), and the search for the cheapest plan that meets
+//! the requirements ([`plan`]).
 
 pub mod assess;
 pub mod compare;
@@ -12,6 +13,7 @@ pub mod plan;
 pub mod shard;
 pub mod sweep;
 pub mod sweep_table;
+pub mod validation;
 
 use crate::metrics::summary::Summary;
 use serde_json::Value;

@@ -166,7 +166,7 @@ pub fn worker_threads(requested: Option<usize>, points: usize, cores: usize) -> 
     let n = want.min(points.max(1)).min(cap_cores).max(1);
     let note = match requested {
         Some(r) if r > n && n == points.max(1) => {
-            Some(format!("--jobs {r}: only {n} point{} to run; using {n} thread{}", plural(n), plural(n)))
+            Some(format!("--jobs {r}: only {points} point{} to run; using {n} thread{}", plural(points), plural(n)))
         }
         Some(r) if r > n => Some(format!("--jobs {r}: at most 4 threads per core ({cores} cores); using {n}")),
         _ => None,
@@ -289,6 +289,7 @@ impl SweepResult {
             format: super::shard::SHARD_FORMAT,
             kind: "sweep".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            build: super::shard::build_id(),
             fingerprint,
             shard: shard.k,
             shards: shard.n,

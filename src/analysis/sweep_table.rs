@@ -19,6 +19,10 @@ pub const HEADLINE: [&str; 7] = [
     "overhead.fraction",
 ];
 
+/// Points printed in the headline table; a terminal shows no more usefully, and
+/// every point is in `sweep.csv`.
+pub const MAX_TABLE_ROWS: usize = 50;
+
 /// A sweep table: `point`, the varied keys, the metrics, `error`.
 #[derive(Clone, Debug)]
 pub struct SweepTable<'a> {
@@ -50,10 +54,11 @@ impl<'a> SweepTable<'a> {
         col.and_then(|c| row.get(c)).and_then(|v| v.parse::<f64>().ok())
     }
 
-    /// The headline table as aligned text: one row per point with its varied
+    /// The headline table as aligned text: one row per point (the first
+    /// [`MAX_TABLE_ROWS`], then a line saying how many more) with its varied
     /// values, the [`HEADLINE`] figures (4 significant digits) and, when some
-    /// point failed, the error cut to 60 characters (the full text is in
-    /// `sweep.csv` and on stderr).
+    /// point failed, the error without the scenario file's path, cut to 60
+    /// characters (the full text is in `sweep.csv` and on stderr).
     pub fn render_headline(&self) -> String {
         let mut header: Vec<String> = vec!["point".into()];
         header.extend(self.keys().iter().cloned());
@@ -70,13 +75,20 @@ impl<'a> SweepTable<'a> {
         let rows: Vec<Vec<String>> = self
             .rows
             .iter()
+            .take(MAX_TABLE_ROWS)
             .map(|r| {
                 let mut out: Vec<String> = r.iter().take(1 + self.keys).cloned().collect();
                 out.extend(shown.iter().map(|(_, c)| self.number(r, *c).map(short_value).unwrap_or_default()));
                 if !any_error {
                     return out;
                 }
+                // Every point has the same scenario file; its path leads most errors
+                // and says nothing about why this point failed.
                 let err = error_of(r);
+                let err = match err.split_once(".toml: ") {
+                    Some((path, rest)) if !path.contains(' ') => rest,
+                    _ => err,
+                };
                 out.push(if err.chars().count() > 60 {
                     format!("{}...", err.chars().take(57).collect::<String>())
                 } else {
@@ -85,27 +97,39 @@ impl<'a> SweepTable<'a> {
                 out
             })
             .collect();
-        render(&header, &rows)
+        let mut text = render(&header, &rows);
+        if self.rows.len() > MAX_TABLE_ROWS {
+            text.push_str(&format!("... {} more points in sweep.csv\n", self.rows.len() - MAX_TABLE_ROWS));
+        }
+        text
+    }
+
+    /// The first key's distinct values in order of appearance, when some is not a
+    /// number (charts then place them at 0, 1, 2, ...); `None` when all are numbers.
+    pub fn x_categories(&self) -> Option<Vec<String>> {
+        let mut firsts: Vec<String> = Vec::new();
+        for r in self.rows {
+            if let Some(v) = r.get(1).filter(|v| !firsts.contains(v)) {
+                firsts.push(v.clone());
+            }
+        }
+        (self.keys >= 1 && firsts.iter().any(|v| v.parse::<f64>().is_err())).then_some(firsts)
     }
 
     /// One series per combination of the other varied keys: `metric` against the
-    /// first key's values (as numbers, or their positions if any is not a number).
-    /// Points without the metric (failed runs) are left out.
+    /// first key's values (as numbers, or their positions among
+    /// [`SweepTable::x_categories`]). Points without the metric (failed runs) are
+    /// left out.
     pub fn series(&self, metric: &str) -> Vec<Series> {
         let (Some(m), true) = (self.col(metric), self.keys >= 1) else { return Vec::new() };
-        let mut firsts: Vec<&str> = Vec::new();
-        for r in self.rows {
-            if let Some(v) = r.get(1).filter(|v| !firsts.contains(&v.as_str())) {
-                firsts.push(v);
-            }
-        }
-        let numeric = firsts.iter().all(|v| v.parse::<f64>().is_ok());
+        let categories = self.x_categories();
         let mut series: Vec<Series> = Vec::new();
         for r in self.rows {
             let (Some(first), Some(y)) = (r.get(1), self.number(r, Some(m))) else { continue };
-            let x = match first.parse::<f64>() {
-                Ok(x) if numeric => x,
-                _ => firsts.iter().position(|f| f == first).unwrap_or(0) as f64,
+            let x = match (&categories, first.parse::<f64>()) {
+                (None, Ok(x)) => x,
+                (Some(names), _) => names.iter().position(|f| f == first).unwrap_or(0) as f64,
+                (None, Err(_)) => continue, // cannot happen: no categories means every value parses
             };
             let label = self
                 .keys()
@@ -161,6 +185,21 @@ mod tests {
     }
 
     #[test]
+    fn names_become_categories_in_order_of_appearance() {
+        let (cols, mut rows) = table();
+        for (r, name) in rows.iter_mut().zip(["rr", "rr", "lo", "lo"]) {
+            r[1] = name.to_string();
+        }
+        let t = SweepTable::new(&cols, &rows);
+        assert_eq!(t.x_categories(), Some(vec!["rr".to_string(), "lo".to_string()]));
+        // rr sits at 0, lo at 1; the figures are those of the numeric case above.
+        let s = t.series("ttft_s.p99");
+        assert_eq!(s, vec![("b=x".to_string(), vec![(0.0, 1.0), (1.0, 10.0)]), ("b=y".to_string(), vec![(0.0, 1.5)])]);
+        let (cols, rows) = table();
+        assert_eq!(SweepTable::new(&cols, &rows).x_categories(), None);
+    }
+
+    #[test]
     fn headline_has_the_keys_the_headline_figures_and_a_short_error() {
         for m in HEADLINE {
             assert!(summary_metric_names().iter().any(|n| n == m), "{m} is not a summary figure");
@@ -176,5 +215,9 @@ mod tests {
         // 120 characters of error cut to their first 57 + "...".
         let cut: String = "does not fit".repeat(10).chars().take(57).collect();
         assert!(lines[4].ends_with(&format!("{cut}...")), "{text}");
+        let many: Vec<Vec<String>> = (0..MAX_TABLE_ROWS + 7).map(|i| rows[i % 3].clone()).collect();
+        let text = SweepTable::new(&cols, &many).render_headline();
+        assert_eq!(text.lines().count(), 1 + MAX_TABLE_ROWS + 1);
+        assert!(text.ends_with("... 7 more points in sweep.csv\n"), "{text}");
     }
 }

@@ -68,8 +68,17 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
         }
         None => files::results_dir(a.out.as_deref(), &default_dir, a.force)?,
     };
-    let fingerprint = sweep::fingerprint(&a.scenario.scenario, &a.scenario.set, &a.vary)?;
-    files::ensure_dir(&dir)?;
+    // Before the runs, so a shard that cannot be written fails in seconds, not hours.
+    let fingerprint = shard.map(|_| sweep::fingerprint(&a.scenario.scenario, &a.scenario.set, &a.vary)).transpose()?;
+    // A whole sweep is staged and renamed into place at the end (all or nothing);
+    // a shard writes its one file, atomically, into the folder the array shares.
+    let staging = match shard {
+        None => Some(crate::output::staging::Staging::new(&dir)?),
+        Some(_) => {
+            files::ensure_dir(&dir)?;
+            None
+        }
+    };
     let to_run = shard.map_or(points, |s| s.count_of(points));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (jobs, note) =
@@ -85,32 +94,29 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
     }
     let failed = result.points.iter().filter(|p| p.error.is_some()).count();
     let rows: Vec<Vec<String>> = result.rows().into_iter().map(|(_, r)| r).collect();
-    let written = match shard {
-        Some(s) => {
+    let written = match (shard, staging) {
+        (Some(s), _) => {
             if !a.plot.is_empty() {
                 eprintln!("note: a shard draws no charts; pass --plot to `clustersim merge`");
             }
             print!("{}", crate::analysis::sweep_table::SweepTable::new(&result.header(), &rows).render_headline());
             println!("shard      {}/{}: {} of {} points", s.k, s.n, result.points.len(), points);
-            result.shard_file(s, fingerprint).write(&dir, a.force)?
+            result.shard_file(s, fingerprint.unwrap_or_default()).write(&dir, a.force)?
         }
-        None => {
-            let csv = dir.join("sweep.csv");
-            sweep::write_csv(&csv, &result.header(), &rows)?;
-            show_sweep(&dir, &result.header(), &rows, &a.plot);
-            csv
+        (None, staging) => {
+            let staging =
+                staging.ok_or_else(|| Error::Run("internal: an unsharded sweep has a staging folder".into()))?;
+            sweep::write_csv(&staging.path().join("sweep.csv"), &result.header(), &rows)?;
+            show_sweep(staging.path(), &result.header(), &rows, &a.plot);
+            staging.commit()?;
+            dir.join("sweep.csv")
         }
     };
-    println!(
-        "sweep      {} points run ({} failed) in {:.2} s wall on {} threads",
-        result.points.len(),
-        failed,
-        wall,
-        jobs
-    );
+    println!("sweep      {} points run ({failed} failed) in {wall:.2} s wall on {jobs} threads", result.points.len());
     println!("results    {}", written.display());
     if shard.is_none() && failed > 0 && failed == result.points.len() {
-        return Err(Error::Run(format!(
+        // sweep.csv is kept (it says why each failed); the exit code says bad input.
+        return Err(Error::Usage(format!(
             "every point of the sweep failed; the first: {}",
             result.points[0].error.as_deref().unwrap_or("")
         )));
@@ -131,7 +137,8 @@ fn show_sweep(dir: &std::path::Path, columns: &[String], rows: &[Vec<String>], p
     let table = crate::analysis::sweep_table::SweepTable::new(columns, rows);
     for m in plot {
         let x_key = table.keys().first().cloned().unwrap_or_default();
-        if let Err(e) = plots::sweep::sweep_chart(dir, m, &x_key, &table.series(m)) {
+        let categories = table.x_categories();
+        if let Err(e) = plots::sweep::sweep_chart(dir, m, &x_key, &table.series(m), categories.as_deref()) {
             eprintln!("warning: {e}");
         }
     }

@@ -384,8 +384,8 @@ mod tests {
         let p = gpu_preset("h100-sxm").expect("preset");
         let topo = Topology::new(1, 8, &(p.nvlink)(), &(p.network)()).expect("valid");
         let mut net = Network::new(&topo);
-        net.start_flow(topo.route(0, 1), 382.5e6, 7);
-        // 382.5 MB at 450 GB/s x 0.85 = 382.5 GB/s: 1 ms, + α 2 µs.
+        net.start_flow(topo.route(0, 1), 369e6, 7);
+        // 369 MB at 450 GB/s x 0.82 = 369 GB/s: 1 ms, + α 2 µs.
         let (t, done) = net.step().expect("drain");
         assert_eq!(t, SimTime::from_ms(1));
         assert!(done.is_empty());

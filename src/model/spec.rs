@@ -15,6 +15,10 @@ pub enum Dtype {
     Fp16,
     /// 8-bit float, 1 byte.
     Fp8,
+    /// 4-bit float (NVFP4 / MXFP4 weights and activations), half a byte per element; its
+    /// per-block scales (one byte per 16 or 32 elements) are not counted. GEMMs run at
+    /// the FP4 tensor-core rate where the GPU has one (Blackwell), else at the FP8 rate.
+    Fp4,
 }
 
 impl Dtype {
@@ -23,6 +27,7 @@ impl Dtype {
         match self {
             Dtype::Bf16 | Dtype::Fp16 => 2.0,
             Dtype::Fp8 => 1.0,
+            Dtype::Fp4 => 0.5,
         }
     }
 }
@@ -116,6 +121,23 @@ pub const MODEL_PRESETS: &[ModelPreset] = &[
         name: "llama-3-70b",
         spec: || dense("llama-3-70b", 80, 8192, 64, 8, 28672, 128256),
         source: "Llama-3-70B config: 80 layers, hidden 8192, 64 q / 8 kv heads of 128, SwiGLU FFN 28672, vocab 128256",
+    },
+    ModelPreset {
+        name: "llama-3.1-405b",
+        spec: || dense("llama-3.1-405b", 126, 16384, 128, 8, 53248, 128256),
+        source: "Llama-3.1-405B config: 126 layers, hidden 16384, 128 q / 8 kv heads of 128, SwiGLU FFN 53248, vocab 128256",
+    },
+    ModelPreset {
+        name: "qwen3-235b-a22b",
+        // head_dim is 128 though hidden / heads = 64 (Qwen3 sets it explicitly).
+        spec: || ModelSpec {
+            head_dim: 128,
+            experts: 128,
+            top_k: 8,
+            expert_ffn: 1536,
+            ..dense("qwen3-235b-a22b", 94, 4096, 64, 4, 12288, 151936)
+        },
+        source: "Qwen/Qwen3-235B-A22B config.json: 94 layers, hidden 4096, 64 q / 4 kv heads of 128, 128 SwiGLU experts of FFN 1536, top-8, no shared expert, vocab 151936",
     },
     ModelPreset {
         name: "mixtral-8x7b",

@@ -23,10 +23,24 @@ pub fn results_dir(out: Option<&Path>, name: &str, force: bool) -> Result<PathBu
                     dir.display()
                 )));
             }
+            if dir.exists() && force && !is_empty_dir(dir) && !is_results_dir(dir) {
+                // --force replaces the whole folder: never one that is not a results folder.
+                return Err(Error::Usage(format!(
+                    "{}: folder is not a clustersim results folder (no summary.json, scenario.toml, sweep.csv or compare.csv); \
+                     --force replaces a whole results folder and will not delete it; choose another --out",
+                    dir.display()
+                )));
+            }
             Ok(dir.to_path_buf())
         }
         None => {
             let base = Path::new("results").join(name);
+            if force && base.exists() && !is_empty_dir(&base) && !is_results_dir(&base) {
+                return Err(Error::Usage(format!(
+                    "{}: folder is not a clustersim results folder; --force will not replace it; pass --out",
+                    base.display()
+                )));
+            }
             if force || !base.exists() || is_empty_dir(&base) {
                 return Ok(base);
             }
@@ -36,6 +50,12 @@ pub fn results_dir(out: Option<&Path>, name: &str, force: bool) -> Result<PathBu
                 .ok_or_else(|| Error::Usage(format!("results/{name}: too many result folders; pass --out")))
         }
     }
+}
+
+/// A folder clustersim wrote: a run's (summary.json, scenario.toml), a sweep's
+/// (sweep.csv) or a comparison's (compare.csv).
+fn is_results_dir(p: &Path) -> bool {
+    ["summary.json", "scenario.toml", "sweep.csv", "compare.csv"].iter().any(|f| p.join(f).is_file())
 }
 
 fn is_empty_dir(p: &Path) -> bool {
@@ -116,6 +136,14 @@ mod tests {
         std::fs::write(out.join("summary.json"), "{}").unwrap();
         assert!(results_dir(Some(&out), "x", false).is_err());
         assert_eq!(results_dir(Some(&out), "x", true).unwrap(), out);
+    }
+
+    #[test]
+    fn force_never_takes_a_folder_that_is_not_a_results_folder() {
+        // --force replaces the whole folder, so a folder of other files is refused.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        assert!(matches!(results_dir(Some(dir.path()), "x", true), Err(Error::Usage(_))));
     }
 
     #[test]

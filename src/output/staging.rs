@@ -50,6 +50,12 @@ impl Staging {
     pub fn commit(mut self) -> Result<()> {
         let Some(dir) = self.dir.take() else { return Ok(()) };
         let staged = dir.path().to_path_buf();
+        // Temporary folders are private (0700); a results folder is an ordinary one.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755));
+        }
         if self.target.exists() {
             // Move the old folder aside first: a rename onto a non-empty folder fails,
             // and the old results stay whole until the new ones are in place.

@@ -6,14 +6,20 @@
 //! by several GPUs, an oversubscribed spine) they slow each other down; where they do
 //! not, each takes its closed form on idle links. [`concurrent_prices`] decides which
 //! from the link sets and, for a set that shares, runs the members together through
-//! the flow-level network (max-min sharing) and fits each member's affine price:
-//! its closed-form latency (sharing does not change the steps' α) plus the per-byte
-//! time the flows actually got. Sets with no shared link keep the closed form exactly.
+//! the flow-level network (max-min sharing) at two payloads that bracket a serving
+//! iteration's (1 MiB and 64 MiB) and fits each member's affine price through both:
+//! multi-step algorithms whose steps wait on each other are not exactly affine under
+//! sharing, so the fit is made where serving traffic lives. Sets with no shared link
+//! keep the closed form exactly.
 
-use super::collective::{closed_form_affine, links_used, AllReduceAlgorithm, CollectiveOp};
+use super::collective::{
+    expand, expand_all_to_all, schedule_links, schedule_time, AllReduceAlgorithm, AllToAllAlgorithm, CollectiveOp,
+    Schedule,
+};
 use super::price::Affine;
 use super::runner::{CollectiveRequest, CollectiveRunner};
 use crate::engine::SimTime;
+use crate::error::Result;
 use crate::hardware::topology::{LinkId, Topology};
 use std::collections::BTreeMap;
 
@@ -24,8 +30,53 @@ pub struct Member {
     pub op: CollectiveOp,
     /// The algorithm (all-reduce only).
     pub alg: AllReduceAlgorithm,
+    /// How an all-to-all is posted (all-to-all only).
+    pub a2a: AllToAllAlgorithm,
     /// Its GPUs.
     pub ranks: Vec<u32>,
+}
+
+impl Member {
+    /// A member running `op` with all-reduce algorithm `alg` (pairwise if an all-to-all).
+    pub fn new(op: CollectiveOp, alg: AllReduceAlgorithm, ranks: Vec<u32>) -> Self {
+        Member { op, alg, a2a: AllToAllAlgorithm::Pairwise, ranks }
+    }
+
+    /// Its steps for a payload of `bytes` (nccl-tests size; all-to-all: S/n to each rank).
+    pub fn schedule(&self, topo: &Topology, bytes: f64) -> Result<Schedule> {
+        if self.op == CollectiveOp::AllToAll {
+            let n = self.ranks.len();
+            expand_all_to_all(topo, self.a2a, &self.ranks, &vec![bytes / n.max(1) as f64; n * n])
+        } else {
+            expand(topo, self.op, self.alg, &self.ranks, bytes)
+        }
+    }
+
+    /// Its closed form on idle links, as an affine function of the payload: the steps'
+    /// latencies at zero bytes, and the per-byte rate from a large payload.
+    pub fn closed_form(&self, topo: &Topology) -> Affine {
+        let at = |bytes: f64| self.schedule(topo, bytes).map_or(0.0, |s| schedule_time(topo, &s).as_ns() as f64);
+        let big = 1e15;
+        let fixed = at(0.0);
+        Affine { fixed_ns: fixed, per_byte_ns: (at(big) - fixed) / big }
+    }
+
+    /// Every link its routes cross (sorted, no repeats).
+    pub fn links(&self, topo: &Topology) -> Vec<LinkId> {
+        self.schedule(topo, 1.0).map_or(Vec::new(), |s| schedule_links(topo, &s))
+    }
+}
+
+/// How serving posts an all-to-all among `ranks`: DeepEP's rail-aggregated RDMA when
+/// they span nodes evenly (as DeepEP's normal kernels do), otherwise every send at once
+/// (NCCL grouped send/recv, DeepEP's NVLink path): the per-peer latency is paid once.
+pub fn serving_all_to_all(topo: &Topology, ranks: &[u32]) -> AllToAllAlgorithm {
+    let nodes: std::collections::BTreeSet<u32> = ranks.iter().map(|&r| topo.node_of(r)).collect();
+    if nodes.len() > 1 {
+        AllToAllAlgorithm::DeepEp
+    } else {
+        AllToAllAlgorithm::Direct
+    }
 }
 
 /// A member's price and whether it shares a link with another member.
@@ -37,9 +88,10 @@ pub struct SetPrice {
     pub contended: bool,
 }
 
-/// Payload at which a contended set is run to fit the per-byte part: large enough
-/// that α is a small share and ns rounding negligible (1 GiB).
-const FIT_BYTES: f64 = 1_073_741_824.0;
+/// Payloads at which a contended set is run to fit its affine price: the range of a
+/// serving iteration's collectives (a decode step's few KiB to a long prefill's tens of MiB).
+const FIT_SMALL: f64 = 1_048_576.0;
+const FIT_LARGE: f64 = 67_108_864.0;
 
 /// Links used by more than one member, with the members using each.
 pub fn shared_links(topo: &Topology, members: &[Member]) -> BTreeMap<LinkId, Vec<usize>> {
@@ -48,7 +100,7 @@ pub fn shared_links(topo: &Topology, members: &[Member]) -> BTreeMap<LinkId, Vec
         if m.ranks.len() < 2 {
             continue;
         }
-        for l in links_used(topo, m.op, m.alg, &m.ranks) {
+        for l in m.links(topo) {
             users.entry(l).or_default().push(i);
         }
     }
@@ -65,41 +117,37 @@ pub fn concurrent_prices(topo: &Topology, members: &[Member]) -> Vec<SetPrice> {
             contended[i] = true;
         }
     }
-    let alone: Vec<Affine> = members
-        .iter()
-        .map(|m| if m.ranks.len() < 2 { Affine::default() } else { closed_form_affine(topo, m.op, m.alg, &m.ranks) })
-        .collect();
+    let alone: Vec<Affine> =
+        members.iter().map(|m| if m.ranks.len() < 2 { Affine::default() } else { m.closed_form(topo) }).collect();
     if !contended.iter().any(|c| *c) {
         return alone.into_iter().map(|affine| SetPrice { affine, contended: false }).collect();
     }
-    let together = run_together(topo, members, &contended);
-    alone
-        .iter()
-        .zip(&contended)
-        .zip(together)
-        .map(|((a, &c), d)| match (c, d) {
-            (true, Some(ns)) => SetPrice {
-                affine: Affine {
-                    fixed_ns: a.fixed_ns,
-                    per_byte_ns: ((ns - a.fixed_ns) / FIT_BYTES).max(a.per_byte_ns),
-                },
-                contended: true,
-            },
-            _ => SetPrice { affine: *a, contended: c },
+    let small = run_together(topo, members, &contended, FIT_SMALL);
+    let large = run_together(topo, members, &contended, FIT_LARGE);
+    (0..members.len())
+        .map(|i| match (contended[i], small[i], large[i]) {
+            (true, Some(t1), Some(t2)) => {
+                // Sharing never makes a collective cheaper than it is alone.
+                let per_byte_ns = ((t2 - t1) / (FIT_LARGE - FIT_SMALL)).max(alone[i].per_byte_ns);
+                let fixed_ns = (t1 - per_byte_ns * FIT_SMALL).max(alone[i].fixed_ns);
+                SetPrice { affine: Affine { fixed_ns, per_byte_ns }, contended: true }
+            }
+            _ => SetPrice { affine: alone[i], contended: contended[i] },
         })
         .collect()
 }
 
-/// Runs the contended members together at [`FIT_BYTES`] through the flow model; the
+/// Runs the contended members together at `bytes` each through the flow model; the
 /// duration of each, ns (None for members not run).
-fn run_together(topo: &Topology, members: &[Member], contended: &[bool]) -> Vec<Option<f64>> {
+fn run_together(topo: &Topology, members: &[Member], contended: &[bool], bytes: f64) -> Vec<Option<f64>> {
     let mut runner = CollectiveRunner::new(topo);
     let mut ids = vec![None; members.len()];
     for (i, m) in members.iter().enumerate() {
         if !contended[i] {
             continue;
         }
-        let Ok(req) = CollectiveRequest::new(topo, m.op, m.alg, &m.ranks, FIT_BYTES) else { continue };
+        let Ok(schedule) = m.schedule(topo, bytes) else { continue };
+        let req = CollectiveRequest { op: m.op, bytes, schedule };
         let arrivals = vec![SimTime::ZERO; m.ranks.len()];
         ids[i] = runner.admit(req, &arrivals).ok();
     }
@@ -121,7 +169,7 @@ mod tests {
     }
 
     fn ring(ranks: &[u32]) -> Member {
-        Member { op: CollectiveOp::AllReduce, alg: AllReduceAlgorithm::Ring, ranks: ranks.to_vec() }
+        Member::new(CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, ranks.to_vec())
     }
 
     #[test]
@@ -132,7 +180,7 @@ mod tests {
         let prices = concurrent_prices(&topo, &set);
         for (p, m) in prices.iter().zip(&set) {
             assert!(!p.contended);
-            assert_eq!(p.affine, closed_form_affine(&topo, m.op, m.alg, &m.ranks));
+            assert_eq!(p.affine, super::super::collective::closed_form_affine(&topo, m.op, m.alg, &m.ranks));
         }
     }
 
@@ -145,7 +193,7 @@ mod tests {
         let topo = nodes_with_nics(2, 1);
         let set = [ring(&[0, 8]), ring(&[1, 9])];
         let prices = concurrent_prices(&topo, &set);
-        let alone = closed_form_affine(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, &[0, 8]);
+        let alone = ring(&[0, 8]).closed_form(&topo);
         for p in &prices {
             assert!(p.contended);
             assert_eq!(p.affine.fixed_ns, alone.fixed_ns);

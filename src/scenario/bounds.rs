@@ -91,6 +91,10 @@ pub const LOAD_FACTOR: Range = Range { min: 1e-3, max: 1_000.0, unit: "x" };
 /// The simulator gets through a few million tokens per wall second (measured: 5e7
 /// tokens of long decodes with preemption in 10 s of CPU), so 1e10 is already an hour.
 pub const WORK_TOKENS_MAX: f64 = 1e10;
+/// Estimated tokens above which `validate` and `run` warn with the estimate:
+/// at the measured 0.3 to 2 µs of CPU per simulated token (long decodes with
+/// preemption are the slow end), 1e8 tokens is minutes of wall time.
+pub const WORK_TOKENS_WARN: f64 = 1e8;
 /// Longest `scenario.name` in bytes: it names `results/<name>-sweep-NNNN/` and a
 /// temporary sibling, and file names are at most 255 bytes on common filesystems.
 pub const NAME_BYTES_MAX: usize = 200;
@@ -259,25 +263,23 @@ fn check_workload(b: &Bounds) -> Result<(), InputError> {
         }
         Some(ArrivalConfig::AllAtOnce) | None => {}
     }
-    let mut mean_tokens = 0.0;
     for (key, d) in [("workload.prompt_tokens", &w.prompt_tokens), ("workload.output_tokens", &w.output_tokens)] {
         if let Some(d) = d {
-            mean_tokens += check_length(b, key, d)?;
+            check_length(b, key, d)?;
         }
     }
     if w.trace.is_none() {
         check_span(b)?;
-        check_work(b, mean_tokens)?;
+        check_work(b)?;
     }
     Ok(())
 }
 
-/// Checks a length distribution's parameters; returns an upper estimate of its mean.
-fn check_length(b: &Bounds, key: &str, d: &LengthDist) -> Result<f64, InputError> {
+/// Checks a length distribution's parameters.
+fn check_length(b: &Bounds, key: &str, d: &LengthDist) -> Result<(), InputError> {
     let (min, max) = match *d {
         LengthDist::Fixed { value } => {
-            b.count(&format!("{key}.value"), value.into(), TOKENS_MAX)?;
-            return Ok(value.into());
+            return b.count(&format!("{key}.value"), value.into(), TOKENS_MAX);
         }
         LengthDist::Uniform { min, max } => (min, max),
         LengthDist::Normal { mean, std, min, max } => {
@@ -296,10 +298,7 @@ fn check_length(b: &Bounds, key: &str, d: &LengthDist) -> Result<f64, InputError
         }
     };
     b.count(&format!("{key}.min"), min.into(), TOKENS_MAX)?;
-    b.count(&format!("{key}.max"), max.into(), TOKENS_MAX)?;
-    // The midpoint bounds the work of a uniform draw exactly and of the others
-    // roughly; it is only used for the order-of-magnitude work estimate.
-    Ok((f64::from(min) + f64::from(max)) / 2.0)
+    b.count(&format!("{key}.max"), max.into(), TOKENS_MAX)
 }
 
 /// Generated arrivals must fit in the simulated clock: requests / rate at most
@@ -326,10 +325,44 @@ fn check_span(b: &Bounds) -> Result<(), InputError> {
     Ok(())
 }
 
+/// Estimated tokens a generated workload simulates: requests x (midpoint of the
+/// prompt range + midpoint of the output range); `None` for a trace replay. The
+/// midpoint is the mean of a uniform draw and an order-of-magnitude figure for the
+/// others, which is all a refusal or a warning needs.
+pub fn estimated_work_tokens(setup: &Setup) -> Option<f64> {
+    let w = &setup.workload;
+    if w.trace.is_some() {
+        return None;
+    }
+    let mid = |d: &Option<LengthDist>| match d {
+        Some(LengthDist::Fixed { value }) => f64::from(*value),
+        Some(
+            LengthDist::Uniform { min, max }
+            | LengthDist::Normal { min, max, .. }
+            | LengthDist::Lognormal { min, max, .. }
+            | LengthDist::Zipf { min, max, .. },
+        ) => (f64::from(*min) + f64::from(*max)) / 2.0,
+        None => 0.0,
+    };
+    Some(w.requests.unwrap_or(0) as f64 * (mid(&w.prompt_tokens) + mid(&w.output_tokens)))
+}
+
+/// A warning with the estimate when a run will be long ([`WORK_TOKENS_WARN`]).
+pub fn work_warning(setup: &Setup) -> Option<String> {
+    let work = estimated_work_tokens(setup)?;
+    (work > WORK_TOKENS_WARN).then(|| {
+        format!(
+            "{}: about {work:.2e} tokens to simulate (workload.requests x mean prompt + output length); \
+             expect minutes to hours of wall time",
+            setup.file.display()
+        )
+    })
+}
+
 /// Refuses a run whose estimated work (requests x mean tokens) is absurd.
-fn check_work(b: &Bounds, mean_tokens: f64) -> Result<(), InputError> {
+fn check_work(b: &Bounds) -> Result<(), InputError> {
     let requests = b.setup.workload.requests.unwrap_or(0) as f64;
-    let work = requests * mean_tokens;
+    let work = estimated_work_tokens(b.setup).unwrap_or(0.0);
     if work > WORK_TOKENS_MAX {
         return Err(b.err(
             "workload.requests",

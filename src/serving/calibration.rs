@@ -73,7 +73,8 @@ pub fn single_node_step(
     step: Step,
 ) -> Result<StepCost> {
     let node = Topology::new(1, 8, &(gpu.nvlink)(), &(gpu.network)())?;
-    let pricer = Pricer::on(node, AllReduceAlgorithm::Auto, framework.clone(), 0.0);
+    // The stack profiles were fitted with ring all-reduces (Splitwise's 2023 vLLM).
+    let pricer = Pricer::on(node, AllReduceAlgorithm::Ring, framework.clone(), 0.0);
     let plan = Plan { dp: 1, pp: 1, ep: 1, tp, gpus_per_node: 8, layers: model.layers };
     let comm = pricer.stage_comm(&plan, 0, 0);
     let costs = ModelCosts::new(CostModel::new(model, &(gpu.spec)(), framework, tp));
@@ -119,13 +120,13 @@ mod tests {
     fn decode_step_parts_by_hand() {
         // Llama-2-70B TP8 on H100, decode of 4 sequences, optimized stack:
         // 160 all-reduces of 4 x 8192 x 2 B = 65,536 B each; ring on one node:
-        // 14 x 2 µs + 1.75 x 65,536 / 382.5e9 s = 28,000 + 299.84 -> 28,300 ns.
+        // 14 x 2 µs + 1.75 x 65,536 / 369e9 s = 28,000 + 310.81 -> 28,311 ns.
         // Host: 100 µs + 5 µs x 4 = 120 µs; the parts add up to the time.
         let h100 = gpu_preset("h100-sxm").expect("preset");
         let fw = framework_profile("optimized").expect("profile");
         let step = Step::Decode { batch: 4, context: 1000 };
         let c = single_node_step(&llama70(), h100, &fw, 8, step).expect("prices");
-        assert_eq!(c.comm.as_ns(), 160 * 28_300);
+        assert_eq!(c.comm.as_ns(), 160 * 28_311);
         assert_eq!(c.host, SimTime::from_us(120));
         assert_eq!(c.time, c.compute + c.comm + c.host);
     }
@@ -133,12 +134,12 @@ mod tests {
     #[test]
     fn vllm_2023_pays_per_ring_step_and_bandwidth_share() {
         // vllm-2023: 5 µs extra on each of the 14 ring steps (70 µs) and 0.33 of the
-        // bandwidth: 28,000 + 70,000 + 299.84 / 0.33 = 98,908.6 -> 98,909 ns per all-reduce.
+        // bandwidth: 28,000 + 70,000 + 310.81 / 0.33 = 98,941.8 -> 98,942 ns per all-reduce.
         let h100 = gpu_preset("h100-sxm").expect("preset");
         let fw = framework_profile("vllm-2023").expect("profile");
         let step = Step::Decode { batch: 4, context: 1000 };
         let c = single_node_step(&llama70(), h100, &fw, 8, step).expect("prices");
-        assert_eq!(c.comm.as_ns(), 160 * 98_909);
+        assert_eq!(c.comm.as_ns(), 160 * 98_942);
         // Host: 700 µs + 120 µs x 4 = 1.18 ms.
         assert_eq!(c.host, SimTime::from_us(1_180));
     }

@@ -16,8 +16,8 @@ use crate::hardware::topology::{LinkId, LinkKind};
 use crate::metrics::network::{GroupFact, LinkFact, NetworkFacts};
 use crate::model::framework::FrameworkProfile;
 use crate::parallel::collective::AllReduceAlgorithm;
-use crate::parallel::collective::{expand, resolve_all_reduce, CollectiveOp};
-use crate::parallel::fabric::{concurrent_prices, shared_links, Member, SetPrice};
+use crate::parallel::collective::{resolve_all_reduce, CollectiveOp};
+use crate::parallel::fabric::{concurrent_prices, serving_all_to_all, shared_links, Member, SetPrice};
 use crate::parallel::ledger::CommKind;
 use crate::parallel::plan::Plan;
 use crate::parallel::price::{Affine, Price};
@@ -113,7 +113,7 @@ impl Pricer {
                 if m.ranks.len() < 2 {
                     return SetPrice { affine: Affine::default(), contended: false };
                 }
-                let steps = expand(&self.topo, m.op, m.alg, &m.ranks, 1.0).map_or(0, |s| s.steps());
+                let steps = m.schedule(&self.topo, 1.0).map_or(0, |s| s.steps());
                 let extra = self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns;
                 let affine = Affine {
                     fixed_ns: p.affine.fixed_ns + extra,
@@ -125,10 +125,18 @@ impl Pricer {
     }
 
     /// A TP all-reduce over `gpus` with the scenario's algorithm (`auto`: ring inside a
-    /// node, hierarchical across nodes; the stack profiles are calibrated against the ring).
+    /// node, hierarchical across nodes; the stack profiles are calibrated against the
+    /// ring; NCCL's size-based choice with NVLS, tree and pipelining is in
+    /// `parallel::collective::choose_all_reduce_nccl`, used by `clustersim collective`).
     fn all_reduce_member(&self, gpus: Vec<u32>) -> Member {
         let alg = resolve_all_reduce(&self.topo, self.all_reduce, &gpus);
-        Member { op: CollectiveOp::AllReduce, alg, ranks: gpus }
+        Member::new(CollectiveOp::AllReduce, alg, gpus)
+    }
+
+    /// An EP all-to-all over `gpus`, posted as serving engines post it.
+    fn all_to_all_member(&self, gpus: Vec<u32>) -> Member {
+        let a2a = serving_all_to_all(&self.topo, &gpus);
+        Member { a2a, ..Member::new(CollectiveOp::AllToAll, AllReduceAlgorithm::Auto, gpus) }
     }
 
     /// The collectives of stage `s` of replica `r` that start together, by kind: the
@@ -136,13 +144,9 @@ impl Pricer {
     /// pipeline sends of every GPU of the stage.
     pub fn stage_sets(&self, plan: &Plan, r: u32, s: u32) -> [(CommKind, Vec<Member>); 3] {
         let tp = (0..plan.ep).map(|e| self.all_reduce_member(plan.tp_group(r, s, e))).collect();
-        let a2a = |ranks| Member { op: CollectiveOp::AllToAll, alg: AllReduceAlgorithm::Auto, ranks };
-        let ep = (0..plan.tp).map(|t| a2a(plan.ep_group(r, s, t))).collect();
-        let send = |g: &u32| Member {
-            op: CollectiveOp::SendRecv,
-            alg: AllReduceAlgorithm::Auto,
-            ranks: vec![*g, g + plan.stage_size()],
-        };
+        let ep = (0..plan.tp).map(|t| self.all_to_all_member(plan.ep_group(r, s, t))).collect();
+        let send =
+            |g: &u32| Member::new(CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, vec![*g, g + plan.stage_size()]);
         let pp = if s + 1 < plan.pp { plan.stage_gpus(r, s).iter().map(send).collect() } else { Vec::new() };
         [(CommKind::Tp, tp), (CommKind::Ep, ep), (CommKind::Pp, pp)]
     }
@@ -165,13 +169,13 @@ impl Pricer {
 
     /// The price of an EP all-to-all over `gpus` alone (see [`Self::stage_comm`]).
     pub fn all_to_all(&self, gpus: &[u32]) -> Affine {
-        let m = Member { op: CollectiveOp::AllToAll, alg: AllReduceAlgorithm::Auto, ranks: gpus.to_vec() };
+        let m = self.all_to_all_member(gpus.to_vec());
         Self::per_rank_volume(self.priced(&[m])[0].affine, gpus.len())
     }
 
     /// The price of a PP send from `src` to `dst` alone.
     pub fn send(&self, src: u32, dst: u32) -> Affine {
-        let m = Member { op: CollectiveOp::SendRecv, alg: AllReduceAlgorithm::Auto, ranks: vec![src, dst] };
+        let m = Member::new(CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, vec![src, dst]);
         self.priced(&[m])[0].affine
     }
 
@@ -245,7 +249,7 @@ impl Pricer {
         if m.ranks.len() < 2 {
             return;
         }
-        let Ok(schedule) = expand(&self.topo, m.op, m.alg, &m.ranks, 1.0) else { return };
+        let Ok(schedule) = m.schedule(&self.topo, 1.0) else { return };
         let n = m.ranks.len() as f64;
         let (recorders, scale) = match m.op {
             CollectiveOp::SendRecv => (&m.ranks[..1], 1.0),

@@ -205,7 +205,7 @@ fn value(kind: Kind) -> BoxedStrategy<String> {
 }
 
 fn length_dist() -> impl Strategy<Value = String> {
-    let n = || prop_oneof![3 => 1u32..4096, 1 => Just(0u32), 1 => Just(u32::MAX), 1 => 4096u32..200_000];
+    let n = || prop_oneof![3 => 1u32..4096, 1 => Just(0u32), 1 => Just(u32::MAX), 1 => 4096u32..50_000];
     prop_oneof![
         n().prop_map(|v| format!("{{ dist = \"fixed\", value = {v} }}")),
         (n(), n()).prop_map(|(a, b)| format!("{{ dist = \"uniform\", min = {a}, max = {b} }}")),

@@ -58,6 +58,7 @@ pub fn shard_file(found: &PlanSearch, shard: Shard, fingerprint: String) -> Shar
         format: SHARD_FORMAT,
         kind: KIND.into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        build: crate::analysis::shard::build_id(),
         fingerprint,
         shard: shard.k,
         shards: shard.n,

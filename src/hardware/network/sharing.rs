@@ -105,14 +105,13 @@ pub(super) struct Sharing {
     on_link: Vec<Vec<u32>>,
     rem: Vec<f64>,
     cnt: Vec<u32>,
-    ver: Vec<u32>,
     out_load: Vec<f64>,
     out_max: Vec<f64>,
     old_in: Vec<f64>,
     new_in: Vec<f64>,
     new_max: Vec<f64>,
     links: Vec<LinkId>,
-    heap: BinaryHeap<Reverse<(u64, u32, LinkId)>>,
+    heap: BinaryHeap<Reverse<(u64, LinkId)>>,
     grow: Vec<u32>,
     spare: Vec<(u32, f64)>,
 }
@@ -131,7 +130,6 @@ impl Sharing {
             on_link: vec![Vec::new(); links],
             rem: vec![0.0; links],
             cnt: vec![0; links],
-            ver: vec![0; links],
             out_load: vec![0.0; links],
             out_max: vec![0.0; links],
             old_in: vec![0.0; links],
@@ -253,33 +251,40 @@ impl Sharing {
                 }
             }
         }
+        // One heap entry per link, keyed by its fair share when pushed. Fixing flows at
+        // the smallest share never lowers another link's share ((rem - s)/(cnt - 1) >=
+        // rem/cnt when s <= rem/cnt), so a popped key is a lower bound: an entry whose
+        // link's share has grown since is pushed again at the new share, not processed.
         for &l in &self.links {
             let li = l as usize;
             self.rem[li] = (net.caps[li] - self.out_load[li]).max(0.0);
             self.cnt[li] = self.on_link[li].len() as u32;
-            self.ver[li] = self.ver[li].wrapping_add(1);
-            self.heap.push(Reverse((key(self.rem[li] / f64::from(self.cnt[li])), self.ver[li], l)));
+            self.heap.push(Reverse((key(self.rem[li] / f64::from(self.cnt[li])), l)));
         }
         for (i, &f) in self.set.iter().enumerate() {
             let cap = net.flows[f as usize].route.rate_cap;
             if cap.is_finite() {
                 // A capped route (NVLS) is a constraint of its own, filled like a link.
-                self.heap.push(Reverse((key(cap), 0, FLOW_ENTRY | i as u32)));
+                self.heap.push(Reverse((key(cap), FLOW_ENTRY | i as u32)));
             }
         }
-        while let Some(Reverse((_, v, l))) = self.heap.pop() {
+        while let Some(Reverse((k, l))) = self.heap.pop() {
             if l & FLOW_ENTRY != 0 {
                 let i = (l & !FLOW_ENTRY) as usize;
                 if !self.fixed[i] {
-                    self.fix_flow(net, i, net.flows[self.set[i] as usize].route.rate_cap, None);
+                    self.fix_flow(net, i, net.flows[self.set[i] as usize].route.rate_cap);
                 }
                 continue;
             }
             let li = l as usize;
-            if v != self.ver[li] || self.cnt[li] == 0 {
+            if self.cnt[li] == 0 {
                 continue;
             }
             let share = self.rem[li].max(0.0) / f64::from(self.cnt[li]);
+            if key(share) > k {
+                self.heap.push(Reverse((key(share), l)));
+                continue;
+            }
             if self.out_max[li] > share * (1.0 + TOL) {
                 // An outside flow has more than this link lets S have: it must be re-shared too.
                 let above = share * (1.0 + TOL);
@@ -300,14 +305,13 @@ impl Sharing {
         for j in 0..self.on_link[li].len() {
             let i = self.on_link[li][j] as usize;
             if !self.fixed[i] {
-                self.fix_flow(net, i, share, Some(l));
+                self.fix_flow(net, i, share);
             }
         }
     }
 
-    /// Fixes S member `i` at `rate` and takes it off its links (`from`, the link being
-    /// filled, needs no new heap entry).
-    fn fix_flow(&mut self, net: &Network, i: usize, rate: f64, from: Option<LinkId>) {
+    /// Fixes S member `i` at `rate` and takes it off its links.
+    fn fix_flow(&mut self, net: &Network, i: usize, rate: f64) {
         self.fixed[i] = true;
         self.new_rate[i] = rate;
         for &l2 in net.flows[self.set[i] as usize].route.links() {
@@ -316,11 +320,6 @@ impl Sharing {
             self.cnt[l2i] -= 1;
             self.new_in[l2i] += rate;
             self.new_max[l2i] = self.new_max[l2i].max(rate);
-            self.ver[l2i] = self.ver[l2i].wrapping_add(1);
-            if self.cnt[l2i] > 0 && Some(l2) != from {
-                let s = self.rem[l2i] / f64::from(self.cnt[l2i]);
-                self.heap.push(Reverse((key(s), self.ver[l2i], l2)));
-            }
         }
     }
 

@@ -5,7 +5,8 @@
 //! When the swept values are log-spaced (all positive, each at least twice the
 //! previous: 1, 2, 4, 8 or 0.05, 0.1, 0.25, ...), the x axis is logarithmic, so the
 //! points spread evenly instead of crowding at the left; its ticks are then the
-//! swept values themselves.
+//! swept values themselves. When they are not numbers (a router, a preset), the
+//! points sit at 0, 1, 2, ... and the ticks are the values' names.
 
 use super::axis;
 use super::draw::{self, Chart, DrawResult};
@@ -16,12 +17,20 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// One line of a chart: a legend label and its points.
+/// One line of the chart: its legend label and its (x, y) points.
 pub type Series = (String, Vec<(f64, f64)>);
 
 /// Draws `sweep_<metric with _ for .>.png` / `.svg` into `dir`: `metric` (the y
-/// axis) against `x_key` for each of `series`. Returns the paths written.
-pub fn sweep_chart(dir: &Path, metric: &str, x_key: &str, series: &[Series]) -> Result<Vec<PathBuf>> {
+/// axis) against `x_key` for each of `series`. `categories`: the names of the x
+/// values when they are not numbers (x = 0, 1, 2, ... in that order). Returns the
+/// paths written.
+pub fn sweep_chart(
+    dir: &Path,
+    metric: &str,
+    x_key: &str,
+    series: &[Series],
+    categories: Option<&[String]>,
+) -> Result<Vec<PathBuf>> {
     let series: Vec<Series> = series
         .iter()
         .map(|(l, pts)| (l.clone(), pts.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect()))
@@ -31,7 +40,8 @@ pub fn sweep_chart(dir: &Path, metric: &str, x_key: &str, series: &[Series]) -> 
         name: format!("sweep_{}", metric.replace('.', "_")),
         metric: metric.to_string(),
         x_key: x_key.to_string(),
-        log_x: log_spaced(&xs),
+        log_x: categories.is_none() && log_spaced(&xs),
+        categories: categories.map(<[String]>::to_vec),
         series,
     };
     draw::write_chart(dir, &chart)
@@ -52,10 +62,26 @@ struct SweepChart {
     metric: String,
     x_key: String,
     log_x: bool,
+    categories: Option<Vec<String>>,
     series: Vec<Series>,
 }
 
 impl SweepChart {
+    /// Ticks drawn by hand (position on the axis, label): the swept values on a
+    /// log axis, the names of non-numeric values; `None` for ordinary ticks.
+    fn ticks(&self) -> Option<Vec<(f64, String)>> {
+        if let Some(names) = &self.categories {
+            return Some(names.iter().enumerate().map(|(i, n)| (i as f64, n.clone())).collect());
+        }
+        if !self.log_x {
+            return None;
+        }
+        let mut values: Vec<f64> = self.series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x)).collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        Some(values.iter().map(|v| (v.log10(), style::short(*v))).collect())
+    }
+
     /// Where a value sits on the x axis: its log10 on a log axis.
     fn at(&self, x: f64) -> f64 {
         if self.log_x {
@@ -94,7 +120,9 @@ impl Chart for SweepChart {
         let x_desc = if self.log_x { format!("{} (log scale)", self.x_key) } else { self.x_key.clone() };
         let (px, py) = (pad(x0, x1), pad(y0, y1));
         let range_x = (x0 - px)..(x1 + px);
-        let mut chart = draw::axes_with(&plot, range_x, (y0 - py)..(y1 + py), &x_desc, &self.metric, !self.log_x, 85)?;
+        let ticks = self.ticks();
+        let y_range = (y0 - py)..(y1 + py);
+        let mut chart = draw::axes_with(&plot, range_x, y_range, &x_desc, &self.metric, ticks.is_none(), 85)?;
         let mut entries = Vec::new();
         for (i, (label, points)) in self.series.iter().enumerate() {
             let color = style::PALETTE[i % style::PALETTE.len()];
@@ -107,13 +135,10 @@ impl Chart for SweepChart {
                 Mark::Line,
             ));
         }
-        if self.log_x {
-            let mut values: Vec<f64> = pts().map(|(x, _)| *x).collect();
-            values.sort_by(f64::total_cmp);
-            values.dedup();
-            let labels: Vec<String> = values.iter().map(|v| style::short(*v)).collect();
+        if let Some(ticks) = ticks {
+            let labels: Vec<String> = ticks.iter().map(|(_, l)| l.clone()).collect();
             let stride = style::label_stride(labels.len(), chart.plotting_area().dim_in_pixel().0 as usize / 80);
-            axis::below(root, &labels, stride, |i| chart.backend_coord(&(self.at(values[i]), y0 - py)))?;
+            axis::below(root, &labels, stride, |i| chart.backend_coord(&(ticks[i].0, y0 - py)))?;
         }
         legend::draw(&side, 20, "", &entries)
     }

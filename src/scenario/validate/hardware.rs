@@ -51,6 +51,7 @@ fn base_gpu(c: &Checker, h: &HardwareConfig, o: &GpuSpecConfig) -> Result<GpuSpe
         memory_efficiency: need(o.memory_efficiency, "memory_efficiency")?,
         launch_overhead_us: o.launch_overhead_us.unwrap_or(4.0),
         sm_count: crate::hardware::spec::default_sm_count(),
+        kernels: Default::default(),
     })
 }
 

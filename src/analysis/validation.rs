@@ -1,0 +1,396 @@
+//! `clustersim validation`: the shipped validation set (data/validation/, compiled into
+//! the binary) held against the simulator.
+//!
+//! Each serving row (TensorRT-LLM max-load throughput at fixed lengths) becomes a small
+//! scenario built in code: one node of the row's GPU, TP as the row says, the row's
+//! model and dtype, `framework = "optimized"`, and N requests of fixed lengths arriving
+//! at once (N = the source's request count, capped by [`Options::max_requests`]). Kernel
+//! rows (FlashAttention-3 rates) are priced by the preset's attention kernel; collective
+//! rows (nccl-tests busbw, nvbandwidth) by the topology's closed forms at 1 GiB.
+//! Error is (simulated - measured) / measured; the summary gives the median and worst
+//! absolute error by class.
+
+use crate::analysis::limit::thousands;
+use crate::error::{Error, InputError, Result};
+use crate::hardware::spec::{gpu_preset, GpuPreset};
+use crate::hardware::topology::Topology;
+use crate::model::attention::flash_rate;
+use crate::parallel::collective::{closed_form_affine, CollectiveOp};
+use crate::scenario::types::AllReduceAlgorithm;
+use crate::serving::{simulate, RunOptions};
+use rayon::prelude::*;
+use std::path::Path;
+
+/// The serving measurements, as shipped.
+pub const SERVING_CSV: &str = include_str!("../../data/validation/serving_throughput.csv");
+/// The kernel and link measurements, as shipped.
+pub const KERNELS_CSV: &str = include_str!("../../data/validation/kernels_and_links.csv");
+
+/// `clustersim validation`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ValidationArgs {
+    /// Most requests simulated per serving row (the source's count when smaller).
+    #[arg(long, default_value_t = 1000)]
+    pub max_requests: u32,
+    /// Only rows whose configuration contains this text (case-insensitive), e.g. "H200".
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+/// Runs the set as `args` say and prints the table; exit status 0.
+pub fn command(args: &ValidationArgs) -> Result<i32> {
+    if args.max_requests == 0 {
+        return Err(Error::Usage("--max-requests 0: need at least one request per row".into()));
+    }
+    let rows = run(&Options { max_requests: args.max_requests, only: args.only.clone() })?;
+    if rows.is_empty() {
+        return Err(Error::Usage(format!(
+            "--only {:?}: no validation row matches",
+            args.only.as_deref().unwrap_or("")
+        )));
+    }
+    print!("{}", markdown(&rows));
+    Ok(0)
+}
+
+/// How to run the set.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Most requests simulated per serving row (the source's count when smaller).
+    pub max_requests: u32,
+    /// Only rows whose configuration contains this text (case-insensitive).
+    pub only: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        // 1000 requests reach the steady state of every row at a few seconds each.
+        Options { max_requests: 1000, only: None }
+    }
+}
+
+/// One validated figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// Where the measurement comes from.
+    pub source: String,
+    /// What was measured, e.g. "Llama-3.1-8B fp8 H100-SXM-80GB TP1 128/128".
+    pub configuration: String,
+    /// Class for the summary: "dense throughput", "MoE throughput", "kernels", "collectives".
+    pub class: String,
+    /// Metric name and unit.
+    pub metric: String,
+    /// Measured value.
+    pub measured: f64,
+    /// Simulated value, or why there is none.
+    pub simulated: std::result::Result<f64, String>,
+}
+
+impl Row {
+    /// Signed relative error, %: (simulated - measured) / measured x 100.
+    pub fn error_pct(&self) -> Option<f64> {
+        self.simulated.as_ref().ok().map(|s| (s - self.measured) / self.measured * 100.0)
+    }
+}
+
+/// A serving row of the CSV.
+#[derive(Clone, Debug)]
+struct ServingCase {
+    source: String,
+    model: String,
+    dtype: String,
+    gpu: String,
+    tp: u32,
+    input: u32,
+    output: u32,
+    measured: f64,
+    requests: Option<u32>,
+    moe: bool,
+}
+
+fn bad(line: usize, msg: String) -> Error {
+    Error::Input(InputError::file(Path::new("data/validation/serving_throughput.csv"), format!("line {line}: {msg}")))
+}
+
+/// The preset names a CSV's GPU and model names map to.
+fn gpu_name(csv: &str) -> Option<&'static str> {
+    Some(match csv {
+        "H100-SXM-80GB" => "h100-sxm",
+        "H200-SXM-141GB" => "h200-sxm",
+        "A100-SXM-80GB" => "a100-80g",
+        "B200" => "b200",
+        _ => return None,
+    })
+}
+
+fn model_name(csv: &str) -> Option<(&'static str, bool)> {
+    // Llama 3.1 8B and 3.3 70B share Llama 3's shapes.
+    Some(match csv {
+        "Llama-3.1-8B" => ("llama-3-8b", false),
+        "Llama-3.3-70B" => ("llama-3-70b", false),
+        "Llama-3.1-405B" => ("llama-3.1-405b", false),
+        "Mixtral-8x7B" => ("mixtral-8x7b", true),
+        "Qwen3-235B-A22B" => ("qwen3-235b-a22b", true),
+        _ => return None,
+    })
+}
+
+/// Parses a CSV into records, with "same" sources resolved to the previous row's.
+fn records(text: &str) -> Result<Vec<(usize, csv::StringRecord)>> {
+    let mut rd = csv::Reader::from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    let mut last_source = String::new();
+    for (i, rec) in rd.records().enumerate() {
+        let mut rec = rec.map_err(|e| bad(i + 2, format!("not CSV: {e}")))?;
+        if &rec[0] == "same" {
+            let fields: Vec<String> =
+                std::iter::once(last_source.clone()).chain(rec.iter().skip(1).map(String::from)).collect();
+            rec = csv::StringRecord::from(fields);
+        }
+        last_source = rec[0].to_string();
+        out.push((i + 2, rec));
+    }
+    Ok(out)
+}
+
+fn serving_cases(text: &str) -> Result<Vec<ServingCase>> {
+    let num = |line: usize, rec: &csv::StringRecord, i: usize| -> Result<f64> {
+        rec[i].parse::<f64>().map_err(|_| bad(line, format!("column {} is {:?}, not a number", i + 1, &rec[i])))
+    };
+    let mut out = Vec::new();
+    for (line, rec) in records(text)? {
+        let (_, moe) = model_name(&rec[1]).ok_or_else(|| bad(line, format!("unknown model {:?}", &rec[1])))?;
+        out.push(ServingCase {
+            source: rec[0].to_string(),
+            model: rec[1].to_string(),
+            dtype: rec[2].to_string(),
+            gpu: rec[4].to_string(),
+            tp: num(line, &rec, 6)? as u32,
+            input: num(line, &rec, 7)? as u32,
+            output: num(line, &rec, 8)? as u32,
+            measured: num(line, &rec, 11)?,
+            requests: rec[13].parse().ok(),
+            moe,
+        });
+    }
+    Ok(out)
+}
+
+/// The scenario text of a serving case.
+fn scenario_toml(c: &ServingCase, gpu: &str, model: &str, requests: u32) -> String {
+    format!(
+        r#"[scenario]
+name = "validation"
+seed = 1
+
+[hardware]
+gpu = "{gpu}"
+nodes = 1
+gpus_per_node = 8
+
+[model]
+preset = "{model}"
+dtype = "{dtype}"
+
+[parallel]
+tp = {tp}
+
+[serving]
+framework = "optimized"
+max_batch_tokens = 8192
+max_seqs = 1024
+gpu_memory_utilization = 0.9
+
+[workload]
+requests = {requests}
+arrival = {{ process = "all_at_once" }}
+prompt_tokens = {{ dist = "fixed", value = {input} }}
+output_tokens = {{ dist = "fixed", value = {output} }}
+"#,
+        dtype = c.dtype,
+        tp = c.tp,
+        input = c.input,
+        output = c.output,
+    )
+}
+
+fn simulate_case(c: &ServingCase, opts: &Options) -> std::result::Result<f64, String> {
+    let gpu = gpu_name(&c.gpu).ok_or_else(|| format!("no preset for GPU {}", c.gpu))?;
+    let (model, _) = model_name(&c.model).ok_or_else(|| format!("no preset for model {}", c.model))?;
+    let requests = c.requests.unwrap_or(opts.max_requests).min(opts.max_requests).max(1);
+    let text = scenario_toml(c, gpu, model, requests);
+    let path = Path::new("validation.toml");
+    let run = || -> Result<f64> {
+        let scenario = crate::scenario::parse(&text, path, &[])?;
+        let setup = crate::scenario::validate(&scenario, path)?;
+        Ok(simulate(&setup, RunOptions::default())?.report.summary.throughput.output_tokens_per_s)
+    };
+    run().map_err(|e| e.to_string())
+}
+
+fn serving_rows(opts: &Options) -> Result<Vec<Row>> {
+    let cases: Vec<ServingCase> =
+        serving_cases(SERVING_CSV)?.into_iter().filter(|c| matches(opts, &configuration(c))).collect();
+    Ok(cases
+        .par_iter()
+        .map(|c| Row {
+            source: c.source.clone(),
+            configuration: configuration(c),
+            class: if c.moe { "MoE throughput" } else { "dense throughput" }.into(),
+            metric: "output tok/s".into(),
+            measured: c.measured,
+            simulated: simulate_case(c, opts),
+        })
+        .collect())
+}
+
+fn configuration(c: &ServingCase) -> String {
+    format!("{} {} {} TP{} {}/{}", c.model, c.dtype, c.gpu, c.tp, c.input, c.output)
+}
+
+fn matches(opts: &Options, configuration: &str) -> bool {
+    opts.only.as_ref().is_none_or(|o| configuration.to_lowercase().contains(&o.to_lowercase()))
+}
+
+/// Large-message bandwidth, GB/s, of `op` over `ranks`.
+fn bandwidth_gb_s(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> f64 {
+    1.0 / closed_form_affine(topo, op, alg, ranks).per_byte_ns
+}
+
+/// Simulated value of a kernel or link row, if the set knows how to price it.
+fn kernel_value(p: &GpuPreset, what: &str, metric: &str) -> Option<(&'static str, f64)> {
+    let gpu = (p.spec)();
+    let node = Topology::new(1, 8, &(p.nvlink)(), &(p.network)()).ok()?;
+    let eight: Vec<u32> = (0..8).collect();
+    if let Some(tokens) = metric.strip_prefix("attention TFLOP/s at ").and_then(|m| m.strip_suffix(" tokens")) {
+        let keys: f64 = tokens.parse().ok()?;
+        let rate = flash_rate(gpu.sustained_flops(2.0), gpu.kernels.attention_half_rate_keys, keys);
+        return Some(("kernels", rate / 1e12));
+    }
+    let bus = 2.0 * 7.0 / 8.0;
+    let v = if what.starts_with("pairwise device-to-device copy") {
+        bandwidth_gb_s(&node, CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, &[0, 1])
+    } else if what.contains("NCCL_ALGO=RING") {
+        bus * bandwidth_gb_s(&node, CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, &eight)
+    } else if what.contains("NVLS") {
+        bus * bandwidth_gb_s(&node, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &eight)
+    } else if metric == "busbw per NIC" {
+        let two = Topology::new(2, 8, &(p.nvlink)(), &(p.network)()).ok()?;
+        bandwidth_gb_s(&two, CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, &[0, 8])
+    } else {
+        return None;
+    };
+    Some(("collectives", v))
+}
+
+fn kernel_rows(opts: &Options) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for (line, rec) in records(KERNELS_CSV)? {
+        let Some(p) = gpu_name(&rec[2]).and_then(gpu_preset) else { continue };
+        let Some((class, sim)) = kernel_value(p, &rec[1], &rec[4]) else { continue };
+        // A range in the source ("46-48") is held against its midpoint.
+        let parts: Vec<f64> = rec[5].split('-').filter_map(|x| x.trim().parse().ok()).collect();
+        if parts.is_empty() {
+            return Err(bad(line, format!("value {:?} is not a number or range", &rec[5])));
+        }
+        let configuration = format!("{} {} {}", &rec[2], &rec[1], &rec[4]);
+        if !matches(opts, &configuration) {
+            continue;
+        }
+        out.push(Row {
+            source: rec[0].to_string(),
+            configuration,
+            class: class.into(),
+            metric: rec[6].to_string(),
+            measured: parts.iter().sum::<f64>() / parts.len() as f64,
+            simulated: Ok(sim),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the shipped validation set: serving rows, then kernel and collective rows.
+pub fn run(opts: &Options) -> Result<Vec<Row>> {
+    let mut rows = serving_rows(opts)?;
+    rows.extend(kernel_rows(opts)?);
+    Ok(rows)
+}
+
+/// Median and worst absolute error, %, of `errors` (None when empty).
+pub fn median_and_worst(errors: &[f64]) -> Option<(f64, f64)> {
+    let mut v: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    Some((median, v[n - 1]))
+}
+
+/// The summary lines: (class, rows with a simulated value, median |error| %, worst), per
+/// class in first-seen order, then "all".
+pub fn summary(rows: &[Row]) -> Vec<(String, usize, f64, f64)> {
+    let mut classes: Vec<&str> = Vec::new();
+    for r in rows {
+        if !classes.contains(&r.class.as_str()) {
+            classes.push(&r.class);
+        }
+    }
+    let stat = |name: &str, pick: &dyn Fn(&Row) -> bool| {
+        let errs: Vec<f64> = rows.iter().filter(|r| pick(r)).filter_map(Row::error_pct).collect();
+        median_and_worst(&errs).map(|(m, w)| (name.to_string(), errs.len(), m, w))
+    };
+    let mut out: Vec<_> = classes.iter().filter_map(|c| stat(c, &|r: &Row| r.class == *c)).collect();
+    out.extend(stat("all", &|_| true));
+    out
+}
+
+/// The table as Markdown: one line per row, then the summary by class.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| source | configuration | metric | measured | simulated | error % |\n|---|---|---|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let (sim, err) = match (&r.simulated, r.error_pct()) {
+            (Ok(v), Some(e)) => (thousands(*v), format!("{e:+.1}")),
+            (Err(why), _) => (format!("n/a ({why})"), "-".into()),
+            _ => ("n/a".into(), "-".into()),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.source,
+            r.configuration,
+            r.metric,
+            thousands(r.measured),
+            sim,
+            err
+        ));
+    }
+    s.push_str("\n| class | rows | median abs error % | worst abs error % |\n|---|---:|---:|---:|\n");
+    for (class, n, median, worst) in summary(rows) {
+        s.push_str(&format!("| {class} | {n} | {median:.1} | {worst:.1} |\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_csvs_parse_and_every_row_maps_to_presets() {
+        let cases = serving_cases(SERVING_CSV).expect("parses");
+        assert_eq!(cases.len(), 79);
+        assert!(cases.iter().all(|c| gpu_name(&c.gpu).is_some()));
+        // "same" resolves to the row above it.
+        assert!(cases.iter().all(|c| c.source != "same"));
+    }
+
+    #[test]
+    fn median_and_worst_by_hand() {
+        // |-10|, 2, |-4|, 30 -> sorted 2, 4, 10, 30: median (4 + 10) / 2 = 7, worst 30.
+        assert_eq!(median_and_worst(&[-10.0, 2.0, -4.0, 30.0]), Some((7.0, 30.0)));
+        assert_eq!(median_and_worst(&[]), None);
+    }
+}

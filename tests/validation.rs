@@ -1,0 +1,64 @@
+//! The validation set's table: a subset run through the library, its structure, and its
+//! errors computed as (simulated - measured) / measured.
+
+mod common;
+
+use clustersim::analysis::validation::{markdown, run, summary, Options, Row};
+
+fn subset() -> Vec<Row> {
+    // Llama-3.1-8B on H100 at 128/128 (few short requests: fast in debug builds) plus
+    // every kernel and link row on H100.
+    let serving = run(&Options { max_requests: 64, only: Some("Llama-3.1-8B fp8 H100-SXM-80GB TP1 128/128".into()) });
+    let mut rows = serving.expect("runs");
+    rows.extend(run(&Options { max_requests: 1, only: Some("H100-SXM-80GB FlashAttention".into()) }).expect("runs"));
+    rows.extend(run(&Options { max_requests: 1, only: Some("NCCL".into()) }).expect("runs"));
+    rows
+}
+
+#[test]
+fn a_subset_runs_and_errors_are_relative_to_the_measurement() {
+    let rows = subset();
+    // 1 serving row, 6 FlashAttention-3 rows, 1 ring all-reduce row (the NVLS row's
+    // `what` also names NCCL's default: 2 NCCL rows).
+    assert_eq!(rows.len(), 1 + 6 + 2, "{}", markdown(&rows));
+    let serving = &rows[0];
+    assert_eq!(serving.class, "dense throughput");
+    assert_eq!(serving.measured, 28312.0);
+    for r in &rows {
+        let sim = *r.simulated.as_ref().expect("every subset row simulates");
+        assert!(sim > 0.0, "{}: {sim}", r.configuration);
+        let want = (sim - r.measured) / r.measured * 100.0;
+        assert_eq!(r.error_pct(), Some(want));
+    }
+    // The ring all-reduce busbw row: 450 GB/s x 0.82 = 369 GB/s against 370 measured:
+    // (369 - 370) / 370 = -0.27 %.
+    let ring = rows.iter().find(|r| r.configuration.contains("NCCL_ALGO=RING")).expect("row");
+    let e = ring.error_pct().expect("simulated");
+    assert!((e - (369.0 - 370.0) / 370.0 * 100.0).abs() < 1e-6, "{e}");
+}
+
+#[test]
+fn the_table_has_every_row_and_a_summary_by_class() {
+    let rows = subset();
+    let table = markdown(&rows);
+    assert!(table.starts_with("| source | configuration | metric | measured | simulated | error % |"));
+    assert!(table.contains("| class | rows | median abs error % | worst abs error % |"));
+    // One line per row plus two header lines, then the summary table.
+    let row_lines = table.lines().take_while(|l| !l.is_empty()).count();
+    assert_eq!(row_lines, rows.len() + 2);
+    let classes: Vec<String> = summary(&rows).into_iter().map(|(c, ..)| c).collect();
+    assert_eq!(classes, ["dense throughput", "kernels", "collectives", "all"]);
+    let (_, n, median, worst) = summary(&rows).pop().expect("all");
+    assert_eq!(n, rows.len());
+    assert!(median <= worst);
+}
+
+#[test]
+fn the_cli_prints_the_table_and_rejects_an_unknown_filter() {
+    let (code, out, err) = common::clustersim(&["validation", "--only", "NCCL_ALGO=RING"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("370") && out.contains("| collectives | 1 |"), "{out}");
+    let (code, _, err) = common::clustersim(&["validation", "--only", "no-such-row"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no validation row matches"), "{err}");
+}
