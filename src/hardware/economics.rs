@@ -37,7 +37,7 @@ pub struct EconomicsPreset {
 pub const IDLE_FRACTION_OF_TDP: f64 = 0.15;
 
 /// Every preset's figures.
-pub const PRESETS: [EconomicsPreset; 5] = [
+pub const PRESETS: [EconomicsPreset; 6] = [
     EconomicsPreset {
         gpu: "a100-80g",
         // AWS p4de.24xlarge (8x A100 80 GB) on-demand $40.96/h, us-east-1, list price as
@@ -63,6 +63,13 @@ pub const PRESETS: [EconomicsPreset; 5] = [
         // NVIDIA H200 datasheet: SXM max TDP 700 W.
         busy_w: Some(700.0),
         source: "NVIDIA H200 datasheet TDP 700 W; no cited list price",
+    },
+    EconomicsPreset {
+        gpu: "h200-sxm-1000w",
+        price_per_gpu_hour: None,
+        // The spec preset's 1000 W power limit (custom HGX boards) is its busy draw.
+        busy_w: Some(1000.0),
+        source: "H200 at the 1000 W power limit the spec preset models; no cited list price",
     },
     EconomicsPreset {
         gpu: "b200",
