@@ -4,7 +4,9 @@
 # slurmd, all private to this script: own config, socket, ports and state under
 # $SLURM_TEST_DIR), submits examples/slurm/sweep.sbatch (a 4-task job array with
 # --shard auto, plus the merge job it queues), waits for both, and checks that
-# the merged sweep.csv is byte for byte the one a local `clustersim sweep` writes.
+# the merged sweep.csv is byte for byte the one a local `clustersim sweep` writes;
+# then the same for examples/slurm/plan.sbatch: a plan search whose merged plan.csv
+# and winner.toml must equal a local `clustersim plan --exhaustive`.
 #
 # Needs root. Fails loudly (exit 1) if anything is missing; never skips. Safe to
 # run again on the same machine: it stops the daemons it started last time (by
@@ -138,6 +140,24 @@ done
 [ "$st" = idle ] || fail "node $host is '$st', not idle, 30 s after starting slurmd"
 say "cluster up: $(sinfo -h -o '%P %D node(s) %c CPUs %t')"
 
+# Waits (at most 150 s) until the queue is empty and every job completed.
+wait_jobs() {
+  local deadline left states
+  deadline=$(($(date +%s) + 150))
+  while :; do
+    left=$(squeue -h -o '%i %j %T' 2>/dev/null || true)
+    [ -z "$left" ] && break
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "$left" >&2; fail "jobs still queued or running after 150 s"; }
+    sleep 1
+  done
+  states=$(scontrol show job 2>/dev/null | grep -o 'JobState=[A-Z_]*' | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
+  say "jobs finished: $states"
+  echo "$states" | grep -q 'JobState=' || fail "scontrol shows no finished jobs"
+  if echo "$states" | grep -q -E 'JobState=(FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|PENDING)'; then
+    fail "some job did not complete: $states"
+  fi
+}
+
 # --- 5. The same sweep locally and as a job array ---------------------------
 timeout 600 cargo build --release --quiet || fail "cargo build --release failed"
 bin=${CARGO_TARGET_DIR:-$repo/target}/release/clustersim
@@ -149,19 +169,7 @@ cd "$work"
 jid=$(CLUSTERSIM=$bin sbatch --parsable "$repo/examples/slurm/sweep.sbatch" "$work/array" "$scenario" "${opts[@]}") \
   || fail "sbatch refused the job array"
 say "submitted array job $jid; waiting (at most 150 s)"
-deadline=$(($(date +%s) + 150))
-while :; do
-  left=$(squeue -h -o '%i %j %T' 2>/dev/null || true)
-  [ -z "$left" ] && break
-  [ "$(date +%s)" -lt "$deadline" ] || { echo "$left" >&2; fail "jobs still queued or running after 150 s"; }
-  sleep 1
-done
-states=$(scontrol show job 2>/dev/null | grep -o 'JobState=[A-Z_]*' | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
-say "jobs finished: $states"
-echo "$states" | grep -q 'JobState=' || fail "scontrol shows no finished jobs"
-if echo "$states" | grep -q -E 'JobState=(FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|PENDING)'; then
-  fail "some job did not complete: $states"
-fi
+wait_jobs
 [ -f "$work/array/sweep.csv" ] || fail "the merge job wrote no $work/array/sweep.csv"
 ls "$work/array"/shard-*-of-4.json >/dev/null || fail "no shard files in $work/array"
 cmp "$work/local/sweep.csv" "$work/array/sweep.csv" || fail "merged sweep.csv differs from the local one"
@@ -169,3 +177,40 @@ say "the merge job's output:"
 cat "$work"/slurm-*-merge.out
 rows=$(($(wc -l <"$work/array/sweep.csv") - 1))
 say "PASS: 4 array tasks + merge job gave the local sweep.csv byte for byte ($rows points, $(ls "$work/array"/shard-*.json | wc -l) shards)"
+
+# --- 6. A plan search locally (--exhaustive) and as a job array ----------------
+# Llama-3-8B on up to 4 H100s: the 9 DP x PP x TP splits of at most 4 GPUs, 60 requests; seconds per task.
+cat >"$work/plan.toml" <<'TOML'
+[scenario]
+name = "ci-plan"
+seed = 7
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+gpus_per_node = 8
+[model]
+preset = "llama-3-8b"
+[workload]
+requests = 60
+arrival = { process = "poisson", rate_per_s = 40.0 }
+prompt_tokens = { dist = "uniform", min = 500, max = 1500 }
+output_tokens = { dist = "fixed", value = 32 }
+[requirements]
+ttft_p99_s = 0.5
+[search]
+max_gpus = 4
+dp = [1, 2, 3, 4]
+pp = [1, 2]
+tp = [1, 2]
+TOML
+"$bin" plan "$work/plan.toml" --exhaustive --jobs 2 --out "$work/plan-local" >"$work/plan-local.out" \
+  || fail "the local plan search failed"
+jid=$(CLUSTERSIM=$bin sbatch --parsable "$repo/examples/slurm/plan.sbatch" "$work/plan-array" "$work/plan.toml") \
+  || fail "sbatch refused the plan job array"
+say "submitted plan array job $jid; waiting (at most 150 s)"
+wait_jobs
+for f in plan.csv winner.toml; do
+  [ -f "$work/plan-array/$f" ] || fail "the plan merge job wrote no $work/plan-array/$f"
+  cmp "$work/plan-local/$f" "$work/plan-array/$f" || fail "merged $f differs from the local one"
+done
+say "PASS: 4 plan array tasks + merge job gave the local plan.csv and winner.toml byte for byte ($(($(wc -l <"$work/plan-array/plan.csv") - 1)) plans)"

@@ -5,13 +5,15 @@ use crate::output::records::CsvRequestSink;
 use crate::output::{files, plots, table, writer};
 use crate::parallel::collective::{AllReduceAlgorithm, AllToAllAlgorithm};
 use crate::scenario::{self, Override};
-use crate::serving::{simulate, RunOptions};
+use crate::serving::RunOptions;
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod plan;
 mod sweep;
+pub use plan::{PlanArgs, SurviveWhat};
 pub use sweep::{MergeArgs, SweepArgs};
 
 /// clustersim: simulate LLM serving on a GPU cluster.
@@ -40,8 +42,10 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run a grid of overrides in parallel and write one CSV row per point.
     Sweep(SweepArgs),
-    /// Join the shards of a sweep (run with --shard) into the one sweep.csv a single machine writes.
+    /// Join the shards of a sweep or plan (run with --shard) into the one sweep.csv or plan.csv a single machine writes.
     Merge(MergeArgs),
+    /// Find the plan with the fewest GPUs (or lowest cost or energy) that meets the requirements.
+    Plan(PlanArgs),
     /// Time one collective over a range of sizes on a preset's nodes, like nccl-tests.
     Collective(CollectiveArgs),
     /// Run the shipped validation set (published measurements) and print measured vs simulated.
@@ -237,6 +241,7 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Compare(a) => compare_cmd(&a),
         Command::Sweep(a) => sweep::sweep_cmd(&a),
         Command::Merge(a) => sweep::merge_cmd(&a),
+        Command::Plan(a) => plan::plan_cmd(&a),
     }
 }
 
@@ -272,7 +277,7 @@ fn run_into(
     let progress = if a.quiet || !std::io::stderr().is_terminal() { None } else { Some(progress_bar(started)) };
     let opts =
         RunOptions { requests: Some(CsvRequestSink::create(&dir.join("requests.csv"))?), window_s: a.window, progress };
-    let outcome = simulate(setup, opts)?;
+    let outcome = crate::analysis::simulate_priced(setup, opts)?;
     if a.trace {
         let trace = dir.join("trace.json");
         crate::output::chrome::write_trace(&trace, &outcome.spans, &outcome.batch_requests, &outcome.plan)?;
@@ -342,6 +347,9 @@ pub struct AssessArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
+    /// Also re-run with a node failure at peak load (N+1) and report whether the requirements hold.
+    #[arg(long, value_enum)]
+    pub survive: Option<SurviveWhat>,
 }
 
 /// `clustersim compare`.
@@ -366,7 +374,10 @@ pub struct CompareArgs {
 
 fn assess_cmd(a: &AssessArgs) -> Result<i32> {
     let setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
-    let outcome = simulate(&setup, RunOptions::default())?;
+    if a.survive.is_some() {
+        return plan::assess_survive(&setup);
+    }
+    let outcome = crate::analysis::simulate_priced(&setup, RunOptions::default())?;
     let assessment = crate::analysis::assess::assess(&setup, &outcome.report.summary)?;
     match a.format {
         ReportFormat::Table => print!("{}", assessment.table()),

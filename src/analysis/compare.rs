@@ -17,7 +17,7 @@ use crate::metrics::summary::Summary;
 use crate::output::records::CsvRequestSink;
 use crate::output::{files, writer};
 use crate::scenario::Setup;
-use crate::serving::{simulate, RunOptions};
+use crate::serving::RunOptions;
 use rayon::prelude::*;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -84,7 +84,7 @@ pub fn run_plans(setups: &[Setup], dir: &Path) -> Result<Vec<PlanRun>> {
             files::ensure_dir(&sub)?;
             let csv = sub.join("requests.csv");
             let requests = Some(CsvRequestSink::create(&csv)?);
-            let outcome = simulate(setup, RunOptions { requests, ..Default::default() })?;
+            let outcome = super::simulate_priced(setup, RunOptions { requests, ..Default::default() })?;
             writer::write_json(&sub.join("summary.json"), &outcome.report.summary)?;
             let p = &setup.parallel;
             Ok(PlanRun {

@@ -2,12 +2,14 @@
 //! plan against its `[requirements]` ([`assess`]), comparing plans side by side
 //! ([`compare`]), what-if sweeps over a grid of overrides ([`sweep`], read back by
 //! [`sweep_table`]), splitting indexed work into shards for batch systems such
-//! as Slurm and merging them back ([`shard`]), and the validation set of published
-//! measurements ([`validation`]).
+//! as Slurm and merging them back ([`shard`]), the validation set of published
+//! measurements ([`validation`]), and the search for the cheapest plan that meets
+//! the requirements ([`plan`]).
 
 pub mod assess;
 pub mod compare;
 pub mod limit;
+pub mod plan;
 pub mod shard;
 pub mod sweep;
 pub mod sweep_table;
@@ -15,6 +17,29 @@ pub mod validation;
 
 use crate::metrics::summary::Summary;
 use serde_json::Value;
+
+/// Fills `summary.cost` from `setup`'s economics (list price, power model) and the
+/// run's own figures: the GPUs the plan uses, tokens moved, window, utilization.
+pub fn price(setup: &crate::scenario::Setup, summary: &mut Summary) {
+    let tokens = summary.throughput.total_tokens_per_s * summary.throughput.window_s;
+    summary.cost = setup.economics.cost_summary(
+        setup.plan_gpus(),
+        tokens,
+        summary.throughput.window_s,
+        summary.gpu.utilization_mean,
+    );
+}
+
+/// [`crate::serving::simulate`] with the cost figures filled in ([`price`]): what
+/// every command that reports a summary runs.
+pub fn simulate_priced(
+    setup: &crate::scenario::Setup,
+    opts: crate::serving::RunOptions,
+) -> crate::Result<crate::serving::Outcome> {
+    let mut outcome = crate::serving::simulate(setup, opts)?;
+    price(setup, &mut outcome.report.summary);
+    Ok(outcome)
+}
 
 /// Every numeric figure of `summary` as `(dotted name, value)`, e.g.
 /// `("ttft_s.p99", 1.2)` or `("throughput.tokens_per_ms_per_gpu", 20.1)`, in

@@ -16,7 +16,7 @@ use super::shard::{Shard, ShardFile};
 use super::{flatten_summary, format_value, summary_metric_names};
 use crate::error::{Error, Result};
 use crate::scenario::{load_setup, Override};
-use crate::serving::{simulate, RunOptions};
+use crate::serving::RunOptions;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -253,7 +253,7 @@ fn first_loadable(base: &Path, set: &[Override], all: &[Vec<Override>]) -> Resul
 fn run_point(base: &Path, set: &[Override], point: &[Override]) -> Result<BTreeMap<String, f64>> {
     let all: Vec<Override> = set.iter().chain(point).cloned().collect();
     let setup = load_setup(base, &all)?;
-    let outcome = simulate(&setup, RunOptions::default())?;
+    let outcome = super::simulate_priced(&setup, RunOptions::default())?;
     Ok(flatten_summary(&outcome.report.summary).into_iter().collect())
 }
 

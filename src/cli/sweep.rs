@@ -146,6 +146,9 @@ fn show_sweep(dir: &std::path::Path, columns: &[String], rows: &[Vec<String>], p
 }
 
 pub(super) fn merge_cmd(a: &MergeArgs) -> Result<i32> {
+    if let Some(code) = super::plan::merge_plan(&a.inputs, a.out.as_deref(), a.force)? {
+        return Ok(code);
+    }
     check_plot_metrics(&a.plot)?;
     let dir = match (&a.out, a.inputs.as_slice()) {
         (Some(out), _) => out.clone(),

@@ -224,6 +224,8 @@ fn summarize(rec: &mut Recorder, ctx: &ReportContext, tot: &GpuTotals, wall: Sim
             expert_cv: cv(&rec.expert_tokens.iter().map(|c| *c as f64).collect::<Vec<_>>()),
         },
         sim: SimFigures { events, iterations: rec.iterations, simulated_s: wall_s },
+        // Filled by `analysis::price` from the scenario's economics.
+        cost: Default::default(),
         network: ctx.network.summarize(rec.ledger.all(), wall_s),
     }
 }

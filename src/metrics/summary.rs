@@ -185,6 +185,9 @@ pub struct Summary {
     pub load_imbalance: LoadImbalance,
     /// Engine figures.
     pub sim: SimFigures,
+    /// Cost and energy at the GPU's list price and power model (0 where unknown).
+    #[serde(default)]
+    pub cost: crate::hardware::economics::CostSummary,
     /// Link traffic, utilization and contention.
     #[serde(default)]
     pub network: super::network::NetworkSummary,

@@ -33,6 +33,12 @@ pub struct Scenario {
     /// What-if events during the run.
     #[serde(default)]
     pub events: Vec<WhatIfEvent>,
+    /// Overrides of the GPU's list price and power model (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub economics: Option<crate::hardware::economics::EconomicsConfig>,
+    /// The search space of `clustersim plan` (optional; ignored by other commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<super::search::SearchConfig>,
 }
 
 /// `[scenario]`

@@ -57,6 +57,8 @@ pub struct Setup {
     pub requirements: Option<Requirements>,
     /// What-if events.
     pub events: Vec<WhatIfEvent>,
+    /// The GPU's list price and power model (preset, `[economics]` on top).
+    pub economics: crate::hardware::economics::Economics,
 }
 
 impl Setup {
@@ -151,6 +153,8 @@ pub fn validate(s: &Scenario, file: &Path) -> Result<Setup, InputError> {
     for (i, e) in s.events.iter().enumerate() {
         check_event(&c, i, e, h.nodes, h.gpus_per_node, network.nics_per_node)?;
     }
+    let economics = crate::hardware::economics::Economics::checked(&gpu.name, s.economics.as_ref())
+        .map_err(|(key, msg)| c.err(&format!("economics.{key}"), msg))?;
     let setup = Setup {
         file: file.to_path_buf(),
         name: s.scenario.name.clone(),
@@ -168,6 +172,7 @@ pub fn validate(s: &Scenario, file: &Path) -> Result<Setup, InputError> {
         trace_path,
         requirements: s.requirements.clone(),
         events: s.events.clone(),
+        economics,
     };
     super::bounds::check(&setup).map(|()| setup)
 }
