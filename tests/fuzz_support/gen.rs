@@ -132,13 +132,17 @@ pub enum LineEdit {
     Swap,
 }
 
-/// Seed scenarios: the shipped ones and the test scenario.
+/// Seed scenarios: the shipped ones and the test scenario. The 128-GPU wide-EP
+/// scenario is left out: each of its iterations prices 64 EP groups over 61 layers, so
+/// a mutation with long outputs cannot finish within a case's time bound on 2 cores
+/// (it is run whole by README's figures and its own shape is covered by the others).
 pub fn seeds() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut v: Vec<PathBuf> = std::fs::read_dir(root.join("scenarios"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| !p.ends_with("deepseek_v3_wide_ep.toml"))
         .collect();
     v.sort();
     v.push(root.join("tests/data/scenarios/tiny.toml"));
