@@ -72,15 +72,7 @@ pub(super) fn plan_cmd(a: &PlanArgs) -> Result<i32> {
         shard,
     };
     let default_dir = format!("{}-plan", base.name);
-    let dir = match shard {
-        // The tasks of an array share one folder: no suffixing, each checks only its own file.
-        Some(s) => {
-            let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&default_dir));
-            crate::analysis::shard::shard_path(&dir, s, a.force)?;
-            dir
-        }
-        None => files::results_dir(a.out.as_deref(), &default_dir, a.force)?,
-    };
+    let dir = super::sweep::output_dir(a.out.as_deref(), &default_dir, shard, a.force)?;
     let started = Instant::now();
     let found = plan::search(path, &a.scenario.set, &opts)?;
     let wall = started.elapsed().as_secs_f64();

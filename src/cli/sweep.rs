@@ -59,15 +59,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
     check_plot_metrics(&a.plot)?;
     let shard = a.shard.map(|s| s.resolve(|k| std::env::var(k).ok())).transpose()?;
     let default_dir = format!("{}-sweep", base.name);
-    let dir = match shard {
-        // The tasks of an array share one folder: no suffixing, each checks only its own file.
-        Some(s) => {
-            let dir = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&default_dir));
-            crate::analysis::shard::shard_path(&dir, s, a.force)?;
-            dir
-        }
-        None => files::results_dir(a.out.as_deref(), &default_dir, a.force)?,
-    };
+    let dir = output_dir(a.out.as_deref(), &default_dir, shard, a.force)?;
     // Before the runs, so a shard that cannot be written fails in seconds, not hours.
     let fingerprint = shard.map(|_| sweep::fingerprint(&a.scenario.scenario, &a.scenario.set, &a.vary)).transpose()?;
     // A whole sweep is staged and renamed into place at the end (all or nothing);
@@ -169,4 +161,23 @@ pub(super) fn merge_cmd(a: &MergeArgs) -> Result<i32> {
     println!("merged     {} shards, {} points (sweep {})", merged.shards, merged.rows.len(), merged.fingerprint);
     println!("results    {}", csv.display());
     Ok(0)
+}
+
+/// The folder a sweep or plan search writes: the tasks of a sharded array share one
+/// folder (no suffixing; each checks only its own shard file); otherwise a fresh
+/// results folder (suffixed if taken, unless `force`).
+pub(super) fn output_dir(
+    out: Option<&std::path::Path>,
+    default_dir: &str,
+    shard: Option<crate::analysis::shard::Shard>,
+    force: bool,
+) -> Result<PathBuf> {
+    match shard {
+        Some(s) => {
+            let dir = out.map_or_else(|| PathBuf::from("results").join(default_dir), |o| o.to_path_buf());
+            crate::analysis::shard::shard_path(&dir, s, force)?;
+            Ok(dir)
+        }
+        None => files::results_dir(out, default_dir, force),
+    }
 }
