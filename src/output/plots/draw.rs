@@ -134,3 +134,24 @@ pub fn axes_with<'a, DB: DrawingBackend>(
         .draw()?;
     Ok(chart)
 }
+
+/// The axes of a chart with time across and one row per GPU: descriptions, styles and
+/// short time labels; the caller draws the GPU labels (`y_labels(0)` here).
+pub fn gpu_rows_over_time<'a, 'b, DB: DrawingBackend>(
+    mesh: &mut plotters::chart::MeshStyle<
+        'a,
+        'b,
+        plotters::coord::types::RangedCoordf64,
+        plotters::coord::types::RangedCoordf64,
+        DB,
+    >,
+    unit: &super::style::TimeUnit,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    mesh.x_desc(format!("time ({})", unit.symbol))
+        .y_desc("GPU (node, GPU in node, stage)")
+        .axis_desc_style(super::style::label())
+        .label_style(super::style::tick())
+        .x_label_formatter(&|v| super::style::short(*v))
+        .y_labels(0)
+        .draw()
+}

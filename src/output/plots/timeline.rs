@@ -91,18 +91,10 @@ impl Chart for Timeline<'_> {
             .x_label_area_size(55)
             .y_label_area_size(110)
             .build_cartesian_2d(t0 * unit.per_s..t1 * unit.per_s, 0.0..n.max(1) as f64)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(style::GRID)
-            .x_desc(format!("time ({})", unit.symbol))
-            .y_desc("GPU (node, GPU in node, stage)")
-            .axis_desc_style(style::label())
-            .label_style(style::tick())
-            .x_label_formatter(&|v| style::short(*v))
-            .y_labels(0)
-            .draw()?;
+        draw::gpu_rows_over_time(
+            chart.configure_mesh().disable_y_mesh().light_line_style(TRANSPARENT).bold_line_style(style::GRID),
+            &unit,
+        )?;
         axis::left(root, &labels, style::label_stride(n, n), |i| {
             let (_, y) = chart.backend_coord(&(t0 * unit.per_s, (n - i) as f64 - 0.5));
             let (x, _) = chart.backend_coord(&(t0 * unit.per_s, 0.0));

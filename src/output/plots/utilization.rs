@@ -167,16 +167,7 @@ impl Chart for Utilization {
             .x_label_area_size(50)
             .y_label_area_size(LANE_LABEL_AREA)
             .build_cartesian_2d(t0 * unit.per_s..t1 * unit.per_s, 0.0..n as f64)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc(format!("time ({})", unit.symbol))
-            .y_desc("GPU (node, GPU in node, stage)")
-            .axis_desc_style(style::label())
-            .label_style(style::tick())
-            .x_label_formatter(&|v| style::short(*v))
-            .y_labels(0)
-            .draw()?;
+        super::draw::gpu_rows_over_time(chart.configure_mesh().disable_mesh(), &unit)?;
         let width = chart.plotting_area().dim_in_pixel().0 as usize;
         let cells = g.columns(width).into_iter().flat_map(|(a, b, vals)| {
             vals.into_iter().enumerate().filter(|(_, v)| !v.is_nan()).map(move |(lane, v)| {
