@@ -423,8 +423,13 @@ fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
             crate::hardware::spec::gpu_preset_names().join(", ")
         ))
     })?;
-    if a.nodes == 0 {
-        return Err(Error::Usage("--nodes 0: need at least one node".into()));
+    // 128 nodes is 1,024 GPUs: an all-to-all among them is a million flows (1.2 s, 313 MiB);
+    // flows grow with the square of the GPUs, so more would take minutes and gigabytes.
+    if a.nodes == 0 || a.nodes > 128 {
+        return Err(Error::Usage(format!(
+            "--nodes {}: must be 1 to 128 (at most 1,024 GPUs on the flow-level network)",
+            a.nodes
+        )));
     }
     let op = CollectiveOp::parse(&a.op)?;
     let sizes = microbench::parse_size_range(&a.sizes)?;

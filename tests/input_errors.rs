@@ -130,3 +130,16 @@ fn a_closed_stdout_ends_every_command_quietly() {
     with_closed_stdout(&["run", t, "--out", out.to_str().unwrap(), "--no-plots", "--quiet"]);
     with_closed_stdout(&["--help"]);
 }
+
+#[test]
+fn collective_with_absurd_node_counts_is_refused_at_once() {
+    // Issue 14: `collective --nodes 100000` ran for minutes (4,096 nodes took 11.6 GB);
+    // now it exits 2 naming the allowed range, and 0 nodes likewise.
+    for nodes in ["100000", "0"] {
+        let started = std::time::Instant::now();
+        let (code, _, err) = common::clustersim(&["collective", "--nodes", nodes]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("1 to 128"), "{err}");
+        assert!(started.elapsed().as_secs() < 10);
+    }
+}

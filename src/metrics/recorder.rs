@@ -173,10 +173,12 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder for `gpus` GPUs and `experts` experts; streams request rows to
     /// `requests` when given.
-    pub fn new(gpus: usize, experts: usize, requests: Option<Box<dyn RequestSink>>) -> Result<Self> {
+    /// Utilization series are kept for the first `plan_gpus` GPUs only (the plan's: a
+    /// cluster may declare far more), so memory follows the plan.
+    pub fn new(gpus: usize, plan_gpus: usize, experts: usize, requests: Option<Box<dyn RequestSink>>) -> Result<Self> {
         Ok(Recorder {
             ledger: Ledger::new(gpus),
-            util: Buckets::new(gpus),
+            util: Buckets::new(plan_gpus.min(gpus)),
             series: Buckets::new(4),
             ttft: Vec::new(),
             tpot: Vec::new(),

@@ -1,6 +1,5 @@
-//! The serving simulation loop: it only dispatches events.
-//!
-//! Events are a closed enum: an arrival, stage 0 of a replica freeing up, a batch
+//! The serving simulation loop: it only dispatches events. Events are a closed enum:
+//! an arrival, stage 0 of a replica freeing up, a batch
 //! leaving a replica's last stage, and what-if events starting or ending. The
 //! replica ([`super::replica`]) owns its queues, KV pools and failure state; the pipeline
 //! ([`super::pipeline`]) prices and books each batch; [`super::whatif`] composes what-ifs.
@@ -58,7 +57,8 @@ impl Simulation {
     /// Prepares a run of `setup` on the assembled cluster.
     pub fn new(setup: &Setup, asm: Assembly, workload: Workload, opts: RunOptions) -> Result<Self> {
         let (plan, s) = (asm.plan.clone(), &setup.serving);
-        let mut rec = Recorder::new(setup.total_gpus() as usize, setup.model.experts as usize, opts.requests)?;
+        let (gpus, experts) = (setup.total_gpus() as usize, setup.model.experts as usize);
+        let mut rec = Recorder::new(gpus, plan.gpus() as usize, experts, opts.requests)?;
         rec.window = opts.window_s.map(|(a, b)| (SimTime::from_secs_f64(a), SimTime::from_secs_f64(b)));
         let replicas =
             (0..plan.dp).map(|_| Replica::new(plan.pp, plan.ep, asm.kv_blocks_per_group, s.kv_block_tokens)).collect();

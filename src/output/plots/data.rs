@@ -29,6 +29,18 @@ pub struct PlotData {
     pub requirements: Option<Requirements>,
 }
 
+/// Most GPU rows a per-GPU chart draws: beyond this a chart would be taller than any
+/// screen (and its bitmap several GB), so every k-th GPU is drawn.
+pub const MAX_CHART_GPUS: usize = 512;
+
+/// The GPUs the per-GPU charts show: those the plan uses (a cluster may declare
+/// many more), and at most [`MAX_CHART_GPUS`] of them, evenly spaced.
+pub fn chart_gpus(all: Vec<GpuRow>) -> Vec<GpuRow> {
+    let used: Vec<GpuRow> = all.into_iter().filter(|g| g.replica >= 0).collect();
+    let step = used.len().div_ceil(MAX_CHART_GPUS).max(1);
+    used.into_iter().step_by(step).collect()
+}
+
 impl PlotData {
     /// Reads `summary.json`, `requests.csv`, `gpus.csv`, `timeline.csv`,
     /// `utilization.csv`, `series.csv` and `scenario.toml` from `dir`.
@@ -39,7 +51,7 @@ impl PlotData {
         Ok(PlotData {
             summary: read_json(&dir.join("summary.json"))?,
             requests: read_csv(&dir.join("requests.csv"))?,
-            gpus: read_csv(&dir.join("gpus.csv"))?,
+            gpus: chart_gpus(read_csv(&dir.join("gpus.csv"))?),
             timeline: read_csv(&dir.join("timeline.csv"))?,
             utilization: read_csv(&dir.join("utilization.csv"))?,
             series: read_csv(&dir.join("series.csv"))?,
@@ -84,5 +96,53 @@ fn csv_error(path: &Path, e: &csv::Error) -> Error {
     match line {
         Some(l) => Error::Input(InputError::line(path, l, message)),
         None => Error::Input(InputError::file(path, message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(gpu: u32, replica: i64) -> GpuRow {
+        GpuRow {
+            gpu,
+            node: 0,
+            replica,
+            stage: 0,
+            tp_rank: 0,
+            ep_rank: 0,
+            compute_s: 0.0,
+            communicate_s: 0.0,
+            wait_s: 0.0,
+            idle_s: 0.0,
+            utilization: 0.0,
+            overhead_fraction: 0.0,
+            tp_comm_s: 0.0,
+            tp_wait_s: 0.0,
+            pp_comm_s: 0.0,
+            pp_wait_s: 0.0,
+            ep_comm_s: 0.0,
+            ep_wait_s: 0.0,
+            weights_gib: 0.0,
+            kv_gib: 0.0,
+            kv_peak_gib: 0.0,
+            activations_gib: 0.0,
+            capacity_gib: 80.0,
+            flops: 0.0,
+            comm_gb: 0.0,
+            contention_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn charts_show_the_plans_gpus_at_most_512() {
+        // 131,072 GPUs declared, the plan uses 1: one row (this used to ask for a 10 GB
+        // bitmap and abort). A plan of 2,000 GPUs: every 4th (ceil(2000 / 512) = 4), 500 rows.
+        let mut rows: Vec<GpuRow> = (0..131_072).map(|g| row(g, -1)).collect();
+        rows[0].replica = 0;
+        assert_eq!(chart_gpus(rows).len(), 1);
+        let kept = chart_gpus((0..2_000).map(|g| row(g, 0)).collect());
+        assert_eq!(kept.len(), 500);
+        assert_eq!(kept[1].gpu, 4);
     }
 }
