@@ -135,6 +135,9 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// End the run at this simulated time, s (requests still held are dropped with that reason).
+    #[arg(long, value_parser = parse_horizon)]
+    pub max_simulated_s: Option<f64>,
     /// Skip the charts (summary and CSV files only).
     #[arg(long)]
     pub no_plots: bool,
@@ -275,8 +278,12 @@ fn run_into(
     files::write_atomic(&dir.join("scenario.toml"), as_run.as_bytes())?;
     let started = Instant::now();
     let progress = if a.quiet || !std::io::stderr().is_terminal() { None } else { Some(progress_bar(started)) };
-    let opts =
-        RunOptions { requests: Some(CsvRequestSink::create(&dir.join("requests.csv"))?), window_s: a.window, progress };
+    let opts = RunOptions {
+        requests: Some(CsvRequestSink::create(&dir.join("requests.csv"))?),
+        window_s: a.window,
+        progress,
+        max_simulated_s: a.max_simulated_s,
+    };
     let outcome = crate::analysis::simulate_priced(setup, opts)?;
     if a.trace {
         let trace = dir.join("trace.json");
@@ -445,4 +452,11 @@ fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     let rows = microbench::run(&topo, op, algs, &ranks, &sizes)?;
     print!("{}", microbench::format_table(op, ranks.len(), &rows));
     Ok(0)
+}
+
+fn parse_horizon(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(v),
+        _ => Err(format!("`{s}`: expected simulated seconds, a number above 0 and at most 1e9")),
+    }
 }

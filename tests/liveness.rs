@@ -102,3 +102,34 @@ fn long_uniform_prompts_on_the_corrected_seed_plan_are_not_lost() {
     assert_eq!(arrived, 60);
     assert_eq!(completed + dropped, arrived, "{completed} completed + {dropped} dropped");
 }
+
+#[test]
+fn a_run_cut_at_its_horizon_ends_cleanly_and_says_so() {
+    // Issue 14: `--max-simulated-s` ends a run cleanly. The Llama-3-8B DP16 scenario cut
+    // at 2 s: every request that arrived is completed or dropped with the horizon named,
+    // and the clock stops at or before it.
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("r");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/llama3-8b_16dp_poisson.toml");
+    let (code, _, err) = common::clustersim(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--no-plots",
+        "--max-simulated-s",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let n = |k: &str| v["requests"][k].as_u64().unwrap();
+    assert_eq!(n("completed") + n("dropped"), n("arrived"));
+    assert!(n("dropped") > 0);
+    assert!(v["requests"]["dropped_reasons"][0].as_str().unwrap().contains("--max-simulated-s horizon (2 s)"));
+    assert!(v["sim"]["simulated_s"].as_f64().unwrap() <= 2.0);
+    // A nonsense horizon is refused before anything runs.
+    let (code, _, err) = common::clustersim(&["run", file.to_str().unwrap(), "--max-simulated-s", "-1"]);
+    assert_eq!(code, 2, "{err}");
+}

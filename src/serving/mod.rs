@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub window_s: Option<(f64, f64)>,
     /// Called now and then with (completed, total) requests.
     pub progress: Option<Box<dyn FnMut(u64, u64)>>,
+    /// End the run cleanly at this simulated time, s: requests still held are dropped
+    /// with that reason, arrivals after it never come.
+    pub max_simulated_s: Option<f64>,
 }
 
 /// A finished run: its report and engine figures.
@@ -58,11 +61,10 @@ pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     }
     let mut sim = sim::Simulation::new(setup, asm, workload, opts)?;
     sim.run()?;
-    let mut ctx = sim.assembly().report.clone();
-    ctx.kv_peak_blocks = sim.kv_peak_blocks();
+    let ctx = sim.report_context();
     let (events, now) = (sim.events, sim.now);
     let report = build(&mut sim.rec, &ctx, now, events);
-    let plan = sim.assembly().plan.clone();
+    let plan = ctx.plan.clone();
     let spans = std::mem::take(&mut sim.rec.spans);
     Ok(Outcome { report, events, plan, spans, batch_requests: std::mem::take(&mut sim.rec.batch_requests) })
 }

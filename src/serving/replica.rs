@@ -155,12 +155,16 @@ impl Replica {
         Some(Lost { batches, requests })
     }
 
-    /// At the end of a run, when nothing is left to happen: a request still held could
-    /// never finish (the scheduler's rules should make this impossible), so it is
-    /// dropped with that reason rather than lost.
-    pub fn drop_stranded(&mut self, rec: &mut Recorder) {
+    /// At the end of a run, every request still held is dropped with its reason, never
+    /// lost: the run was cut at the `horizon` (`--max-simulated-s`), or nothing was left
+    /// to happen, so it could never finish (the scheduler's rules should make that
+    /// impossible).
+    pub fn drop_held(&mut self, rec: &mut Recorder, horizon: Option<SimTime>) {
         for _ in self.queues.drain() {
-            rec.drop_request("stranded: no event could ever schedule it (a scheduler bug; please report)".into());
+            rec.drop_request(match horizon {
+                Some(h) => format!("not finished by the --max-simulated-s horizon ({} s)", h.as_secs_f64()),
+                None => "stranded: no event could ever schedule it (a scheduler bug; please report)".into(),
+            });
         }
     }
 

@@ -15,6 +15,7 @@ use super::RunOptions;
 use crate::engine::{EventQueue, SimTime};
 use crate::error::Result;
 use crate::metrics::recorder::Recorder;
+use crate::metrics::report::ReportContext;
 use crate::scenario::types::{LinkClass, WhatIfEvent};
 use crate::scenario::Setup;
 use crate::workload::{RequestSpec, Workload};
@@ -51,6 +52,7 @@ pub struct Simulation {
     progress: Option<Box<dyn FnMut(u64, u64)>>,
     /// Simulated time of the last event.
     pub now: SimTime,
+    horizon: Option<SimTime>,
 }
 
 impl Simulation {
@@ -88,6 +90,7 @@ impl Simulation {
             arrivals_seen: 0,
             progress: opts.progress,
             now: SimTime::ZERO,
+            horizon: opts.max_simulated_s.map(SimTime::from_secs_f64),
             workload,
         })
     }
@@ -98,7 +101,7 @@ impl Simulation {
             self.pull_request();
         }
         let total = self.workload.total_requests();
-        while let Some((t, ev)) = self.queue.pop() {
+        while let Some((t, ev)) = self.queue.pop().filter(|(t, _)| self.horizon.is_none_or(|h| *t <= h)) {
             self.now = t;
             self.events += 1;
             match ev {
@@ -111,18 +114,15 @@ impl Simulation {
                 p(self.rec.completed + self.rec.dropped, total);
             }
         }
-        self.replicas.iter_mut().for_each(|rep| rep.drop_stranded(&mut self.rec));
+        let cut = self.horizon.filter(|_| self.queue.peek_time().is_some());
+        self.replicas.iter_mut().for_each(|rep| rep.drop_held(&mut self.rec, cut));
         self.rec.close()
     }
 
-    /// Most KV blocks each attention group's pool had in use at once, `[replica][group]`.
-    pub fn kv_peak_blocks(&self) -> Vec<Vec<u32>> {
-        self.replicas.iter().map(|r| r.queues.kv.iter().map(|p| p.peak_used).collect()).collect()
-    }
-
-    /// The assembly the run uses.
-    pub fn assembly(&self) -> &Assembly {
-        &self.pipeline.asm
+    /// The report's facts: the assembly's, with each attention group's KV peak.
+    pub fn report_context(&self) -> ReportContext {
+        let kv_peak_blocks = self.replicas.iter().map(|r| r.queues.kv.iter().map(|p| p.peak_used).collect());
+        ReportContext { kv_peak_blocks: kv_peak_blocks.collect(), ..self.pipeline.asm.report.clone() }
     }
 
     fn pull_request(&mut self) {
