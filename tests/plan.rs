@@ -118,6 +118,11 @@ fn the_seed_throughput_requirement_is_impossible() {
     assert!(stdout.contains("no plan can meet throughput_tokens_per_ms_per_gpu >= 35"), "{stdout}");
     assert!(stdout.contains("highest physical limit of any plan is 12.41"), "{stdout}");
     assert!(stdout.contains("the best any simulated plan reached is"), "{stdout}");
+    // Asked again with --force, the search replaces its own folder (it used to refuse
+    // it as "not a clustersim results folder", exit 2).
+    let (code, stdout, stderr) =
+        clustersim(&["plan", seed().to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "2", "--force"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
 }
 
 #[test]

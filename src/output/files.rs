@@ -26,7 +26,7 @@ pub fn results_dir(out: Option<&Path>, name: &str, force: bool) -> Result<PathBu
             if dir.exists() && force && !is_empty_dir(dir) && !is_results_dir(dir) {
                 // --force replaces the whole folder: never one that is not a results folder.
                 return Err(Error::Usage(format!(
-                    "{}: folder is not a clustersim results folder (no summary.json, scenario.toml, sweep.csv or compare.csv); \
+                    "{}: folder is not a clustersim results folder (no summary.json, scenario.toml, sweep.csv, compare.csv or plan.csv); \
                      --force replaces a whole results folder and will not delete it; choose another --out",
                     dir.display()
                 )));
@@ -53,9 +53,9 @@ pub fn results_dir(out: Option<&Path>, name: &str, force: bool) -> Result<PathBu
 }
 
 /// A folder clustersim wrote: a run's (summary.json, scenario.toml), a sweep's
-/// (sweep.csv) or a comparison's (compare.csv).
+/// (sweep.csv), a comparison's (compare.csv) or a plan search's (plan.csv).
 fn is_results_dir(p: &Path) -> bool {
-    ["summary.json", "scenario.toml", "sweep.csv", "compare.csv"].iter().any(|f| p.join(f).is_file())
+    ["summary.json", "scenario.toml", "sweep.csv", "compare.csv", "plan.csv"].iter().any(|f| p.join(f).is_file())
 }
 
 fn is_empty_dir(p: &Path) -> bool {
