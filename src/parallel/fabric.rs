@@ -13,8 +13,8 @@
 //! keep the closed form exactly.
 
 use super::collective::{
-    expand, expand_all_to_all, schedule_links, schedule_time, AllReduceAlgorithm, AllToAllAlgorithm, CollectiveOp,
-    Schedule,
+    affine_fit, expand, expand_all_to_all, schedule_links, schedule_time, AllReduceAlgorithm, AllToAllAlgorithm,
+    CollectiveOp, Schedule,
 };
 use super::price::Affine;
 use super::runner::{CollectiveRequest, CollectiveRunner};
@@ -55,10 +55,7 @@ impl Member {
     /// Its closed form on idle links, as an affine function of the payload: the steps'
     /// latencies at zero bytes, and the per-byte rate from a large payload.
     pub fn closed_form(&self, topo: &Topology) -> Affine {
-        let at = |bytes: f64| self.schedule(topo, bytes).map_or(0.0, |s| schedule_time(topo, &s).as_ns() as f64);
-        let big = 1e15;
-        let fixed = at(0.0);
-        Affine { fixed_ns: fixed, per_byte_ns: (at(big) - fixed) / big }
+        affine_fit(|bytes| self.schedule(topo, bytes).map_or(0.0, |s| schedule_time(topo, &s).as_ns() as f64))
     }
 
     /// Every link its routes cross (sorted, no repeats).

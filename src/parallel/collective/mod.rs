@@ -398,9 +398,14 @@ const FIT_BYTES: f64 = 1e15;
 /// steps' latencies, and 1 PB gives the per-byte rate. Callers then price any size
 /// with one multiply-add, without the per-step rounding of a single evaluation.
 pub fn closed_form_affine(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> Affine {
-    let latency = closed_form_time(topo, op, alg, ranks, 0.0).as_ns() as f64;
-    let big = closed_form_time(topo, op, alg, ranks, FIT_BYTES).as_ns() as f64;
-    Affine { fixed_ns: latency, per_byte_ns: (big - latency) / FIT_BYTES }
+    affine_fit(|bytes| closed_form_time(topo, op, alg, ranks, bytes).as_ns() as f64)
+}
+
+/// The affine form of a closed-form time `ns_at(bytes)`: its value at zero bytes and
+/// its slope up to [`FIT_BYTES`] (see [`closed_form_affine`]).
+pub fn affine_fit(ns_at: impl Fn(f64) -> f64) -> Affine {
+    let latency = ns_at(0.0);
+    Affine { fixed_ns: latency, per_byte_ns: (ns_at(FIT_BYTES) - latency) / FIT_BYTES }
 }
 
 /// Every link a collective over `ranks` crosses (sorted, no repeats): two collectives
