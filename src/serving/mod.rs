@@ -8,6 +8,7 @@ pub mod calibration;
 pub mod experts;
 pub mod kv;
 pub mod pipeline;
+pub mod prefix;
 pub mod pricing;
 pub mod replica;
 pub mod request;
