@@ -191,4 +191,7 @@ pub struct Summary {
     /// Link traffic, utilization and contention.
     #[serde(default)]
     pub network: super::network::NetworkSummary,
+    /// Prefix caching: hit rates, TTFT with and without a hit, tiers (only when on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache: Option<crate::serving::prefix::stats::PrefixCacheSummary>,
 }

@@ -6,6 +6,8 @@
 
 use super::assemble::Assembly;
 use super::pipeline::Pipeline;
+use super::prefix::config::PrefixSetup;
+use super::prefix::stats::{PrefixCacheSummary, PrefixTtft};
 use super::replica::Replica;
 use super::request::{Request, RequestSlab};
 use super::router::Router;
@@ -53,6 +55,9 @@ pub struct Simulation {
     /// Simulated time of the last event.
     pub now: SimTime,
     horizon: Option<SimTime>,
+    /// Prefix caching, when on.
+    prefix: Option<PrefixSetup>,
+    prefix_ttft: PrefixTtft,
 }
 
 impl Simulation {
@@ -62,8 +67,14 @@ impl Simulation {
         let (gpus, experts) = (setup.total_gpus() as usize, setup.model.experts as usize);
         let mut rec = Recorder::new(gpus, plan.gpus() as usize, experts, opts.requests)?;
         rec.window = opts.window_s.map(|(a, b)| (SimTime::from_secs_f64(a), SimTime::from_secs_f64(b)));
-        let replicas =
+        let mut replicas: Vec<Replica> =
             (0..plan.dp).map(|_| Replica::new(plan.pp, plan.ep, asm.kv_blocks_per_group, s.kv_block_tokens)).collect();
+        let prefix = PrefixSetup::resolve(setup, &asm, &workload)?;
+        if let Some(p) = &prefix {
+            for rep in &mut replicas {
+                rep.queues.enable_prefix(p.block_tokens, p.host_blocks_per_pool, p.reload_ns_per_block);
+            }
+        }
         let mut queue = EventQueue::new();
         for (index, e) in setup.events.iter().enumerate() {
             let (at, until) = event_times(e);
@@ -92,6 +103,8 @@ impl Simulation {
             now: SimTime::ZERO,
             horizon: opts.max_simulated_s.map(SimTime::from_secs_f64),
             workload,
+            prefix,
+            prefix_ttft: PrefixTtft::default(),
         })
     }
 
@@ -125,6 +138,20 @@ impl Simulation {
         ReportContext { kv_peak_blocks: kv_peak_blocks.collect(), ..self.pipeline.asm.report.clone() }
     }
 
+    /// `summary.json`'s `prefix_cache` section, when prefix caching is on.
+    pub fn prefix_summary(&mut self) -> Option<PrefixCacheSummary> {
+        let p = self.prefix.as_ref()?;
+        let mut k = super::prefix::cache::CacheCounters::default();
+        let (mut hbm, mut host) = (0, 0);
+        for c in self.replicas.iter().flat_map(|r| r.queues.kv.iter()).filter_map(|pool| pool.cache.as_ref()) {
+            k.add(&c.counters);
+            (hbm, host) = (hbm + c.hbm_blocks, host + c.host_blocks());
+        }
+        let ctx = &self.pipeline.asm.report;
+        let hbm_gib = ctx.kv_gib_per_gpu * (ctx.plan.gpus() / ctx.plan.dp.max(1)) as f64;
+        Some(std::mem::take(&mut self.prefix_ttft).summary(p, &k, (hbm, host), hbm_gib))
+    }
+
     fn pull_request(&mut self) {
         if let Some(spec) = self.workload.next_request(self.now) {
             self.queue.schedule(spec.arrival, Event::Arrival(spec));
@@ -138,7 +165,11 @@ impl Simulation {
         {
             self.rec.open_steady_window(self.now, self.pipeline.last_batch_span);
         }
-        self.admit(Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1)));
+        let mut req = Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1));
+        if let Some(p) = &self.prefix {
+            req.chain = self.workload.chain(&spec, p.block_tokens);
+        }
+        self.admit(req);
         if self.workload.closed_loop_concurrency().is_none() {
             self.pull_request();
         }
@@ -172,6 +203,10 @@ impl Simulation {
             return;
         }
         self.rec.preemptions += rep.queues.form_batch(&mut self.reqs, &self.limits, now, &mut self.entries) as u64;
+        if let Some(t) = rep.queues.wake_at.take() {
+            // A request waits for KV reloaded from host memory: look again when it is in.
+            self.queue.schedule(t, Event::Stage0Free(r as u32));
+        }
         if self.entries.is_empty() {
             return;
         }
@@ -193,6 +228,7 @@ impl Simulation {
         let finished = self.replicas[r].complete(&batch, &mut self.reqs, &mut self.rec, self.now);
         self.spare_entries.push(batch.entries);
         for slot in finished {
+            self.prefix_ttft.finish(self.reqs.get(slot));
             self.replicas[r].retire(slot, &mut self.reqs, &mut self.rec, r as u32, self.now)?;
             self.after_completion();
         }

@@ -23,6 +23,7 @@ pub mod arrivals;
 pub mod config;
 pub mod lengths;
 pub mod pacer;
+pub mod prefix;
 pub mod timestamp;
 pub mod trace;
 
@@ -33,8 +34,9 @@ use arrivals::ArrivalProcess;
 use config::{ArrivalConfig, TraceFormat, WorkloadConfig};
 use lengths::LengthSampler;
 use pacer::Pacer;
+use prefix::PrefixKey;
 use std::path::Path;
-use trace::{load_trace, TraceRow};
+use trace::{load_trace, Trace};
 
 /// One request as the workload issues it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct RequestSpec {
     pub prompt_tokens: u32,
     /// Output tokens to generate, >= 1.
     pub output_tokens: u32,
+    /// Where its prefix-hash chain comes from ([`Workload::chain`]).
+    pub prefix: PrefixKey,
 }
 
 /// A stream of requests: generated or replayed from a trace.
@@ -71,7 +75,7 @@ enum Timing {
 #[derive(Clone, Debug)]
 enum Lengths {
     Generated(Box<Generated>),
-    Trace(Vec<TraceRow>),
+    Trace(Box<Trace>),
 }
 
 #[derive(Clone, Debug)]
@@ -147,9 +151,9 @@ impl Workload {
             total: trace.rows.len() as u64,
             next_id: 0,
             timing,
-            lengths: Lengths::Trace(trace.rows),
-            pacer,
             trace_format: Some(trace.format),
+            lengths: Lengths::Trace(Box::new(trace)),
+            pacer,
             warnings,
         })
     }
@@ -234,14 +238,16 @@ impl Workload {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let (prompt_tokens, output_tokens, row_offset) = match &mut self.lengths {
+        let (prompt_tokens, output_tokens, row_offset, prefix) = match &mut self.lengths {
             Lengths::Generated(g) => {
                 let g = &mut **g;
-                (g.prompt.sample(&mut g.prompt_rng), g.output.sample(&mut g.output_rng), 0)
+                let p = g.prompt.sample(&mut g.prompt_rng);
+                (p, g.output.sample(&mut g.output_rng), 0, PrefixKey::Session(id))
             }
-            Lengths::Trace(rows) => {
-                let r = rows[id as usize];
-                (r.prompt_tokens, r.output_tokens, r.offset_ns)
+            Lengths::Trace(t) => {
+                let r = t.rows[id as usize];
+                let key = if t.hash_starts.is_empty() { PrefixKey::None } else { PrefixKey::TraceRow(id as u32) };
+                (r.prompt_tokens, r.output_tokens, r.offset_ns, key)
             }
         };
         let arrival = match &mut self.timing {
@@ -249,7 +255,27 @@ impl Workload {
             Timing::Trace => self.pacer.arrival(row_offset),
             Timing::ClosedLoop(_) => now,
         };
-        Some(RequestSpec { id, arrival, prompt_tokens, output_tokens })
+        Some(RequestSpec { id, arrival, prompt_tokens, output_tokens, prefix })
+    }
+
+    /// The prefix-hash chain of `spec` in blocks of `block_tokens` tokens (a trace's
+    /// hash ids are in the trace's own block size, which the caller must pass).
+    pub fn chain(&self, spec: &RequestSpec, block_tokens: u32) -> Box<[u64]> {
+        match (spec.prefix, &self.lengths) {
+            (PrefixKey::TraceRow(i), Lengths::Trace(t)) => {
+                prefix::trace_chain(t.row_hashes(i as usize), spec.prompt_tokens, block_tokens)
+            }
+            (PrefixKey::Session(s), _) => prefix::generated_chain(s, spec.prompt_tokens, 0, block_tokens),
+            _ => Box::default(),
+        }
+    }
+
+    /// True when requests carry a prefix identity (generated, or a trace with hash ids).
+    pub fn has_prefixes(&self) -> bool {
+        match &self.lengths {
+            Lengths::Trace(t) => !t.hash_starts.is_empty(),
+            Lengths::Generated(_) => true,
+        }
     }
 
     /// What-if `load_change`: gaps between requests issued after this call are

@@ -45,6 +45,16 @@ pub struct Hit {
 /// Counters of one cache, summed over pools for the summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheCounters {
+    /// Requests looked up at their first admission.
+    pub requests: u64,
+    /// Of those, requests that found at least one block cached.
+    pub hit_requests: u64,
+    /// Prompt tokens of the requests looked up.
+    pub prompt_tokens: u64,
+    /// Prompt tokens found cached (HBM or host).
+    pub hit_tokens: u64,
+    /// Of those, tokens found in host memory.
+    pub host_hit_tokens: u64,
     /// Hash blocks evicted from HBM (moved to host, or dropped without a host tier).
     pub evicted: u64,
     /// Hash blocks dropped from the host tier (it was full).
@@ -69,6 +79,10 @@ pub struct PrefixCache {
     pub hbm_blocks: u64,
     /// What happened so far.
     pub counters: CacheCounters,
+    /// Time to copy one hash block from host memory into HBM over PCIe, ns.
+    pub reload_ns_per_block: u64,
+    /// When the host-to-GPU link is next free (reloads queue on it), ns.
+    pub link_free_ns: u64,
 }
 
 impl PrefixCache {
@@ -86,6 +100,8 @@ impl PrefixCache {
             tick: 0,
             hbm_blocks: 0,
             counters: CacheCounters::default(),
+            reload_ns_per_block: 0,
+            link_free_ns: 0,
         }
     }
 
@@ -227,7 +243,8 @@ impl PrefixCache {
 
     /// Forgets everything (the replica failed: its HBM and host copies are gone).
     pub fn clear(&mut self) {
-        *self = PrefixCache { counters: self.counters, ..PrefixCache::new(self.engine_blocks, self.host_capacity) };
+        let fresh = PrefixCache::new(self.engine_blocks, self.host_capacity);
+        *self = PrefixCache { counters: self.counters, reload_ns_per_block: self.reload_ns_per_block, ..fresh };
     }
 }
 

@@ -6,3 +6,5 @@
 //! ([`super::kv::KvPool`]) when it admits, schedules, preempts and retires requests.
 
 pub mod cache;
+pub mod config;
+pub mod stats;
