@@ -285,7 +285,12 @@ impl ReplicaQueues {
             if r.kv_ready_at > now {
                 continue; // its first chunk waits for the reload (`wake_at`)
             }
-            out.push(BatchEntry { slot, new_tokens: chunk, context: u.tokens, emits: u.tokens + chunk == r.prefill_len });
+            out.push(BatchEntry {
+                slot,
+                new_tokens: chunk,
+                context: u.tokens,
+                emits: u.tokens + chunk == r.prefill_len,
+            });
             self.register_upto(r, u.tokens + chunk);
             *tokens = tokens.saturating_sub(chunk);
             seqs -= 1;

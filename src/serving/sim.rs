@@ -58,6 +58,8 @@ pub struct Simulation {
     /// Prefix caching, when on.
     prefix: Option<PrefixSetup>,
     prefix_ttft: PrefixTtft,
+    /// Hash blocks cached at the end (HBM, host), taken before held requests are dropped.
+    prefix_end_blocks: (u64, u64),
 }
 
 impl Simulation {
@@ -105,6 +107,7 @@ impl Simulation {
             workload,
             prefix,
             prefix_ttft: PrefixTtft::default(),
+            prefix_end_blocks: (0, 0),
         })
     }
 
@@ -127,6 +130,8 @@ impl Simulation {
                 p(self.rec.completed + self.rec.dropped, total);
             }
         }
+        let caches = self.replicas.iter().flat_map(|r| r.queues.kv.iter()).filter_map(|p| p.cache.as_ref());
+        self.prefix_end_blocks = caches.fold((0, 0), |(a, b), c| (a + c.hbm_blocks, b + c.host_blocks()));
         let cut = self.horizon.filter(|_| self.queue.peek_time().is_some());
         self.replicas.iter_mut().for_each(|rep| rep.drop_held(&mut self.rec, cut));
         self.rec.close()
@@ -142,14 +147,12 @@ impl Simulation {
     pub fn prefix_summary(&mut self) -> Option<PrefixCacheSummary> {
         let p = self.prefix.as_ref()?;
         let mut k = super::prefix::cache::CacheCounters::default();
-        let (mut hbm, mut host) = (0, 0);
         for c in self.replicas.iter().flat_map(|r| r.queues.kv.iter()).filter_map(|pool| pool.cache.as_ref()) {
             k.add(&c.counters);
-            (hbm, host) = (hbm + c.hbm_blocks, host + c.host_blocks());
         }
         let ctx = &self.pipeline.asm.report;
         let hbm_gib = ctx.kv_gib_per_gpu * (ctx.plan.gpus() / ctx.plan.dp.max(1)) as f64;
-        Some(std::mem::take(&mut self.prefix_ttft).summary(p, &k, (hbm, host), hbm_gib))
+        Some(std::mem::take(&mut self.prefix_ttft).summary(p, &k, self.prefix_end_blocks, hbm_gib))
     }
 
     fn pull_request(&mut self) {

@@ -120,7 +120,13 @@ pub fn parse_trace(
     if p.hash_ids.is_empty() {
         p.hash_starts.clear();
     }
-    Ok(Trace { format, rows: p.rows, zero_output_rows: p.zero_output_rows, hash_ids: p.hash_ids, hash_starts: p.hash_starts })
+    Ok(Trace {
+        format,
+        rows: p.rows,
+        zero_output_rows: p.zero_output_rows,
+        hash_ids: p.hash_ids,
+        hash_starts: p.hash_starts,
+    })
 }
 
 fn detect(path: &Path, first: Option<&str>) -> Result<TraceFormat, InputError> {

@@ -66,7 +66,10 @@ impl PrefixSetup {
         let err = |key: &str, msg: String| InputError::key(&setup.file, key, msg);
         if !s.prefix_caching {
             if s.kv_offload.is_some() || s.prefix_block_tokens.is_some() {
-                return Err(err("serving.prefix_caching", "is false; kv_offload and prefix_block_tokens need prefix_caching = true".into()));
+                return Err(err(
+                    "serving.prefix_caching",
+                    "is false; kv_offload and prefix_block_tokens need prefix_caching = true".into(),
+                ));
             }
             return Ok(None);
         }
@@ -77,7 +80,13 @@ impl PrefixSetup {
             return Err(err("serving.prefix_block_tokens", format!("is {block_tokens}; a Mooncake trace's hash_ids name 512-token blocks, so it must be 512 (or left out)")));
         }
         if block_tokens == 0 || block_tokens % s.kv_block_tokens != 0 {
-            return Err(err("serving.prefix_block_tokens", format!("is {block_tokens}; must be a positive multiple of serving.kv_block_tokens ({})", s.kv_block_tokens)));
+            return Err(err(
+                "serving.prefix_block_tokens",
+                format!(
+                    "is {block_tokens}; must be a positive multiple of serving.kv_block_tokens ({})",
+                    s.kv_block_tokens
+                ),
+            ));
         }
         if workload.trace_format().is_some() && !workload.has_prefixes() {
             return Err(err("serving.prefix_caching", "is true but the trace has no hash_ids; prefix reuse needs a Mooncake trace with hash_ids (or a generated workload)".into()));
@@ -94,14 +103,20 @@ impl PrefixSetup {
         };
         if let Some(o) = &s.kv_offload {
             if !(o.host_memory_gib.is_finite() && o.host_memory_gib > 0.0) {
-                return Err(err("serving.kv_offload.host_memory_gib", format!("is {}; must be a number of GiB > 0", o.host_memory_gib)));
+                return Err(err(
+                    "serving.kv_offload.host_memory_gib",
+                    format!("is {}; must be a number of GiB > 0", o.host_memory_gib),
+                ));
             }
             let bw = o.pcie_bandwidth_gb_s.unwrap_or(PCIE_GEN5_X16_GB_S);
             if !(bw.is_finite() && bw > 0.0) {
                 return Err(err("serving.kv_offload.pcie_bandwidth_gb_s", format!("is {bw}; must be GB/s > 0")));
             }
             if !s.chunked_prefill {
-                return Err(err("serving.kv_offload", "needs serving.chunked_prefill = true (a request waits for its reload between chunks)".into()));
+                return Err(err(
+                    "serving.kv_offload",
+                    "needs serving.chunked_prefill = true (a request waits for its reload between chunks)".into(),
+                ));
             }
             // Each GPU copies its own shard over its own link, all at once.
             out.reload_ns_per_block = (block_tokens as f64 * kv_gpu / (bw * 1e9) * 1e9).round() as u64;

@@ -1,0 +1,99 @@
+//! Prefix caching end to end (issue 12): the hit rate the simulator reports on the
+//! Mooncake trace against one computed straight from the trace's hash_ids, and how it
+//! falls as the cache shrinks.
+
+use clustersim::scenario::Setup;
+use clustersim::serving::{simulate, RunOptions};
+use std::collections::HashSet;
+use std::path::Path;
+
+const TRACE: &str = "../shared/data/traces/mooncake_conversation_trace.jsonl";
+const ROWS: usize = 1500;
+
+fn setup(text: &str) -> Setup {
+    let path = Path::new("test.toml");
+    let scenario = clustersim::scenario::parse(text, path, &[]).unwrap_or_else(|e| panic!("parse: {e}\n{text}"));
+    clustersim::scenario::validate(&scenario, path).unwrap_or_else(|e| panic!("validate: {e}\n{text}"))
+}
+
+/// One replica of Llama-3-8B on an H100; batches large enough that every prompt is
+/// prefilled in one chunk (the longest of the first 1,500 rows has 123,192 tokens),
+/// so each prompt's blocks are cached when it is admitted, in arrival order.
+fn scenario(extra_serving: &str) -> String {
+    format!(
+        r#"
+[scenario]
+name = "mooncake-hits"
+seed = 1
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+gpus_per_node = 1
+[model]
+preset = "llama-3-8b"
+dtype = "bf16"
+[parallel]
+dp = 1
+[serving]
+max_batch_tokens = 131072
+max_seqs = 256
+prefix_caching = true
+{extra_serving}
+[workload]
+trace = "{TRACE}"
+limit = {ROWS}
+"#
+    )
+}
+
+/// Token and request hit rates computed straight from the trace: walk the rows in
+/// order; a row hits the leading run of its hash_ids seen in any earlier row (ids
+/// name a block and everything before it), in whole 512-token blocks, at most
+/// (input_length - 1) / 512 of them (one token is always prefilled); then its full
+/// blocks (input_length / 512 of them) become seen.
+fn hit_rates_from_trace() -> (f64, f64) {
+    let text = std::fs::read_to_string(TRACE).expect("the shipped Mooncake trace");
+    let mut seen = HashSet::new();
+    let (mut hit, mut total, mut hit_rows) = (0u64, 0u64, 0u64);
+    for line in text.lines().take(ROWS) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let prompt = v["input_length"].as_u64().expect("input_length");
+        let ids: Vec<u64> = v["hash_ids"].as_array().expect("hash_ids").iter().map(|x| x.as_u64().unwrap()).collect();
+        let run = ids.iter().take_while(|h| seen.contains(*h)).count() as u64;
+        let blocks = run.min((prompt - 1) / 512);
+        hit += blocks * 512;
+        total += prompt;
+        hit_rows += (blocks > 0) as u64;
+        seen.extend(ids.iter().take((prompt / 512) as usize).copied());
+    }
+    (hit as f64 / total as f64, hit_rows as f64 / ROWS as f64)
+}
+
+fn reported(extra_serving: &str) -> clustersim::serving::prefix::stats::PrefixCacheSummary {
+    let out = simulate(&setup(&scenario(extra_serving)), RunOptions::default()).expect("run");
+    let s = out.report.summary;
+    assert_eq!(s.requests.completed + s.requests.dropped, s.requests.arrived);
+    assert_eq!(s.requests.arrived, ROWS as u64);
+    s.prefix_cache.expect("prefix_cache section")
+}
+
+#[test]
+fn with_an_unbounded_cache_the_hit_rate_is_the_traces_own_and_it_falls_as_the_cache_shrinks() {
+    let (tokens, requests) = hit_rates_from_trace();
+    // A host tier far larger than every block of the trace (29,150 distinct 64 MiB
+    // blocks, ~1.8 TiB): nothing is ever lost.
+    let unbounded = reported("[serving.kv_offload]\nhost_memory_gib = 1000000");
+    assert_eq!(unbounded.requests, ROWS as u64);
+    assert!((unbounded.token_hit_rate - tokens).abs() < 1e-12, "{} vs {tokens}", unbounded.token_hit_rate);
+    assert!((unbounded.request_hit_rate - requests).abs() < 1e-12);
+    assert_eq!(unbounded.host_dropped_blocks, 0);
+    // Shrink the cache: host tiers of 512 and 64 GiB, then HBM alone (~56 GiB of
+    // KV, shared with running requests). Each step keeps fewer blocks and hits less.
+    let rates: Vec<f64> =
+        ["[serving.kv_offload]\nhost_memory_gib = 512", "[serving.kv_offload]\nhost_memory_gib = 64", ""]
+            .iter()
+            .map(|extra| reported(extra).token_hit_rate)
+            .collect();
+    eprintln!("token hit rates: unbounded {tokens}, then {rates:?}");
+    assert!(rates[0] < tokens && rates[1] < rates[0] && rates[2] < rates[1], "{rates:?} vs {tokens}");
+}
