@@ -131,3 +131,113 @@ impl ReplicaQueues {
         (own, pool.cache.as_ref().map_or(0, |c| c.hbm_engine_blocks()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{BatchEntry, Limits};
+    use super::*;
+    use crate::serving::request::RequestSlab;
+
+    fn lim() -> Limits {
+        Limits { max_batch_tokens: 4096, max_seqs: 64, chunked_prefill: true, chunk_tokens: 4096 }
+    }
+
+    /// Books a batch as if it ran: progress, and retires what finished.
+    fn run(q: &mut ReplicaQueues, reqs: &mut RequestSlab, out: &[BatchEntry]) {
+        for e in out {
+            let r = reqs.get_mut(e.slot);
+            r.computed += e.new_tokens;
+            r.generated += e.emits as u32;
+            if r.is_done() {
+                q.retire(reqs, e.slot);
+                reqs.remove(e.slot);
+            }
+        }
+    }
+
+    #[test]
+    fn a_prompt_sharing_three_of_four_blocks_prefills_one_block() {
+        // 16-token KV blocks and hash blocks. A (64 tokens = 4 blocks, chain [1,2,3,4])
+        // runs and finishes; B (64 tokens, chain [1,2,3,9]) then finds blocks 1-3
+        // cached: its prefill is the last 16 tokens at context 48, and it takes one new
+        // KV block, not four.
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(1, 100, 16);
+        q.enable_prefix(16, 0, 0);
+        let mut a = Request::new(0, SimTime::ZERO, 64, 1);
+        a.chain = vec![1, 2, 3, 4].into();
+        let a = reqs.insert(a);
+        q.waiting.push_back(a);
+        let mut out = Vec::new();
+        q.form_batch(&mut reqs, &lim(), SimTime::ZERO, &mut out);
+        assert_eq!(out, vec![BatchEntry { slot: a, new_tokens: 64, context: 0, emits: true }]);
+        run(&mut q, &mut reqs, &out);
+        assert_eq!(q.kv[0].free, 96, "A's 4 blocks stay cached after it finished");
+        let mut b = Request::new(1, SimTime::ZERO, 64, 1);
+        b.chain = vec![1, 2, 3, 9].into();
+        let b = reqs.insert(b);
+        q.waiting.push_back(b);
+        q.form_batch(&mut reqs, &lim(), SimTime::ZERO, &mut out);
+        assert_eq!(out, vec![BatchEntry { slot: b, new_tokens: 16, context: 48, emits: true }]);
+        assert_eq!(q.kv[0].free, 95);
+        let c = q.kv[0].cache.as_ref().expect("cache");
+        assert_eq!((c.counters.hit_tokens, c.counters.prompt_tokens, c.counters.hit_requests), (48, 128, 1));
+    }
+
+    #[test]
+    fn a_prompt_found_whole_still_prefills_its_last_block() {
+        // The same 64-token prompt again: 4 blocks cached, but the first output token
+        // needs the last prompt token computed, so 3 blocks are reused and 16 tokens run.
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(1, 100, 16);
+        q.enable_prefix(16, 0, 0);
+        let mut out = Vec::new();
+        for id in 0..2 {
+            let mut r = Request::new(id, SimTime::ZERO, 64, 1);
+            r.chain = vec![1, 2, 3, 4].into();
+            let s = reqs.insert(r);
+            q.waiting.push_back(s);
+            q.form_batch(&mut reqs, &lim(), SimTime::ZERO, &mut out);
+            run(&mut q, &mut reqs, &out);
+        }
+        assert_eq!(out[0].new_tokens, 16);
+        // The second copy of block 4 was a duplicate and went back: still 4 used.
+        assert_eq!(q.kv[0].free, 96);
+    }
+
+    #[test]
+    fn every_kv_block_is_free_held_by_a_request_or_cached() {
+        // A small pool (40 blocks of 16 tokens, 32-token hash blocks) under requests of
+        // 6 sessions with growing prompts: admissions, hits, evictions and preemptions
+        // all happen; after every iteration the pool's used blocks must equal the
+        // requests' own plus the cache's, and at the end only cached blocks remain.
+        let mut rng = crate::engine::rng::stream(7, crate::engine::rng::Stream::Test, 0);
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(1, 40, 16);
+        q.enable_prefix(32, 0, 0);
+        let mut out = Vec::new();
+        let (mut preempted, mut next_id) = (0, 0);
+        for step in 0..3000u32 {
+            if step < 300 && rand::Rng::random_range(&mut rng, 0..3) == 0 {
+                let session = rand::Rng::random_range(&mut rng, 0..6u64);
+                let prompt = rand::Rng::random_range(&mut rng, 20..200u32);
+                let mut r = Request::new(next_id, SimTime::ZERO, prompt, rand::Rng::random_range(&mut rng, 1..40));
+                r.chain = crate::workload::prefix::generated_chain(session, prompt, 64, 32);
+                next_id += 1;
+                let s = reqs.insert(r);
+                q.waiting.push_back(s);
+            }
+            preempted += q.form_batch(&mut reqs, &lim(), SimTime::ZERO, &mut out);
+            run(&mut q, &mut reqs, &out);
+            if step >= 300 && q.requests() == 0 {
+                break;
+            }
+            let (own, cached) = q.kv_accounting(&reqs, 0);
+            assert_eq!((q.kv[0].total - q.kv[0].free) as u64, own + cached, "step {step}");
+        }
+        let c = q.kv[0].cache.as_ref().expect("cache");
+        assert!(preempted > 0 && c.counters.evicted > 0 && c.counters.hit_tokens > 0);
+        assert!(q.requests() == 0 && reqs.is_empty(), "all {next_id} requests finished");
+        assert_eq!((q.kv[0].total - q.kv[0].free) as u64, c.hbm_engine_blocks());
+    }
+}
