@@ -333,6 +333,9 @@ pub enum RouterKind {
     Random,
     /// The replica with the fewest outstanding tokens (prompt + output not yet produced).
     LeastOutstanding,
+    /// The replica where the request's cached prefix and the load balance best
+    /// (needs prefix caching; see `serving::router`).
+    CacheAware,
 }
 
 /// `[requirements]`: targets for `clustersim assess`; each optional.

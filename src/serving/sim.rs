@@ -182,7 +182,13 @@ impl Simulation {
     fn admit(&mut self, req: Request) -> bool {
         let alive: Vec<bool> = self.replicas.iter().map(|r| r.alive()).collect();
         let outstanding: Vec<u64> = self.replicas.iter().map(|r| r.outstanding).collect();
-        let reason = match self.router.choose(&alive, &outstanding) {
+        let choice = if self.router.wants_prefix() {
+            let uncached: Vec<u64> = self.replicas.iter().map(|r| r.queues.uncached_tokens(&req) as u64).collect();
+            self.router.choose_cached(&alive, &outstanding, &uncached)
+        } else {
+            self.router.choose(&alive, &outstanding)
+        };
+        let reason = match choice {
             None => "no replica alive (every replica has a failed GPU)".to_string(),
             Some(r) => match self.replicas[r].refuses(&req) {
                 Some(reason) => reason,

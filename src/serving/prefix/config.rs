@@ -65,6 +65,9 @@ impl PrefixSetup {
         let s = &setup.serving;
         let err = |key: &str, msg: String| InputError::key(&setup.file, key, msg);
         if !s.prefix_caching {
+            if s.router == crate::scenario::types::RouterKind::CacheAware {
+                return Err(err("serving.router", "is cache_aware, which needs serving.prefix_caching = true".into()));
+            }
             if s.kv_offload.is_some() || s.prefix_block_tokens.is_some() {
                 return Err(err(
                     "serving.prefix_caching",

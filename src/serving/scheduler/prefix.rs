@@ -58,6 +58,13 @@ impl ReplicaQueues {
         }
     }
 
+    /// Prompt tokens `r` would still prefill here: its prompt less the longest cached
+    /// prefix in any of the replica's pools (for the cache-aware router).
+    pub fn uncached_tokens(&self, r: &Request) -> u32 {
+        let best = (0..self.kv.len()).map(|g| self.reuse(r, g).tokens).max().unwrap_or(0);
+        r.prompt_tokens - best.min(r.prompt_tokens)
+    }
+
     /// References what `u` found for `r` in `group` (before its new blocks are taken,
     /// so taking them cannot evict the hit), counts it at the first admission, and
     /// starts the reload of host blocks: `r` waits for it (`kv_ready_at`).
