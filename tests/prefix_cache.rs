@@ -97,3 +97,46 @@ fn with_an_unbounded_cache_the_hit_rate_is_the_traces_own_and_it_falls_as_the_ca
     eprintln!("token hit rates: unbounded {tokens}, then {rates:?}");
     assert!(rates[0] < tokens && rates[1] < rates[0] && rates[2] < rates[1], "{rates:?} vs {tokens}");
 }
+
+#[test]
+fn sessions_and_a_system_prompt_hit_what_was_worked_out_by_hand() {
+    // 20 sessions of 2 turns on one replica with room for everything; 16-token blocks.
+    // Sessions open 1 s apart and a turn 2 follows its turn 1 after 0.05 s on average,
+    // so each session's two turns come before the next session opens (a gap over 1 s
+    // has probability e^-20).
+    // Turn 1: 512-token system prompt + 488 drawn = 1,000 tokens, reply 100. Turn 2:
+    // 1,000 + 100 + 200 new = 1,300 tokens. Turn 1 caches its 62 full blocks (992
+    // tokens; replies are not cached), so every turn 2 hits 992 tokens; every turn 1
+    // but the very first hits the system prompt's 32 blocks (512 tokens).
+    // Hits: 19 x 512 + 20 x 992 = 29,568 of 20 x 1,000 + 20 x 1,300 = 46,000 prompt
+    // tokens; 39 of 40 requests hit.
+    let text = r#"
+[scenario]
+name = "sessions"
+seed = 5
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+gpus_per_node = 1
+[model]
+preset = "llama-3-8b"
+dtype = "bf16"
+[parallel]
+dp = 1
+[serving]
+prefix_caching = true
+[workload]
+requests = 40
+arrival = { process = "constant", rate_per_s = 1.0 }
+prompt_tokens = { dist = "fixed", value = 488 }
+output_tokens = { dist = "fixed", value = 100 }
+system_prompt_tokens = 512
+sessions = { turns = { dist = "fixed", value = 2 }, follow_up_tokens = { dist = "fixed", value = 200 }, think_time_s = 0.05 }
+"#;
+    let out = simulate(&setup(text), RunOptions::default()).expect("run");
+    let p = out.report.summary.prefix_cache.expect("prefix_cache");
+    assert_eq!((p.requests, p.hit_requests), (40, 39));
+    assert_eq!((p.hit_tokens, p.prompt_tokens), (29_568, 46_000));
+    assert_eq!(p.ttft_hit_s.count + p.ttft_miss_s.count, 40);
+    assert_eq!(out.report.summary.requests.completed, 40);
+}

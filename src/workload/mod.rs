@@ -24,6 +24,7 @@ pub mod config;
 pub mod lengths;
 pub mod pacer;
 pub mod prefix;
+pub mod sessions;
 pub mod timestamp;
 pub mod trace;
 
@@ -84,6 +85,10 @@ struct Generated {
     output: LengthSampler,
     prompt_rng: SimRng,
     output_rng: SimRng,
+    /// Tokens of the shared system prompt (0: none).
+    system_tokens: u32,
+    /// Multi-turn sessions, with the next session's start drawn ahead.
+    sessions: Option<(sessions::Sessions, Option<SimTime>)>,
 }
 
 impl Workload {
@@ -183,6 +188,18 @@ impl Workload {
             .output_tokens
             .as_ref()
             .ok_or_else(|| missing("workload.output_tokens", "output_tokens = { dist = \"fixed\", value = 256 }"))?;
+        let sessions = match &config.sessions {
+            None => None,
+            Some(_) if matches!(arrival, ArrivalConfig::ClosedLoop { .. }) => {
+                return Err(InputError::key(
+                    file,
+                    "workload.sessions",
+                    "needs an open-loop arrival process (poisson, gamma, constant or all_at_once), not closed_loop",
+                )
+                .into())
+            }
+            Some(s) => Some((sessions::Sessions::new(s, seed, file)?, None)),
+        };
         Ok(Workload {
             total,
             next_id: 0,
@@ -192,6 +209,8 @@ impl Workload {
                 output: LengthSampler::new(output, "workload.output_tokens", file)?,
                 prompt_rng: stream(seed, Stream::PromptLengths, 0),
                 output_rng: stream(seed, Stream::OutputLengths, 0),
+                system_tokens: config.system_prompt_tokens.unwrap_or(0),
+                sessions,
             })),
             pacer,
             trace_format: None,
@@ -238,10 +257,15 @@ impl Workload {
         }
         let id = self.next_id;
         self.next_id += 1;
+        if let (Lengths::Generated(g), Timing::Process(p)) = (&mut self.lengths, &mut self.timing) {
+            if g.sessions.is_some() {
+                return Some(next_turn(g, &mut self.pacer, p, id));
+            }
+        }
         let (prompt_tokens, output_tokens, row_offset, prefix) = match &mut self.lengths {
             Lengths::Generated(g) => {
                 let g = &mut **g;
-                let p = g.prompt.sample(&mut g.prompt_rng);
+                let p = g.prompt.sample(&mut g.prompt_rng).saturating_add(g.system_tokens);
                 (p, g.output.sample(&mut g.output_rng), 0, PrefixKey::Session(id))
             }
             Lengths::Trace(t) => {
@@ -265,7 +289,9 @@ impl Workload {
             (PrefixKey::TraceRow(i), Lengths::Trace(t)) => {
                 prefix::trace_chain(t.row_hashes(i as usize), spec.prompt_tokens, block_tokens)
             }
-            (PrefixKey::Session(s), _) => prefix::generated_chain(s, spec.prompt_tokens, 0, block_tokens),
+            (PrefixKey::Session(s), Lengths::Generated(g)) => {
+                prefix::generated_chain(s, spec.prompt_tokens, g.system_tokens, block_tokens)
+            }
             _ => Box::default(),
         }
     }
@@ -285,6 +311,27 @@ impl Workload {
     pub fn set_rate_factor(&mut self, factor: f64) {
         self.pacer.set_rate_factor(factor);
     }
+}
+
+/// The next request of a workload with sessions: a pending later turn if it comes
+/// before the next session opens, else the next session's first turn.
+fn next_turn(g: &mut Generated, pacer: &mut Pacer, process: &mut ArrivalProcess, id: u64) -> RequestSpec {
+    let Some((sessions, ahead)) = g.sessions.as_mut() else { unreachable!("called with sessions") };
+    let start = *ahead.get_or_insert_with(|| pacer.arrival(process.next_offset()));
+    let (arrival, turn, prompt_tokens) = match sessions.next_pending() {
+        Some(at) if at < start => {
+            let (at, turn) = sessions.pop_pending().expect("a pending turn");
+            (at, turn, turn.context.saturating_add(sessions.follow_up_tokens()))
+        }
+        _ => {
+            *ahead = None;
+            let prompt = g.prompt.sample(&mut g.prompt_rng).saturating_add(g.system_tokens);
+            (start, sessions.open(), prompt)
+        }
+    };
+    let output_tokens = g.output.sample(&mut g.output_rng);
+    sessions.after(&turn, arrival, prompt_tokens.saturating_add(output_tokens));
+    RequestSpec { id, arrival, prompt_tokens, output_tokens, prefix: PrefixKey::Session(turn.session) }
 }
 
 fn timing_for(arrival: &ArrivalConfig, rng: SimRng, file: &Path) -> Result<Timing, InputError> {
