@@ -140,3 +140,35 @@ sessions = { turns = { dist = "fixed", value = 2 }, follow_up_tokens = { dist = 
     assert_eq!(p.ttft_hit_s.count + p.ttft_miss_s.count, 40);
     assert_eq!(out.report.summary.requests.completed, 40);
 }
+
+/// Runs `clustersim run` on `text` (written to a temporary scenario) with `sets`;
+/// asserts exit code 2 and that stderr names every fragment.
+fn run_fails_with(text: &str, sets: &[&str], fragments: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, text).expect("write scenario");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clustersim"));
+    cmd.arg("run").arg(&file).arg("--out").arg(dir.path().join("out")).arg("--no-plots").arg("--quiet");
+    for s in sets {
+        cmd.arg("--set").arg(s);
+    }
+    let out = cmd.output().expect("clustersim runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit code; stderr:\n{stderr}");
+    for f in fragments {
+        assert!(stderr.contains(f), "stderr lacks {f:?}:\n{stderr}");
+    }
+}
+
+#[test]
+fn prefix_settings_that_make_no_sense_exit_2_naming_the_key() {
+    let base = scenario("").replace(TRACE, &format!("{}/{TRACE}", env!("CARGO_MANIFEST_DIR")));
+    run_fails_with(&base, &["serving.prefix_block_tokens=256"], &["serving.prefix_block_tokens", "512"]);
+    run_fails_with(&base, &["serving.prefix_block_tokens=520"], &["serving.prefix_block_tokens"]);
+    run_fails_with(&base, &["serving.prefix_caching=false", "serving.router=\"cache_aware\""], &["serving.router"]);
+    run_fails_with(
+        &format!("{base}\n[serving.kv_offload]\nhost_memory_gib = -1\n"),
+        &[],
+        &["serving.kv_offload.host_memory_gib"],
+    );
+}

@@ -247,4 +247,38 @@ mod tests {
         assert!(q.requests() == 0 && reqs.is_empty(), "all {next_id} requests finished");
         assert_eq!((q.kv[0].total - q.kv[0].free) as u64, c.hbm_engine_blocks());
     }
+
+    #[test]
+    fn a_prefix_in_host_memory_waits_for_its_reload_then_prefills_the_rest() {
+        // Hash blocks of 16 tokens, a host tier of 10 blocks, 1 us to reload one. A
+        // (64 tokens, chain [1,2,3,4]) runs and finishes; filling the pool evicts its 4
+        // blocks to host memory. B (same chain) finds 3 blocks there (the 4th is its
+        // last prompt block, always computed): it is admitted at t = 0 but runs nothing
+        // until its 3 blocks are back at 3 x 1 us = 3 us; then it prefills 16 tokens.
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(1, 100, 16);
+        q.enable_prefix(16, 10, 1_000);
+        let mut out = Vec::new();
+        let mut a = Request::new(0, SimTime::ZERO, 64, 1);
+        a.chain = vec![1, 2, 3, 4].into();
+        let a = reqs.insert(a);
+        q.waiting.push_back(a);
+        q.form_batch(&mut reqs, &lim(), SimTime::ZERO, &mut out);
+        run(&mut q, &mut reqs, &out);
+        assert!(q.kv[0].take(100), "taking every block evicts the 4 cached ones");
+        q.kv[0].give_back(100);
+        let mut b = Request::new(1, SimTime::ZERO, 64, 1);
+        b.chain = vec![1, 2, 3, 4].into();
+        let b = reqs.insert(b);
+        q.waiting.push_back(b);
+        q.form_batch(&mut reqs, &lim(), SimTime::ZERO, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(q.wake_at.take(), Some(SimTime(3_000)));
+        q.form_batch(&mut reqs, &lim(), SimTime(2_999), &mut out);
+        assert!(out.is_empty(), "not before the reload is done");
+        q.form_batch(&mut reqs, &lim(), SimTime(3_000), &mut out);
+        assert_eq!(out, vec![BatchEntry { slot: b, new_tokens: 16, context: 48, emits: true }]);
+        let c = q.kv[0].cache.as_ref().expect("cache");
+        assert_eq!((c.counters.reloaded, c.counters.host_hit_tokens, c.counters.evicted), (3, 48, 4));
+    }
 }
