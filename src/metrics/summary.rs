@@ -191,4 +191,7 @@ pub struct Summary {
     /// Link traffic, utilization and contention.
     #[serde(default)]
     pub network: super::network::NetworkSummary,
+    /// Pools and KV handoffs of a disaggregated run (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disaggregation: Option<super::pools::DisaggSummary>,
 }

@@ -39,6 +39,13 @@ pub struct Scenario {
     /// The search space of `clustersim plan` (optional; ignored by other commands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<super::search::SearchConfig>,
+    /// Pools of prefill / decode / mixed instances (optional; without them the run is
+    /// co-located: every replica prefills and decodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<super::pools::PoolConfig>,
+    /// KV handoff and routing of a pooled run (optional; only with `[[pools]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disaggregation: Option<super::pools::DisaggConfig>,
 }
 
 /// `[scenario]`
