@@ -9,6 +9,7 @@
 //! The pools reuse the co-located machinery: each has its own pipeline, replicas and
 //! scheduler; [`sim`] only dispatches events.
 
+mod audit;
 pub mod handoff;
 pub mod links;
 pub mod net;

@@ -150,6 +150,7 @@ impl PoolSim {
                 Event::LinksTick => self.links_tick(),
                 Event::Landed(slot) => self.landed(slot),
             }
+            debug_assert!(self.events % 256 != 0 || self.audit_kv().is_ok(), "{:?}", self.audit_kv());
             if let (0, Some(p)) = (self.events % 8192, self.progress.as_mut()) {
                 p(self.rec.completed + self.rec.dropped, total);
             }

@@ -55,6 +55,11 @@ impl PoolStats {
         self.wait_s.push(wait_s);
     }
 
+    /// Handoffs that had to wait for decode-side blocks.
+    pub fn waits(&self) -> usize {
+        self.wait_s.iter().filter(|w| **w > 0.0).count()
+    }
+
     /// The summary section, over `wall` simulated time.
     pub fn summary(&mut self, pools: &[Pool], rec: &Recorder, wall: SimTime, names: (&str, &str)) -> DisaggSummary {
         let wall_ns = wall.as_ns().max(1) as f64;
