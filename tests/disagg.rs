@@ -180,7 +180,7 @@ fn pools_are_checked_with_their_keys_named() {
         + "prompt_tokens = { dist = \"fixed\", value = 100 }\noutput_tokens = { dist = \"fixed\", value = 10 }\n";
     let no_decode = base.replace("role = \"decode\"", "role = \"prefill\"");
     assert!(invalid(&no_decode).contains("pools") && invalid(&no_decode).contains("no decode pool"));
-    let nodes = base.replacen("nodes = 2\n", "nodes = 3\n", 1);
+    let nodes = base.replacen("nodes = 2\n", "nodes = 1\n", 1);
     assert!(invalid(&nodes).contains("hardware.nodes"), "{}", invalid(&nodes));
     let too_many = base.replacen("replicas = 1", "replicas = 2", 1);
     let msg = invalid(&too_many);

@@ -3,8 +3,8 @@
 //! parallel plan.
 //!
 //! Without `[[pools]]` a run is the co-located mode: every replica prefills and decodes
-//! its own requests. With pools, the cluster is the pools' nodes in the order written
-//! (pool 0's nodes first), and each pool is checked as if it were a scenario of its own
+//! its own requests. With pools, the cluster's nodes go to the pools in the order
+//! written (pool 0's first; nodes left over after the last pool stay idle), and each pool is checked as if it were a scenario of its own
 //! (its GPU, its nodes, its plan with `dp = replicas`), so every check of a plain
 //! scenario applies to it, with the error's key renamed to the pool's.
 
@@ -45,8 +45,9 @@ pub struct PoolConfig {
     pub role: PoolRole,
     /// Serving instances in the pool (the pool's `dp`).
     pub replicas: u32,
-    /// Nodes of the pool.
-    pub nodes: u32,
+    /// Nodes of the pool (default: the fewest that hold its replicas).
+    #[serde(default)]
+    pub nodes: Option<u32>,
     /// GPU preset (default `[hardware].gpu`, with `[hardware.gpu_spec]`).
     #[serde(default)]
     pub gpu: Option<String>,
@@ -132,33 +133,47 @@ pub(crate) fn check_pools(s: &Scenario, file: &Path) -> Result<Vec<PoolSetup>, I
     if !s.events.is_empty() {
         return Err(err("events", "what-if events are not supported with [[pools]] yet; remove them".into()));
     }
-    let total: u64 = s.pools.iter().map(|p| p.nodes as u64).sum();
-    if total != s.hardware.nodes as u64 {
+    let gpn = s.hardware.gpus_per_node.max(1) as u64;
+    let mut nodes = Vec::with_capacity(s.pools.len());
+    for (i, p) in s.pools.iter().enumerate() {
+        if p.replicas == 0 {
+            return Err(err(&format!("pools.{i}.replicas"), "is 0; must be at least 1".into()));
+        }
+        let plan = p.parallel.as_ref().unwrap_or(&s.parallel);
+        let gpus = p.replicas as u64 * plan.pp as u64 * plan.tp as u64 * plan.ep as u64;
+        nodes.push(p.nodes.unwrap_or(gpus.div_ceil(gpn).min(u32::MAX as u64) as u32));
+    }
+    let total: u64 = nodes.iter().map(|n| *n as u64).sum();
+    if total > s.hardware.nodes as u64 {
         return Err(err(
             "hardware.nodes",
-            format!("is {}; with [[pools]] it must equal the pools' nodes in all ({total})", s.hardware.nodes),
+            format!(
+                "is {}; the pools need {total} nodes in all (pool by pool: {nodes:?}); the nodes after them stay idle",
+                s.hardware.nodes
+            ),
         ));
     }
     let mut out = Vec::with_capacity(s.pools.len());
-    let (mut first_node, gpn) = (0u32, s.hardware.gpus_per_node);
+    let mut first_node = 0u32;
     for (i, p) in s.pools.iter().enumerate() {
-        let setup = super::validate::validate(&pool_scenario(s, p), file).map_err(|e| rename(e, i, p.role))?;
+        let scenario = pool_scenario(s, p, nodes[i]);
+        let setup = super::validate::validate(&scenario, file).map_err(|e| rename(e, i, p.role))?;
         if p.parallel.as_ref().unwrap_or(&s.parallel).dp != 1 {
             let key = if p.parallel.is_some() { format!("pools.{i}.parallel.dp") } else { "parallel.dp".into() };
             return Err(err(&key, "must stay 1 with [[pools]]; a pool's instances are its `replicas`".into()));
         }
-        out.push(PoolSetup { role: p.role, setup, first_node, first_gpu: first_node * gpn });
-        first_node += p.nodes;
+        out.push(PoolSetup { role: p.role, setup, first_node, first_gpu: first_node * gpn as u32 });
+        first_node += nodes[i];
     }
     Ok(out)
 }
 
 /// Pool `p` as a scenario of its own.
-fn pool_scenario(s: &Scenario, p: &PoolConfig) -> Scenario {
+fn pool_scenario(s: &Scenario, p: &PoolConfig, nodes: u32) -> Scenario {
     let mut one = s.clone();
     one.pools = Vec::new();
     one.disaggregation = None;
-    one.hardware.nodes = p.nodes;
+    one.hardware.nodes = nodes;
     if p.gpu.is_some() {
         one.hardware.gpu = p.gpu.clone();
         one.hardware.gpu_spec = p.gpu_spec.clone();
