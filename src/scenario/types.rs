@@ -39,6 +39,13 @@ pub struct Scenario {
     /// The search space of `clustersim plan` (optional; ignored by other commands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<super::search::SearchConfig>,
+    /// Pools of prefill / decode / mixed instances (optional; without them the run is
+    /// co-located: every replica prefills and decodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<super::pools::PoolConfig>,
+    /// KV handoff and routing of a pooled run (optional; only with `[[pools]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disaggregation: Option<super::pools::DisaggConfig>,
 }
 
 /// `[scenario]`
@@ -281,7 +288,7 @@ pub struct ServingConfig {
     pub prefix_block_tokens: Option<u32>,
     /// `[serving.kv_offload]`: host-memory tier for evicted prefix blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kv_offload: Option<crate::serving::prefix::config::KvOffloadConfig>,
+    pub kv_offload: Option<KvOffloadConfig>,
 }
 
 fn default_max_batch_tokens() -> u32 {
@@ -434,4 +441,15 @@ pub enum LinkClass {
     Nvlink,
     /// NICs into the network.
     Nic,
+}
+
+/// `[serving.kv_offload]`: a host-memory tier for KV blocks evicted from HBM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvOffloadConfig {
+    /// Host memory per replica for evicted prefix blocks, GiB.
+    pub host_memory_gib: f64,
+    /// Host-to-GPU bandwidth per GPU, GB/s (default: PCIe Gen5 x16, 63.0).
+    #[serde(default)]
+    pub pcie_bandwidth_gb_s: Option<f64>,
 }
