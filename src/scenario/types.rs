@@ -39,6 +39,13 @@ pub struct Scenario {
     /// The search space of `clustersim plan` (optional; ignored by other commands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<super::search::SearchConfig>,
+    /// Pools of prefill / decode / mixed instances (optional; without them the run is
+    /// co-located: every replica prefills and decodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<super::pools::PoolConfig>,
+    /// KV handoff and routing of a pooled run (optional; only with `[[pools]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disaggregation: Option<super::pools::DisaggConfig>,
 }
 
 /// `[scenario]`
@@ -322,17 +329,6 @@ impl Default for ServingConfig {
     }
 }
 
-/// `[serving.kv_offload]`: a host-memory tier for KV blocks evicted from HBM.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KvOffloadConfig {
-    /// Host memory per replica for evicted prefix blocks, GiB.
-    pub host_memory_gib: f64,
-    /// Host-to-GPU bandwidth per GPU, GB/s (default: PCIe Gen5 x16, 63.0).
-    #[serde(default)]
-    pub pcie_bandwidth_gb_s: Option<f64>,
-}
-
 /// Request routing across replicas.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -445,4 +441,15 @@ pub enum LinkClass {
     Nvlink,
     /// NICs into the network.
     Nic,
+}
+
+/// `[serving.kv_offload]`: a host-memory tier for KV blocks evicted from HBM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvOffloadConfig {
+    /// Host memory per replica for evicted prefix blocks, GiB.
+    pub host_memory_gib: f64,
+    /// Host-to-GPU bandwidth per GPU, GB/s (default: PCIe Gen5 x16, 63.0).
+    #[serde(default)]
+    pub pcie_bandwidth_gb_s: Option<f64>,
 }

@@ -5,6 +5,7 @@
 
 pub mod assemble;
 pub mod calibration;
+pub mod disagg;
 pub mod experts;
 pub mod kv;
 pub mod pipeline;
@@ -55,6 +56,9 @@ pub struct Outcome {
 
 /// Simulates `setup` to the end.
 pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
+    if !setup.pools.is_empty() {
+        return disagg::simulate(setup, opts);
+    }
     let asm = assemble::Assembly::build(setup)?;
     let workload = setup.workload()?;
     for w in workload.warnings() {

@@ -297,6 +297,21 @@ impl ReplicaQueues {
         }
     }
 
+    /// Reserves `blocks` blocks for a sequence whose KV cache is on its way (a
+    /// disaggregated handoff), in the group with the most free blocks; the group, or
+    /// None when no group has that many free.
+    pub fn reserve(&mut self, blocks: u32) -> Option<u32> {
+        let group = self.pick_group();
+        self.kv[group].take(blocks).then_some(group as u32)
+    }
+
+    /// Puts `slot`, whose KV cache has landed in blocks reserved in `group`, straight
+    /// into the running set: it decodes from the next iteration.
+    pub fn install(&mut self, slot: u32, group: u32) {
+        self.running.push(slot);
+        self.running_in[group as usize] += 1;
+    }
+
     fn preempt(&mut self, reqs: &mut RequestSlab, index: usize) {
         let slot = self.running.remove(index);
         let r = reqs.get_mut(slot);
