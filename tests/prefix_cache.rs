@@ -172,3 +172,38 @@ fn prefix_settings_that_make_no_sense_exit_2_naming_the_key() {
         &["serving.kv_offload.host_memory_gib"],
     );
 }
+
+#[test]
+fn prefix_caching_with_pools_is_refused_not_ignored() {
+    // Disaggregated runs do not model prefix reuse yet: asking for it must fail
+    // naming the key, never run as if it were off.
+    let pooled = r#"
+[scenario]
+name = "pooled"
+seed = 1
+[hardware]
+gpu = "h100-sxm"
+nodes = 2
+gpus_per_node = 8
+[model]
+preset = "llama-3-8b"
+dtype = "bf16"
+[[pools]]
+role = "prefill"
+replicas = 1
+nodes = 1
+[[pools]]
+role = "decode"
+replicas = 1
+nodes = 1
+[serving]
+prefix_caching = true
+[workload]
+requests = 4
+arrival = { process = "poisson", rate_per_s = 1.0 }
+prompt_tokens = { dist = "fixed", value = 100 }
+output_tokens = { dist = "fixed", value = 10 }
+"#;
+    run_fails_with(pooled, &[], &["serving.prefix_caching", "[[pools]]"]);
+    run_fails_with(pooled, &["serving.prefix_caching=false", "serving.router=\"cache_aware\""], &["serving.router"]);
+}

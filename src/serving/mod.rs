@@ -57,6 +57,7 @@ pub struct Outcome {
 /// Simulates `setup` to the end.
 pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     if !setup.pools.is_empty() {
+        prefix::config::refuse_with_pools(setup)?;
         return disagg::simulate(setup, opts);
     }
     let asm = assemble::Assembly::build(setup)?;

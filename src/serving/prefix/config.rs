@@ -33,6 +33,22 @@ pub const PCIE_GEN5_X16_GB_S: f64 = 32.0 * 16.0 * 128.0 / 130.0 / 8.0;
 
 pub use crate::scenario::types::KvOffloadConfig;
 
+/// Prefix caching is not modelled in disaggregated (`[[pools]]`) runs yet: say so
+/// rather than run without it.
+pub fn refuse_with_pools(setup: &Setup) -> Result<(), InputError> {
+    let s = &setup.serving;
+    let key = if s.prefix_caching {
+        "serving.prefix_caching"
+    } else if s.kv_offload.is_some() {
+        "serving.kv_offload"
+    } else if s.router == crate::scenario::types::RouterKind::CacheAware {
+        "serving.router"
+    } else {
+        return Ok(());
+    };
+    Err(InputError::key(&setup.file, key, "prefix caching is not supported with [[pools]] yet; remove it or the pools"))
+}
+
 /// Prefix caching resolved for a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrefixSetup {
