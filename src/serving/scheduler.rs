@@ -181,6 +181,7 @@ impl ReplicaQueues {
             let r = reqs.get_mut(slot);
             r.blocks += need;
             out.push(BatchEntry { slot, new_tokens: 1, context: r.computed, emits: true });
+            self.register_upto(r, r.computed + 1);
             *tokens -= 1;
             *seqs -= 1;
             i += 1;
