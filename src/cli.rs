@@ -191,6 +191,12 @@ fn execute(cli: Cli) -> Result<i32> {
             for w in workload.warnings() {
                 eprintln!("warning: {w}");
             }
+            if !setup.pools.is_empty() {
+                // Each pool's memory plan, so a pool that cannot fit fails here too.
+                println!("{}: ok: {} requests", a.scenario.display(), workload.total_requests());
+                crate::serving::disagg::describe(&setup)?.iter().for_each(|l| println!("  {l}"));
+                return Ok(0);
+            }
             // And the memory plan, so a plan that cannot fit fails here too.
             let asm = crate::serving::assemble::Assembly::build(&setup)?;
             for w in asm.contention() {
