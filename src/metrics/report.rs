@@ -262,6 +262,8 @@ fn summarize(rec: &mut Recorder, ctx: &ReportContext, tot: &GpuTotals, wall: Sim
         cost: Default::default(),
         network: ctx.network.summarize(rec.ledger.all(), wall_s),
         disaggregation: None,
+        // Filled by `serving::simulate` when prefix caching is on.
+        prefix_cache: None,
     }
 }
 

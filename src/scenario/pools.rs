@@ -130,6 +130,18 @@ pub(crate) fn check_pools(s: &Scenario, file: &Path) -> Result<Vec<PoolSetup>, I
             "mixes `mixed` pools with prefill/decode pools, which is not supported; use either mixed pools only, or prefill and decode pools".into(),
         ));
     }
+    if s.serving.prefix_caching {
+        return Err(err(
+            "serving.prefix_caching",
+            "is true; prefix caching with [[pools]] is not supported yet; turn it off or remove the pools".into(),
+        ));
+    }
+    if s.serving.router != super::types::RouterKind::default() {
+        return Err(err(
+            "serving.router",
+            "is set, but with [[pools]] instances are picked by [disaggregation] router (round_robin, least_loaded, kv_aware); remove serving.router".into(),
+        ));
+    }
     if !s.events.is_empty() {
         return Err(err("events", "what-if events are not supported with [[pools]] yet; remove them".into()));
     }

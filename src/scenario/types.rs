@@ -280,6 +280,15 @@ pub struct ServingConfig {
     /// Batches in flight through the pipeline (default = pp).
     #[serde(default)]
     pub max_inflight_batches: Option<u32>,
+    /// Reuse cached KV of shared prompt prefixes (default false; see `serving::prefix`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefix_caching: bool,
+    /// Tokens per prefix-cache hash block (default 512 on a Mooncake trace, else kv_block_tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_block_tokens: Option<u32>,
+    /// `[serving.kv_offload]`: host-memory tier for evicted prefix blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_offload: Option<crate::serving::prefix::config::KvOffloadConfig>,
 }
 
 fn default_max_batch_tokens() -> u32 {
@@ -313,6 +322,9 @@ impl Default for ServingConfig {
             gpu_memory_utilization: default_mem_util(),
             router: RouterKind::default(),
             max_inflight_batches: None,
+            prefix_caching: false,
+            prefix_block_tokens: None,
+            kv_offload: None,
         }
     }
 }
@@ -328,6 +340,9 @@ pub enum RouterKind {
     Random,
     /// The replica with the fewest outstanding tokens (prompt + output not yet produced).
     LeastOutstanding,
+    /// The replica where the request's cached prefix and the load balance best
+    /// (needs prefix caching; see `serving::router`).
+    CacheAware,
 }
 
 /// `[requirements]`: targets for `clustersim assess`; each optional.

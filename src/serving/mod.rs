@@ -9,6 +9,7 @@ pub mod disagg;
 pub mod experts;
 pub mod kv;
 pub mod pipeline;
+pub mod prefix;
 pub mod pricing;
 pub mod replica;
 pub mod request;
@@ -67,7 +68,8 @@ pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     sim.run()?;
     let ctx = sim.report_context();
     let (events, now) = (sim.events, sim.now);
-    let report = build(&mut sim.rec, &ctx, now, events);
+    let mut report = build(&mut sim.rec, &ctx, now, events);
+    report.summary.prefix_cache = sim.prefix_summary();
     let plan = ctx.plan.clone();
     let spans = std::mem::take(&mut sim.rec.spans);
     Ok(Outcome { report, events, plan, spans, batch_requests: std::mem::take(&mut sim.rec.batch_requests) })
