@@ -197,3 +197,42 @@ fn pools_are_checked_with_their_keys_named() {
     let err = simulate(&s, RunOptions::default()).err().expect("does not fit").to_string();
     assert!(err.contains("pools.1") && err.contains("memory"), "{err}");
 }
+
+#[test]
+fn one_mixed_pool_serves_exactly_as_the_co_located_run() {
+    // The same two Llama-3-8B replicas (TP = 1 on 2 H100s), round robin, once as a
+    // plain scenario and once as one mixed pool: the pooled loop reuses the same
+    // scheduler, pipeline and router, so every request's times must agree to the ns.
+    let common = r#"
+[scenario]
+name = "mixed"
+seed = 5
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+gpus_per_node = 2
+[model]
+preset = "llama-3-8b"
+[workload]
+requests = 200
+arrival = { process = "poisson", rate_per_s = 40.0 }
+prompt_tokens = { dist = "uniform", min = 100, max = 3000 }
+output_tokens = { dist = "uniform", min = 1, max = 300 }
+"#;
+    let path = Path::new("mixed.toml");
+    let load = |text: &str| {
+        clustersim::scenario::validate(&clustersim::scenario::parse(text, path, &[]).expect("parses"), path)
+            .expect("valid")
+    };
+    let plain = load(&format!("{common}[parallel]\ndp = 2\n"));
+    let pooled = load(&format!("{common}[[pools]]\nrole = \"mixed\"\nreplicas = 2\n"));
+    let (a, ra) = run(&plain);
+    let (b, rb) = run(&pooled);
+    let times =
+        |rows: &[RequestRow]| rows.iter().map(|r| (r.id, r.replica, r.first_token_s, r.finish_s)).collect::<Vec<_>>();
+    assert_eq!(times(&ra), times(&rb));
+    let (sa, sb) = (&a.report.summary, &b.report.summary);
+    assert_eq!((&sa.ttft_s, &sa.tpot_s, &sa.gpu), (&sb.ttft_s, &sb.tpot_s, &sb.gpu));
+    assert_eq!(a.report.gpus, b.report.gpus);
+    assert_eq!(disagg(&b).pools[0].role, "mixed");
+}
