@@ -194,6 +194,7 @@ fn pools_are_checked_with_their_keys_named() {
     let path = Path::new("bad.toml");
     let s = clustersim::scenario::validate(&clustersim::scenario::parse(&tp1, path, &[]).expect("parses"), path)
         .expect("memory is checked when the run is built");
+    assert!(s.without_pools("assess").expect_err("one-plan commands refuse pools").to_string().contains("`assess`"));
     let err = simulate(&s, RunOptions::default()).err().expect("does not fit").to_string();
     assert!(err.contains("pools.1") && err.contains("memory"), "{err}");
 }

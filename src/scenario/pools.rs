@@ -215,3 +215,18 @@ fn rename(mut e: InputError, i: usize, role: PoolRole) -> InputError {
     e.message = format!("{} (in the {} pool pools.{i})", e.message, role.name());
     e
 }
+
+impl Setup {
+    /// An error naming `command` when the scenario has pools: that command reads the
+    /// one `[parallel]` plan of a co-located run and would describe the wrong cluster.
+    pub fn without_pools(&self, command: &str) -> Result<(), InputError> {
+        if self.pools.is_empty() {
+            return Ok(());
+        }
+        Err(InputError::key(
+            &self.file,
+            "pools",
+            format!("`{command}` reads one [parallel] plan and does not support [[pools]] yet; use `run` or `sweep`"),
+        ))
+    }
+}
