@@ -237,3 +237,30 @@ output_tokens = { dist = "uniform", min = 1, max = 300 }
     assert_eq!(a.report.gpus, b.report.gpus);
     assert_eq!(disagg(&b).pools[0].role, "mixed");
 }
+
+#[test]
+fn pools_of_different_gpus_and_plans_are_reported_each_with_its_own() {
+    // Prefill: one H100 node, one TP8 instance. Decode: one H200 node as two TP4
+    // instances. GPU rows: 0-7 replica 0 with H100 capacity; 8-11 replica 1 and 12-15
+    // replica 2 (instances numbered over the run), with H200 capacity.
+    let text = one_nic("whole")
+        .replace("role = \"decode\"\nreplicas = 1", "role = \"decode\"\nreplicas = 2\ngpu = \"h200-sxm\"")
+        .replace("nodes = 1\n[disaggregation]", "nodes = 1\n[pools.parallel]\ntp = 4\n[disaggregation]");
+    let rows: Vec<(f64, u32, u32)> = (0..20).map(|i| (i as f64 * 0.05, 2000, 50)).collect();
+    let (_d, s) = trace_setup(&rows, &text);
+    let (out, reqs) = run(&s);
+    assert_eq!(out.report.summary.requests.completed, 20);
+    let d = disagg(&out);
+    assert_eq!((d.pools[0].gpu.as_str(), d.pools[1].gpu.as_str()), ("h100-sxm", "h200-sxm"));
+    assert_eq!((d.pools[1].replicas, d.pools[1].tp), (2, 4));
+    let g = &out.report.gpus;
+    let (h100, h200) = (s.pools[0].setup.gpu.memory_gib, s.pools[1].setup.gpu.memory_gib);
+    assert!(h200 > h100);
+    assert!(g[..8].iter().all(|r| r.replica == 0 && r.capacity_gib == h100));
+    assert!(g[8..12].iter().all(|r| r.replica == 1 && r.capacity_gib == h200 && r.node == 1));
+    assert!(g[12..].iter().all(|r| r.replica == 2 && r.tp_rank < 4));
+    // Round robin over the two decode instances: requests.csv names the decode one.
+    let mut by_replica = [0; 3];
+    reqs.iter().for_each(|r| by_replica[r.replica as usize] += 1);
+    assert_eq!(by_replica, [0, 10, 10]);
+}
