@@ -261,9 +261,9 @@ fn summarize(rec: &mut Recorder, ctx: &ReportContext, tot: &GpuTotals, wall: Sim
         // Filled by `analysis::price` from the scenario's economics.
         cost: Default::default(),
         network: ctx.network.summarize(rec.ledger.all(), wall_s),
-        disaggregation: None,
         // Filled by `serving::simulate` when prefix caching is on.
         prefix_cache: None,
+        disaggregation: None,
     }
 }
 

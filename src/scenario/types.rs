@@ -288,7 +288,7 @@ pub struct ServingConfig {
     pub prefix_block_tokens: Option<u32>,
     /// `[serving.kv_offload]`: host-memory tier for evicted prefix blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kv_offload: Option<crate::serving::prefix::config::KvOffloadConfig>,
+    pub kv_offload: Option<KvOffloadConfig>,
 }
 
 fn default_max_batch_tokens() -> u32 {
@@ -441,4 +441,15 @@ pub enum LinkClass {
     Nvlink,
     /// NICs into the network.
     Nic,
+}
+
+/// `[serving.kv_offload]`: a host-memory tier for KV blocks evicted from HBM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvOffloadConfig {
+    /// Host memory per replica for evicted prefix blocks, GiB.
+    pub host_memory_gib: f64,
+    /// Host-to-GPU bandwidth per GPU, GB/s (default: PCIe Gen5 x16, 63.0).
+    #[serde(default)]
+    pub pcie_bandwidth_gb_s: Option<f64>,
 }

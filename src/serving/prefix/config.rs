@@ -21,7 +21,6 @@ use crate::scenario::Setup;
 use crate::serving::assemble::Assembly;
 use crate::workload::config::TraceFormat;
 use crate::workload::Workload;
-use serde::{Deserialize, Serialize};
 
 /// Mooncake's hash block: 512 tokens (Mooncake trace README,
 /// github.com/kvcache-ai/Mooncake; NVIDIA Dynamo's Mooncake tooling assumes the same
@@ -32,16 +31,7 @@ pub const MOONCAKE_BLOCK_TOKENS: u32 = 512;
 /// 63.0 GB/s (PCI-SIG, PCI Express Base Specification 5.0: 32 GT/s per lane).
 pub const PCIE_GEN5_X16_GB_S: f64 = 32.0 * 16.0 * 128.0 / 130.0 / 8.0;
 
-/// `[serving.kv_offload]`: a host-memory tier for KV blocks evicted from HBM.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KvOffloadConfig {
-    /// Host memory per replica for evicted prefix blocks, GiB.
-    pub host_memory_gib: f64,
-    /// Host-to-GPU bandwidth per GPU, GB/s (default: PCIe Gen5 x16, 63.0).
-    #[serde(default)]
-    pub pcie_bandwidth_gb_s: Option<f64>,
-}
+pub use crate::scenario::types::KvOffloadConfig;
 
 /// Prefix caching resolved for a run.
 #[derive(Clone, Debug, PartialEq)]
