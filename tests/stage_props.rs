@@ -25,6 +25,7 @@ fn shape() -> impl Strategy<Value = BatchShape> {
         decode_seqs,
         decode_context_sum: decode_seqs as u64 * ctx,
         prefill,
+        ..Default::default()
     })
 }
 
@@ -58,6 +59,8 @@ proptest! {
         let speeds = vec![1.0; tp as usize];
         let input = StageInput {
             shapes: std::slice::from_ref(&shape),
+            window_shapes: &[],
+            window_layers: 0,
             emitting: &[shape.emitting_seqs()],
             dense_layers: plan.stage_layers(stage).len() as u32,
             moe_layers: 0,
@@ -93,9 +96,11 @@ fn a_straggler_or_several_groups_take_the_general_path() {
     let pricer = Pricer::on(topo, AllReduceAlgorithm::Auto, fw, 0.0);
     let plan = Plan { dp: 1, pp: 1, ep: 1, tp: 2, gpus_per_node: 8, layers: 32 };
     let comm = pricer.stage_comm(&plan, 0, 0);
-    let shape = BatchShape { decode_seqs: 4, decode_context_sum: 400, prefill: vec![] };
+    let shape = BatchShape { decode_seqs: 4, decode_context_sum: 400, ..Default::default() };
     let input = StageInput {
         shapes: std::slice::from_ref(&shape),
+        window_shapes: &[],
+        window_layers: 0,
         emitting: &[4],
         dense_layers: 32,
         moe_layers: 0,

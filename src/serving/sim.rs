@@ -62,8 +62,15 @@ impl Simulation {
         let (gpus, experts) = (setup.total_gpus() as usize, setup.model.experts as usize);
         let mut rec = Recorder::new(gpus, plan.gpus() as usize, experts, opts.requests)?;
         rec.window = opts.window_s.map(|(a, b)| (SimTime::from_secs_f64(a), SimTime::from_secs_f64(b)));
-        let replicas =
-            (0..plan.dp).map(|_| Replica::new(plan.pp, plan.ep, asm.kv_blocks_per_group, s.kv_block_tokens)).collect();
+        let replicas = (0..plan.dp)
+            .map(|r| {
+                let rep = Replica::new(plan.pp, plan.ep, asm.kv_blocks_per_group, s.kv_block_tokens);
+                match setup.model.speculative {
+                    Some(spec) => rep.with_speculation(spec, setup.seed, r),
+                    None => rep,
+                }
+            })
+            .collect();
         let mut queue = EventQueue::new();
         for (index, e) in setup.events.iter().enumerate() {
             let (at, until) = event_times(e);
