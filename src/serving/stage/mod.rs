@@ -170,12 +170,17 @@ mod tests {
     use super::*;
     use crate::model::cost::PrefillChunk;
 
-    /// Hand-set costs: attention 100 ns, MLP 200 ns, experts 10 ns per token routed,
-    /// LM head 50 ns; 1 byte per token everywhere.
+    /// Hand-set costs: attention 100 ns (40 ns in a sliding-window layer), MLP 200 ns,
+    /// experts 10 ns per token routed, LM head 50 ns, draft 1,000 ns per draft token;
+    /// 1 byte per token everywhere.
     struct Fixed;
     impl StageCosts for Fixed {
-        fn attention(&self, _: &BatchShape) -> Work {
-            Work { ns: 100.0, flops: 1.0 }
+        fn attention(&self, s: &BatchShape) -> Work {
+            if s.window_tokens > 0 {
+                Work { ns: 40.0, flops: 0.4 }
+            } else {
+                Work { ns: 100.0, flops: 1.0 }
+            }
         }
         fn mlp(&self, _: u32) -> Work {
             Work { ns: 200.0, flops: 2.0 }
@@ -250,6 +255,34 @@ mod tests {
         // Per GPU: 3 x 300 compute, 3 x 80 TP, 9 PP.
         assert_eq!(fast.gpus[1].compute_ns, 900);
         assert_eq!(fast.gpus[1].comm_ns, [240, 9, 0, 0]);
+    }
+
+    #[test]
+    fn window_layers_and_the_draft_add_what_each_costs() {
+        // 3 layers, one of them windowed: attention 100 + 100 + 40 = 240 ns, booked as
+        // 80 per layer; MLP 3 x 200; LM head 50: 890 ns on both paths.
+        let shapes = [shape(8)];
+        let windowed = [BatchShape { window_tokens: 64, ..shape(8) }];
+        let cm = comm(1, 1, 0.0);
+        let speeds = [1.0];
+        let input = StageInput {
+            emitting: &[1],
+            dense_layers: 3,
+            window_shapes: &windowed,
+            window_layers: 1,
+            ..base(&shapes, &cm, &speeds)
+        };
+        let fast = run_stage(&Fixed, &input, None, &mut [], None);
+        let mut spans = Vec::new();
+        let slow = run_stage(&Fixed, &input, None, &mut [], Some(&mut spans));
+        assert_eq!((fast.duration_ns, slow.duration_ns), (890, 890));
+        // Two draft tokens: the last stage also runs the 2 x 1,000 ns draft: 2,950 ns
+        // without windows (3 x 300 + 50 + 2,000).
+        let drafting = [BatchShape { draft_tokens: 2, ..shape(8) }];
+        let input = StageInput { emitting: &[1], dense_layers: 3, ..base(&drafting, &cm, &speeds) };
+        assert_eq!(run_stage(&Fixed, &input, None, &mut [], None).duration_ns, 2950);
+        let mut spans = Vec::new();
+        assert_eq!(run_stage(&Fixed, &input, None, &mut [], Some(&mut spans)).duration_ns, 2950);
     }
 
     #[test]
