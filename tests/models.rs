@@ -163,3 +163,29 @@ fn one_draft_at_0_8_averages_1_8_tokens_per_decode_step() {
     assert!((per_step - 1.8).abs() < 0.02, "{per_step} tokens per step over {decode_steps} steps");
     assert_eq!(out.report.summary.requests.completed, 200);
 }
+
+#[test]
+fn speculation_without_a_draft_or_with_a_nonsense_rate_is_refused() {
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/scenarios/tiny.toml");
+    let t = tiny.to_str().expect("utf-8");
+    // Llama-3-8B has no MTP module: speculation has nothing to draft with.
+    let (code, _, err) =
+        common::clustersim(&["validate", t, "--set", "model.speculative={ draft_tokens = 1, acceptance_rate = 0.8 }"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("model.speculative") && err.contains("mtp_layers"), "{err}");
+    // An acceptance rate is a probability.
+    let (code, _, err) = common::clustersim(&[
+        "validate",
+        t,
+        "--set",
+        "model.mtp_layers=1",
+        "--set",
+        "model.speculative={ draft_tokens = 1, acceptance_rate = 1.5 }",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("model.speculative.acceptance_rate") && err.contains("[0, 1]"), "{err}");
+    // draft_tokens = 0 is speculation off: valid, and the run is the plain one.
+    let (code, _, err) =
+        common::clustersim(&["validate", t, "--set", "model.speculative={ draft_tokens = 0, acceptance_rate = 0.8 }"]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -188,7 +188,7 @@ pub struct ModelConfig {
     pub sliding_window: Option<crate::model::window::SlidingWindow>,
     /// Multi-token-prediction modules the model ships (the draft of speculative decoding).
     pub mtp_layers: Option<u32>,
-    /// `[model.speculative]`: `draft_tokens` and `acceptance_rate` (default: off).
+    /// `[model.speculative]`: `draft_tokens` (0: off) and `acceptance_rate` (default: off).
     pub speculative: Option<crate::model::speculative::Speculative>,
 }
 

@@ -40,7 +40,8 @@ pub(super) fn resolve_model(c: &Checker, m: &ModelConfig) -> Result<ModelSpec, I
     if let Some(n) = m.mtp_layers {
         spec.mtp_layers = n;
     }
-    spec.speculative = m.speculative;
+    // draft_tokens = 0 turns speculation off (handy in sweeps and --set).
+    spec.speculative = m.speculative.filter(|s| s.draft_tokens > 0);
     check_model(c, &spec)?;
     check_features(c, &spec)?;
     Ok(spec)
@@ -116,10 +117,10 @@ fn check_features(c: &Checker, spec: &ModelSpec) -> Result<(), InputError> {
         c.at_least_one("model.sliding_window.window_tokens", w.window_tokens)?;
     }
     let Some(s) = &spec.speculative else { return Ok(()) };
-    if !(1..=MAX_DRAFT_TOKENS).contains(&s.draft_tokens) {
+    if s.draft_tokens > MAX_DRAFT_TOKENS {
         return Err(c.err(
             "model.speculative.draft_tokens",
-            format!("is {}; must be from 1 to {MAX_DRAFT_TOKENS}", s.draft_tokens),
+            format!("is {}; must be from 0 (off) to {MAX_DRAFT_TOKENS}", s.draft_tokens),
         ));
     }
     if !(s.acceptance_rate.is_finite() && (0.0..=1.0).contains(&s.acceptance_rate)) {
