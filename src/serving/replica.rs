@@ -7,6 +7,7 @@
 //! every request it held goes back to the router. It revives only when every failed
 //! GPU of it has recovered.
 
+use super::assemble::Assembly;
 use super::pipeline::Booking;
 use super::request::{Request, RequestSlab};
 use super::scheduler::{BatchEntry, ReplicaQueues};
@@ -15,6 +16,7 @@ use crate::engine::{EventId, SimTime};
 use crate::error::Result;
 use crate::metrics::recorder::Recorder;
 use crate::model::speculative::Speculative;
+use crate::scenario::Setup;
 use std::collections::VecDeque;
 
 /// A batch travelling through the replica's pipeline.
@@ -68,11 +70,22 @@ impl Replica {
         }
     }
 
+    /// The replica of `setup` whose pools `asm` sized: speculating when the model does,
+    /// its accepted drafts drawn from stream `index` (unique per replica in the run).
+    pub fn for_setup(setup: &Setup, asm: &Assembly, index: u64) -> Self {
+        let plan = &asm.plan;
+        let rep = Replica::new(plan.pp, plan.ep, asm.kv_blocks_per_group, setup.serving.kv_block_tokens);
+        match setup.model.speculative {
+            Some(spec) => rep.with_speculation(spec, setup.seed, index),
+            None => rep,
+        }
+    }
+
     /// Turns speculative decoding on: each decode verifies `spec.draft_tokens` drafts,
-    /// and how many are accepted is drawn from replica `index`'s own stream of `seed`.
-    pub fn with_speculation(mut self, spec: Speculative, seed: u64, index: u32) -> Self {
+    /// and how many are accepted is drawn from stream `index` of `seed`.
+    pub fn with_speculation(mut self, spec: Speculative, seed: u64, index: u64) -> Self {
         self.queues.draft_tokens = spec.draft_tokens;
-        self.drafts = Some((spec, stream(seed, Stream::Speculation, index as u64)));
+        self.drafts = Some((spec, stream(seed, Stream::Speculation, index)));
         self
     }
 
@@ -119,6 +132,7 @@ impl Replica {
     /// slots of the requests it finished (still held, for [`Self::retire`]).
     pub fn complete(&mut self, batch: &InFlight, reqs: &mut RequestSlab, rec: &mut Recorder, now: SimTime) -> Vec<u32> {
         let mut finished = Vec::new();
+        let (mut emitted, mut prompt) = (0u64, 0u64);
         for e in &batch.entries {
             let was_prefill = reqs.get(e.slot).in_prefill();
             // A decode keeps the KV of its last token and of the drafts accepted, and
@@ -144,8 +158,9 @@ impl Replica {
             }
             self.outstanding -= before - req.outstanding_tokens();
             if was_prefill {
-                rec.prompt_progress(now, e.new_tokens);
+                prompt += e.new_tokens as u64;
             }
+            emitted += produced as u64;
             for i in 0..produced {
                 // Tokens of one step arrive together: gaps after the first are 0.
                 rec.token(if i == 0 { prev } else { Some(now) }, now);
@@ -154,6 +169,7 @@ impl Replica {
                 finished.push(e.slot);
             }
         }
+        rec.batch_progress(now, emitted, prompt);
         finished
     }
 
