@@ -189,3 +189,29 @@ fn speculation_without_a_draft_or_with_a_nonsense_rate_is_refused() {
         common::clustersim(&["validate", t, "--set", "model.speculative={ draft_tokens = 0, acceptance_rate = 0.8 }"]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn an_all_window_model_serves_prompts_longer_than_its_window() {
+    // Mistral-7B-v0.1 windows every layer at 4,096: the block pool holds no bytes per
+    // token (no full layer), the window reserve bounds memory, and prompts of up to
+    // 12,000 tokens are served, none dropped.
+    let cfg = hf("mistral-7b-v0.1");
+    let s = setup(&format!(
+        "[scenario]\nname = \"mistral\"\nseed = 3\n[hardware]\ngpu = \"h100-sxm\"\nnodes = 1\ngpus_per_node = 1\n\
+         [model]\nhf_config = {:?}\n[serving]\nmax_seqs = 64\n\
+         [workload]\nrequests = 30\narrival = {{ process = \"poisson\", rate_per_s = 5.0 }}\n\
+         prompt_tokens = {{ dist = \"uniform\", min = 2000, max = 12000 }}\noutput_tokens = {{ dist = \"fixed\", value = 20 }}\n",
+        cfg.to_str().expect("utf-8")
+    ));
+    assert_eq!(stage_kv_bytes_per_token(&s.model, 1, 1, 0), 0.0);
+    let out = simulate(&s, RunOptions::default()).expect("runs");
+    let r = &out.report.summary.requests;
+    assert_eq!((r.arrived, r.completed, r.dropped), (30, 30, 0));
+    // KV reserved per GPU: per token 32 layers x 2 x 8 heads x 128 x 2 B = 131,072 B;
+    // 64 sequences x 4,096 tokens x 131,072 B = 34,359,738,368 B = 32 GiB.
+    assert!(
+        (out.report.summary.memory.kv_gib_per_gpu - 32.0).abs() < 1e-9,
+        "{}",
+        out.report.summary.memory.kv_gib_per_gpu
+    );
+}
