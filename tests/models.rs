@@ -215,3 +215,17 @@ fn an_all_window_model_serves_prompts_longer_than_its_window() {
         out.report.summary.memory.kv_gib_per_gpu
     );
 }
+
+#[test]
+fn accepted_drafts_come_from_the_seeded_stream() {
+    // Same seed: the same steps to the ns. Another seed: other draws, so (almost
+    // surely, over ~1,100 steps) another step count.
+    let run = |seed: u64| {
+        let mut s = speculating("{ draft_tokens = 2, acceptance_rate = 0.6 }", 10, 201);
+        s.seed = seed;
+        let out = simulate(&s, RunOptions::default()).expect("runs");
+        (out.report.summary.sim.iterations, out.report.summary.sim.simulated_s.to_bits())
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5).0, run(6).0);
+}

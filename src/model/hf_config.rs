@@ -259,3 +259,46 @@ impl Reader<'_> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(json: &str) -> Result<ModelSpec, InputError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, json).expect("write");
+        read_hf_config(&path, false)
+    }
+
+    #[test]
+    fn a_multimodal_text_config_and_a_wide_shared_expert() {
+        // Qwen2-MoE style: one shared expert of 5,632 = 4 experts of 1,408; inside a
+        // multimodal config's text_config.
+        let spec = read(
+            r#"{"text_config": {"hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 16,
+                "intermediate_size": 5632, "vocab_size": 151936, "num_experts": 60, "num_experts_per_tok": 4,
+                "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632}}"#,
+        )
+        .expect("reads");
+        assert_eq!((spec.experts, spec.top_k, spec.expert_ffn, spec.shared_experts), (60, 4, 1408, 4));
+        assert_eq!((spec.kv_heads, spec.head_dim), (16, 128));
+    }
+
+    #[test]
+    fn unmappable_values_are_named() {
+        let base = r#""hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100"#;
+        let err = read(&format!(r#"{{{base}, "num_experts": 8, "num_experts_per_tok": 2, "decoder_sparse_step": 2}}"#))
+            .expect_err("MoE on every other layer");
+        assert!(err.to_string().contains("decoder_sparse_step"), "{err}");
+        let err = read(&format!(r#"{{{base}, "quantization_config": {{"quant_method": "awq"}}}}"#)).expect_err("int4");
+        assert!(
+            err.to_string().contains("quantization_config.quant_method") && err.to_string().contains("awq"),
+            "{err}"
+        );
+        let err = read(&format!(r#"{{{base}, "num_key_value_heads": -1}}"#)).expect_err("negative");
+        assert!(err.to_string().contains("num_key_value_heads"), "{err}");
+        let err = read("[1, 2]").expect_err("not an object");
+        assert!(err.to_string().contains("JSON object"), "{err}");
+    }
+}
