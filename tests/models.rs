@@ -229,3 +229,23 @@ fn accepted_drafts_come_from_the_seeded_stream() {
     assert_eq!(run(5), run(5));
     assert_ne!(run(5).0, run(6).0);
 }
+
+#[test]
+fn the_physical_limit_reads_the_latent_cache_and_shares_steps_among_drafts() {
+    use clustersim::analysis::limit::{throughput_limit, WorkloadMix};
+    use clustersim::model::speculative::Speculative;
+    use clustersim::scenario::types::ExpertRouting;
+    // DeepSeek-V3 in FP8 caches (512 + 64) x 61 = 35,136 B per context token.
+    let mut m = (model_preset("deepseek-v3").expect("preset").spec)();
+    m.dtype = Dtype::Fp8;
+    let gpu = (clustersim::hardware::spec::gpu_preset("h100-sxm").expect("gpu").spec)();
+    let mix = WorkloadMix { mean_prompt_tokens: 1024.0, mean_output_tokens: 256.0 };
+    let plain = throughput_limit(&m, &gpu, mix, 256, &ExpertRouting::Uniform);
+    assert_eq!(plain.kv_bytes_per_context_token, 35_136.0);
+    // One draft: a step may yield 2 tokens, so the bytes per decode token halve.
+    m.speculative = Some(Speculative { draft_tokens: 1, acceptance_rate: 0.8 });
+    let spec = throughput_limit(&m, &gpu, mix, 256, &ExpertRouting::Uniform);
+    assert!(
+        (spec.bytes_per_decode_token * 2.0 - plain.bytes_per_decode_token).abs() < 1e-6 * plain.bytes_per_decode_token
+    );
+}
