@@ -3,10 +3,11 @@
 //!
 //! A flow is started on a [`Route`] with a byte count. While it drains, it holds a
 //! share of every link on its route. Shares are re-computed when flows start or
-//! drain or a link's capacity changes, incrementally (see [`sharing`]): only the flows
-//! whose rate may move are looked at, and every change at one instant is one
-//! re-sharing. Finishes are events in the engine's [`EventQueue`]; a flow whose rate
-//! changes has its finish moved, a flow whose rate does not is never touched.
+//! drain or a link's capacity changes, over the links and flows the change can reach
+//! (see [`sharing`]), and every change at one instant is one re-sharing. Each draining
+//! flow's drain instant sits in one dense array, moved only when its rate changes, so
+//! the next drain is one scan; completions (the latency tail after the last byte) are
+//! events in the engine's [`EventQueue`].
 //!
 //! Latency: a flow's bytes leave at its max-min rate from the moment it starts; the
 //! flow completes the route's latency after its last byte left (the latency is added
@@ -22,7 +23,7 @@ mod sharing;
 
 use super::topology::{LinkId, Route, Topology};
 use crate::engine::{EventId, EventQueue, SimTime};
-use sharing::{LinkRates, Sharing};
+use sharing::Sharing;
 
 /// Handle to a flow (slot index plus generation, so stale handles never alias).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,35 +57,28 @@ pub fn transfer_time(bytes: f64, bytes_per_s: f64) -> SimTime {
     }
 }
 
-/// What the network's queue holds: a closed set of per-flow events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum NetEvent {
-    /// The flow's last byte left its source.
-    Drained(u32),
-    /// The flow's last byte arrived (drained plus route latency).
-    Done(u32),
-}
-
 #[derive(Clone, Debug)]
 struct Flow {
     gen: u32,
     live: bool,
     draining: bool,
     route: Route,
-    /// Position of this flow in `links[route.links()[k]].flows`.
+    /// Position of this flow in `link_flows[route.links()[k]]`.
     pos: [u32; 4],
+    /// Position of this flow in `active` while draining.
+    active_pos: u32,
     bytes: f64,
     remaining: f64,
-    /// Current rate, bytes/s; also recorded in each of its links' [`LinkRates`].
+    /// Current rate, bytes/s (meaningful once `rated`).
     rate: f64,
-    /// Whether `rate` is recorded in the links' rate sets.
-    recorded: bool,
+    /// Whether a re-sharing has given it a rate yet.
+    rated: bool,
     /// When `remaining` was last brought up to date.
     updated: SimTime,
     start: SimTime,
     tag: u64,
-    /// Its pending drain or done event.
-    event: Option<EventId>,
+    /// Its pending completion event, once drained.
+    done_event: Option<EventId>,
 }
 
 /// Counters for benchmarks and reports.
@@ -106,19 +100,21 @@ pub struct Network {
     caps: Vec<f64>,
     /// Draining flows on each link.
     link_flows: Vec<Vec<u32>>,
-    /// The rates of the draining flows on each link.
-    link_rates: Vec<LinkRates>,
+    /// Sum of the rates of the draining flows on each link.
+    load: Vec<f64>,
     flows: Vec<Flow>,
     free: Vec<u32>,
-    queue: EventQueue<NetEvent>,
+    /// Draining flows, and beside each the instant its last byte leaves at its current
+    /// rate (ns; `u64::MAX` while stalled). A dense array: the next drain is one scan.
+    active: Vec<u32>,
+    drain_at: Vec<u64>,
+    /// Completions (drained flows waiting out their route latency).
+    queue: EventQueue<u32>,
     now: SimTime,
-    /// Flows to (re)share at the next settle: new flows.
-    seed_flows: Vec<u32>,
-    /// Links whose every flow must be reshared: saturated links a flow left, links
-    /// whose capacity changed.
+    /// Links whose component must be re-shared at the next settle: links of new flows,
+    /// full links a flow left, links whose capacity changed.
     seed_links: Vec<LinkId>,
     sharing: Sharing,
-    draining: usize,
     stats: NetworkStats,
 }
 
@@ -129,15 +125,15 @@ impl Network {
         Network {
             caps: topology.links().iter().map(|l| l.bytes_per_s).collect(),
             link_flows: vec![Vec::new(); n],
-            link_rates: vec![LinkRates::default(); n],
+            load: vec![0.0; n],
             flows: Vec::new(),
             free: Vec::new(),
+            active: Vec::new(),
+            drain_at: Vec::new(),
             queue: EventQueue::new(),
             now: SimTime::ZERO,
-            seed_flows: Vec::new(),
             seed_links: Vec::new(),
             sharing: Sharing::new(n),
-            draining: 0,
             stats: NetworkStats::default(),
         }
     }
@@ -154,7 +150,7 @@ impl Network {
 
     /// Flows holding bandwidth now.
     pub fn draining_flows(&self) -> usize {
-        self.draining
+        self.active.len()
     }
 
     /// Current capacity of a link, bytes/s.
@@ -164,7 +160,7 @@ impl Network {
 
     /// Sum of the rates of the flows on `link`, bytes/s, as of the last re-sharing.
     pub fn link_load(&self, link: LinkId) -> f64 {
-        self.link_rates[link as usize].load()
+        self.load[link as usize]
     }
 
     /// Flows on `link` now.
@@ -172,17 +168,28 @@ impl Network {
         self.link_flows[link as usize].len()
     }
 
-    /// The current rate of a flow, bytes/s (0 once drained or unknown).
+    /// The draining flows on `link` now (to re-route them off a failed link).
+    pub fn flows_on_link(&self, link: LinkId) -> Vec<FlowId> {
+        self.link_flows[link as usize].iter().map(|&idx| FlowId { idx, gen: self.flows[idx as usize].gen }).collect()
+    }
+
+    fn draining_flow(&self, id: FlowId) -> Option<&Flow> {
+        self.flows.get(id.idx as usize).filter(|f| f.live && f.gen == id.gen && f.draining)
+    }
+
+    /// The current rate of a flow, bytes/s (0 once drained, stalled or unknown).
     pub fn flow_rate(&self, id: FlowId) -> f64 {
-        match self.flows.get(id.idx as usize) {
-            Some(f) if f.live && f.gen == id.gen && f.draining => f.rate,
-            _ => 0.0,
-        }
+        self.draining_flow(id).map_or(0.0, |f| if f.rated { f.rate } else { 0.0 })
+    }
+
+    /// The route a draining flow takes now (`None` once drained or unknown).
+    pub fn flow_route(&self, id: FlowId) -> Option<Route> {
+        self.draining_flow(id).map(|f| f.route)
     }
 
     /// True while the flow still has bytes to send (it holds a share of its links).
     pub fn is_draining(&self, id: FlowId) -> bool {
-        matches!(self.flows.get(id.idx as usize), Some(f) if f.live && f.gen == id.gen && f.draining)
+        self.draining_flow(id).is_some()
     }
 
     /// Moves the clock forward to `now` without an event (to start flows then).
@@ -192,11 +199,30 @@ impl Network {
         self.now = self.now.max(now);
     }
 
-    /// Sets `link`'s capacity to `bytes_per_s` from now on (a what-if slowdown sets a
-    /// fraction of the original). Flows on it are re-shared at once; 0 stalls them.
+    /// Sets `link`'s capacity to `bytes_per_s` from now on, for the flows in flight too:
+    /// a slowdown sets a fraction of the nominal capacity, a failure sets 0 (its flows
+    /// stall, keeping the bytes they have left, until the capacity comes back or they
+    /// are moved with [`Network::reroute_flow`]); restoring sets the nominal value.
+    /// Negative or NaN capacities count as 0. Flows are re-shared at this instant.
     pub fn set_link_capacity(&mut self, link: LinkId, bytes_per_s: f64) {
-        self.caps[link as usize] = bytes_per_s.max(0.0);
+        self.caps[link as usize] = if bytes_per_s > 0.0 { bytes_per_s } else { 0.0 };
         self.seed_links.push(link);
+    }
+
+    /// Moves a draining flow onto `route` from now (say, off a failed link): the bytes it
+    /// has left continue there, re-shared at this instant, and it completes with the new
+    /// route's latency. Returns false (and does nothing) when the flow is not draining.
+    pub fn reroute_flow(&mut self, id: FlowId, route: Route) -> bool {
+        if !self.is_draining(id) || route.links().is_empty() {
+            return false;
+        }
+        self.catch_up(id.idx);
+        self.unlink(id.idx);
+        let f = &mut self.flows[id.idx as usize];
+        f.route = route;
+        f.rated = false;
+        self.link(id.idx);
+        true
     }
 
     /// Starts a flow of `bytes` along `route` now; `tag` comes back in its [`FlowDone`].
@@ -210,14 +236,15 @@ impl Network {
             draining: drains,
             route,
             pos: [0; 4],
+            active_pos: 0,
             bytes: bytes.max(0.0),
             remaining: bytes.max(0.0),
             rate: 0.0,
-            recorded: false,
+            rated: false,
             updated: now,
             start: now,
             tag,
-            event: None,
+            done_event: None,
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -231,16 +258,13 @@ impl Network {
             }
         };
         if drains {
-            self.draining += 1;
-            for (k, &l) in route.links().iter().enumerate() {
-                let list = &mut self.link_flows[l as usize];
-                self.flows[idx as usize].pos[k] = list.len() as u32;
-                list.push(idx);
-            }
-            self.seed_flows.push(idx);
+            self.flows[idx as usize].active_pos = self.active.len() as u32;
+            self.active.push(idx);
+            self.drain_at.push(u64::MAX);
+            self.link(idx);
         } else {
-            let ev = self.queue.schedule(now + route.latency, NetEvent::Done(idx));
-            self.flows[idx as usize].event = Some(ev);
+            let ev = self.queue.schedule(now + route.latency, idx);
+            self.flows[idx as usize].done_event = Some(ev);
         }
         FlowId { idx, gen: self.flows[idx as usize].gen }
     }
@@ -248,7 +272,11 @@ impl Network {
     /// The earliest pending completion or drain, after bringing shares up to date.
     pub fn next_event_time(&mut self) -> Option<SimTime> {
         self.settle();
-        self.queue.peek_time()
+        let drain = self.drain_at.iter().copied().min().filter(|&t| t != u64::MAX).map(SimTime::from_ns);
+        match (drain, self.queue.peek_time()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs the earliest instant with events: drains flows, re-shares once, and returns
@@ -258,30 +286,24 @@ impl Network {
         let t = self.next_event_time()?;
         self.now = t;
         let mut done = Vec::new();
+        let mut drained = Vec::new();
         loop {
-            while self.queue.peek_time() == Some(t) {
-                let Some((_, ev)) = self.queue.pop() else { break };
-                match ev {
-                    NetEvent::Drained(idx) => self.drain(idx),
-                    NetEvent::Done(idx) => {
-                        let f = &mut self.flows[idx as usize];
-                        f.live = false;
-                        f.event = None;
-                        done.push(FlowDone {
-                            id: FlowId { idx, gen: f.gen },
-                            tag: f.tag,
-                            start: f.start,
-                            finish: t,
-                            bytes: f.bytes,
-                        });
-                        self.free.push(idx);
-                    }
-                }
+            drained.clear();
+            drained.extend((0..self.active.len()).filter(|&k| self.drain_at[k] == t.as_ns()).map(|k| self.active[k]));
+            for &idx in &drained {
+                self.drain(idx);
             }
-            // One re-sharing for everything that happened at `t`; it may schedule more
-            // at `t` (a zero-latency tail, a flow with nothing left).
-            self.settle();
-            if self.queue.peek_time() != Some(t) {
+            while self.queue.peek_time() == Some(t) {
+                let Some((_, idx)) = self.queue.pop() else { break };
+                let f = &mut self.flows[idx as usize];
+                f.live = false;
+                f.done_event = None;
+                done.push(FlowDone { id: FlowId { idx, gen: f.gen }, tag: f.tag, start: f.start, finish: t, bytes: f.bytes });
+                self.free.push(idx);
+            }
+            // One re-sharing for everything that happened at `t`; it may put more at `t`
+            // (a zero-latency tail, a flow with nothing left).
+            if self.next_event_time() != Some(t) {
                 break;
             }
         }
@@ -300,20 +322,29 @@ impl Network {
         out
     }
 
-    /// The flow's last byte left: it frees its links and completes after the latency.
-    fn drain(&mut self, idx: u32) {
+    /// Puts a draining flow on its route's links and asks for a re-sharing there.
+    fn link(&mut self, idx: u32) {
         let route = self.flows[idx as usize].route;
-        let (rate, recorded) = (self.flows[idx as usize].rate, self.flows[idx as usize].recorded);
+        for (k, &l) in route.links().iter().enumerate() {
+            let list = &mut self.link_flows[l as usize];
+            self.flows[idx as usize].pos[k] = list.len() as u32;
+            list.push(idx);
+            self.seed_links.push(l);
+        }
+    }
+
+    /// Takes a draining flow off its links. A link that was full may now give its other
+    /// flows more and is re-shared; one that had room was nobody's bottleneck, and
+    /// losing a flow changes nothing there.
+    fn unlink(&mut self, idx: u32) {
+        let f = &self.flows[idx as usize];
+        let (route, rate) = (f.route, if f.rated { f.rate } else { 0.0 });
         for (k, &l) in route.links().iter().enumerate() {
             let li = l as usize;
-            // A link that was full may now give its other flows more; one that had
-            // room was nobody's bottleneck, and losing a flow changes nothing there.
-            if sharing::is_full(self.link_rates[li].load(), self.caps[li]) {
+            if sharing::is_full(self.load[li], self.caps[li]) {
                 self.seed_links.push(l);
             }
-            if recorded {
-                self.link_rates[li].remove(rate);
-            }
+            self.load[li] -= rate;
             let p = self.flows[idx as usize].pos[k] as usize;
             let list = &mut self.link_flows[li];
             list.swap_remove(p);
@@ -324,52 +355,62 @@ impl Network {
                 }
             }
         }
-        self.draining -= 1;
+    }
+
+    /// Brings a flow's bytes left up to now at its current rate.
+    fn catch_up(&mut self, idx: u32) {
         let now = self.now;
         let f = &mut self.flows[idx as usize];
+        if f.rated {
+            let elapsed = (now - f.updated).as_secs_f64();
+            f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
+        }
+        f.updated = now;
+    }
+
+    /// The flow's last byte left: it frees its links and completes after the latency.
+    fn drain(&mut self, idx: u32) {
+        self.unlink(idx);
+        let k = self.flows[idx as usize].active_pos as usize;
+        self.active.swap_remove(k);
+        self.drain_at.swap_remove(k);
+        if let Some(&moved) = self.active.get(k) {
+            self.flows[moved as usize].active_pos = k as u32;
+        }
+        let at = self.now + self.flows[idx as usize].route.latency;
+        let ev = self.queue.schedule(at, idx);
+        let f = &mut self.flows[idx as usize];
         f.draining = false;
-        f.recorded = false;
+        f.rated = false;
         f.remaining = 0.0;
         f.rate = 0.0;
-        let at = now + f.route.latency;
-        f.event = Some(self.queue.schedule(at, NetEvent::Done(idx)));
+        f.done_event = Some(ev);
     }
 
     /// Re-shares what the changes since the last call can reach (see [`sharing`]) and
     /// moves the finishes of the flows whose rate changed.
     fn settle(&mut self) {
-        if self.seed_flows.is_empty() && self.seed_links.is_empty() {
+        if self.seed_links.is_empty() {
             return;
         }
-        let mut seeds = std::mem::take(&mut self.seed_flows);
-        seeds.retain(|&f| self.flows[f as usize].draining);
-        let seed_links = std::mem::take(&mut self.seed_links);
-        let mut sharing = std::mem::replace(&mut self.sharing, Sharing::new(0));
-        let changed = sharing.reshare(self, &seeds, &seed_links);
+        let seeds = std::mem::take(&mut self.seed_links);
+        let mut sharing = std::mem::take(&mut self.sharing);
+        let mut changed = 0u64;
+        sharing.reshare(self, &seeds, |net, idx, new_rate| {
+            changed += 1;
+            net.catch_up(idx);
+            let now = net.now;
+            let f = &mut net.flows[idx as usize];
+            f.rate = new_rate;
+            f.rated = true;
+            let at = if new_rate > 0.0 { (now + transfer_time(f.remaining, new_rate)).as_ns() } else { u64::MAX };
+            net.drain_at[f.active_pos as usize] = at;
+        });
         self.stats.recomputations += 1;
         self.stats.flows_rerated += sharing.last_size() as u64;
-        self.stats.rates_changed += changed.len() as u64;
-        let now = self.now;
-        for &(idx, new_rate) in &changed {
-            let f = &mut self.flows[idx as usize];
-            let elapsed = (now - f.updated).as_secs_f64();
-            f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
-            f.updated = now;
-            f.rate = new_rate;
-            let event = f.event.take();
-            let at = (new_rate > 0.0).then(|| now + transfer_time(f.remaining, new_rate));
-            let ev = match (event, at) {
-                (Some(id), Some(at)) => self.queue.reschedule(id, at),
-                (None, Some(at)) => Some(self.queue.schedule(at, NetEvent::Drained(idx))),
-                (Some(id), None) => {
-                    self.queue.cancel(id);
-                    None
-                }
-                (None, None) => None,
-            };
-            self.flows[idx as usize].event = ev;
-        }
-        sharing.recycle(changed);
+        self.stats.rates_changed += changed;
+        self.seed_links = seeds;
+        self.seed_links.clear();
         self.sharing = sharing;
     }
 }
