@@ -62,17 +62,12 @@ struct Flow {
     gen: u32,
     live: bool,
     draining: bool,
-    route: Route,
     /// Position of this flow in `link_flows[route.links()[k]]`.
     pos: [u32; 4],
     /// Position of this flow in `active` while draining.
     active_pos: u32,
     bytes: f64,
     remaining: f64,
-    /// Current rate, bytes/s (meaningful once `rated`).
-    rate: f64,
-    /// Whether a re-sharing has given it a rate yet.
-    rated: bool,
     /// When `remaining` was last brought up to date.
     updated: SimTime,
     start: SimTime,
@@ -80,6 +75,9 @@ struct Flow {
     /// Its pending completion event, once drained.
     done_event: Option<EventId>,
 }
+
+/// The rate of a flow no re-sharing has rated yet (new, re-routed or drained).
+const UNRATED: f64 = -1.0;
 
 /// Counters for benchmarks and reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,17 +101,27 @@ pub struct Network {
     /// Sum of the rates of the draining flows on each link.
     load: Vec<f64>,
     flows: Vec<Flow>,
+    /// Per flow slot, kept apart from [`Flow`] because the re-sharing reads little else:
+    /// its route, and its rate in bytes/s ([`UNRATED`] until a re-sharing gives it one).
+    routes: Vec<Route>,
+    rates: Vec<f64>,
     free: Vec<u32>,
     /// Draining flows, and beside each the instant its last byte leaves at its current
     /// rate (ns; `u64::MAX` while stalled). A dense array: the next drain is one scan.
     active: Vec<u32>,
     drain_at: Vec<u64>,
+    /// The earliest of `drain_at`, while no entry moved since it was found.
+    next_drain: Option<u64>,
     /// Completions (drained flows waiting out their route latency).
     queue: EventQueue<u32>,
     now: SimTime,
     /// Links whose component must be re-shared at the next settle: links of new flows,
     /// full links a flow left, links whose capacity changed.
     seed_links: Vec<LinkId>,
+    /// When every change since the last re-sharing is a drain: the lowest rate a
+    /// drained flow had (0 after a start, a capacity change or a re-route). Flows
+    /// below it keep their rates (see [`sharing`]).
+    floor: f64,
     sharing: Sharing,
     stats: NetworkStats,
 }
@@ -127,12 +135,16 @@ impl Network {
             link_flows: vec![Vec::new(); n],
             load: vec![0.0; n],
             flows: Vec::new(),
+            routes: Vec::new(),
+            rates: Vec::new(),
             free: Vec::new(),
             active: Vec::new(),
             drain_at: Vec::new(),
+            next_drain: None,
             queue: EventQueue::new(),
             now: SimTime::ZERO,
             seed_links: Vec::new(),
+            floor: f64::INFINITY,
             sharing: Sharing::new(n),
             stats: NetworkStats::default(),
         }
@@ -179,12 +191,12 @@ impl Network {
 
     /// The current rate of a flow, bytes/s (0 once drained, stalled or unknown).
     pub fn flow_rate(&self, id: FlowId) -> f64 {
-        self.draining_flow(id).map_or(0.0, |f| if f.rated { f.rate } else { 0.0 })
+        self.draining_flow(id).map_or(0.0, |_| self.rates[id.idx as usize].max(0.0))
     }
 
     /// The route a draining flow takes now (`None` once drained or unknown).
     pub fn flow_route(&self, id: FlowId) -> Option<Route> {
-        self.draining_flow(id).map(|f| f.route)
+        self.draining_flow(id).map(|_| self.routes[id.idx as usize])
     }
 
     /// True while the flow still has bytes to send (it holds a share of its links).
@@ -207,6 +219,7 @@ impl Network {
     pub fn set_link_capacity(&mut self, link: LinkId, bytes_per_s: f64) {
         self.caps[link as usize] = if bytes_per_s > 0.0 { bytes_per_s } else { 0.0 };
         self.seed_links.push(link);
+        self.floor = 0.0;
     }
 
     /// Moves a draining flow onto `route` from now (say, off a failed link): the bytes it
@@ -218,9 +231,8 @@ impl Network {
         }
         self.catch_up(id.idx);
         self.unlink(id.idx);
-        let f = &mut self.flows[id.idx as usize];
-        f.route = route;
-        f.rated = false;
+        self.routes[id.idx as usize] = route;
+        self.rates[id.idx as usize] = UNRATED;
         self.link(id.idx);
         true
     }
@@ -234,13 +246,10 @@ impl Network {
             gen: 0,
             live: true,
             draining: drains,
-            route,
             pos: [0; 4],
             active_pos: 0,
             bytes: bytes.max(0.0),
             remaining: bytes.max(0.0),
-            rate: 0.0,
-            rated: false,
             updated: now,
             start: now,
             tag,
@@ -250,10 +259,14 @@ impl Network {
             Some(i) => {
                 let gen = self.flows[i as usize].gen.wrapping_add(1);
                 self.flows[i as usize] = Flow { gen, ..flow };
+                self.routes[i as usize] = route;
+                self.rates[i as usize] = UNRATED;
                 i
             }
             None => {
                 self.flows.push(flow);
+                self.routes.push(route);
+                self.rates.push(UNRATED);
                 (self.flows.len() - 1) as u32
             }
         };
@@ -272,7 +285,10 @@ impl Network {
     /// The earliest pending completion or drain, after bringing shares up to date.
     pub fn next_event_time(&mut self) -> Option<SimTime> {
         self.settle();
-        let drain = self.drain_at.iter().copied().min().filter(|&t| t != u64::MAX).map(SimTime::from_ns);
+        if self.next_drain.is_none() {
+            self.next_drain = Some(self.drain_at.iter().copied().min().unwrap_or(u64::MAX));
+        }
+        let drain = self.next_drain.filter(|&t| t != u64::MAX).map(SimTime::from_ns);
         match (drain, self.queue.peek_time()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -324,7 +340,8 @@ impl Network {
 
     /// Puts a draining flow on its route's links and asks for a re-sharing there.
     fn link(&mut self, idx: u32) {
-        let route = self.flows[idx as usize].route;
+        self.floor = 0.0;
+        let route = self.routes[idx as usize];
         for (k, &l) in route.links().iter().enumerate() {
             let list = &mut self.link_flows[l as usize];
             self.flows[idx as usize].pos[k] = list.len() as u32;
@@ -337,8 +354,7 @@ impl Network {
     /// flows more and is re-shared; one that had room was nobody's bottleneck, and
     /// losing a flow changes nothing there.
     fn unlink(&mut self, idx: u32) {
-        let f = &self.flows[idx as usize];
-        let (route, rate) = (f.route, if f.rated { f.rate } else { 0.0 });
+        let (route, rate) = (self.routes[idx as usize], self.rates[idx as usize].max(0.0));
         for (k, &l) in route.links().iter().enumerate() {
             let li = l as usize;
             if sharing::is_full(self.load[li], self.caps[li]) {
@@ -349,9 +365,8 @@ impl Network {
             let list = &mut self.link_flows[li];
             list.swap_remove(p);
             if let Some(&moved) = list.get(p) {
-                let m = &mut self.flows[moved as usize];
-                if let Some(j) = m.route.links().iter().position(|&x| x == l) {
-                    m.pos[j] = p as u32;
+                if let Some(j) = self.routes[moved as usize].links().iter().position(|&x| x == l) {
+                    self.flows[moved as usize].pos[j] = p as u32;
                 }
             }
         }
@@ -360,30 +375,32 @@ impl Network {
     /// Brings a flow's bytes left up to now at its current rate.
     fn catch_up(&mut self, idx: u32) {
         let now = self.now;
+        let rate = self.rates[idx as usize];
         let f = &mut self.flows[idx as usize];
-        if f.rated {
+        if rate > 0.0 {
             let elapsed = (now - f.updated).as_secs_f64();
-            f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
+            f.remaining = (f.remaining - rate * elapsed).max(0.0);
         }
         f.updated = now;
     }
 
     /// The flow's last byte left: it frees its links and completes after the latency.
     fn drain(&mut self, idx: u32) {
+        self.floor = self.floor.min(self.rates[idx as usize].max(0.0));
         self.unlink(idx);
+        self.next_drain = None;
         let k = self.flows[idx as usize].active_pos as usize;
         self.active.swap_remove(k);
         self.drain_at.swap_remove(k);
         if let Some(&moved) = self.active.get(k) {
             self.flows[moved as usize].active_pos = k as u32;
         }
-        let at = self.now + self.flows[idx as usize].route.latency;
+        let at = self.now + self.routes[idx as usize].latency;
         let ev = self.queue.schedule(at, idx);
+        self.rates[idx as usize] = UNRATED;
         let f = &mut self.flows[idx as usize];
         f.draining = false;
-        f.rated = false;
         f.remaining = 0.0;
-        f.rate = 0.0;
         f.done_event = Some(ev);
     }
 
@@ -396,16 +413,19 @@ impl Network {
         let seeds = std::mem::take(&mut self.seed_links);
         let mut sharing = std::mem::take(&mut self.sharing);
         let mut changed = 0u64;
-        sharing.reshare(self, &seeds, |net, idx, new_rate| {
+        let floor = std::mem::replace(&mut self.floor, f64::INFINITY);
+        sharing.reshare(self, &seeds, floor, |net, idx, new_rate| {
             changed += 1;
             net.catch_up(idx);
+            net.rates[idx as usize] = new_rate;
             let now = net.now;
-            let f = &mut net.flows[idx as usize];
-            f.rate = new_rate;
-            f.rated = true;
+            let f = &net.flows[idx as usize];
             let at = if new_rate > 0.0 { (now + transfer_time(f.remaining, new_rate)).as_ns() } else { u64::MAX };
             net.drain_at[f.active_pos as usize] = at;
         });
+        if changed > 0 {
+            self.next_drain = None;
+        }
         self.stats.recomputations += 1;
         self.stats.flows_rerated += sharing.last_size() as u64;
         self.stats.rates_changed += changed;

@@ -17,6 +17,14 @@
 //! its links. A drain that leaves only links with room (no flow's bottleneck) reaches
 //! nothing and costs nothing; the caller seeds only links that were full.
 //!
+//! When every change at an instant is a drain, less moves: progressive filling below
+//! the lowest rate r a drained flow had is the same with or without it (below r the
+//! drained flow was unfixed and its links were not full, and taking its load off only
+//! fills them later), so every flow rated under r keeps its rate exactly. Such flows are
+//! constants: they take their rate off their links' capacities, and the component is
+//! only grown through flows rated r or more. (The comparison leaves 1e-9 relative room,
+//! so a flow at r up to rounding is re-filled, never frozen.)
+//!
 //! The fill keeps one heap entry per link, keyed by its fair share when pushed. Fixing
 //! flows at the smallest share never lowers another link's share ((rem - s)/(cnt - 1)
 //! >= rem/cnt when s <= rem/cnt), so a popped key is a lower bound: an entry whose
@@ -83,8 +91,16 @@ impl Sharing {
 
     /// Re-shares the component of `seed_links`; calls `changed(flow, new_rate)` for
     /// every flow of it whose rate moved (new flows included) after setting the links'
-    /// loads. Flows keep their old `rate` field: the caller moves it with the finish.
-    pub(super) fn reshare(&mut self, net: &mut Network, seed_links: &[LinkId], mut changed: impl FnMut(&mut Network, u32, f64)) {
+    /// loads. When every change was a drain, `floor` is the lowest rate a drained flow
+    /// had, and flows rated below it keep their rates (see the module docs); otherwise
+    /// it is 0. Flows keep their old rate until `changed` moves it with the finish.
+    pub(super) fn reshare(
+        &mut self,
+        net: &mut Network,
+        seed_links: &[LinkId],
+        floor: f64,
+        mut changed: impl FnMut(&mut Network, u32, f64),
+    ) {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             // Wrapped: old stamps could alias the new epoch.
@@ -99,18 +115,16 @@ impl Sharing {
             self.flow_fixed.resize(n, 0);
             self.new_rate.resize(n, 0.0);
         }
-        self.component(net, seed_links);
+        // Below the floor by more than rounding noise: certainly below it exactly.
+        let below = floor * (1.0 - TOL);
+        self.component(net, seed_links, below);
         self.fill(net);
-        for &l in &self.links {
-            net.load[l as usize] = 0.0;
-        }
         for i in 0..self.flows.len() {
             let f = self.flows[i];
-            let flow = &net.flows[f as usize];
-            let (old, new) = (flow.rate, self.new_rate[f as usize]);
-            let keep = flow.rated && (new - old).abs() <= SAME * old.max(new);
+            let (old, new) = (net.rates[f as usize], self.new_rate[f as usize]);
+            let keep = old >= 0.0 && (new - old).abs() <= SAME * old.max(new);
             let rate = if keep { old } else { new };
-            for &l in flow.route.links() {
+            for &l in net.routes[f as usize].links() {
                 net.load[l as usize] += rate;
             }
             if !keep {
@@ -119,8 +133,10 @@ impl Sharing {
         }
     }
 
-    /// Collects the links and flows reachable from `seeds`.
-    fn component(&mut self, net: &Network, seeds: &[LinkId]) {
+    /// Collects the links reachable from `seeds` through flows rated at or above
+    /// `below`, and those flows; the flows under it are constants that take their rate
+    /// off each link's capacity (and make up its load so far).
+    fn component(&mut self, net: &mut Network, seeds: &[LinkId], below: f64) {
         self.links.clear();
         self.flows.clear();
         let epoch = self.epoch;
@@ -132,37 +148,46 @@ impl Sharing {
         }
         let mut next = 0;
         while next < self.links.len() {
-            let l = self.links[next] as usize;
+            let li = self.links[next] as usize;
             next += 1;
-            for &f in &net.link_flows[l] {
+            let (mut rem, mut cnt, mut kept) = (net.caps[li], 0u32, 0.0);
+            for &f in &net.link_flows[li] {
+                let rate = net.rates[f as usize];
+                if rate >= 0.0 && rate < below {
+                    rem -= rate;
+                    kept += rate;
+                    continue;
+                }
+                cnt += 1;
                 if self.flow_seen[f as usize] == epoch {
                     continue;
                 }
                 self.flow_seen[f as usize] = epoch;
                 self.flows.push(f);
-                for &m in net.flows[f as usize].route.links() {
+                for &m in net.routes[f as usize].links() {
                     if self.link_seen[m as usize] != epoch {
                         self.link_seen[m as usize] = epoch;
                         self.links.push(m);
                     }
                 }
             }
+            self.rem[li] = rem;
+            self.cnt[li] = cnt;
+            net.load[li] = kept;
         }
     }
 
-    /// Progressive filling of the component from zero.
+    /// Progressive filling of the component's flows against what the rest leaves.
     fn fill(&mut self, net: &Network) {
         self.heap.clear();
         for &l in &self.links {
             let li = l as usize;
-            self.rem[li] = net.caps[li];
-            self.cnt[li] = net.link_flows[li].len() as u32;
             if self.cnt[li] > 0 {
                 self.heap.push(Reverse((key(self.rem[li] / f64::from(self.cnt[li])), l)));
             }
         }
         for &f in &self.flows {
-            let cap = net.flows[f as usize].route.rate_cap;
+            let cap = net.routes[f as usize].rate_cap;
             if cap.is_finite() {
                 self.heap.push(Reverse((key(cap), FLOW_ENTRY | f)));
             }
@@ -172,7 +197,7 @@ impl Sharing {
             if e & FLOW_ENTRY != 0 {
                 let f = e & !FLOW_ENTRY;
                 if self.flow_fixed[f as usize] != epoch {
-                    self.fix(net, f, net.flows[f as usize].route.rate_cap);
+                    self.fix(net, f, net.routes[f as usize].rate_cap);
                 }
                 continue;
             }
@@ -185,9 +210,9 @@ impl Sharing {
                 self.heap.push(Reverse((key(share), e)));
                 continue;
             }
-            for j in 0..net.link_flows[li].len() {
-                let f = net.link_flows[li][j];
-                if self.flow_fixed[f as usize] != epoch {
+            for &f in &net.link_flows[li] {
+                // Only component flows are stamped seen; the constants are not.
+                if self.flow_seen[f as usize] == epoch && self.flow_fixed[f as usize] != epoch {
                     self.fix(net, f, share);
                 }
             }
@@ -198,7 +223,7 @@ impl Sharing {
     fn fix(&mut self, net: &Network, f: u32, rate: f64) {
         self.flow_fixed[f as usize] = self.epoch;
         self.new_rate[f as usize] = rate;
-        for &l in net.flows[f as usize].route.links() {
+        for &l in net.routes[f as usize].links() {
             self.rem[l as usize] -= rate;
             self.cnt[l as usize] -= 1;
         }
