@@ -98,6 +98,9 @@ pub struct Network {
     caps: Vec<f64>,
     /// Draining flows on each link.
     link_flows: Vec<Vec<u32>>,
+    /// Their rates, in the same order ([`UNRATED`] for flows not rated yet): a copy of
+    /// `rates` laid out so a link's flows are read in one sweep.
+    link_rates: Vec<Vec<f64>>,
     /// Sum of the rates of the draining flows on each link.
     load: Vec<f64>,
     flows: Vec<Flow>,
@@ -133,6 +136,7 @@ impl Network {
         Network {
             caps: topology.links().iter().map(|l| l.bytes_per_s).collect(),
             link_flows: vec![Vec::new(); n],
+            link_rates: vec![Vec::new(); n],
             load: vec![0.0; n],
             flows: Vec::new(),
             routes: Vec::new(),
@@ -305,7 +309,11 @@ impl Network {
         let mut drained = Vec::new();
         loop {
             drained.clear();
-            drained.extend((0..self.active.len()).filter(|&k| self.drain_at[k] == t.as_ns()).map(|k| self.active[k]));
+            // `next_drain` is fresh: `next_event_time` just ran.
+            if self.next_drain == Some(t.as_ns()) {
+                drained
+                    .extend((0..self.active.len()).filter(|&k| self.drain_at[k] == t.as_ns()).map(|k| self.active[k]));
+            }
             for &idx in &drained {
                 self.drain(idx);
             }
@@ -314,7 +322,13 @@ impl Network {
                 let f = &mut self.flows[idx as usize];
                 f.live = false;
                 f.done_event = None;
-                done.push(FlowDone { id: FlowId { idx, gen: f.gen }, tag: f.tag, start: f.start, finish: t, bytes: f.bytes });
+                done.push(FlowDone {
+                    id: FlowId { idx, gen: f.gen },
+                    tag: f.tag,
+                    start: f.start,
+                    finish: t,
+                    bytes: f.bytes,
+                });
                 self.free.push(idx);
             }
             // One re-sharing for everything that happened at `t`; it may put more at `t`
@@ -346,6 +360,7 @@ impl Network {
             let list = &mut self.link_flows[l as usize];
             self.flows[idx as usize].pos[k] = list.len() as u32;
             list.push(idx);
+            self.link_rates[l as usize].push(self.rates[idx as usize]);
             self.seed_links.push(l);
         }
     }
@@ -362,6 +377,7 @@ impl Network {
             }
             self.load[li] -= rate;
             let p = self.flows[idx as usize].pos[k] as usize;
+            self.link_rates[li].swap_remove(p);
             let list = &mut self.link_flows[li];
             list.swap_remove(p);
             if let Some(&moved) = list.get(p) {
@@ -369,6 +385,15 @@ impl Network {
                     self.flows[moved as usize].pos[j] = p as u32;
                 }
             }
+        }
+    }
+
+    /// Sets a draining flow's rate, in `rates` and in its links' copies.
+    fn set_rate(&mut self, idx: u32, rate: f64) {
+        self.rates[idx as usize] = rate;
+        let f = &self.flows[idx as usize];
+        for (k, &l) in self.routes[idx as usize].links().iter().enumerate() {
+            self.link_rates[l as usize][f.pos[k] as usize] = rate;
         }
     }
 
@@ -385,6 +410,7 @@ impl Network {
     }
 
     /// The flow's last byte left: it frees its links and completes after the latency.
+    #[inline(never)]
     fn drain(&mut self, idx: u32) {
         self.floor = self.floor.min(self.rates[idx as usize].max(0.0));
         self.unlink(idx);
@@ -406,6 +432,7 @@ impl Network {
 
     /// Re-shares what the changes since the last call can reach (see [`sharing`]) and
     /// moves the finishes of the flows whose rate changed.
+    #[inline(never)]
     fn settle(&mut self) {
         if self.seed_links.is_empty() {
             return;
@@ -417,7 +444,7 @@ impl Network {
         sharing.reshare(self, &seeds, floor, |net, idx, new_rate| {
             changed += 1;
             net.catch_up(idx);
-            net.rates[idx as usize] = new_rate;
+            net.set_rate(idx, new_rate);
             let now = net.now;
             let f = &net.flows[idx as usize];
             let at = if new_rate > 0.0 { (now + transfer_time(f.remaining, new_rate)).as_ns() } else { u64::MAX };

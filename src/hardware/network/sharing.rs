@@ -71,17 +71,14 @@ pub(super) struct Sharing {
     links: Vec<LinkId>,
     flows: Vec<u32>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Flows rated under this keep their rates in this re-sharing.
+    below: f64,
 }
 
 impl Sharing {
     /// Scratch for a network of `links` links.
     pub(super) fn new(links: usize) -> Self {
-        Sharing {
-            link_seen: vec![0; links],
-            rem: vec![0.0; links],
-            cnt: vec![0; links],
-            ..Sharing::default()
-        }
+        Sharing { link_seen: vec![0; links], rem: vec![0.0; links], cnt: vec![0; links], ..Sharing::default() }
     }
 
     /// Flows in the last re-sharing's component.
@@ -116,8 +113,8 @@ impl Sharing {
             self.new_rate.resize(n, 0.0);
         }
         // Below the floor by more than rounding noise: certainly below it exactly.
-        let below = floor * (1.0 - TOL);
-        self.component(net, seed_links, below);
+        self.below = floor * (1.0 - TOL);
+        self.component(net, seed_links, self.below);
         self.fill(net);
         for i in 0..self.flows.len() {
             let f = self.flows[i];
@@ -136,6 +133,7 @@ impl Sharing {
     /// Collects the links reachable from `seeds` through flows rated at or above
     /// `below`, and those flows; the flows under it are constants that take their rate
     /// off each link's capacity (and make up its load so far).
+    #[inline(never)]
     fn component(&mut self, net: &mut Network, seeds: &[LinkId], below: f64) {
         self.links.clear();
         self.flows.clear();
@@ -151,14 +149,14 @@ impl Sharing {
             let li = self.links[next] as usize;
             next += 1;
             let (mut rem, mut cnt, mut kept) = (net.caps[li], 0u32, 0.0);
-            for &f in &net.link_flows[li] {
-                let rate = net.rates[f as usize];
+            for (j, &rate) in net.link_rates[li].iter().enumerate() {
                 if rate >= 0.0 && rate < below {
                     rem -= rate;
                     kept += rate;
                     continue;
                 }
                 cnt += 1;
+                let f = net.link_flows[li][j];
                 if self.flow_seen[f as usize] == epoch {
                     continue;
                 }
@@ -178,6 +176,7 @@ impl Sharing {
     }
 
     /// Progressive filling of the component's flows against what the rest leaves.
+    #[inline(never)]
     fn fill(&mut self, net: &Network) {
         self.heap.clear();
         for &l in &self.links {
@@ -210,9 +209,12 @@ impl Sharing {
                 self.heap.push(Reverse((key(share), e)));
                 continue;
             }
-            for &f in &net.link_flows[li] {
-                // Only component flows are stamped seen; the constants are not.
-                if self.flow_seen[f as usize] == epoch && self.flow_fixed[f as usize] != epoch {
+            for (j, &rate) in net.link_rates[li].iter().enumerate() {
+                if rate >= 0.0 && rate < self.below {
+                    continue;
+                }
+                let f = net.link_flows[li][j];
+                if self.flow_fixed[f as usize] != epoch {
                     self.fix(net, f, share);
                 }
             }
