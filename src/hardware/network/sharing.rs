@@ -71,14 +71,22 @@ pub(super) struct Sharing {
     links: Vec<LinkId>,
     flows: Vec<u32>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
-    /// Flows rated under this keep their rates in this re-sharing.
-    below: f64,
+    /// The component's flows on each of its links (`span[link]` indexes `moving`):
+    /// the flows that are not constants.
+    moving: Vec<u32>,
+    span: Vec<(u32, u32)>,
 }
 
 impl Sharing {
     /// Scratch for a network of `links` links.
     pub(super) fn new(links: usize) -> Self {
-        Sharing { link_seen: vec![0; links], rem: vec![0.0; links], cnt: vec![0; links], ..Sharing::default() }
+        Sharing {
+            link_seen: vec![0; links],
+            rem: vec![0.0; links],
+            cnt: vec![0; links],
+            span: vec![(0, 0); links],
+            ..Sharing::default()
+        }
     }
 
     /// Flows in the last re-sharing's component.
@@ -113,8 +121,7 @@ impl Sharing {
             self.new_rate.resize(n, 0.0);
         }
         // Below the floor by more than rounding noise: certainly below it exactly.
-        self.below = floor * (1.0 - TOL);
-        self.component(net, seed_links, self.below);
+        self.component(net, seed_links, floor * (1.0 - TOL));
         self.fill(net);
         for i in 0..self.flows.len() {
             let f = self.flows[i];
@@ -137,6 +144,7 @@ impl Sharing {
     fn component(&mut self, net: &mut Network, seeds: &[LinkId], below: f64) {
         self.links.clear();
         self.flows.clear();
+        self.moving.clear();
         let epoch = self.epoch;
         for &l in seeds {
             if self.link_seen[l as usize] != epoch {
@@ -148,15 +156,11 @@ impl Sharing {
         while next < self.links.len() {
             let li = self.links[next] as usize;
             next += 1;
-            let (mut rem, mut cnt, mut kept) = (net.caps[li], 0u32, 0.0);
-            for (j, &rate) in net.link_rates[li].iter().enumerate() {
-                if rate >= 0.0 && rate < below {
-                    rem -= rate;
-                    kept += rate;
-                    continue;
-                }
-                cnt += 1;
-                let f = net.link_flows[li][j];
+            let kept = self.split(net, li, below);
+            self.rem[li] = net.caps[li] - kept;
+            net.load[li] = kept;
+            for k in self.span[li].0..self.span[li].1 {
+                let f = self.moving[k as usize];
                 if self.flow_seen[f as usize] == epoch {
                     continue;
                 }
@@ -169,10 +173,30 @@ impl Sharing {
                     }
                 }
             }
-            self.rem[li] = rem;
-            self.cnt[li] = cnt;
-            net.load[li] = kept;
         }
+    }
+
+    /// Appends link `li`'s flows rated `below` or more (or not rated) to `moving`, notes
+    /// their span and count, and returns the sum of the other flows' rates. Branch-free
+    /// with four partial sums: most of a busy link's flows are constants, and this
+    /// sweep is the hot loop of a re-sharing.
+    fn split(&mut self, net: &Network, li: usize, below: f64) -> f64 {
+        let rates = &net.link_rates[li];
+        let flows = &net.link_flows[li];
+        let base = self.moving.len();
+        self.moving.resize(base + rates.len(), 0);
+        let out = &mut self.moving[base..];
+        let (mut n, mut acc) = (0usize, [0.0f64; 4]);
+        for (j, (&r, &f)) in rates.iter().zip(flows).enumerate() {
+            let constant = r >= 0.0 && r < below;
+            acc[j & 3] += if constant { r } else { 0.0 };
+            out[n] = f;
+            n += usize::from(!constant);
+        }
+        self.moving.truncate(base + n);
+        self.span[li] = (base as u32, (base + n) as u32);
+        self.cnt[li] = n as u32;
+        (acc[0] + acc[1]) + (acc[2] + acc[3])
     }
 
     /// Progressive filling of the component's flows against what the rest leaves.
@@ -209,11 +233,8 @@ impl Sharing {
                 self.heap.push(Reverse((key(share), e)));
                 continue;
             }
-            for (j, &rate) in net.link_rates[li].iter().enumerate() {
-                if rate >= 0.0 && rate < self.below {
-                    continue;
-                }
-                let f = net.link_flows[li][j];
+            for k in self.span[li].0..self.span[li].1 {
+                let f = self.moving[k as usize];
                 if self.flow_fixed[f as usize] != epoch {
                     self.fix(net, f, share);
                 }
