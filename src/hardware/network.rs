@@ -410,7 +410,6 @@ impl Network {
     }
 
     /// The flow's last byte left: it frees its links and completes after the latency.
-    #[inline(never)]
     fn drain(&mut self, idx: u32) {
         self.floor = self.floor.min(self.rates[idx as usize].max(0.0));
         self.unlink(idx);
@@ -432,7 +431,6 @@ impl Network {
 
     /// Re-shares what the changes since the last call can reach (see [`sharing`]) and
     /// moves the finishes of the flows whose rate changed.
-    #[inline(never)]
     fn settle(&mut self) {
         if self.seed_links.is_empty() {
             return;

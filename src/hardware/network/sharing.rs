@@ -26,8 +26,8 @@
 //! so a flow at r up to rounding is re-filled, never frozen.)
 //!
 //! The fill keeps one heap entry per link, keyed by its fair share when pushed. Fixing
-//! flows at the smallest share never lowers another link's share ((rem - s)/(cnt - 1)
-//! >= rem/cnt when s <= rem/cnt), so a popped key is a lower bound: an entry whose
+//! flows at the smallest share never lowers another link's share: (rem - s)/(cnt - 1)
+//! is at least rem/cnt when s <= rem/cnt. So a popped key is a lower bound: an entry whose
 //! link's share has grown since is pushed again at the new share, not processed.
 //!
 //! A flow whose new rate equals its old one to 1e-12 relative keeps the old value, so
@@ -140,7 +140,6 @@ impl Sharing {
     /// Collects the links reachable from `seeds` through flows rated at or above
     /// `below`, and those flows; the flows under it are constants that take their rate
     /// off each link's capacity (and make up its load so far).
-    #[inline(never)]
     fn component(&mut self, net: &mut Network, seeds: &[LinkId], below: f64) {
         self.links.clear();
         self.flows.clear();
@@ -200,7 +199,6 @@ impl Sharing {
     }
 
     /// Progressive filling of the component's flows against what the rest leaves.
-    #[inline(never)]
     fn fill(&mut self, net: &Network) {
         self.heap.clear();
         for &l in &self.links {
