@@ -31,22 +31,18 @@ pub const MOONCAKE_BLOCK_TOKENS: u32 = 512;
 /// 63.0 GB/s (PCI-SIG, PCI Express Base Specification 5.0: 32 GT/s per lane).
 pub const PCIE_GEN5_X16_GB_S: f64 = 32.0 * 16.0 * 128.0 / 130.0 / 8.0;
 
-pub use crate::scenario::types::KvOffloadConfig;
-
-/// Prefix caching is not modelled in disaggregated (`[[pools]]`) runs yet: say so
-/// rather than run without it.
+/// Prefix caching is not modelled in disaggregated (`[[pools]]`) runs yet; the pool
+/// checks refuse `prefix_caching` and `router`, and this refuses a host tier, which
+/// would otherwise be ignored.
 pub fn refuse_with_pools(setup: &Setup) -> Result<(), InputError> {
-    let s = &setup.serving;
-    let key = if s.prefix_caching {
-        "serving.prefix_caching"
-    } else if s.kv_offload.is_some() {
-        "serving.kv_offload"
-    } else if s.router == crate::scenario::types::RouterKind::CacheAware {
-        "serving.router"
-    } else {
-        return Ok(());
-    };
-    Err(InputError::key(&setup.file, key, "prefix caching is not supported with [[pools]] yet; remove it or the pools"))
+    match setup.serving.kv_offload {
+        Some(_) => Err(InputError::key(
+            &setup.file,
+            "serving.kv_offload",
+            "is set, but prefix caching (and so its host tier) is not supported with [[pools]] yet; remove it or the pools",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Prefix caching resolved for a run.
