@@ -207,4 +207,7 @@ output_tokens = { dist = "fixed", value = 10 }
 "#;
     run_fails_with(pooled, &[], &["serving.prefix_caching", "[[pools]]"]);
     run_fails_with(pooled, &["serving.prefix_caching=false", "serving.router=\"cache_aware\""], &["serving.router"]);
+    let offload =
+        pooled.replace("prefix_caching = true", "prefix_caching = false\n[serving.kv_offload]\nhost_memory_gib = 64");
+    run_fails_with(&offload, &[], &["serving.kv_offload", "[[pools]]"]);
 }
