@@ -65,7 +65,7 @@ pub struct PoolSim {
     pub(super) net: HandoffNet,
     pub(super) tick: Option<(SimTime, EventId)>,
     pub(super) mode: KvTransferMode,
-    pub(super) kv_bytes_per_token: f64,
+    pub(super) sequence_kv: crate::model::memory::SequenceKv,
     pub(super) layers: u32,
     speeds: Vec<f64>,
     /// What the run measured.
@@ -117,9 +117,9 @@ impl PoolSim {
             pending: vec![Default::default(); n],
             tick: None,
             mode: setup.disaggregation.kv_transfer,
-            // One path for KV size: the whole model's KV per token is one GPU's at tp = 1
-            // holding every layer.
-            kv_bytes_per_token: crate::model::memory::kv_bytes_per_token(&setup.model, 1, setup.model.layers),
+            // One path for KV size: the whole model's KV of a sequence at tp = 1 (window
+            // layers hold at most W tokens).
+            sequence_kv: crate::model::memory::SequenceKv::of(&setup.model),
             layers: setup.model.layers,
             speeds: vec![1.0; gpus],
             rec,
