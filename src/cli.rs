@@ -287,7 +287,8 @@ fn run_into(
     let outcome = crate::analysis::simulate_priced(setup, opts)?;
     if a.trace {
         let trace = dir.join("trace.json");
-        crate::output::chrome::write_trace(&trace, &outcome.spans, &outcome.batch_requests, &outcome.plan)?;
+        let (spans, links) = (&outcome.spans, &outcome.link_spans);
+        crate::output::chrome::write_trace(&trace, spans, &outcome.batch_requests, &outcome.plan, links)?;
     }
     let wall = started.elapsed().as_secs_f64();
     writer::write_report(dir, &outcome.report)?;

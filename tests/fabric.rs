@@ -185,3 +185,105 @@ fn a_nic_index_past_the_nodes_nics_is_refused_with_the_key_named() {
     let msg = err.to_string();
     assert!(msg.contains("events.0.index") && msg.contains("0..7"), "{msg}");
 }
+
+/// Two replicas of two GPUs each (TP2, one stage), both crossing link 5 (1 GB/s =
+/// 1 byte/ns), each GPU's payload putting half its bytes on it; links 0-4 unused.
+fn two_replicas_on_one_link(extra: &[u32]) -> clustersim::serving::paced::SharedFabric {
+    use clustersim::metrics::network::{GroupFact, NetworkFacts};
+    let plan = Plan { dp: 2, pp: 1, ep: 1, tp: 2, gpus_per_node: 2, layers: 1 };
+    let units = vec![[5u32].into_iter().collect(), [5u32].into_iter().collect()];
+    let group = GroupFact { link_bytes_per_payload: vec![(5, 0.5)], contention_ns_per_byte: 0.0 };
+    let facts = NetworkFacts {
+        links: Vec::new(),
+        groups: vec![group.clone(), group],
+        gpu_groups: vec![
+            [Some(0), None, None, None],
+            [Some(0), None, None, None],
+            [Some(1), None, None, None],
+            [Some(1), None, None, None],
+        ],
+    };
+    let capacity = [1e9; 6];
+    clustersim::serving::paced::SharedFabric::build(&plan, &units, extra, &facts, &capacity).expect("link 5 is shared")
+}
+
+/// A stage run of 3,000 ns on two GPUs: 2,000 ns computing, then 1,000 ns of TP
+/// all-reduce of 1,000 payload bytes each (so 2 x 1,000 x 0.5 = 1,000 bytes on link 5
+/// in 1,000 ns: the whole link).
+fn tp_run() -> clustersim::serving::stage::StageRun {
+    let gpu = clustersim::parallel::ledger::GpuTotals {
+        compute_ns: 2_000,
+        comm_ns: [1_000, 0, 0, 0],
+        comm_bytes: [1_000.0, 0.0, 0.0, 0.0],
+        ..Default::default()
+    };
+    clustersim::serving::stage::StageRun { duration_ns: 3_000, gpus: vec![gpu.clone(), gpu] }
+}
+
+fn recorder() -> clustersim::metrics::recorder::Recorder {
+    clustersim::metrics::recorder::Recorder::new(4, 4, 0, None).expect("recorder")
+}
+
+#[test]
+fn two_replicas_through_one_nic_each_get_half_of_it_for_their_overlap() {
+    // Replica 0's batch runs from 0: its all-reduce is on the link from 2,000 to 3,000
+    // alone. Replica 1's batch starts at 500: its all-reduce would be on from 2,500 to
+    // 3,500. From 2,500 they overlap and each gets half the link (max-min): replica 0
+    // still had 500 ns of its transfer to do, which now takes 1,000 ns: it ends at
+    // 3,500 (500 late). By then replica 1 has done 500 ns worth at half speed, i.e.
+    // 500 of its 1,000 bytes, and does the rest alone at full speed in 500 ns: ends at
+    // 4,000 (500 late). Each lost 500 ns; for the overlap [2,500, 3,500) each had half.
+    use clustersim::engine::SimTime;
+    let mut fabric = two_replicas_on_one_link(&[]);
+    let mut rec = recorder();
+    let run = tp_run();
+    let end0 = fabric.book_stage(1, 0, 0, &run, SimTime(3_000), SimTime(0), &mut rec);
+    assert_eq!(end0, SimTime(3_000), "alone, the closed form holds to the ns");
+    assert!(fabric.take_moves().is_empty());
+    let end1 = fabric.book_stage(2, 1, 0, &run, SimTime(3_500), SimTime(500), &mut rec);
+    assert_eq!(end1, SimTime(4_000));
+    let moves = fabric.take_moves();
+    assert_eq!(moves.len(), 1);
+    assert_eq!((moves[0].owner.batch, moves[0].delta_ns, moves[0].from_ns), (1, 500, 3_000));
+    // Once both finished, each GPU's lost 500 ns are booked as TP communication lost to
+    // contention (each GPU moves bytes on the link, so none of them merely waits).
+    fabric.settle(SimTime(10_000), &mut rec);
+    for g in 0..4 {
+        let t = rec.ledger.gpu(g);
+        assert_eq!((t.comm_ns[0], t.contention_ns, t.wait_ns[0]), (500, 500, 0), "GPU {g}");
+    }
+}
+
+#[test]
+fn batches_that_do_not_overlap_on_the_link_keep_their_closed_forms() {
+    // Replica 1 starts at 1,000: its all-reduce is on [3,000, 4,000), right after
+    // replica 0's [2,000, 3,000): no overlap, no move, nothing lost.
+    use clustersim::engine::SimTime;
+    let mut fabric = two_replicas_on_one_link(&[]);
+    let mut rec = recorder();
+    let run = tp_run();
+    assert_eq!(fabric.book_stage(1, 0, 0, &run, SimTime(3_000), SimTime(0), &mut rec), SimTime(3_000));
+    assert_eq!(fabric.book_stage(2, 1, 0, &run, SimTime(4_000), SimTime(1_000), &mut rec), SimTime(4_000));
+    assert!(fabric.take_moves().is_empty());
+    fabric.settle(SimTime(10_000), &mut rec);
+    assert!((0..4).all(|g| rec.ledger.gpu(g).contention_ns == 0));
+}
+
+#[test]
+fn a_link_slowdown_reaches_a_transfer_in_flight() {
+    // Replica 0's all-reduce is on the link from 2,000 to 3,000. At 2,400 the link drops
+    // to half its bandwidth: the 600 ns of transfer left take 1,200 ns, so it ends at
+    // 3,600, not 3,000 (before, a slowdown only reached the next batch).
+    use clustersim::engine::SimTime;
+    let mut fabric = two_replicas_on_one_link(&[5]);
+    let mut rec = recorder();
+    assert_eq!(fabric.book_stage(1, 0, 0, &tp_run(), SimTime(3_000), SimTime(0), &mut rec), SimTime(3_000));
+    let mut capacity = [1e9; 6];
+    capacity[5] = 0.5e9;
+    fabric.capacities_changed(SimTime(2_400), &capacity, &mut rec);
+    let moves = fabric.take_moves();
+    assert_eq!(moves.len(), 1);
+    assert_eq!((moves[0].delta_ns, moves[0].from_ns), (600, 3_000));
+    fabric.settle(SimTime(10_000), &mut rec);
+    assert_eq!(rec.ledger.gpu(0).contention_ns, 600);
+}

@@ -17,7 +17,8 @@ fn trace_json_is_trace_event_format_with_monotone_threads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trace.json");
     let out = simulate(&setup, RunOptions::default()).unwrap();
-    clustersim::output::chrome::write_trace(&path, &out.spans, &out.batch_requests, &out.plan).unwrap();
+    clustersim::output::chrome::write_trace(&path, &out.spans, &out.batch_requests, &out.plan, &out.link_spans)
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let events = v["traceEvents"].as_array().expect("traceEvents array");
     let mut last_end: BTreeMap<(u64, u64), f64> = BTreeMap::new();

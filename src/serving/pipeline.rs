@@ -6,9 +6,17 @@
 //! collectives it has. A stage that had nothing to do while the batch was upstream
 //! books that time as pipeline wait. When a GPU may fail, each stage run is kept as
 //! a [`Booking`] so the part after a failure can be taken back.
+//!
+//! The exception is traffic on links shared with other replicas or stages: what it
+//! meets there depends on batches formed later. A stage that crosses such links books
+//! that traffic on the run's [`SharedFabric`] and ends when it says; batches formed later
+//! may move that end (see [`super::paced`]), and the simulation moves the batch's
+//! completion event with it.
 
 use super::assemble::Assembly;
 use super::experts::ExpertSampler;
+use super::links::{Move, Owner};
+use super::paced::SharedFabric;
 use super::replica::Replica;
 use super::request::RequestSlab;
 use super::scheduler::BatchEntry;
@@ -54,6 +62,9 @@ pub struct Pipeline {
     emitting: Vec<u32>,
     local_spans: Vec<LocalSpan>,
     stage_speeds: Vec<f64>,
+    /// Links shared between replicas or stages, and the transfers on them (None when
+    /// the plan shares none: every stage is priced in O(1)).
+    pub fabric: Option<SharedFabric>,
 }
 
 impl Pipeline {
@@ -70,6 +81,7 @@ impl Pipeline {
             top_k: setup.model.top_k,
             overlap: setup.parallel.overlap_comm,
         };
+        let fabric = asm.shared_fabric(&setup.events);
         Pipeline {
             asm,
             facts,
@@ -82,6 +94,7 @@ impl Pipeline {
             emitting: Vec::new(),
             local_spans: Vec::new(),
             stage_speeds: Vec::new(),
+            fabric,
         }
     }
 
@@ -118,7 +131,10 @@ impl Pipeline {
             let run = self.run_stage_at(r, s, start, speeds, rec);
             self.keep_spans(rec, first_gpu, start, batch, entries, reqs);
             book_run(rec, first_gpu, start, &run);
-            let run_end = start + SimTime(run.duration_ns);
+            let mut run_end = start + SimTime(run.duration_ns);
+            if let Some(f) = self.fabric.as_mut() {
+                run_end = f.book_stage(batch, r, s, &run, run_end, now, rec);
+            }
             if self.keep_bookings {
                 bookings.push(Booking { first_gpu, start, end: run_end, gpus: run.gpus });
             }
@@ -134,6 +150,61 @@ impl Pipeline {
         }
         rep.period_end = rep.period_end.max(arrive);
         (arrive, bookings)
+    }
+
+    /// The number of the latest batch booked.
+    pub fn batch_seq(&self) -> u64 {
+        self.batch_seq
+    }
+
+    /// Books the time lost to sharing by every transfer on shared links finished by `now`.
+    pub fn settle(&mut self, now: SimTime, rec: &mut Recorder) {
+        if let Some(f) = self.fabric.as_mut() {
+            f.settle(now, rec);
+        }
+    }
+
+    /// Transfers on shared links whose end moved since the last call (their batches'
+    /// completion events must move with them).
+    pub fn take_moves(&mut self) -> Vec<Move> {
+        self.fabric.as_mut().map_or_else(Vec::new, SharedFabric::take_moves)
+    }
+
+    /// Drops the transfers of a batch lost to a failure.
+    pub fn cancel_batch(&mut self, batch: u64) {
+        if let Some(f) = self.fabric.as_mut() {
+            f.cancel_batch(batch);
+        }
+    }
+
+    /// NVLink (`nvlink`) or NICs of each listed node now run at its fraction of their
+    /// nominal bandwidth: later batches are priced at it, and transfers in flight on
+    /// shared links share the new bandwidth from `now`.
+    pub fn set_link_fractions(&mut self, nvlink: bool, fractions: &[(u32, f64)], now: SimTime, rec: &mut Recorder) {
+        self.asm.set_link_fractions(nvlink, fractions);
+        if let Some(f) = self.fabric.as_mut() {
+            f.capacities_changed(now, &self.asm.link_capacities(), rec);
+        }
+    }
+
+    /// Books a transfer of `bytes` from GPU `src` to GPU `dst` starting `now` for
+    /// `owner` (e.g. a KV handoff between pools), and returns when it ends: its closed
+    /// form on idle links, stretched by sharing where its route crosses shared links.
+    /// Transfers it slows are reported by [`Self::take_moves`].
+    pub fn transfer(
+        &mut self,
+        owner: Owner,
+        src: u32,
+        dst: u32,
+        bytes: f64,
+        now: SimTime,
+        rec: &mut Recorder,
+    ) -> SimTime {
+        let (ns, links) = self.asm.transfer_alone(src, dst, bytes);
+        match self.fabric.as_mut() {
+            Some(f) => f.book_transfer(owner, now, ns, &links, now, rec),
+            None => now + SimTime(ns),
+        }
     }
 
     /// Splits the batch over the stage's attention groups: each sequence runs in the

@@ -114,6 +114,7 @@ impl Simulation {
                 p(self.rec.completed + self.rec.dropped, total);
             }
         }
+        self.pipeline.settle(self.now, &mut self.rec);
         let cut = self.horizon.filter(|_| self.queue.peek_time().is_some());
         self.replicas.iter_mut().for_each(|rep| rep.drop_held(&mut self.rec, cut));
         self.rec.close()
@@ -123,6 +124,12 @@ impl Simulation {
     pub fn report_context(&self) -> ReportContext {
         let kv_peak_blocks = self.replicas.iter().map(|r| r.queues.kv.iter().map(|p| p.peak_used).collect());
         ReportContext { kv_peak_blocks: kv_peak_blocks.collect(), ..self.pipeline.asm.report.clone() }
+    }
+
+    /// Transfers on shared links inside the timeline window, with their links' names.
+    pub fn link_spans(&self) -> Vec<(String, super::paced::LinkSpan)> {
+        let Some(f) = &self.pipeline.fabric else { return Vec::new() };
+        f.link_spans.iter().map(|s| (self.pipeline.asm.link_name(s.link), *s)).collect()
     }
 
     fn pull_request(&mut self) {
@@ -185,7 +192,9 @@ impl Simulation {
             self.queue.schedule(rep.stage_free[0], Event::Stage0Free(r as u32));
         }
         let entries = std::mem::replace(&mut self.entries, self.spare_entries.pop().unwrap_or_default());
-        rep.in_flight.push_back(super::replica::InFlight { entries, done_event, bookings });
+        let batch = self.pipeline.batch_seq();
+        rep.in_flight.push_back(super::replica::InFlight { entries, done_event, bookings, batch, done_at: done });
+        self.apply_moves();
     }
 
     fn batch_done(&mut self, r: usize) -> Result<()> {
@@ -216,7 +225,8 @@ impl Simulation {
             WhatIfEvent::LoadChange { .. } => self.workload.set_rate_factor(self.whatifs.load_factor()),
             WhatIfEvent::LinkSlowdown { link, node, .. } => {
                 let fractions = self.whatifs.link_fractions(link, node, self.pipeline.asm.nodes());
-                self.pipeline.asm.set_link_fractions(link == LinkClass::Nvlink, &fractions);
+                self.pipeline.set_link_fractions(link == LinkClass::Nvlink, &fractions, self.now, &mut self.rec);
+                self.apply_moves();
             }
             WhatIfEvent::GpuFailure { .. } | WhatIfEvent::LinkFailure { .. } => {
                 for r in self.pipeline.asm.replicas_hit(&self.whatifs.events()[index]) {
@@ -236,6 +246,7 @@ impl Simulation {
         let Some(lost) = self.replicas[r].gpu_failed(&mut self.reqs, self.now) else { return };
         for b in &lost.batches {
             self.queue.cancel(b.done_event);
+            self.pipeline.cancel_batch(b.batch);
             for booking in &b.bookings {
                 booking.take_back_after(self.now, &mut self.rec);
             }
@@ -243,6 +254,34 @@ impl Simulation {
         for req in lost.requests {
             if self.admit(req) {
                 self.rec.rerouted += 1;
+            }
+        }
+    }
+
+    /// Moves the completion of every batch whose traffic on shared links now ends at
+    /// another time, and the stage clocks that waited on it (see [`super::paced`]).
+    fn apply_moves(&mut self) {
+        for mv in self.pipeline.take_moves() {
+            let (r, s) = (mv.owner.replica as usize, mv.owner.stage as usize);
+            let rep = &mut self.replicas[r];
+            let Some(b) = rep.in_flight.iter_mut().find(|b| b.batch == mv.owner.batch) else { continue };
+            let shift = |t: SimTime| SimTime(t.as_ns().saturating_add_signed(mv.delta_ns));
+            let (old, new) = (b.done_at, shift(b.done_at).max(self.now));
+            if let Some(id) = self.queue.reschedule(b.done_event, new) {
+                (b.done_event, b.done_at) = (id, new);
+            }
+            let last = rep.stage_free.len() - 1;
+            let freed_at = if s == last { old } else { SimTime(mv.from_ns) };
+            if rep.stage_free[s] == freed_at {
+                rep.stage_free[s] = if s == last { new } else { shift(freed_at) };
+                if s == 0 && last > 0 {
+                    self.queue.schedule(rep.stage_free[0], Event::Stage0Free(r as u32));
+                }
+            }
+            if new > rep.period_end {
+                let pp = rep.stage_free.len() as u128;
+                self.rec.pipeline_capacity_ns += pp * (new - rep.period_end).as_ns() as u128;
+                rep.period_end = new;
             }
         }
     }

@@ -1,0 +1,262 @@
+//! Stage runs whose traffic crosses links shared with other replicas or stages.
+//!
+//! Which links are shared is decided from the plan before the run: a link crossed by
+//! the collectives of more than one (replica, stage) is *tracked*, and so is every
+//! link a `link_slowdown` what-if names (so a slowdown reaches transfers in flight).
+//! A stage whose collectives cross no tracked link is priced as before, in O(1) when
+//! its batch forms. A stage that does is priced the same way, and then the part of its
+//! run spent in the collectives that cross tracked links (their exposed time, summed
+//! over the run: its *tail*) is booked on the [`LinkLedger`] as one transfer, from the
+//! end of the rest of the run, with the bytes those collectives put on each tracked
+//! link. Where other tails overlap it there, it stretches by what max-min sharing says,
+//! and the tails it overlaps stretch too; their batches' completion events move.
+//!
+//! Simplifications, said plainly: a stage's shared traffic is gathered into one
+//! transfer at the end of its run (exact for a PP send, which comes last; the TP and
+//! EP collectives of a real run are spread over its layers, so which other traffic
+//! they meet can differ, not how much time they need alone); and when a stage before
+//! the last stretches after its batch was booked, the batch's later stages move by the
+//! same amount without being priced again.
+
+use super::links::{LinkLedger, Move, Owner, Transfer};
+use super::stage::StageRun;
+use crate::engine::SimTime;
+use crate::hardware::topology::LinkId;
+use crate::metrics::network::NetworkFacts;
+use crate::metrics::recorder::{Activity, Recorder, Span};
+use crate::parallel::ledger::{CommKind, GpuState};
+use crate::parallel::plan::Plan;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What one (replica, stage) puts on tracked links.
+#[derive(Clone, Debug, Default)]
+struct UnitPace {
+    /// First GPU of the stage.
+    first_gpu: u32,
+    /// GPUs of the stage.
+    gpus: u32,
+    /// Kinds whose collectives cross a tracked link.
+    kinds: Vec<CommKind>,
+    /// (local GPU, kind, link, link bytes per payload byte that GPU books).
+    factors: Vec<(u32, CommKind, LinkId, f64)>,
+}
+
+/// One transfer on one tracked link, for the trace's per-link tracks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkSpan {
+    /// The link.
+    pub link: LinkId,
+    /// Start of the transfer.
+    pub start: SimTime,
+    /// When it would have ended alone.
+    pub alone_end: SimTime,
+    /// When it ended.
+    pub end: SimTime,
+    /// Batch it belongs to.
+    pub batch: u64,
+    /// Bytes it put on this link.
+    pub bytes: f64,
+}
+
+/// The tracked links of a run, the transfers on them, and who waits for each.
+#[derive(Clone, Debug)]
+pub struct SharedFabric {
+    ledger: LinkLedger,
+    /// By `replica * pp + stage`; None for a stage with no tracked traffic.
+    units: Vec<Option<UnitPace>>,
+    pp: u32,
+    tracked: Vec<LinkId>,
+    moves: Vec<Move>,
+    /// Transfers on tracked links inside the timeline window, in finishing order.
+    pub link_spans: Vec<LinkSpan>,
+}
+
+impl SharedFabric {
+    /// The shared fabric of `plan`: `unit_links[r * pp + s]` are the links stage `s` of
+    /// replica `r` crosses, `extra` links are tracked whatever crosses them, `facts`
+    /// say how each GPU's payload becomes link bytes, `capacity` is each link's
+    /// bytes / s. None when no link is tracked or no stage crosses one.
+    pub fn build(
+        plan: &Plan,
+        unit_links: &[BTreeSet<LinkId>],
+        extra: &[LinkId],
+        facts: &NetworkFacts,
+        capacity: &[f64],
+    ) -> Option<Self> {
+        let mut users: BTreeMap<LinkId, u32> = BTreeMap::new();
+        for l in unit_links.iter().flatten() {
+            *users.entry(*l).or_default() += 1;
+        }
+        let tracked: BTreeSet<LinkId> =
+            users.into_iter().filter(|(_, n)| *n > 1).map(|(l, _)| l).chain(extra.iter().copied()).collect();
+        if tracked.is_empty() {
+            return None;
+        }
+        let units: Vec<Option<UnitPace>> = (0..plan.dp * plan.pp)
+            .map(|u| unit_pace(plan.stage_first_gpu(u / plan.pp, u % plan.pp), plan.stage_size(), &tracked, facts))
+            .collect();
+        if units.iter().all(Option::is_none) {
+            return None;
+        }
+        Some(SharedFabric {
+            ledger: LinkLedger::new(capacity),
+            units,
+            pp: plan.pp,
+            tracked: tracked.into_iter().collect(),
+            moves: Vec::new(),
+            link_spans: Vec::new(),
+        })
+    }
+
+    /// The links tracked.
+    pub fn tracked(&self) -> &[LinkId] {
+        &self.tracked
+    }
+
+    /// Books the tail of stage `s` of replica `r`'s run of `batch` (the run would end
+    /// at `run_end` alone) and returns when it ends with the traffic already booked;
+    /// transfers it slows are kept as moves for [`Self::take_moves`]. A stage with no
+    /// tracked traffic ends at `run_end`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn book_stage(
+        &mut self,
+        batch: u64,
+        r: u32,
+        s: u32,
+        run: &StageRun,
+        run_end: SimTime,
+        now: SimTime,
+        rec: &mut Recorder,
+    ) -> SimTime {
+        self.settle(now, rec);
+        let Some(unit) = &self.units[(r * self.pp + s) as usize] else { return run_end };
+        let work_ns = (0..unit.gpus as usize)
+            .map(|i| unit.kinds.iter().map(|k| run.gpus.get(i).map_or(0, |g| g.comm(*k))).sum::<u64>())
+            .max()
+            .unwrap_or(0);
+        let mut bytes: BTreeMap<LinkId, f64> = BTreeMap::new();
+        for &(i, k, l, f) in &unit.factors {
+            *bytes.entry(l).or_default() += run.gpus.get(i as usize).map_or(0.0, |g| g.comm_bytes[k.index()]) * f;
+        }
+        if work_ns == 0 || bytes.values().all(|b| *b <= 0.0) {
+            return run_end;
+        }
+        let owner = Owner { batch, replica: r, stage: s };
+        let bytes: Vec<(LinkId, f64)> = bytes.into_iter().collect();
+        let id = self.ledger.book(owner, run_end - SimTime(work_ns.min(run_end.as_ns())), work_ns, &bytes);
+        self.moves.extend(self.ledger.project().into_iter().filter(|m| m.owner != owner));
+        self.ledger.get(id).map_or(run_end, Transfer::finish)
+    }
+
+    /// Books a transfer of `link_bytes` (bytes on each link of its route) that takes
+    /// `work_ns` alone from `start` for `owner`; returns its projected end. Only its
+    /// bytes on tracked links are shared; the moves it causes wait in
+    /// [`Self::take_moves`] (this is the entry point for KV handoffs between pools).
+    pub fn book_transfer(
+        &mut self,
+        owner: Owner,
+        start: SimTime,
+        work_ns: u64,
+        link_bytes: &[(LinkId, f64)],
+        now: SimTime,
+        rec: &mut Recorder,
+    ) -> SimTime {
+        self.settle(now, rec);
+        let on_tracked: Vec<(LinkId, f64)> =
+            link_bytes.iter().copied().filter(|(l, _)| self.tracked.binary_search(l).is_ok()).collect();
+        if on_tracked.is_empty() {
+            return start + SimTime(work_ns);
+        }
+        let id = self.ledger.book(owner, start, work_ns, &on_tracked);
+        self.moves.extend(self.ledger.project().into_iter().filter(|m| m.owner != owner));
+        self.ledger.get(id).map_or(start + SimTime(work_ns), Transfer::finish)
+    }
+
+    /// Link capacities changed (a what-if) at `now`: transfers in flight run at the new
+    /// shares from now on; their moves wait in [`Self::take_moves`].
+    pub fn capacities_changed(&mut self, now: SimTime, capacity: &[f64], rec: &mut Recorder) {
+        self.settle(now, rec);
+        for &l in &self.tracked {
+            if let Some(c) = capacity.get(l as usize) {
+                self.ledger.set_capacity(l, *c);
+            }
+        }
+        self.moves.extend(self.ledger.project());
+    }
+
+    /// Transfers whose end moved since the last call.
+    pub fn take_moves(&mut self) -> Vec<Move> {
+        std::mem::take(&mut self.moves)
+    }
+
+    /// Drops the transfers of a lost batch.
+    pub fn cancel_batch(&mut self, batch: u64) {
+        self.ledger.cancel_batch(batch);
+    }
+
+    /// Commits the fluid model to `now` and books, for every transfer finished by then,
+    /// the time it lost to sharing: the GPUs that move its bytes were communicating
+    /// (and lost it to contention), the other GPUs of the stage waited for them.
+    pub fn settle(&mut self, now: SimTime, rec: &mut Recorder) {
+        for t in self.ledger.advance(now) {
+            if rec.wants_spans(t.alone_end() - SimTime(t.work_ns), t.finish()) {
+                for &(link, per_ns) in &t.demand {
+                    let bytes = per_ns * t.work_ns as f64;
+                    let (start, alone_end, end, batch) =
+                        (SimTime(t.start_ns), t.alone_end(), t.finish(), t.owner.batch);
+                    self.link_spans.push(LinkSpan { link, start, alone_end, end, batch, bytes });
+                }
+            }
+            let lost = t.finish().as_ns().saturating_sub(t.alone_end().as_ns());
+            let u = (t.owner.replica * self.pp + t.owner.stage) as usize;
+            if let (true, Some(Some(unit))) = (lost > 0, self.units.get(u)) {
+                book_lost(unit, &t, lost, rec);
+            }
+        }
+    }
+}
+
+/// Books `lost` ns of transfer `t` on the GPUs of its stage.
+fn book_lost(unit: &UnitPace, t: &Transfer, lost: u64, rec: &mut Recorder) {
+    for i in 0..unit.gpus {
+        let g = unit.first_gpu + i;
+        let mine = unit.factors.iter().find(|f| f.0 == i).map(|f| f.1);
+        let kind = mine.unwrap_or(unit.kinds[0]);
+        let state = if mine.is_some() {
+            rec.ledger.communicate(g, kind, lost);
+            rec.ledger.contend(g, lost);
+            GpuState::Communicate
+        } else {
+            rec.ledger.wait(g, kind, lost);
+            GpuState::Wait
+        };
+        let what = match kind {
+            CommKind::Tp => Activity::TpAllReduce,
+            CommKind::Ep => Activity::EpAllToAll,
+            _ => Activity::PpSendRecv,
+        };
+        let (start, end, batch) = (t.alone_end(), t.finish(), t.owner.batch);
+        rec.span(Span { gpu: g, start, end, state, what, batch, flops: 0.0, bytes: 0.0 });
+    }
+    rec.pipeline_stage_busy_ns += lost as u128;
+}
+
+/// A stage's traffic on tracked links, per GPU and kind, from the run's network facts.
+fn unit_pace(first_gpu: u32, gpus: u32, tracked: &BTreeSet<LinkId>, facts: &NetworkFacts) -> Option<UnitPace> {
+    let mut unit = UnitPace { first_gpu, gpus, ..Default::default() };
+    for i in 0..gpus {
+        let Some(groups) = facts.gpu_groups.get((first_gpu + i) as usize) else { continue };
+        for k in CommKind::ALL {
+            let Some(group) = groups[k.index()].and_then(|g| facts.groups.get(g as usize)) else { continue };
+            for &(l, f) in &group.link_bytes_per_payload {
+                if tracked.contains(&l) && f > 0.0 {
+                    unit.factors.push((i, k, l, f));
+                    if !unit.kinds.contains(&k) {
+                        unit.kinds.push(k);
+                    }
+                }
+            }
+        }
+    }
+    (!unit.factors.is_empty()).then_some(unit)
+}
