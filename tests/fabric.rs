@@ -287,3 +287,51 @@ fn a_link_slowdown_reaches_a_transfer_in_flight() {
     fabric.settle(SimTime(10_000), &mut rec);
     assert_eq!(rec.ledger.gpu(0).contention_ns, 600);
 }
+
+/// Llama-3-8B with TP16 (ring all-reduce) over two H100 nodes per replica, `dp`
+/// replicas, behind a rail-optimized spine oversubscribed `oversubscription`:1. The
+/// ring's two cross-rail
+/// hops (GPU 7 -> 8 and 15 -> 0 of each replica) go rail 7 up the spine and down to
+/// rail 0: every replica crosses the same two spine links. 24 requests arrive at once.
+fn tp16_replicas(dp: u32, oversubscription: f64) -> clustersim::scenario::Setup {
+    let text = format!(
+        "[scenario]\nname = \"spine\"\nseed = 5\n[hardware]\ngpu = \"h100-sxm\"\nnodes = {}\n\
+         network.oversubscription = {oversubscription}\n[model]\npreset = \"llama-3-8b\"\n\
+         [parallel]\ndp = {dp}\ntp = 16\nall_reduce = \"ring\"\n[serving]\n[workload]\nrequests = 24\n\
+         arrival = {{ process = \"all_at_once\" }}\nprompt_tokens = {{ dist = \"fixed\", value = 2048 }}\n\
+         output_tokens = {{ dist = \"fixed\", value = 8 }}\n",
+        2 * dp
+    );
+    let path = std::path::Path::new("spine.toml");
+    clustersim::scenario::validate(&clustersim::scenario::parse(&text, path, &[]).expect("parse"), path).expect("valid")
+}
+
+fn contention_s(out: &clustersim::serving::Outcome) -> f64 {
+    out.report.gpus.iter().map(|g| g.contention_s).sum()
+}
+
+#[test]
+fn replicas_sharing_an_oversubscribed_spine_slow_each_other_only_when_they_overlap() {
+    // One replica alone: its TP group is the only user of the spine links, so it keeps
+    // its closed form and loses nothing. Two replicas behind a 4:1 spine (a rail's
+    // uplink carries one NIC's worth for the 4 NICs of its rail) run their batches at the
+    // same instants (requests arrive together, the router alternates): their all-reduces
+    // overlap on the two spine links and each loses time there; the GPUs' four states
+    // still add up to the wall time. With a non-blocking spine (4 NICs' worth per rail
+    // uplink) the two rings' hops fit side by side: nothing is lost.
+    let alone = clustersim::serving::simulate(&tp16_replicas(1, 4.0), Default::default()).expect("runs");
+    assert_eq!(contention_s(&alone), 0.0);
+    let shared = clustersim::serving::simulate(&tp16_replicas(2, 4.0), Default::default()).expect("runs");
+    assert_eq!(shared.report.summary.requests.completed, 24);
+    assert!(contention_s(&shared) > 0.0, "two replicas on one 4:1 spine lose nothing");
+    for g in &shared.report.gpus {
+        let sum = g.compute_s + g.communicate_s + g.wait_s + g.idle_s;
+        let wall = shared.report.gpus[0].compute_s
+            + shared.report.gpus[0].communicate_s
+            + shared.report.gpus[0].wait_s
+            + shared.report.gpus[0].idle_s;
+        assert!((sum - wall).abs() < 1e-9, "GPU {}: states add to {sum}, wall {wall}", g.gpu);
+    }
+    let roomy = clustersim::serving::simulate(&tp16_replicas(2, 1.0), Default::default()).expect("runs");
+    assert_eq!(contention_s(&roomy), 0.0);
+}

@@ -19,6 +19,7 @@
 //! same amount without being priced again.
 
 use super::links::{LinkLedger, Move, Owner, Transfer};
+use super::replica::Replica;
 use super::stage::StageRun;
 use crate::engine::SimTime;
 use crate::hardware::topology::LinkId;
@@ -213,6 +214,28 @@ impl SharedFabric {
                 book_lost(unit, &t, lost, rec);
             }
         }
+    }
+}
+
+/// Moves what waits on a transfer of replica `rep` whose end moved: its stage's clock
+/// (when that batch is the stage's latest), the batch's completion (later stages move
+/// by the same amount, unpriced) and the last stage's clock with it.
+pub fn apply_move(rep: &mut Replica, mv: &Move, now: SimTime, rec: &mut Recorder) {
+    let shift = |t: SimTime| SimTime(t.as_ns().saturating_add_signed(mv.delta_ns)).max(now);
+    let (s, last) = (mv.owner.stage as usize, rep.stage_free.len() - 1);
+    if s < last && rep.stage_free[s] == SimTime(mv.from_ns) {
+        rep.stage_free[s] = shift(SimTime(mv.from_ns));
+    }
+    let Some(b) = rep.in_flight.iter_mut().find(|b| b.batch == mv.owner.batch) else { return };
+    let (old, new) = (b.done_at, shift(b.done_at));
+    b.done_at = new;
+    if rep.stage_free[last] == old {
+        rep.stage_free[last] = new;
+    }
+    if new > rep.period_end {
+        // Pipeline capacity counts pp x the time the replica has a batch in flight.
+        rec.pipeline_capacity_ns += (last as u128 + 1) * (new - rep.period_end).as_ns() as u128;
+        rep.period_end = new;
     }
 }
 

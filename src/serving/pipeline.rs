@@ -65,6 +65,8 @@ pub struct Pipeline {
     /// Links shared between replicas or stages, and the transfers on them (None when
     /// the plan shares none: every stage is priced in O(1)).
     pub fabric: Option<SharedFabric>,
+    /// Moves found while booking, and whether they were applied to the replica.
+    moves: Vec<(Move, bool)>,
 }
 
 impl Pipeline {
@@ -95,6 +97,7 @@ impl Pipeline {
             local_spans: Vec::new(),
             stage_speeds: Vec::new(),
             fabric,
+            moves: Vec::new(),
         }
     }
 
@@ -134,6 +137,15 @@ impl Pipeline {
             let mut run_end = start + SimTime(run.duration_ns);
             if let Some(f) = self.fabric.as_mut() {
                 run_end = f.book_stage(batch, r, s, &run, run_end, now, rec);
+                // This replica's later stages are booked next: their clocks must
+                // already show what this booking moved.
+                for mv in f.take_moves() {
+                    let mine = mv.owner.replica == r;
+                    if mine {
+                        super::paced::apply_move(rep, &mv, now, rec);
+                    }
+                    self.moves.push((mv, mine));
+                }
             }
             if self.keep_bookings {
                 bookings.push(Booking { first_gpu, start, end: run_end, gpus: run.gpus });
@@ -164,10 +176,15 @@ impl Pipeline {
         }
     }
 
-    /// Transfers on shared links whose end moved since the last call (their batches'
-    /// completion events must move with them).
-    pub fn take_moves(&mut self) -> Vec<Move> {
-        self.fabric.as_mut().map_or_else(Vec::new, SharedFabric::take_moves)
+    /// Transfers on shared links whose end moved since the last call, each with
+    /// whether its replica's clocks were already moved (its batch's completion event
+    /// must still move with it).
+    pub fn take_moves(&mut self) -> Vec<(Move, bool)> {
+        let mut out = std::mem::take(&mut self.moves);
+        if let Some(f) = self.fabric.as_mut() {
+            out.extend(f.take_moves().into_iter().map(|m| (m, false)));
+        }
+        out
     }
 
     /// Drops the transfers of a batch lost to a failure.

@@ -261,27 +261,19 @@ impl Simulation {
     /// Moves the completion of every batch whose traffic on shared links now ends at
     /// another time, and the stage clocks that waited on it (see [`super::paced`]).
     fn apply_moves(&mut self) {
-        for mv in self.pipeline.take_moves() {
-            let (r, s) = (mv.owner.replica as usize, mv.owner.stage as usize);
+        for (mv, applied) in self.pipeline.take_moves() {
+            let r = mv.owner.replica as usize;
             let rep = &mut self.replicas[r];
-            let Some(b) = rep.in_flight.iter_mut().find(|b| b.batch == mv.owner.batch) else { continue };
-            let shift = |t: SimTime| SimTime(t.as_ns().saturating_add_signed(mv.delta_ns));
-            let (old, new) = (b.done_at, shift(b.done_at).max(self.now));
-            if let Some(id) = self.queue.reschedule(b.done_event, new) {
-                (b.done_event, b.done_at) = (id, new);
+            if !applied {
+                super::paced::apply_move(rep, &mv, self.now, &mut self.rec);
             }
-            let last = rep.stage_free.len() - 1;
-            let freed_at = if s == last { old } else { SimTime(mv.from_ns) };
-            if rep.stage_free[s] == freed_at {
-                rep.stage_free[s] = if s == last { new } else { shift(freed_at) };
-                if s == 0 && last > 0 {
-                    self.queue.schedule(rep.stage_free[0], Event::Stage0Free(r as u32));
+            if let Some(b) = rep.in_flight.iter_mut().find(|b| b.batch == mv.owner.batch) {
+                if let Some(id) = self.queue.reschedule(b.done_event, b.done_at) {
+                    b.done_event = id;
                 }
             }
-            if new > rep.period_end {
-                let pp = rep.stage_free.len() as u128;
-                self.rec.pipeline_capacity_ns += pp * (new - rep.period_end).as_ns() as u128;
-                rep.period_end = new;
+            if mv.owner.stage == 0 && rep.stage_free.len() > 1 {
+                self.queue.schedule(rep.stage_free[0].max(self.now), Event::Stage0Free(r as u32));
             }
         }
     }
