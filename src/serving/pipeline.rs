@@ -327,8 +327,9 @@ fn book_run(rec: &mut Recorder, first_gpu: u32, start: SimTime, run: &StageRun) 
             rec.ledger.wait(g, k, w.wait(k));
             rec.ledger.moved(g, k, w.comm_bytes[k.index()]);
         }
-        rec.util.add_spread(start, end, g as usize, w.compute_ns as f64);
     }
+    let busy: Vec<f64> = run.gpus.iter().map(|w| w.compute_ns as f64).collect();
+    rec.util.add_spread_lanes(start, end, first_gpu as usize, &busy);
     rec.pipeline_stage_busy_ns += run.duration_ns as u128;
 }
 
