@@ -196,6 +196,9 @@ fn execute(cli: Cli) -> Result<i32> {
             for w in asm.contention() {
                 eprintln!("warning: {}", crate::output::table::sharing_line(&w));
             }
+            if let Some(w) = asm.cross_sharing() {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "{}: ok: {} GPUs ({} nodes x {} {}), plan dp={} pp={} tp={} ep={} uses {}, model {}, \
                  KV cache {} tokens per replica, {} requests",

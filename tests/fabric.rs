@@ -335,3 +335,15 @@ fn replicas_sharing_an_oversubscribed_spine_slow_each_other_only_when_they_overl
     let roomy = clustersim::serving::simulate(&tp16_replicas(2, 1.0), Default::default()).expect("runs");
     assert_eq!(contention_s(&roomy), 0.0);
 }
+
+#[test]
+fn validate_names_links_shared_between_replicas() {
+    // The two TP16 rings cross the same two spine links (rail 7's uplink, rail 0's
+    // downlink); one replica alone shares nothing with anyone.
+    let asm = clustersim::serving::assemble::Assembly::build(&tp16_replicas(2, 4.0)).expect("assembles");
+    let w = asm.cross_sharing().expect("two replicas share the spine");
+    assert!(w.starts_with("2 link(s)"), "{w}");
+    assert!(w.contains("spine uplink of leaf 7: replica 0 stage 0, replica 1 stage 0"), "{w}");
+    let alone = clustersim::serving::assemble::Assembly::build(&tp16_replicas(1, 4.0)).expect("assembles");
+    assert_eq!(alone.cross_sharing(), None);
+}

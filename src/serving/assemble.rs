@@ -228,9 +228,7 @@ impl Assembly {
     /// (replica, stage), and every link a `link_slowdown` in `events` names, so the
     /// slowdown reaches transfers in flight. None when nothing is shared.
     pub fn shared_fabric(&self, events: &[WhatIfEvent]) -> Option<super::paced::SharedFabric> {
-        let plan = &self.plan;
-        let units: Vec<_> =
-            (0..plan.dp * plan.pp).map(|u| self.pricer.unit_links(plan, u / plan.pp, u % plan.pp)).collect();
+        let (plan, units) = (&self.plan, self.unit_links());
         let extra: Vec<_> = events
             .iter()
             .filter_map(|e| match *e {
@@ -242,6 +240,28 @@ impl Assembly {
             .flatten()
             .collect();
         super::paced::SharedFabric::build(plan, &units, &extra, &self.report.network, &self.pricer.link_capacities())
+    }
+
+    /// The links each (replica, stage) crosses, by `replica * pp + stage`.
+    fn unit_links(&self) -> Vec<std::collections::BTreeSet<crate::hardware::topology::LinkId>> {
+        let plan = &self.plan;
+        (0..plan.dp * plan.pp).map(|u| self.pricer.unit_links(plan, u / plan.pp, u % plan.pp)).collect()
+    }
+
+    /// A warning when links are crossed by more than one replica or stage: how many,
+    /// and the first with its users (their traffic shares it when batches overlap).
+    pub fn cross_sharing(&self) -> Option<String> {
+        let shared = super::paced::shared_between_units(&self.unit_links());
+        let (link, users) = shared.iter().next()?;
+        let pp = self.plan.pp;
+        let who: Vec<String> = users.iter().map(|u| format!("replica {} stage {}", u / pp, u % pp)).collect();
+        Some(format!(
+            "{} link(s) carry traffic of more than one replica or pipeline stage (e.g. {}: {}); \
+             where their batches overlap in time they share it (max-min), priced as the run goes",
+            shared.len(),
+            self.link_name(*link),
+            who.join(", ")
+        ))
     }
 
     /// A link for people ("NIC 3 up").

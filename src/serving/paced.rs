@@ -84,12 +84,8 @@ impl SharedFabric {
         facts: &NetworkFacts,
         capacity: &[f64],
     ) -> Option<Self> {
-        let mut users: BTreeMap<LinkId, u32> = BTreeMap::new();
-        for l in unit_links.iter().flatten() {
-            *users.entry(*l).or_default() += 1;
-        }
-        let tracked: BTreeSet<LinkId> =
-            users.into_iter().filter(|(_, n)| *n > 1).map(|(l, _)| l).chain(extra.iter().copied()).collect();
+        let shared = shared_between_units(unit_links);
+        let tracked: BTreeSet<LinkId> = shared.into_keys().chain(extra.iter().copied()).collect();
         if tracked.is_empty() {
             return None;
         }
@@ -215,6 +211,19 @@ impl SharedFabric {
             }
         }
     }
+}
+
+/// Links crossed by the collectives of more than one unit (`unit_links[u]`: the links
+/// unit `u` = replica x pp + stage crosses), with the units crossing each.
+pub fn shared_between_units(unit_links: &[BTreeSet<LinkId>]) -> BTreeMap<LinkId, Vec<u32>> {
+    let mut users: BTreeMap<LinkId, Vec<u32>> = BTreeMap::new();
+    for (u, links) in unit_links.iter().enumerate() {
+        for l in links {
+            users.entry(*l).or_default().push(u as u32);
+        }
+    }
+    users.retain(|_, v| v.len() > 1);
+    users
 }
 
 /// Moves what waits on a transfer of replica `rep` whose end moved: its stage's clock
