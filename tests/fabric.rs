@@ -347,3 +347,28 @@ fn validate_names_links_shared_between_replicas() {
     let alone = clustersim::serving::assemble::Assembly::build(&tp16_replicas(1, 4.0)).expect("assembles");
     assert_eq!(alone.cross_sharing(), None);
 }
+
+#[test]
+fn the_trace_shows_transfers_on_shared_links_and_a_failure_drops_them() {
+    // With the timeline window over the whole run, every transfer the two replicas put
+    // on the shared spine links is kept for the trace's "shared links" process, and some
+    // of them lost time to sharing.
+    let opts = clustersim::serving::RunOptions { window_s: Some((0.0, 1e3)), ..Default::default() };
+    let out = clustersim::serving::simulate(&tp16_replicas(2, 4.0), opts).expect("runs");
+    assert!(!out.link_spans.is_empty());
+    assert!(out.link_spans.iter().all(|(name, _)| name.starts_with("spine")), "only spine links are shared");
+    assert!(out.link_spans.iter().any(|(_, s)| s.end > s.alone_end));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("trace.json");
+    clustersim::output::chrome::write_trace(&path, &out.spans, &out.batch_requests, &out.plan, &out.link_spans)
+        .expect("writes");
+    let text = std::fs::read_to_string(&path).expect("reads");
+    assert!(text.contains("\"shared links\"") && text.contains("spine uplink of leaf 7"));
+    // A GPU of replica 0 fails mid-run: its batches in flight are dropped with their
+    // transfers on the shared links, its requests go to replica 1, and all complete.
+    let mut setup = tp16_replicas(2, 4.0);
+    setup.events.push(clustersim::scenario::types::WhatIfEvent::GpuFailure { at_s: 0.2, until_s: None, gpu: 3 });
+    let failed = clustersim::serving::simulate(&setup, Default::default()).expect("runs");
+    assert_eq!(failed.report.summary.requests.completed, 24);
+    assert!(failed.report.summary.requests.rerouted > 0, "the failure came after the run");
+}

@@ -232,10 +232,12 @@ pub fn shared_between_units(unit_links: &[BTreeSet<LinkId>]) -> BTreeMap<LinkId,
 pub fn apply_move(rep: &mut Replica, mv: &Move, now: SimTime, rec: &mut Recorder) {
     let shift = |t: SimTime| SimTime(t.as_ns().saturating_add_signed(mv.delta_ns)).max(now);
     let (s, last) = (mv.owner.stage as usize, rep.stage_free.len() - 1);
+    // Only batches in flight have clocks to move (a transfer of another owner, such as
+    // a KV handoff, is its booker's to follow).
+    let Some(b) = rep.in_flight.iter_mut().find(|b| b.batch == mv.owner.batch) else { return };
     if s < last && rep.stage_free[s] == SimTime(mv.from_ns) {
         rep.stage_free[s] = shift(SimTime(mv.from_ns));
     }
-    let Some(b) = rep.in_flight.iter_mut().find(|b| b.batch == mv.owner.batch) else { return };
     let (old, new) = (b.done_at, shift(b.done_at));
     b.done_at = new;
     if rep.stage_free[last] == old {
