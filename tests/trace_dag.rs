@@ -49,8 +49,11 @@ fn trace_json_is_trace_event_format_with_monotone_threads() {
         }
     }
     assert!(complete > 100, "only {complete} events in the window");
-    // 24 GPUs, each with a compute and a communication thread, all seen in the window.
-    assert_eq!(named_threads.len(), 48);
+    // 24 GPUs, each with a compute and a communication thread, all seen in the window
+    // (the "shared links" process, pid 2^30, comes on top: stage 0's pipeline sends and
+    // stage 1's collectives share stage 1's NVLink ports).
+    assert_eq!(named_threads.iter().filter(|(pid, _)| *pid < 1 << 30).count(), 48);
+    assert!(named_threads.iter().any(|(pid, _)| *pid == 1 << 30));
 }
 
 #[test]

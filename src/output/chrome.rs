@@ -114,7 +114,12 @@ pub fn write_trace(
     f.commit()
 }
 
-/// The shared links' process: a named thread per link, an event per transfer.
+/// Most lanes one link's track is split into (transfers overlapping deeper share the last).
+const MAX_LANES: u32 = 16;
+
+/// The shared links' process: per link, lanes of non-overlapping transfers (sharing
+/// means transfers on one link overlap, and one trace thread must not), each lane a
+/// named thread, one event per transfer.
 fn link_tracks(
     links: &[(String, LinkSpan)],
     emit: &mut dyn FnMut(serde_json::Value) -> std::io::Result<()>,
@@ -123,17 +128,35 @@ fn link_tracks(
         return Ok(());
     }
     emit(json!({"name": "process_name", "ph": "M", "pid": LINKS_PID, "args": {"name": "shared links"}}))?;
-    let mut named = std::collections::BTreeSet::new();
     let mut sorted: Vec<&(String, LinkSpan)> = links.iter().collect();
     sorted.sort_by_key(|(_, s)| (s.link, s.start, s.end));
+    // Per link, the end of each lane's last transfer.
+    let mut lanes: BTreeMap<u32, Vec<crate::engine::SimTime>> = BTreeMap::new();
+    let mut events = Vec::with_capacity(sorted.len());
     for (name, s) in sorted {
-        if named.insert(s.link) {
-            emit(json!({"name": "thread_name", "ph": "M", "pid": LINKS_PID, "tid": s.link, "args": {"name": name}}))?;
-        }
+        let ends = lanes.entry(s.link).or_default();
+        let lane = match ends.iter().position(|e| *e <= s.start) {
+            Some(l) => l,
+            None if (ends.len() as u32) < MAX_LANES => {
+                ends.push(s.start);
+                let lane = ends.len() - 1;
+                let tid = s.link * MAX_LANES + lane as u32;
+                let label = if lane == 0 { name.clone() } else { format!("{name} ({})", lane + 1) };
+                emit(json!({"name": "thread_name", "ph": "M", "pid": LINKS_PID, "tid": tid, "args": {"name": label}}))?;
+                lane
+            }
+            None => ends.len() - 1,
+        };
+        ends[lane] = ends[lane].max(s.end);
+        events.push((s.link * MAX_LANES + lane as u32, s));
+    }
+    // Per thread in start order (each lane's transfers were placed in start order).
+    events.sort_by_key(|(tid, s)| (*tid, s.start));
+    for (tid, s) in events {
         let us = |t: crate::engine::SimTime| t.as_ns() as f64 / 1e3;
         let lost_us = us(s.end) - us(s.alone_end);
         emit(json!({"name": format!("batch {}", s.batch), "cat": "link", "ph": "X", "ts": us(s.start),
-                    "dur": us(s.end) - us(s.start), "pid": LINKS_PID, "tid": s.link,
+                    "dur": us(s.end) - us(s.start), "pid": LINKS_PID, "tid": tid,
                     "args": {"batch": s.batch, "bytes": s.bytes, "lost_to_sharing_us": lost_us}}))?;
     }
     Ok(())
