@@ -159,6 +159,9 @@ impl SharedFabric {
         rec: &mut Recorder,
     ) -> SimTime {
         self.settle(now, rec);
+        if work_ns == 0 {
+            return start;
+        }
         let on_tracked: Vec<(LinkId, f64)> =
             link_bytes.iter().copied().filter(|(l, _)| self.tracked.binary_search(l).is_ok()).collect();
         if on_tracked.is_empty() {
