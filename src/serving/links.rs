@@ -152,15 +152,15 @@ impl LinkLedger {
         let to = to.as_ns() as f64;
         let mut done = Vec::new();
         while self.clock < to {
-            let Some(step) = self.step(to) else {
+            let Some(end) = step(&self.capacity, &mut self.live, self.clock, to) else {
                 self.clock = to;
                 break;
             };
-            self.clock = step;
+            self.clock = end;
             let finished: Vec<u64> = self.live.iter().filter(|(_, t)| t.left_ns <= EPS).map(|(id, _)| *id).collect();
             for id in finished {
                 if let Some(mut t) = self.live.remove(&id) {
-                    t.finish_ns = self.finish_of(&t, step);
+                    t.finish_ns = finish_of(&t, end);
                     done.push(t);
                 }
             }
@@ -168,97 +168,18 @@ impl LinkLedger {
         done
     }
 
-    /// One step of the fluid model from the clock, at most to `limit`: the rates of the
-    /// running transfers hold until the next start or finish. Returns the step's end
-    /// (None when nothing runs or starts before `limit`).
-    fn step(&mut self, limit: f64) -> Option<f64> {
-        let now = self.clock;
-        let running: Vec<u64> = self
-            .live
-            .iter()
-            .filter(|(_, t)| t.start_ns as f64 <= now + EPS && t.left_ns > EPS)
-            .map(|(id, _)| *id)
-            .collect();
-        let next_start =
-            self.live.values().map(|t| t.start_ns as f64).filter(|s| *s > now + EPS).fold(f64::INFINITY, f64::min);
-        if running.is_empty() && next_start > limit {
-            return None;
-        }
-        let rates = self.rates(&running);
-        let next_finish =
-            running.iter().zip(&rates).map(|(id, r)| now + self.live[id].left_ns / r).fold(f64::INFINITY, f64::min);
-        let end = next_start.min(next_finish).min(limit);
-        for (id, r) in running.iter().zip(&rates) {
-            let t = self.live.get_mut(id).expect("running transfer is live");
-            if *r < 1.0 - EPS {
-                t.slowed = true;
-            }
-            // The transfer(s) that set the step's end finish exactly at it.
-            t.left_ns = if now + t.left_ns / r <= end + EPS { 0.0 } else { t.left_ns - r * (end - now) };
-        }
-        Some(end)
-    }
-
-    /// A transfer's end at fluid time `at`: exact when it was never slowed.
-    fn finish_of(&self, t: &Transfer, at: f64) -> u64 {
-        if t.slowed {
-            (at.round() as u64).max(t.start_ns + t.work_ns)
-        } else {
-            t.start_ns + t.work_ns
-        }
-    }
-
-    /// Progress rates (1 = uncontended) of the running transfers: max-min fair byte
-    /// rates by progressive filling. A transfer's rate is what it puts on its busiest
-    /// link (`peak`); every unfrozen transfer's rate rises together until a link is full
-    /// (its transfers freeze) or it reaches its uncontended peak (it freezes at speed 1).
-    fn rates(&self, running: &[u64]) -> Vec<f64> {
-        let peak: Vec<f64> =
-            running.iter().map(|id| self.live[id].demand.iter().map(|(_, d)| *d).fold(0.0, f64::max)).collect();
-        let mut speed: Vec<Option<f64>> = peak.iter().map(|p| (*p <= 0.0).then_some(1.0)).collect();
-        while speed.iter().any(|s| s.is_none()) {
-            // Per link: load of frozen transfers, and load per unit of the common level.
-            let mut links: BTreeMap<LinkId, (f64, f64)> = BTreeMap::new();
-            for (i, id) in running.iter().enumerate() {
-                for &(l, d) in &self.live[id].demand {
-                    let e = links.entry(l).or_default();
-                    match speed[i] {
-                        Some(s) => e.0 += s * d,
-                        None => e.1 += d / peak[i],
-                    }
-                }
-            }
-            let cap = |l: LinkId, used: f64, per_level: f64| (self.capacity[l as usize] - used).max(0.0) / per_level;
-            let by_link = links.iter().filter(|(_, (_, k))| *k > 0.0).map(|(l, (u, k))| cap(*l, *u, *k));
-            let by_peak = (0..running.len()).filter(|i| speed[*i].is_none()).map(|i| peak[i]);
-            let level = by_link.chain(by_peak).fold(f64::INFINITY, f64::min);
-            let full: Vec<LinkId> = links
-                .iter()
-                .filter(|(l, (u, k))| *k > 0.0 && cap(**l, *u, *k) <= level * (1.0 + EPS))
-                .map(|(l, _)| *l)
-                .collect();
-            for (i, id) in running.iter().enumerate() {
-                let capped = level >= peak[i] * (1.0 - EPS);
-                if speed[i].is_none() && (capped || self.live[id].demand.iter().any(|(l, _)| full.contains(l))) {
-                    speed[i] = Some((level / peak[i]).min(1.0));
-                }
-            }
-        }
-        speed.into_iter().map(|s| s.unwrap_or(1.0).max(EPS)).collect()
-    }
-
     /// Projects every booked transfer's finish from the clock (nothing committed), and
     /// returns the moves of those whose projected end changed, in booking order.
     pub fn project(&mut self) -> Vec<Move> {
-        let mut sim = self.clone();
+        let (mut live, mut clock) = (self.live.clone(), self.clock);
         let mut finish: BTreeMap<u64, u64> = BTreeMap::new();
-        while !sim.live.is_empty() {
-            let Some(step) = sim.step(f64::INFINITY) else { break };
-            sim.clock = step;
-            let finished: Vec<u64> = sim.live.iter().filter(|(_, t)| t.left_ns <= EPS).map(|(id, _)| *id).collect();
+        while !live.is_empty() {
+            let Some(end) = step(&self.capacity, &mut live, clock, f64::INFINITY) else { break };
+            clock = end;
+            let finished: Vec<u64> = live.iter().filter(|(_, t)| t.left_ns <= EPS).map(|(id, _)| *id).collect();
             for id in finished {
-                if let Some(t) = sim.live.remove(&id) {
-                    finish.insert(id, sim.finish_of(&t, step));
+                if let Some(t) = live.remove(&id) {
+                    finish.insert(id, finish_of(&t, end));
                 }
             }
         }
@@ -272,6 +193,88 @@ impl LinkLedger {
         }
         moves
     }
+}
+
+/// One step of the fluid model over `live` from `now`, at most to `limit`: the rates of
+/// the running transfers hold until the next start or finish. Returns the step's end
+/// (None when nothing runs or starts before `limit`).
+fn step(capacity: &[f64], live: &mut BTreeMap<u64, Transfer>, now: f64, limit: f64) -> Option<f64> {
+    let running: Vec<u64> =
+        live.iter().filter(|(_, t)| t.start_ns as f64 <= now + EPS && t.left_ns > EPS).map(|(id, _)| *id).collect();
+    let next_start = live.values().map(|t| t.start_ns as f64).filter(|s| *s > now + EPS).fold(f64::INFINITY, f64::min);
+    if running.is_empty() && next_start > limit {
+        return None;
+    }
+    let rates = rates(capacity, live, &running);
+    let next_finish =
+        running.iter().zip(&rates).map(|(id, r)| now + live[id].left_ns / r).fold(f64::INFINITY, f64::min);
+    let end = next_start.min(next_finish).min(limit);
+    for (id, r) in running.iter().zip(&rates) {
+        let Some(t) = live.get_mut(id) else { continue };
+        if *r < 1.0 - EPS {
+            t.slowed = true;
+        }
+        // The transfer(s) that set the step's end finish exactly at it.
+        t.left_ns = if now + t.left_ns / r <= end + EPS { 0.0 } else { t.left_ns - r * (end - now) };
+    }
+    Some(end)
+}
+
+/// A transfer's end at fluid time `at`: exact when it was never slowed.
+fn finish_of(t: &Transfer, at: f64) -> u64 {
+    if t.slowed {
+        (at.round() as u64).max(t.start_ns + t.work_ns)
+    } else {
+        t.start_ns + t.work_ns
+    }
+}
+
+/// Progress rates (1 = uncontended) of the running transfers: max-min fair byte rates
+/// by progressive filling. A transfer's rate is what it puts on its busiest link
+/// (`peak`); every unfrozen transfer's rate rises together until a link is full (its
+/// transfers freeze) or it reaches its uncontended peak (it freezes at speed 1).
+fn rates(capacity: &[f64], live: &BTreeMap<u64, Transfer>, running: &[u64]) -> Vec<f64> {
+    // Most of the time the links hold everyone's uncontended demand: all at speed 1.
+    let mut load: BTreeMap<LinkId, f64> = BTreeMap::new();
+    for id in running {
+        for &(l, d) in &live[id].demand {
+            *load.entry(l).or_default() += d;
+        }
+    }
+    if load.iter().all(|(l, d)| *d <= capacity[*l as usize] * (1.0 + EPS)) {
+        return vec![1.0; running.len()];
+    }
+    let peak: Vec<f64> = running.iter().map(|id| live[id].demand.iter().map(|(_, d)| *d).fold(0.0, f64::max)).collect();
+    let mut speed: Vec<Option<f64>> = peak.iter().map(|p| (*p <= 0.0).then_some(1.0)).collect();
+    while speed.iter().any(|s| s.is_none()) {
+        // Per link: load of frozen transfers, and load per unit of the common level.
+        let mut links: BTreeMap<LinkId, (f64, f64)> = BTreeMap::new();
+        for (i, id) in running.iter().enumerate() {
+            for &(l, d) in &live[id].demand {
+                let e = links.entry(l).or_default();
+                match speed[i] {
+                    Some(s) => e.0 += s * d,
+                    None => e.1 += d / peak[i],
+                }
+            }
+        }
+        let cap = |l: LinkId, used: f64, per_level: f64| (capacity[l as usize] - used).max(0.0) / per_level;
+        let by_link = links.iter().filter(|(_, (_, k))| *k > 0.0).map(|(l, (u, k))| cap(*l, *u, *k));
+        let by_peak = (0..running.len()).filter(|i| speed[*i].is_none()).map(|i| peak[i]);
+        let level = by_link.chain(by_peak).fold(f64::INFINITY, f64::min);
+        let full: Vec<LinkId> = links
+            .iter()
+            .filter(|(l, (u, k))| *k > 0.0 && cap(**l, *u, *k) <= level * (1.0 + EPS))
+            .map(|(l, _)| *l)
+            .collect();
+        for (i, id) in running.iter().enumerate() {
+            let capped = level >= peak[i] * (1.0 - EPS);
+            if speed[i].is_none() && (capped || live[id].demand.iter().any(|(l, _)| full.contains(l))) {
+                speed[i] = Some((level / peak[i]).min(1.0));
+            }
+        }
+    }
+    speed.into_iter().map(|s| s.unwrap_or(1.0).max(EPS)).collect()
 }
 
 #[cfg(test)]

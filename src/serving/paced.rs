@@ -62,7 +62,13 @@ pub struct LinkSpan {
 /// The tracked links of a run, the transfers on them, and who waits for each.
 #[derive(Clone, Debug)]
 pub struct SharedFabric {
-    ledger: LinkLedger,
+    /// One ledger per group of stages joined through shared links (stages that never
+    /// meet on a link never need to be simulated together).
+    ledgers: Vec<LinkLedger>,
+    /// The ledger of each unit.
+    unit_ledger: Vec<usize>,
+    /// The ledger of each tracked link some stage crosses.
+    link_ledger: BTreeMap<LinkId, usize>,
     /// By `replica * pp + stage`; None for a stage with no tracked traffic.
     units: Vec<Option<UnitPace>>,
     pp: u32,
@@ -95,8 +101,11 @@ impl SharedFabric {
         if units.iter().all(Option::is_none) {
             return None;
         }
+        let (unit_ledger, link_ledger, count) = components(unit_links, &tracked);
         Some(SharedFabric {
-            ledger: LinkLedger::new(capacity),
+            ledgers: vec![LinkLedger::new(capacity); count],
+            unit_ledger,
+            link_ledger,
             units,
             pp: plan.pp,
             tracked: tracked.into_iter().collect(),
@@ -140,9 +149,10 @@ impl SharedFabric {
         }
         let owner = Owner { batch, replica: r, stage: s };
         let bytes: Vec<(LinkId, f64)> = bytes.into_iter().collect();
-        let id = self.ledger.book(owner, run_end - SimTime(work_ns.min(run_end.as_ns())), work_ns, &bytes);
-        self.moves.extend(self.ledger.project().into_iter().filter(|m| m.owner != owner));
-        self.ledger.get(id).map_or(run_end, Transfer::finish)
+        let ledger = &mut self.ledgers[self.unit_ledger[(r * self.pp + s) as usize]];
+        let id = ledger.book(owner, run_end - SimTime(work_ns.min(run_end.as_ns())), work_ns, &bytes);
+        self.moves.extend(ledger.project().into_iter().filter(|m| m.owner != owner));
+        ledger.get(id).map_or(run_end, Transfer::finish)
     }
 
     /// Books a transfer of `link_bytes` (bytes on each link of its route) that takes
@@ -162,26 +172,31 @@ impl SharedFabric {
         if work_ns == 0 {
             return start;
         }
-        let on_tracked: Vec<(LinkId, f64)> =
-            link_bytes.iter().copied().filter(|(l, _)| self.tracked.binary_search(l).is_ok()).collect();
-        if on_tracked.is_empty() {
+        // Shared with the stages of the first shared link's ledger (a route that joins
+        // two groups of stages meets only the first group's traffic).
+        let Some(k) = link_bytes.iter().find_map(|(l, _)| self.link_ledger.get(l).copied()) else {
             return start + SimTime(work_ns);
-        }
-        let id = self.ledger.book(owner, start, work_ns, &on_tracked);
-        self.moves.extend(self.ledger.project().into_iter().filter(|m| m.owner != owner));
-        self.ledger.get(id).map_or(start + SimTime(work_ns), Transfer::finish)
+        };
+        let on_tracked: Vec<(LinkId, f64)> =
+            link_bytes.iter().copied().filter(|(l, _)| self.link_ledger.get(l) == Some(&k)).collect();
+        let ledger = &mut self.ledgers[k];
+        let id = ledger.book(owner, start, work_ns, &on_tracked);
+        self.moves.extend(ledger.project().into_iter().filter(|m| m.owner != owner));
+        ledger.get(id).map_or(start + SimTime(work_ns), Transfer::finish)
     }
 
     /// Link capacities changed (a what-if) at `now`: transfers in flight run at the new
     /// shares from now on; their moves wait in [`Self::take_moves`].
     pub fn capacities_changed(&mut self, now: SimTime, capacity: &[f64], rec: &mut Recorder) {
         self.settle(now, rec);
-        for &l in &self.tracked {
-            if let Some(c) = capacity.get(l as usize) {
-                self.ledger.set_capacity(l, *c);
+        for ledger in &mut self.ledgers {
+            for &l in &self.tracked {
+                if let Some(c) = capacity.get(l as usize) {
+                    ledger.set_capacity(l, *c);
+                }
             }
+            self.moves.extend(ledger.project());
         }
-        self.moves.extend(self.ledger.project());
     }
 
     /// Transfers whose end moved since the last call.
@@ -191,14 +206,15 @@ impl SharedFabric {
 
     /// Drops the transfers of a lost batch.
     pub fn cancel_batch(&mut self, batch: u64) {
-        self.ledger.cancel_batch(batch);
+        self.ledgers.iter_mut().for_each(|l| l.cancel_batch(batch));
     }
 
     /// Commits the fluid model to `now` and books, for every transfer finished by then,
     /// the time it lost to sharing: the GPUs that move its bytes were communicating
     /// (and lost it to contention), the other GPUs of the stage waited for them.
     pub fn settle(&mut self, now: SimTime, rec: &mut Recorder) {
-        for t in self.ledger.advance(now) {
+        let done: Vec<Transfer> = self.ledgers.iter_mut().flat_map(|l| l.advance(now)).collect();
+        for t in done {
             if rec.wants_spans(t.alone_end() - SimTime(t.work_ns), t.finish()) {
                 for &(link, per_ns) in &t.demand {
                     let bytes = per_ns * t.work_ns as f64;
@@ -227,6 +243,46 @@ pub fn shared_between_units(unit_links: &[BTreeSet<LinkId>]) -> BTreeMap<LinkId,
     }
     users.retain(|_, v| v.len() > 1);
     users
+}
+
+/// Groups of units joined through tracked links (union-find): each unit's group, each
+/// tracked link's group, and how many groups. Every unit has a group (alone if it
+/// shares nothing).
+fn components(
+    unit_links: &[BTreeSet<LinkId>],
+    tracked: &BTreeSet<LinkId>,
+) -> (Vec<usize>, BTreeMap<LinkId, usize>, usize) {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..unit_links.len()).collect();
+    let mut first_user: BTreeMap<LinkId, usize> = BTreeMap::new();
+    for (u, links) in unit_links.iter().enumerate() {
+        for l in links.iter().filter(|l| tracked.contains(l)) {
+            match first_user.get(l) {
+                Some(&v) => {
+                    let (a, b) = (root(&mut parent, u), root(&mut parent, v));
+                    parent[a] = b;
+                }
+                None => {
+                    first_user.insert(*l, u);
+                }
+            }
+        }
+    }
+    let mut index: BTreeMap<usize, usize> = BTreeMap::new();
+    let unit_group: Vec<usize> = (0..unit_links.len())
+        .map(|u| {
+            let (r, next) = (root(&mut parent, u), index.len());
+            *index.entry(r).or_insert(next)
+        })
+        .collect();
+    let link_group = first_user.into_iter().map(|(l, u)| (l, unit_group[u])).collect();
+    (unit_group, link_group, index.len())
 }
 
 /// Moves what waits on a transfer of replica `rep` whose end moved: its stage's clock
