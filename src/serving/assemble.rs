@@ -151,6 +151,7 @@ impl Assembly {
             activations_gib_per_gpu: activations_gib,
             kv_peak_blocks: Vec::new(),
             network: Default::default(),
+            pools: Vec::new(),
         };
         let costs = ModelCosts::new(CostModel::new(m, &setup.gpu, &setup.framework, p.tp));
         let pricer = Pricer::new(setup)?;

@@ -21,7 +21,7 @@
 use super::links::{LinkLedger, Move, Owner, Transfer};
 use super::replica::Replica;
 use super::stage::StageRun;
-use crate::engine::SimTime;
+use crate::engine::{EventQueue, SimTime};
 use crate::hardware::topology::LinkId;
 use crate::metrics::network::NetworkFacts;
 use crate::metrics::recorder::{Activity, Recorder, Span};
@@ -112,6 +112,12 @@ impl SharedFabric {
             moves: Vec::new(),
             link_spans: Vec::new(),
         })
+    }
+
+    /// Numbers the plan's GPUs from `base` in the cluster (a pool of a disaggregated
+    /// run): lost time is booked on the cluster's GPUs.
+    pub fn number_gpus_from(&mut self, base: u32) {
+        self.units.iter_mut().flatten().for_each(|u| u.first_gpu += base);
     }
 
     /// The links tracked.
@@ -283,6 +289,33 @@ fn components(
         .collect();
     let link_group = first_user.into_iter().map(|(l, u)| (l, unit_group[u])).collect();
     (unit_group, link_group, index.len())
+}
+
+/// Follows `moves` (each with whether the pipeline already moved its replica's
+/// clocks): every moved batch's completion event goes to its new time, and stage 0
+/// freeing up is announced again (`stage0_free(replica)`) when its clock moved.
+pub fn follow_moves<E>(
+    moves: Vec<(Move, bool)>,
+    replicas: &mut [Replica],
+    queue: &mut EventQueue<E>,
+    now: SimTime,
+    rec: &mut Recorder,
+    stage0_free: impl Fn(u32) -> E,
+) {
+    for (mv, applied) in moves {
+        let Some(rep) = replicas.get_mut(mv.owner.replica as usize) else { continue };
+        if !applied {
+            apply_move(rep, &mv, now, rec);
+        }
+        if let Some(b) = rep.in_flight.iter_mut().find(|b| b.batch == mv.owner.batch) {
+            if let Some(id) = queue.reschedule(b.done_event, b.done_at) {
+                b.done_event = id;
+            }
+        }
+        if mv.owner.stage == 0 && rep.stage_free.len() > 1 {
+            queue.schedule(rep.stage_free[0].max(now), stage0_free(mv.owner.replica));
+        }
+    }
 }
 
 /// Moves what waits on a transfer of replica `rep` whose end moved: its stage's clock

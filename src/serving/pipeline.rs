@@ -67,6 +67,9 @@ pub struct Pipeline {
     pub fabric: Option<SharedFabric>,
     /// Moves found while booking, and whether they were applied to the replica.
     moves: Vec<(Move, bool)>,
+    /// The cluster GPU of the plan's GPU 0 (a pool of a disaggregated run starts
+    /// after the pools before it; 0 otherwise).
+    gpu_base: u32,
 }
 
 impl Pipeline {
@@ -98,7 +101,17 @@ impl Pipeline {
             stage_speeds: Vec::new(),
             fabric,
             moves: Vec::new(),
+            gpu_base: 0,
         }
+    }
+
+    /// The same pipeline with the plan's GPUs numbered from `base` in the cluster.
+    pub fn with_gpu_base(mut self, base: u32) -> Self {
+        self.gpu_base = base;
+        if let Some(f) = self.fabric.as_mut() {
+            f.number_gpus_from(base);
+        }
+        self
     }
 
     /// Prices `entries` through every stage of replica `r` from `now`, books the GPUs'
@@ -127,7 +140,7 @@ impl Pipeline {
         for s in 0..pp {
             let free = rep.stage_free[s as usize];
             let start = arrive.max(free);
-            let first_gpu = self.asm.plan.stage_first_gpu(r, s);
+            let first_gpu = self.gpu_base + self.asm.plan.stage_first_gpu(r, s);
             if s > 0 && start > free.max(now) {
                 pipeline_wait(rec, first_gpu..first_gpu + self.asm.plan.stage_size(), free.max(now), start, batch);
             }
@@ -259,7 +272,7 @@ impl Pipeline {
     /// Runs stage `s` of replica `r` from `start` through the stage pricer.
     fn run_stage_at(&mut self, r: u32, s: u32, start: SimTime, speeds: &[f64], rec: &mut Recorder) -> StageRun {
         let plan = &self.asm.plan;
-        let first_gpu = plan.stage_first_gpu(r, s) as usize;
+        let first_gpu = (self.gpu_base + plan.stage_first_gpu(r, s)) as usize;
         let layers = plan.stage_layers(s);
         let dense_layers = layers.clone().filter(|l| !self.asm.is_moe_layer(*l)).count() as u32;
         self.stage_speeds.clear();
