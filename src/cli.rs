@@ -202,6 +202,9 @@ fn execute(cli: Cli) -> Result<i32> {
             for w in asm.contention() {
                 eprintln!("warning: {}", crate::output::table::sharing_line(&w));
             }
+            if let Some(w) = asm.cross_sharing() {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "{}: ok: {} GPUs ({} nodes x {} {}), plan dp={} pp={} tp={} ep={} uses {}, model {}, \
                  KV cache {} tokens per replica, {} requests",
@@ -294,7 +297,8 @@ fn run_into(
     let outcome = crate::analysis::simulate_priced(setup, opts)?;
     if a.trace {
         let trace = dir.join("trace.json");
-        crate::output::chrome::write_trace(&trace, &outcome.spans, &outcome.batch_requests, &outcome.plan)?;
+        let (spans, links) = (&outcome.spans, &outcome.link_spans);
+        crate::output::chrome::write_trace(&trace, spans, &outcome.batch_requests, &outcome.plan, links)?;
     }
     let wall = started.elapsed().as_secs_f64();
     writer::write_report(dir, &outcome.report)?;

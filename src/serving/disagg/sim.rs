@@ -263,8 +263,14 @@ impl PoolSim {
         if pool.role == PoolRole::Prefill && self.mode == KvTransferMode::Layerwise {
             self.start_streams(&entries);
         }
-        let rep = &mut self.pools[p as usize].replicas[r as usize];
-        rep.in_flight.push_back(InFlight { entries, done_event, bookings });
+        let pool = &mut self.pools[p as usize];
+        let batch = pool.pipeline.batch_seq();
+        pool.replicas[r as usize].in_flight.push_back(InFlight { entries, done_event, bookings, batch, done_at: done });
+        // Batches whose traffic on links shared inside the pool moved (serving::paced).
+        let (moves, insts) = (pool.pipeline.take_moves(), &self.insts);
+        let instance = |r: u32| insts.iter().position(|&(q, x)| q == p && x == r).unwrap_or(0) as u32;
+        let stage0 = |r: u32| Event::Stage0Free(instance(r));
+        crate::serving::paced::follow_moves(moves, &mut pool.replicas, &mut self.queue, now, &mut self.rec, stage0);
     }
 
     fn batch_done(&mut self, i: u32) -> Result<()> {
