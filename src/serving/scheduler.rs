@@ -8,7 +8,9 @@
 //! block and none is free, the newest running request is preempted: its blocks are
 //! freed and it goes back to the head of the queue, to be recomputed later.
 //! Sequences in a batch still travelling through the pipeline are not scheduled
-//! again until it finishes.
+//! again until it finishes. Under `no_evict` admission (TensorRT-LLM's guaranteed no
+//! evict) a request is admitted only when blocks for its prompt and all its output can
+//! be reserved at once, so it never needs another block and nothing is preempted.
 //!
 //! A replica whose stages run attention data-parallel over `ep` groups has one KV pool
 //! per group: a sequence is admitted into the group with the most free blocks and
@@ -17,6 +19,7 @@
 use super::kv::{blocks_for, KvPool};
 use super::request::RequestSlab;
 use crate::engine::SimTime;
+use crate::model::framework::{Admission, FrameworkProfile};
 use crate::scenario::types::ServingConfig;
 use std::collections::VecDeque;
 
@@ -31,16 +34,21 @@ pub struct Limits {
     pub chunked_prefill: bool,
     /// Largest prompt chunk.
     pub chunk_tokens: u32,
+    /// How requests are admitted into the KV cache.
+    pub admission: Admission,
 }
 
 impl Limits {
-    /// The limits the scenario's `[serving]` table sets (chunks default to the batch limit).
-    pub fn of(s: &ServingConfig) -> Self {
+    /// The limits the scenario's `[serving]` table sets, with chunking and admission
+    /// from the resolved profile `f` (which carries the scenario's overrides); chunks
+    /// default to the batch limit.
+    pub fn of(s: &ServingConfig, f: &FrameworkProfile) -> Self {
         Limits {
             max_batch_tokens: s.max_batch_tokens,
             max_seqs: s.max_seqs,
-            chunked_prefill: s.chunked_prefill,
+            chunked_prefill: f.chunked_prefill,
             chunk_tokens: s.chunk_tokens.unwrap_or(s.max_batch_tokens),
+            admission: f.admission,
         }
     }
 }
@@ -259,8 +267,23 @@ impl ReplicaQueues {
             };
             let group = self.pick_group();
             let pool = &mut self.kv[group];
-            let need = blocks_for(chunk, pool.block_tokens);
-            if pool.free < need + watermark && !(self.running_in[group] == 0 && pool.free >= need) {
+            let need = match lim.admission {
+                Admission::Preempt => blocks_for(chunk, pool.block_tokens),
+                // The whole life of the request: prompt plus every output token, so no
+                // later chunk or decode needs another block (no watermark: nothing grows).
+                // A request bigger than the whole pool gets what there is when it runs
+                // alone, as under `preempt`, rather than waiting forever.
+                Admission::NoEvict => {
+                    let life = blocks_for(r.peak_tokens(), pool.block_tokens);
+                    if self.running_in[group] == 0 {
+                        life.min(pool.free)
+                    } else {
+                        life
+                    }
+                }
+            };
+            let reserve = if lim.admission == Admission::NoEvict { 0 } else { watermark };
+            if pool.free < need + reserve && !(self.running_in[group] == 0 && pool.free >= need) {
                 return;
             }
             pool.take(need);
@@ -295,7 +318,13 @@ mod tests {
     use crate::serving::request::Request;
 
     fn lim(tokens: u32, chunked: bool) -> Limits {
-        Limits { max_batch_tokens: tokens, max_seqs: 8, chunked_prefill: chunked, chunk_tokens: tokens }
+        Limits {
+            max_batch_tokens: tokens,
+            max_seqs: 8,
+            chunked_prefill: chunked,
+            chunk_tokens: tokens,
+            admission: Admission::Preempt,
+        }
     }
 
     #[test]
@@ -376,8 +405,13 @@ mod tests {
                 q.waiting.push_back(s);
             }
             let mut out = Vec::new();
-            let lim =
-                Limits { max_batch_tokens: 100_000, max_seqs: 1_000, chunked_prefill: true, chunk_tokens: 100_000 };
+            let lim = Limits {
+                max_batch_tokens: 100_000,
+                max_seqs: 1_000,
+                chunked_prefill: true,
+                chunk_tokens: 100_000,
+                admission: Admission::Preempt,
+            };
             q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out);
             let per_group: Vec<u32> = q.kv.iter().map(|p| (p.total - p.free) / 10).collect();
             (out.len(), per_group)
@@ -402,7 +436,13 @@ mod tests {
             q.running.push(s);
         }
         let mut out = Vec::new();
-        let lim = Limits { max_batch_tokens: 64, max_seqs: 8, chunked_prefill: true, chunk_tokens: 64 };
+        let lim = Limits {
+            max_batch_tokens: 64,
+            max_seqs: 8,
+            chunked_prefill: true,
+            chunk_tokens: 64,
+            admission: Admission::Preempt,
+        };
         assert_eq!(q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out), 1);
         assert_eq!(reqs.get(1).preemptions, 1);
         assert_eq!(reqs.get(2).preemptions, 0);
@@ -426,10 +466,64 @@ mod tests {
             q.running.push(s);
         }
         let mut out = Vec::new();
-        let lim = Limits { max_batch_tokens: 64, max_seqs: 8, chunked_prefill: true, chunk_tokens: 64 };
+        let lim = Limits {
+            max_batch_tokens: 64,
+            max_seqs: 8,
+            chunked_prefill: true,
+            chunk_tokens: 64,
+            admission: Admission::Preempt,
+        };
         assert_eq!(q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out), 1);
         assert_eq!(out, vec![BatchEntry { slot: 0, new_tokens: 40, context: 80, emits: true }]);
         assert_eq!((reqs.get(0).blocks, reqs.get(1).blocks), (8, 0));
         assert_eq!(q.waiting.front(), Some(&1));
+    }
+
+    /// Runs 4 requests of 4 prompt + 8 output tokens to completion on one pool of 10
+    /// blocks of 4 tokens, every iteration finishing at once; returns (preemptions,
+    /// most requests running at once).
+    fn run_to_completion(admission: Admission) -> (u32, usize) {
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(1, 10, 4);
+        for id in 0..4 {
+            let s = reqs.insert(Request::new(id, SimTime::ZERO, 4, 8));
+            q.waiting.push_back(s);
+        }
+        let lim = Limits { max_batch_tokens: 64, max_seqs: 8, chunked_prefill: true, chunk_tokens: 64, admission };
+        let (mut preempted, mut most, mut out) = (0, 0, Vec::new());
+        for _ in 0..200 {
+            preempted += q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out);
+            most = most.max(q.running.len());
+            for e in &out {
+                let r = reqs.get_mut(e.slot);
+                r.computed += e.new_tokens;
+                r.generated += u32::from(e.emits);
+            }
+            for e in &out {
+                if reqs.get(e.slot).is_done() {
+                    q.retire(&mut reqs, e.slot);
+                }
+            }
+            if q.requests() == 0 {
+                return (preempted, most);
+            }
+        }
+        panic!("did not finish in 200 iterations");
+    }
+
+    #[test]
+    fn no_evict_never_preempts_where_preempt_does() {
+        // Pool: 10 blocks of 4 tokens; 4 requests of 4 + 8 tokens (12 = 3 blocks each,
+        // 12 for all four > 10).
+        // preempt: each prompt needs 1 block and the watermark ceil(1 % of 10) = 1, so
+        // all 4 are admitted (4 used). Each grows a block at 5 and at 9 tokens: at 5
+        // tokens 4 more (8 used), at 9 tokens the first two take the last 2 and the
+        // third finds none: the newest is preempted (and later the pool runs out again).
+        // no_evict: each reserves 3 blocks up front; 3 fit (9 used, 1 free < 3), the
+        // 4th waits for a finished one; no block is ever needed later, so 0 preemptions.
+        let (pre, most) = run_to_completion(Admission::Preempt);
+        assert!(pre >= 1, "preempt made {pre} preemptions");
+        assert_eq!(most, 4);
+        assert_eq!(run_to_completion(Admission::NoEvict), (0, 3));
     }
 }
