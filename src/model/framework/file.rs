@@ -19,32 +19,39 @@ pub struct Parameter {
     pub max: Option<f64>,
     /// Greater than `min` strictly (a rate multiplier of 0 would divide by zero).
     pub above_min: bool,
+    /// The interval `clustersim calibrate` searches: (low, high).
+    pub fit_range: (f64, f64),
 }
 
-const fn overhead(key: &'static str, meaning: &'static str) -> Parameter {
-    Parameter { key, meaning, min: 0.0, max: None, above_min: false }
+const fn overhead(key: &'static str, meaning: &'static str, fit_high: f64) -> Parameter {
+    Parameter { key, meaning, min: 0.0, max: None, above_min: false, fit_range: (0.0, fit_high) }
 }
 
-const fn factor(key: &'static str, meaning: &'static str) -> Parameter {
+const fn factor(key: &'static str, meaning: &'static str, fit_low: f64) -> Parameter {
     // A stack never beats the hardware preset's measured ceilings: at most 1.
-    Parameter { key, meaning, min: 0.0, max: Some(1.0), above_min: true }
+    Parameter { key, meaning, min: 0.0, max: Some(1.0), above_min: true, fit_range: (fit_low, 1.0) }
 }
 
 /// Every numeric parameter, in file order.
 pub const PARAMETERS: &[Parameter] = &[
-    overhead("iteration_overhead_us", "Host-side scheduling and bookkeeping per iteration, µs (GPUs idle meanwhile)."),
-    overhead("per_seq_overhead_us", "Host-side cost per sequence in the batch per iteration (sampling, output), µs."),
-    overhead("prefill_overhead_us", "Host-side cost per prompt chunk in the batch (input preparation), µs."),
-    overhead("kernel_overhead_us", "Extra launch cost per kernel and per collective beyond the GPU's own gap, µs."),
-    factor("gemm_efficiency", "Multiplier on the hardware preset's sustained GEMM rate (1 = operator profiles)."),
-    factor("attention_efficiency", "Multiplier on the hardware's sustained rate for attention-kernel FLOPs."),
-    factor("memory_efficiency", "Multiplier on the hardware's sustained HBM bandwidth for every kernel."),
-    factor("collective_efficiency", "Fraction of the link's sustained bandwidth collectives reach (1 = nccl-tests)."),
-    overhead("collective_step_overhead_us", "Extra latency per ring step of a collective beyond the link's alpha, µs."),
-    overhead(
-        "attention_score_bytes",
-        "HBM bytes per attention score in prefill attention (0 = fused flash attention).",
+    overhead("iteration_overhead_us", "Host-side scheduling and bookkeeping per iteration, µs (GPUs idle).", 2000.0),
+    overhead("per_seq_overhead_us", "Host-side cost per sequence per iteration (sampling, output), µs.", 200.0),
+    overhead("prefill_overhead_us", "Host-side cost per prompt chunk in the batch (input preparation), µs.", 500.0),
+    overhead("kernel_overhead_us", "Extra launch cost per kernel and collective beyond the GPU's gap, µs.", 20.0),
+    factor("gemm_efficiency", "Multiplier on the hardware preset's sustained GEMM rate (1 = operator profiles).", 0.3),
+    factor("attention_efficiency", "Multiplier on the hardware's sustained rate for attention-kernel FLOPs.", 0.2),
+    factor("memory_efficiency", "Multiplier on the hardware's sustained HBM bandwidth for every kernel.", 0.3),
+    factor(
+        "collective_efficiency",
+        "Fraction of the link's sustained bandwidth collectives reach (1 = nccl-tests).",
+        0.1,
     ),
+    overhead(
+        "collective_step_overhead_us",
+        "Extra latency per ring step of a collective beyond the link's alpha, µs.",
+        20.0,
+    ),
+    overhead("attention_score_bytes", "HBM bytes per attention score in prefill attention (0 = fused flash).", 16.0),
 ];
 
 impl FrameworkProfile {

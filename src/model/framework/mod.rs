@@ -12,7 +12,7 @@
 
 mod file;
 
-pub use file::{load as load_profile, parse as parse_profile, PARAMETERS};
+pub use file::{load as load_profile, parse as parse_profile, Parameter, PARAMETERS};
 
 use crate::engine::SimTime;
 use crate::error::InputError;
@@ -70,6 +70,10 @@ pub struct FrameworkProfile {
     pub admission: Admission,
     /// Chunked prefill when the scenario's `serving.chunked_prefill` is not set.
     pub chunked_prefill: bool,
+    /// The shipped validation rows (their configurations) `clustersim calibrate` fitted
+    /// this profile to; `clustersim validation` reports its error on the others apart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fitted_rows: Vec<String>,
 }
 
 impl FrameworkProfile {
