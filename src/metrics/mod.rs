@@ -1,6 +1,8 @@
 //! Measuring a run: GPU state accounting, statistics, time series, the summary.
 
 pub mod network;
+pub mod pools;
+pub mod prefix;
 pub mod recorder;
 pub mod report;
 pub mod rows;

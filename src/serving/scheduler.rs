@@ -8,13 +8,14 @@
 //! block and none is free, the newest running request is preempted: its blocks are
 //! freed and it goes back to the head of the queue, to be recomputed later.
 //! Sequences in a batch still travelling through the pipeline are not scheduled
-//! again until it finishes. Under `no_evict` admission (TensorRT-LLM's guaranteed no
-//! evict) a request is admitted only when blocks for its prompt and all its output can
-//! be reserved at once, so it never needs another block and nothing is preempted.
+//! again until it finishes. Admission policies (`preempt`, `no_evict`): `admission`.
 //!
 //! A replica whose stages run attention data-parallel over `ep` groups has one KV pool
 //! per group: a sequence is admitted into the group with the most free blocks and
 //! stays there; preemption frees blocks only in the pool that ran out.
+
+mod admission;
+mod prefix;
 
 use super::kv::{blocks_for, KvPool};
 use super::request::RequestSlab;
@@ -39,9 +40,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits the scenario's `[serving]` table sets, with chunking and admission
-    /// from the resolved profile `f` (which carries the scenario's overrides); chunks
-    /// default to the batch limit.
+    /// `[serving]`'s limits; chunking and admission from the resolved profile `f`.
     pub fn of(s: &ServingConfig, f: &FrameworkProfile) -> Self {
         Limits {
             max_batch_tokens: s.max_batch_tokens,
@@ -77,6 +76,9 @@ pub struct ReplicaQueues {
     pub kv: Vec<KvPool>,
     /// Running requests per group.
     running_in: Vec<u32>,
+    /// Earliest time a request waiting for KV reloaded from host memory can go on
+    /// (the simulation wakes the replica then); taken by the caller.
+    pub wake_at: Option<SimTime>,
 }
 
 /// Share of blocks kept free when admitting, so admissions do not cause immediate
@@ -92,6 +94,7 @@ impl ReplicaQueues {
             running: Vec::new(),
             kv: vec![KvPool::new(blocks, block_tokens); groups],
             running_in: vec![0; groups],
+            wake_at: None,
         }
     }
 
@@ -104,9 +107,8 @@ impl ReplicaQueues {
     pub fn retire(&mut self, reqs: &mut RequestSlab, slot: u32) {
         self.running.retain(|s| *s != slot);
         let r = reqs.get_mut(slot);
-        self.kv[r.kv_group as usize].give_back(r.blocks);
+        self.free_blocks(r);
         self.running_in[r.kv_group as usize] -= 1;
-        r.blocks = 0;
     }
 
     /// Empties every queue and pool (the replica failed); returns the slots it held.
@@ -114,7 +116,7 @@ impl ReplicaQueues {
         let mut slots: Vec<u32> = self.running.drain(..).collect();
         slots.extend(self.waiting.drain(..));
         for (pool, n) in self.kv.iter_mut().zip(self.running_in.iter_mut()) {
-            pool.free = pool.total;
+            pool.reset();
             *n = 0;
         }
         slots
@@ -124,7 +126,7 @@ impl ReplicaQueues {
     fn pick_group(&self) -> usize {
         let mut best = 0;
         for (g, p) in self.kv.iter().enumerate() {
-            if p.free > self.kv[best].free {
+            if p.available() > self.kv[best].available() {
                 best = g;
             }
         }
@@ -153,7 +155,7 @@ impl ReplicaQueues {
         let mut tokens_left = lim.max_batch_tokens;
         let mut seqs_left = lim.max_seqs;
         let mut preempted = self.decodes(reqs, out, &mut tokens_left, &mut seqs_left);
-        preempted += self.continue_prefills(reqs, lim, out, &mut tokens_left, &mut seqs_left);
+        preempted += self.continue_prefills(reqs, lim, now, out, &mut tokens_left, &mut seqs_left);
         self.admit(reqs, lim, now, out, &mut tokens_left, seqs_left, true);
         preempted
     }
@@ -199,6 +201,7 @@ impl ReplicaQueues {
         &mut self,
         reqs: &mut RequestSlab,
         lim: &Limits,
+        now: SimTime,
         out: &mut Vec<BatchEntry>,
         tokens: &mut u32,
         seqs: &mut u32,
@@ -208,7 +211,7 @@ impl ReplicaQueues {
         while i < self.running.len() && *tokens > 0 && *seqs > 0 {
             let slot = self.running[i];
             let r = reqs.get(slot);
-            if r.in_flight || !r.in_prefill() || out.iter().any(|e| e.slot == slot) {
+            if r.in_flight || !r.in_prefill() || r.kv_ready_at > now || out.iter().any(|e| e.slot == slot) {
                 i += 1;
                 continue;
             }
@@ -233,6 +236,7 @@ impl ReplicaQueues {
                 context: r.computed,
                 emits: r.computed + chunk == r.prefill_len,
             });
+            self.register_upto(r, r.computed + chunk);
             *tokens -= chunk;
             *seqs -= 1;
             i += 1;
@@ -256,55 +260,70 @@ impl ReplicaQueues {
             if *tokens == 0 || seqs == 0 {
                 return;
             }
+            let group = self.pick_group();
+            // The cached prefix it reuses (none without prefix caching).
+            let u = self.reuse(reqs.get(slot), group);
             let r = reqs.get_mut(slot);
+            let rest = r.prefill_len - u.tokens;
             let chunk = if chunked {
-                r.prefill_len.min(*tokens).min(lim.chunk_tokens)
-            } else if r.prefill_len <= *tokens || out.is_empty() {
+                rest.min(*tokens).min(lim.chunk_tokens)
+            } else if rest <= *tokens || out.is_empty() {
                 // A prompt longer than the batch limit runs alone rather than never.
-                r.prefill_len
+                rest
             } else {
                 return;
             };
-            let group = self.pick_group();
-            let pool = &mut self.kv[group];
-            let need = match lim.admission {
-                Admission::Preempt => blocks_for(chunk, pool.block_tokens),
-                // The whole life of the request: prompt plus every output token, so no
-                // later chunk or decode needs another block (no watermark: nothing grows).
-                // A request bigger than the whole pool gets what there is when it runs
-                // alone, as under `preempt`, rather than waiting forever.
-                Admission::NoEvict => {
-                    let life = blocks_for(r.peak_tokens(), pool.block_tokens);
-                    if self.running_in[group] == 0 {
-                        life.min(pool.free)
-                    } else {
-                        life
-                    }
-                }
-            };
-            let reserve = if lim.admission == Admission::NoEvict { 0 } else { watermark };
-            if pool.free < need + reserve && !(self.running_in[group] == 0 && pool.free >= need) {
+            let avail = self.kv[group].available() - u.idle_kv;
+            let alone = self.running_in[group] == 0;
+            let (span, reserve) =
+                admission::span(lim.admission, r, &u, chunk, self.kv[group].block_tokens, avail, alone, watermark);
+            let need = span - u.kv + u.reload_kv;
+            if avail < need + reserve && !(alone && avail >= need) {
                 return;
             }
-            pool.take(need);
+            self.take_reuse(r, group, &u, now);
+            self.kv[group].take(need);
             self.running_in[group] += 1;
-            r.blocks = need;
+            r.blocks = span;
             r.kv_group = group as u32;
             r.scheduled_at.get_or_insert(now);
-            out.push(BatchEntry { slot, new_tokens: chunk, context: 0, emits: chunk == r.prefill_len });
             self.waiting.pop_front();
             self.running.push(slot);
+            if r.kv_ready_at > now {
+                continue; // its first chunk waits for the reload (`wake_at`)
+            }
+            out.push(BatchEntry {
+                slot,
+                new_tokens: chunk,
+                context: u.tokens,
+                emits: u.tokens + chunk == r.prefill_len,
+            });
+            self.register_upto(r, u.tokens + chunk);
             *tokens = tokens.saturating_sub(chunk);
             seqs -= 1;
         }
     }
 
+    /// Reserves `blocks` blocks for a sequence whose KV cache is on its way (a
+    /// disaggregated handoff), in the group with the most free blocks; the group, or
+    /// None when no group has that many free.
+    pub fn reserve(&mut self, blocks: u32) -> Option<u32> {
+        let group = self.pick_group();
+        self.kv[group].take(blocks).then_some(group as u32)
+    }
+
+    /// Puts `slot`, whose KV cache has landed in blocks reserved in `group`, straight
+    /// into the running set: it decodes from the next iteration.
+    pub fn install(&mut self, slot: u32, group: u32) {
+        self.running.push(slot);
+        self.running_in[group as usize] += 1;
+    }
+
     fn preempt(&mut self, reqs: &mut RequestSlab, index: usize) {
         let slot = self.running.remove(index);
         let r = reqs.get_mut(slot);
-        self.kv[r.kv_group as usize].give_back(r.blocks);
+        self.free_blocks(r);
         self.running_in[r.kv_group as usize] -= 1;
-        r.blocks = 0;
         r.computed = 0;
         r.prefill_len = r.prompt_tokens.saturating_add(r.generated);
         r.preemptions += 1;
@@ -477,53 +496,5 @@ mod tests {
         assert_eq!(out, vec![BatchEntry { slot: 0, new_tokens: 40, context: 80, emits: true }]);
         assert_eq!((reqs.get(0).blocks, reqs.get(1).blocks), (8, 0));
         assert_eq!(q.waiting.front(), Some(&1));
-    }
-
-    /// Runs 4 requests of 4 prompt + 8 output tokens to completion on one pool of 10
-    /// blocks of 4 tokens, every iteration finishing at once; returns (preemptions,
-    /// most requests running at once).
-    fn run_to_completion(admission: Admission) -> (u32, usize) {
-        let mut reqs = RequestSlab::default();
-        let mut q = ReplicaQueues::new(1, 10, 4);
-        for id in 0..4 {
-            let s = reqs.insert(Request::new(id, SimTime::ZERO, 4, 8));
-            q.waiting.push_back(s);
-        }
-        let lim = Limits { max_batch_tokens: 64, max_seqs: 8, chunked_prefill: true, chunk_tokens: 64, admission };
-        let (mut preempted, mut most, mut out) = (0, 0, Vec::new());
-        for _ in 0..200 {
-            preempted += q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out);
-            most = most.max(q.running.len());
-            for e in &out {
-                let r = reqs.get_mut(e.slot);
-                r.computed += e.new_tokens;
-                r.generated += u32::from(e.emits);
-            }
-            for e in &out {
-                if reqs.get(e.slot).is_done() {
-                    q.retire(&mut reqs, e.slot);
-                }
-            }
-            if q.requests() == 0 {
-                return (preempted, most);
-            }
-        }
-        panic!("did not finish in 200 iterations");
-    }
-
-    #[test]
-    fn no_evict_never_preempts_where_preempt_does() {
-        // Pool: 10 blocks of 4 tokens; 4 requests of 4 + 8 tokens (12 = 3 blocks each,
-        // 12 for all four > 10).
-        // preempt: each prompt needs 1 block and the watermark ceil(1 % of 10) = 1, so
-        // all 4 are admitted (4 used). Each grows a block at 5 and at 9 tokens: at 5
-        // tokens 4 more (8 used), at 9 tokens the first two take the last 2 and the
-        // third finds none: the newest is preempted (and later the pool runs out again).
-        // no_evict: each reserves 3 blocks up front; 3 fit (9 used, 1 free < 3), the
-        // 4th waits for a finished one; no block is ever needed later, so 0 preemptions.
-        let (pre, most) = run_to_completion(Admission::Preempt);
-        assert!(pre >= 1, "preempt made {pre} preemptions");
-        assert_eq!(most, 4);
-        assert_eq!(run_to_completion(Admission::NoEvict), (0, 3));
     }
 }
