@@ -54,3 +54,36 @@ fn calibrate_recovers_host_overheads_within_two_percent() {
     let again = fit(&base, &free, &rows, &s);
     assert_eq!((again.profile, again.evals), (f.profile, f.evals));
 }
+
+/// Runs `clustersim calibrate ARGS` in `dir`.
+fn calibrate(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clustersim"));
+    cmd.current_dir(dir).arg("calibrate").args(args).output().expect("runs")
+}
+
+#[test]
+fn calibrate_writes_a_profile_that_loads_and_never_overwrites_without_force() {
+    // One synthetic row (a figure to fit, not a measurement): 4 requests of 64/16 at
+    // concurrency 2 on one H100.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv =
+        "source,model,dtype,engine,gpu,gpus,tp,input_tokens,output_tokens,mode,metric,value,unit,requests,notes\n\
+               synthetic,llama-3-8b,fp8,vLLM,h100-sxm,1,1,64,16,concurrency=2,median_tpot_ms,5,ms,4,\n";
+    std::fs::write(dir.path().join("m.csv"), csv).expect("write");
+    let args = ["m.csv", "--fit", "per_seq_overhead_us", "--max-evals", "20", "--name", "mine", "--out", "p.toml"];
+    let out = calibrate(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.path().join("p.toml")).expect("written");
+    let p = clustersim::model::framework::parse_profile(&text, std::path::Path::new("p.toml")).expect("loads");
+    assert_eq!((p.name.as_str(), p.fitted_rows.len()), ("mine", 1));
+    assert!(text.contains("# source: fitted by `clustersim calibrate m.csv --base optimized --fit per_seq_overhead_us"));
+    // Again without --force: exit 2, file unchanged.
+    let out = calibrate(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(dir.path().join("p.toml")).unwrap(), text);
+    // An unknown parameter is named with the known ones.
+    let out = calibrate(dir.path(), &["m.csv", "--fit", "host_us"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("iteration_overhead_us"));
+}

@@ -249,28 +249,32 @@ pub fn summary(rows: &[Row]) -> Vec<(String, usize, f64, f64)> {
     out
 }
 
-/// Per engine profile: (profile, rows it was fitted to: count, median, worst; the
-/// other rows: count, median, worst), absolute errors in %, profiles in first-seen order.
+/// Per engine profile and class: ("profile, class", rows it was fitted to: count,
+/// median, worst; the other rows: count, median, worst), absolute errors in %, in
+/// first-seen order.
 pub type ProfileLine = (String, (usize, f64, f64), (usize, f64, f64));
 
-/// The per-profile summary of the serving rows: fitted (in-sample) against held out.
+/// The per-profile summary of the serving rows: fitted (in-sample) against held out,
+/// by class (a profile fitted to dense rows says nothing of its MoE rows).
 pub fn by_profile(rows: &[Row]) -> Vec<ProfileLine> {
-    let mut names: Vec<&str> = Vec::new();
-    for (n, _) in rows.iter().filter_map(|r| r.profile.as_ref()) {
-        if !names.contains(&n.as_str()) {
-            names.push(n);
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in rows {
+        if let Some((n, _)) = &r.profile {
+            if !keys.contains(&(n.as_str(), r.class.as_str())) {
+                keys.push((n, &r.class));
+            }
         }
     }
-    let stat = |name: &str, fitted: bool| {
+    let stat = |name: &str, class: &str, fitted: bool| {
         let errs: Vec<f64> = rows
             .iter()
-            .filter(|r| r.profile.as_ref().is_some_and(|(n, f)| n == name && *f == fitted))
+            .filter(|r| r.class == class && r.profile.as_ref().is_some_and(|(n, f)| n == name && *f == fitted))
             .filter_map(Row::error_pct)
             .collect();
         let (m, w) = median_and_worst(&errs).unwrap_or((f64::NAN, f64::NAN));
         (errs.len(), m, w)
     };
-    names.iter().map(|n| (n.to_string(), stat(n, true), stat(n, false))).collect()
+    keys.iter().map(|(n, c)| (format!("{n}, {c}"), stat(n, c, true), stat(n, c, false))).collect()
 }
 
 /// The table as Markdown: one line per row, then the summary by class and by profile.
@@ -340,5 +344,25 @@ mod tests {
         // |-10|, 2, |-4|, 30 -> sorted 2, 4, 10, 30: median (4 + 10) / 2 = 7, worst 30.
         assert_eq!(median_and_worst(&[-10.0, 2.0, -4.0, 30.0]), Some((7.0, 30.0)));
         assert_eq!(median_and_worst(&[]), None);
+    }
+
+    #[test]
+    fn by_profile_splits_fitted_from_held_out_rows_by_class() {
+        let row = |class: &str, sim: f64, fitted: bool| Row {
+            source: "s".into(),
+            configuration: "c".into(),
+            class: class.into(),
+            metric: "m".into(),
+            measured: 100.0,
+            simulated: Ok(sim),
+            profile: Some(("trtllm".into(), fitted)),
+        };
+        // Dense fitted: +10 %, -2 % -> median 6, worst 10; dense held out: +20 %;
+        // MoE held out: -50 %; nothing fitted to MoE.
+        let rows =
+            [row("dense", 110.0, true), row("dense", 98.0, true), row("dense", 120.0, false), row("MoE", 50.0, false)];
+        let lines = by_profile(&rows);
+        assert_eq!(lines[0], ("trtllm, dense".to_string(), (2, 6.0, 10.0), (1, 20.0, 20.0)));
+        assert_eq!((lines[1].0.as_str(), lines[1].1 .0, lines[1].2), ("trtllm, MoE", 0, (1, 50.0, 50.0)));
     }
 }
