@@ -201,6 +201,16 @@ fn cross_validate(
     Some(out)
 }
 
+/// A figure for the table: thousands separated from 1,000 up, 4 significant digits below
+/// (latencies in ms would otherwise lose their decimals).
+fn figure(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        thousands(v)
+    } else {
+        format!("{}", round4(v))
+    }
+}
+
 fn error_pct(m: &Measurement, s: &std::result::Result<f64, String>) -> Option<f64> {
     s.as_ref().ok().map(|v| (v - m.value) / m.value * 100.0)
 }
@@ -216,7 +226,7 @@ fn report(
         String::from("| source | configuration | metric | measured | fitted | error % | held out | error % |\n");
     s.push_str("|---|---|---|---:|---:|---:|---:|---:|\n");
     let cell = |m: &Measurement, v: Option<&std::result::Result<f64, String>>| match v {
-        Some(Ok(x)) => format!("{} | {:+.1}", thousands(*x), error_pct(m, &Ok(*x)).unwrap_or(f64::NAN)),
+        Some(Ok(x)) => format!("{} | {:+.1}", figure(*x), error_pct(m, &Ok(*x)).unwrap_or(f64::NAN)),
         Some(Err(why)) => format!("n/a ({why}) | -"),
         None => "- | -".into(),
     };
@@ -226,7 +236,7 @@ fn report(
             m.source,
             m.configuration(),
             m.metric,
-            thousands(m.value),
+            figure(m.value),
             cell(m, in_sample.get(i)),
             cell(m, held_out.and_then(|h| h.get(i)))
         ));
