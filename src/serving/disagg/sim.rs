@@ -173,7 +173,10 @@ impl PoolSim {
         self.arrivals_seen += 1;
         if self.default_window && self.rec.window.is_none() && self.arrivals_seen * 2 >= self.workload.total_requests()
         {
-            let span = self.pools.iter().map(|p| p.pipeline.last_batch_span).max().unwrap_or_default();
+            // A few of the shortest iterations (decode steps), as in a co-located run;
+            // a prefill batch of a long prompt would open a window of seconds.
+            let spans = self.pools.iter().map(|p| p.pipeline.last_batch_span).filter(|s| *s > SimTime::ZERO);
+            let span = spans.min().unwrap_or_default();
             self.rec.open_steady_window(self.now, span);
         }
         let req = Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1));
