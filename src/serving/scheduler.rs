@@ -84,10 +84,6 @@ pub struct ReplicaQueues {
     pub wake_at: Option<SimTime>,
 }
 
-/// Share of blocks kept free when admitting, so admissions do not cause immediate
-/// preemptions (vLLM keeps a 1 % watermark).
-const WATERMARK: f64 = 0.01;
-
 impl ReplicaQueues {
     /// Empty queues over `groups` pools of `blocks` blocks of `block_tokens` tokens each.
     pub fn new(groups: u32, blocks: u32, block_tokens: u32) -> Self {
@@ -260,7 +256,6 @@ impl ReplicaQueues {
         mut seqs: u32,
         chunked: bool,
     ) {
-        let watermark = (self.kv[0].total as f64 * WATERMARK).ceil() as u32;
         while let Some(&slot) = self.waiting.front() {
             if *tokens == 0 || seqs == 0 {
                 return;
@@ -278,14 +273,10 @@ impl ReplicaQueues {
             } else {
                 return;
             };
-            let avail = self.kv[group].available() - u.idle_kv;
             let alone = self.running_in[group] == 0;
-            let (span, reserve) =
-                admission::span(lim.admission, r, &u, chunk, self.kv[group].block_tokens, avail, alone, watermark);
-            let need = span - u.kv + u.reload_kv;
-            if avail < need + reserve && !(alone && avail >= need) {
+            let Some((span, need)) = admission::fit(lim.admission, r, &u, chunk, &self.kv[group], alone) else {
                 return;
-            }
+            };
             self.take_reuse(r, group, &u, now);
             self.kv[group].take(need);
             self.running_in[group] += 1;

@@ -3,36 +3,41 @@
 
 use super::prefix::Reuse;
 use crate::model::framework::Admission;
-use crate::serving::kv::blocks_for;
+use crate::serving::kv::{blocks_for, KvPool};
 use crate::serving::request::Request;
 
-/// (blocks the sequence spans once admitted, blocks that must stay free besides) for a
-/// first chunk of `chunk` tokens after a cached prefix `u`, in a pool of `bt`-token
-/// blocks with `avail` usable blocks; `alone`: nothing else runs in the pool.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn span(
+/// Share of blocks kept free when admitting, so admissions do not cause immediate
+/// preemptions (vLLM keeps a 1 % watermark).
+const WATERMARK: f64 = 0.01;
+
+/// Whether a first chunk of `chunk` tokens after a cached prefix `u` fits in `pool`
+/// (`alone`: nothing else runs in it) under `policy`: (blocks the sequence spans once
+/// admitted, blocks to take now), or None when it must wait.
+pub(super) fn fit(
     policy: Admission,
     r: &Request,
     u: &Reuse,
     chunk: u32,
-    bt: u32,
-    avail: u32,
+    pool: &KvPool,
     alone: bool,
-    watermark: u32,
-) -> (u32, u32) {
-    let now = blocks_for(u.tokens + chunk, bt);
-    match policy {
+) -> Option<(u32, u32)> {
+    let watermark = (pool.total as f64 * WATERMARK).ceil() as u32;
+    let avail = pool.available() - u.idle_kv;
+    let now = blocks_for(u.tokens + chunk, pool.block_tokens);
+    let (span, reserve) = match policy {
         Admission::Preempt => (now, watermark),
         // The whole life of the request: prompt plus every output token, so no later
         // chunk or decode needs another block (no watermark: nothing grows). A request
         // bigger than what is free gets what there is when it runs alone, as under
         // `preempt`, rather than waiting forever.
         Admission::NoEvict => {
-            let life = blocks_for(r.peak_tokens(), bt);
+            let life = blocks_for(r.peak_tokens(), pool.block_tokens);
             let most = (avail + u.kv).saturating_sub(u.reload_kv).max(now);
             (if alone { life.min(most) } else { life }, 0)
         }
-    }
+    };
+    let need = span - u.kv + u.reload_kv;
+    (avail >= need + reserve || (alone && avail >= need)).then_some((span, need))
 }
 
 #[cfg(test)]
