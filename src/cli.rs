@@ -50,6 +50,8 @@ pub enum Command {
     Collective(CollectiveArgs),
     /// Run the shipped validation set (published measurements) and print measured vs simulated.
     Validation(crate::analysis::validation::ValidationArgs),
+    /// Fit an engine profile's parameters to measurements (CSV, vLLM result JSON) and write it.
+    Calibrate(crate::analysis::calibrate::CalibrateArgs),
 }
 
 /// `clustersim collective`.
@@ -250,6 +252,7 @@ fn execute(cli: Cli) -> Result<i32> {
         }
         Command::Collective(a) => collective_cmd(&a),
         Command::Validation(a) => crate::analysis::validation::command(&a),
+        Command::Calibrate(a) => crate::analysis::calibrate::command(&a),
         Command::Assess(a) => assess_cmd(&a),
         Command::Compare(a) => compare_cmd(&a),
         Command::Sweep(a) => sweep::sweep_cmd(&a),

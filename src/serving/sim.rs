@@ -92,7 +92,7 @@ impl Simulation {
             pipeline: Pipeline::for_setup(setup, asm),
             whatifs: WhatIfs::new(&setup.events),
             speeds: vec![1.0; setup.total_gpus() as usize],
-            limits: Limits::of(s),
+            limits: Limits::of(s, &setup.framework),
             max_in_flight: s.max_inflight_batches.unwrap_or(plan.pp) as usize,
             rec,
             events: 0,

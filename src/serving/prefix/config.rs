@@ -117,7 +117,7 @@ impl PrefixSetup {
             if !(bw.is_finite() && bw > 0.0) {
                 return Err(err("serving.kv_offload.pcie_bandwidth_gb_s", format!("is {bw}; must be GB/s > 0")));
             }
-            if !s.chunked_prefill {
+            if !setup.framework.chunked_prefill {
                 return Err(err(
                     "serving.kv_offload",
                     "needs serving.chunked_prefill = true (a request waits for its reload between chunks)".into(),

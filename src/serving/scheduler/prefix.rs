@@ -148,7 +148,13 @@ mod tests {
     use crate::serving::request::RequestSlab;
 
     fn lim() -> Limits {
-        Limits { max_batch_tokens: 4096, max_seqs: 64, chunked_prefill: true, chunk_tokens: 4096 }
+        Limits {
+            max_batch_tokens: 4096,
+            max_seqs: 64,
+            chunked_prefill: true,
+            chunk_tokens: 4096,
+            admission: crate::model::framework::Admission::Preempt,
+        }
     }
 
     /// Books a batch as if it ran: progress, and retires what finished.
