@@ -116,19 +116,17 @@ fn moe_layers(
         // Choices landing on each group; sent from group i in proportion to its tokens.
         let per_group: Vec<u64> =
             counts.chunks(per_group_experts.max(1)).map(|g| g.iter().map(|k| *k as u64).sum()).collect();
-        let a2a_bytes = if groups > 1 {
-            max_offdiagonal_volume(&l.tokens, &per_group, total_tokens) * costs.ep_bytes_per_choice() / l.tp as f64
-        } else {
-            0.0
-        };
-        all_to_all(c, l, input, a2a_bytes);
+        // Each TP rank moves its 1/tp slice of every row it sends.
+        let volume = if groups > 1 { max_offdiagonal_volume(&l.tokens, &per_group, total_tokens) } else { 0.0 };
+        let tp = l.tp as f64;
+        all_to_all(c, l, input, volume * costs.ep_bytes_per_choice() / tp);
         for e in 0..groups {
             let local = &counts[e * per_group_experts..(e + 1) * per_group_experts];
             group_compute(c, l, input, e, costs.moe(l.tokens[e], local), Activity::Experts);
             let rows = reduced_rows(per_group[e], total_tokens);
             tp_all_reduce(c, l, costs, input, e, rows);
         }
-        all_to_all(c, l, input, a2a_bytes);
+        all_to_all(c, l, input, volume * costs.ep_combine_bytes_per_choice() / tp);
     }
 }
 

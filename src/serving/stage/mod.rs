@@ -49,8 +49,13 @@ pub trait StageCosts {
     fn tp_bytes(&self, tokens: u32) -> f64;
     /// Activation bytes per token crossing a stage boundary (whole, before TP split).
     fn pp_bytes(&self, tokens: u32) -> f64;
-    /// Bytes per token per expert choice in an all-to-all.
+    /// Bytes per token per expert choice in the dispatch all-to-all.
     fn ep_bytes_per_choice(&self) -> f64;
+    /// Bytes per token per expert choice in the combine all-to-all (the dispatch's by
+    /// default; BF16 rows for low-precision models).
+    fn ep_combine_bytes_per_choice(&self) -> f64 {
+        self.ep_bytes_per_choice()
+    }
 }
 
 /// The collectives of one stage.
