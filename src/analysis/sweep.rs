@@ -32,7 +32,8 @@ pub struct Vary {
 impl std::str::FromStr for Vary {
     type Err = String;
     /// `key=v1,v2,...` or `key=A..B:STEP` (numbers; B included when a whole number
-    /// of steps away, integers stay integers).
+    /// of steps away, integers stay integers). Keys joined by `+` change together,
+    /// their values joined the same way: `pools.0.replicas+pools.1.replicas=1+7,2+6`.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let (key, rest) = s
             .split_once('=')
@@ -114,6 +115,16 @@ pub const MAX_POINTS: u64 = 1_000_000;
 /// and `sweep.csv` would have two columns of one name), and at most [`MAX_POINTS`].
 /// Returns the number of points.
 pub fn check_axes(varies: &[Vary]) -> Result<u64> {
+    for v in varies.iter().filter(|v| v.key.contains('+')) {
+        let keys = v.key.split('+').count();
+        if let Some(bad) = v.values.iter().find(|x| x.split('+').count() != keys) {
+            return Err(Error::Usage(format!(
+                "--vary {}: linked keys take one value each, joined by `+` (e.g. 1+7); `{bad}` has {} for {keys} keys",
+                v.key,
+                bad.split('+').count()
+            )));
+        }
+    }
     for (i, v) in varies.iter().enumerate() {
         if let Some(j) = varies[..i].iter().position(|w| w.key == v.key) {
             return Err(Error::Usage(format!(
@@ -234,12 +245,26 @@ pub fn run_sweep(
     Ok(SweepResult { keys: varies.iter().map(|v| v.key.clone()).collect(), total_points, points })
 }
 
+/// A point's overrides with linked axes (`--vary a+b=1+7,2+6`: keys that change
+/// together, one column in sweep.csv) split into one override per key.
+fn expand(point: &[Override]) -> Vec<Override> {
+    point
+        .iter()
+        .flat_map(|o| {
+            o.key
+                .split('+')
+                .zip(o.value.split('+'))
+                .map(|(k, v)| Override { key: k.trim().into(), value: v.trim().into() })
+        })
+        .collect()
+}
+
 /// Ok when some point of the grid loads (parses and validates); else the first
 /// point's error. Stops at the first that loads, so a sound sweep pays one load.
 fn first_loadable(base: &Path, set: &[Override], all: &[Vec<Override>]) -> Result<()> {
     let mut first_err = None;
     for point in all {
-        let overrides: Vec<Override> = set.iter().chain(point).cloned().collect();
+        let overrides: Vec<Override> = set.iter().cloned().chain(expand(point)).collect();
         match load_setup(base, &overrides) {
             Ok(_) => return Ok(()),
             Err(e) => {
@@ -251,7 +276,7 @@ fn first_loadable(base: &Path, set: &[Override], all: &[Vec<Override>]) -> Resul
 }
 
 fn run_point(base: &Path, set: &[Override], point: &[Override]) -> Result<BTreeMap<String, f64>> {
-    let all: Vec<Override> = set.iter().chain(point).cloned().collect();
+    let all: Vec<Override> = set.iter().cloned().chain(expand(point)).collect();
     let setup = load_setup(base, &all)?;
     let outcome = super::simulate_priced(&setup, RunOptions::default())?;
     Ok(flatten_summary(&outcome.report.summary).into_iter().collect())
@@ -319,4 +344,20 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<super::shard::Merged> {
     let merged = super::shard::merge(&files, "sweep")?;
     write_csv(out, &merged.columns, &merged.rows)?;
     Ok(merged)
+}
+
+#[cfg(test)]
+mod linked_tests {
+    use super::*;
+
+    #[test]
+    fn linked_keys_change_together_and_must_have_a_value_each() {
+        let v: Vary = "pools.0.replicas+pools.1.replicas=1+7,2+6".parse().expect("parses");
+        assert_eq!(check_axes(std::slice::from_ref(&v)).expect("two points"), 2);
+        let points = grid(&[v]);
+        let keys = |p: &[Override]| expand(p).into_iter().map(|o| format!("{}={}", o.key, o.value)).collect::<Vec<_>>();
+        assert_eq!(keys(&points[1]), vec!["pools.0.replicas=2", "pools.1.replicas=6"]);
+        let bad: Vary = "a.b+c.d=1+2,3".parse().expect("parses");
+        assert!(check_axes(&[bad]).is_err());
+    }
 }

@@ -2,6 +2,8 @@
 
 pub mod experts;
 pub mod network;
+pub mod pools;
+pub mod prefix;
 pub mod recorder;
 pub mod report;
 pub mod rows;

@@ -222,17 +222,24 @@ impl Recorder {
     }
 
     /// A token was produced at `t`; the sequence's previous one at `prev_token_at`.
+    /// The throughput series is fed once per batch by [`Recorder::batch_progress`].
     pub fn token(&mut self, prev_token_at: Option<SimTime>, t: SimTime) {
         self.output_tokens += 1;
-        self.series.add_at(t, 0, 1.0);
         if let Some(prev) = prev_token_at {
             self.itl.add((t - prev).as_secs_f64());
         }
     }
 
-    /// Prompt tokens processed at `t`.
-    pub fn prompt_progress(&mut self, t: SimTime, tokens: u32) {
-        self.series.add_at(t, 1, tokens as f64);
+    /// A batch finished at `t` having produced `tokens` output tokens and processed
+    /// `prompt_tokens` prompt tokens: one series update per batch, not per token
+    /// (the sums are of whole numbers, so grouping them changes nothing).
+    pub fn batch_progress(&mut self, t: SimTime, tokens: u64, prompt_tokens: u64) {
+        if tokens > 0 {
+            self.series.add_at(t, 0, tokens as f64);
+        }
+        if prompt_tokens > 0 {
+            self.series.add_at(t, 1, prompt_tokens as f64);
+        }
     }
 
     /// Queue levels at `t`.

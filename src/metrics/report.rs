@@ -37,6 +37,43 @@ pub struct ReportContext {
     pub kv_peak_blocks: Vec<Vec<u32>>,
     /// How collective payload becomes link traffic (for the network section).
     pub network: super::network::NetworkFacts,
+    /// The pools of a disaggregated run, each with its own facts (empty otherwise:
+    /// `plan` then describes every GPU).
+    pub pools: Vec<PoolPlace>,
+}
+
+/// Where a pool of a disaggregated run sits in the cluster.
+#[derive(Clone, Debug)]
+pub struct PoolPlace {
+    /// Its first GPU.
+    pub first_gpu: u32,
+    /// Its first node.
+    pub first_node: u32,
+    /// Its first instance in the run's numbering.
+    pub first_replica: u32,
+    /// Its own facts (plan, memory, capacity), numbered from its first GPU.
+    pub ctx: ReportContext,
+}
+
+/// GPU `g`'s rank (replica numbered over the run), node, memory and capacity.
+fn place(ctx: &ReportContext, g: u32) -> (Option<Rank>, u32, GpuMemory, f64) {
+    let Some(p) = ctx.pools.iter().rev().find(|p| p.first_gpu <= g) else {
+        let rank = ctx.plan.rank_of(g);
+        return (rank, ctx.plan.node_of(g), gpu_memory(ctx, rank), ctx.capacity_gib);
+    };
+    let local = p.ctx.plan.rank_of(g - p.first_gpu);
+    let mem = gpu_memory(&p.ctx, local);
+    let rank = local.map(|r| Rank { replica: r.replica + p.first_replica, ..r });
+    (rank, p.first_node + p.ctx.plan.node_of(g - p.first_gpu), mem, p.ctx.capacity_gib)
+}
+
+/// GPUs the plan (or every pool's plan) uses, and their peak FLOP/s in all.
+fn used_gpus(ctx: &ReportContext) -> (u32, f64) {
+    if ctx.pools.is_empty() {
+        return (ctx.plan.gpus(), ctx.plan.gpus() as f64 * ctx.peak_flops_per_gpu);
+    }
+    let gpus = ctx.pools.iter().map(|p| p.ctx.plan.gpus()).sum();
+    (gpus, ctx.pools.iter().map(|p| p.ctx.plan.gpus() as f64 * p.ctx.peak_flops_per_gpu).sum())
 }
 
 use crate::hardware::spec::GIB;
@@ -91,7 +128,7 @@ struct GpuMemory {
 
 /// Builds the report. `wall` is the simulated end; `events` the events handled.
 pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64) -> Report {
-    let used = ctx.plan.gpus();
+    let used = used_gpus(ctx).0;
     let (gpus, totals) = gpu_rows(rec, ctx, wall);
     let summary = summarize(rec, ctx, &totals, wall, events);
     Report {
@@ -105,16 +142,14 @@ pub fn build(rec: &mut Recorder, ctx: &ReportContext, wall: SimTime, events: u64
 
 /// One row per GPU of the cluster, and the totals over those the plan uses.
 fn gpu_rows(rec: &Recorder, ctx: &ReportContext, wall: SimTime) -> (Vec<GpuRow>, GpuTotals) {
-    let plan = &ctx.plan;
     let wall_ns = wall.as_ns() as f64;
     let mut gpus = Vec::with_capacity(ctx.cluster_gpus as usize);
     let mut tot = GpuTotals::default();
     for g in 0..ctx.cluster_gpus {
         let t = rec.ledger.gpu(g).clone();
-        let rank = plan.rank_of(g);
+        let (rank, node, mem, capacity_gib) = place(ctx, g);
         let comm: u64 = t.comm_ns.iter().sum();
         let wait: u64 = t.wait_ns.iter().sum();
-        let mem = gpu_memory(ctx, rank);
         if rank.is_some() {
             tot.compute_ns += t.compute_ns;
             tot.comm_ns += comm;
@@ -126,14 +161,13 @@ fn gpu_rows(rec: &Recorder, ctx: &ReportContext, wall: SimTime) -> (Vec<GpuRow>,
             tot.busy_fracs.push(frac(t.compute_ns as f64, wall_ns));
             tot.busy_ns.push(t.compute_ns as f64);
             tot.flops += t.flops;
-            tot.peak_fraction_max =
-                tot.peak_fraction_max.max(frac(mem.weights + mem.kv_peak + mem.act, ctx.capacity_gib));
+            tot.peak_fraction_max = tot.peak_fraction_max.max(frac(mem.weights + mem.kv_peak + mem.act, capacity_gib));
             tot.kv_peak_gib_max = tot.kv_peak_gib_max.max(mem.kv_peak);
         }
         let s = |ns: u64| ns as f64 * 1e-9;
         gpus.push(GpuRow {
             gpu: g,
-            node: plan.node_of(g),
+            node,
             replica: rank.map_or(-1, |r| r.replica as i64),
             stage: rank.map_or(-1, |r| r.stage as i64),
             tp_rank: rank.map_or(-1, |r| r.tp_rank as i64),
@@ -156,7 +190,7 @@ fn gpu_rows(rec: &Recorder, ctx: &ReportContext, wall: SimTime) -> (Vec<GpuRow>,
             activations_gib: mem.act,
             comm_gb: t.comm_bytes.iter().sum::<f64>() / 1e9,
             contention_s: ctx.network.contention_ns(g as usize, &t) * 1e-9,
-            capacity_gib: ctx.capacity_gib,
+            capacity_gib,
             flops: t.flops,
         });
     }
@@ -180,7 +214,7 @@ fn gpu_memory(ctx: &ReportContext, rank: Option<Rank>) -> GpuMemory {
 
 /// summary.json from the recorder's distributions and the per-GPU totals.
 fn summarize(rec: &mut Recorder, ctx: &ReportContext, tot: &GpuTotals, wall: SimTime, events: u64) -> Summary {
-    let used = ctx.plan.gpus();
+    let (used, peak_flops) = used_gpus(ctx);
     let wall_s = wall.as_secs_f64();
     let window_s = rec.first_arrival.map_or(0.0, |f| rec.last_completion.saturating_sub(f).as_secs_f64());
     Summary {
@@ -205,7 +239,7 @@ fn summarize(rec: &mut Recorder, ctx: &ReportContext, tot: &GpuTotals, wall: Sim
             utilization_mean: tot.busy_fracs.iter().sum::<f64>() / tot.busy_fracs.len().max(1) as f64,
             utilization_min: tot.busy_fracs.iter().copied().fold(f64::INFINITY, f64::min).clamp(0.0, 1.0),
             utilization_max: tot.busy_fracs.iter().copied().fold(0.0, f64::max),
-            mfu: frac(tot.flops, used as f64 * ctx.peak_flops_per_gpu * wall_s),
+            mfu: frac(tot.flops, peak_flops * wall_s),
         },
         memory: MemorySummary {
             capacity_gib: ctx.capacity_gib,
@@ -228,6 +262,9 @@ fn summarize(rec: &mut Recorder, ctx: &ReportContext, tot: &GpuTotals, wall: Sim
         // Filled by `analysis::price` from the scenario's economics.
         cost: Default::default(),
         network: ctx.network.summarize(rec.ledger.all(), wall_s),
+        // Filled by `serving::simulate` when prefix caching is on.
+        prefix_cache: None,
+        disaggregation: None,
     }
 }
 

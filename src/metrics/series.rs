@@ -79,8 +79,17 @@ impl Buckets {
 
     /// Spreads `amount` over the interval [start, end) in proportion to overlap.
     pub fn add_spread(&mut self, start: SimTime, end: SimTime, lane: usize, amount: f64) {
+        self.add_spread_lanes(start, end, lane, &[amount]);
+    }
+
+    /// [`Buckets::add_spread`] of `amounts[i]` to lane `first_lane + i` for each `i`, over
+    /// one interval: the bucket walk is done once for all lanes (same sums, same order
+    /// per lane).
+    pub fn add_spread_lanes(&mut self, start: SimTime, end: SimTime, first_lane: usize, amounts: &[f64]) {
         if end <= start {
-            self.add_at(start, lane, amount);
+            for (i, a) in amounts.iter().enumerate() {
+                self.add_at(start, first_lane + i, *a);
+            }
             return;
         }
         self.grow_to(end.as_ns().saturating_sub(1));
@@ -89,7 +98,10 @@ impl Buckets {
         while t < end.as_ns() {
             let b = t / self.width_ns;
             let bucket_end = ((b + 1) * self.width_ns).min(end.as_ns());
-            self.values[b as usize * self.lanes + lane] += amount * (bucket_end - t) as f64 / span;
+            let row = b as usize * self.lanes + first_lane;
+            for (i, a) in amounts.iter().enumerate() {
+                self.values[row + i] += a * (bucket_end - t) as f64 / span;
+            }
             t = bucket_end;
         }
     }

@@ -60,6 +60,9 @@ pub struct LogHistogram {
     count: u64,
     sum: f64,
     max: f64,
+    /// The last value recorded and its bucket: the tokens of one decode batch often
+    /// share one inter-token gap, so this skips the logarithm for repeats.
+    last: (f64, usize),
 }
 
 /// Smallest value told apart from zero: 1 ns.
@@ -69,7 +72,7 @@ const GROWTH: f64 = 1.02;
 
 impl Default for LogHistogram {
     fn default() -> Self {
-        LogHistogram { counts: Vec::new(), zeros: 0, count: 0, sum: 0.0, max: 0.0 }
+        LogHistogram { counts: Vec::new(), zeros: 0, count: 0, sum: 0.0, max: 0.0, last: (f64::NAN, 0) }
     }
 }
 
@@ -83,7 +86,8 @@ impl LogHistogram {
         }
         self.sum += v;
         self.max = self.max.max(v);
-        let i = ((v / FLOOR).ln() / GROWTH.ln()) as usize;
+        let i = if v == self.last.0 { self.last.1 } else { ((v / FLOOR).ln() / GROWTH.ln()) as usize };
+        self.last = (v, i);
         if i >= self.counts.len() {
             self.counts.resize(i + 1, 0);
         }

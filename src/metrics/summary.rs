@@ -194,4 +194,10 @@ pub struct Summary {
     /// Link traffic, utilization and contention.
     #[serde(default)]
     pub network: super::network::NetworkSummary,
+    /// Prefix caching: hit rates, TTFT with and without a hit, tiers (only when on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache: Option<super::prefix::PrefixCacheSummary>,
+    /// Pools and KV handoffs of a disaggregated run (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disaggregation: Option<super::pools::DisaggSummary>,
 }

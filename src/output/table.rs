@@ -82,7 +82,51 @@ pub fn summary_table(s: &Summary) -> String {
         "simulated  {:.2} s, {} events, {} stage iterations",
         s.sim.simulated_s, s.sim.events, s.sim.iterations
     );
+    if let Some(d) = &s.disaggregation {
+        pools_lines(&mut o, d);
+    }
     o
+}
+
+/// The pools of a disaggregated run: one line each, the KV handoffs, the P:D balance.
+fn pools_lines(o: &mut String, d: &crate::metrics::pools::DisaggSummary) {
+    let _ = writeln!(o, "pools      ({} KV transfer, {} router)", d.kv_transfer, d.router);
+    for (i, p) in d.pools.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "  {i} {:<8} {} x {} (tp {} pp {} ep {}, {} GPUs): utilization {:.1} %, waiting mean {:.2} max {}, KV peak {:.1} %",
+            p.role,
+            p.replicas,
+            p.gpu,
+            p.tp,
+            p.pp,
+            p.ep,
+            p.gpus,
+            p.utilization_mean * 100.0,
+            p.queue_mean,
+            p.queue_max,
+            p.kv_peak_fraction * 100.0
+        );
+    }
+    if d.handoffs > 0 {
+        let _ = writeln!(o, "KV handoff {} handoffs, {:.2} GB sent", d.handoffs, d.kv_gb);
+        let ms = |x: &Dist| Dist {
+            mean: x.mean * 1e3,
+            p50: x.p50 * 1e3,
+            p90: x.p90 * 1e3,
+            p99: x.p99 * 1e3,
+            max: x.max * 1e3,
+            ..x.clone()
+        };
+        dist_line(o, "xfer (ms)", &ms(&d.kv_transfer_s));
+        dist_line(o, "wait (ms)", &ms(&d.kv_wait_s));
+        let b = &d.balance;
+        let _ = writeln!(
+            o,
+            "P:D        {:.2} prefill per decode instance; waiting mean {:.2} prefill / {:.2} decode requests, {:.4} s / {:.4} s",
+            b.prefill_to_decode_instances, b.prefill_queue_mean, b.decode_queue_mean, b.prefill_wait_s_mean, b.decode_wait_s_mean
+        );
+    }
 }
 
 /// One line saying which collectives of a stage share which links.

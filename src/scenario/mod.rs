@@ -6,6 +6,7 @@
 
 pub mod bounds;
 pub mod load;
+pub mod pools;
 pub mod search;
 pub mod types;
 pub mod validate;

@@ -39,6 +39,13 @@ pub struct Scenario {
     /// The search space of `clustersim plan` (optional; ignored by other commands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<super::search::SearchConfig>,
+    /// Pools of prefill / decode / mixed instances (optional; without them the run is
+    /// co-located: every replica prefills and decodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<super::pools::PoolConfig>,
+    /// KV handoff and routing of a pooled run (optional; only with `[[pools]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disaggregation: Option<super::pools::DisaggConfig>,
 }
 
 /// `[scenario]`
@@ -273,6 +280,15 @@ pub struct ServingConfig {
     /// Batches in flight through the pipeline (default = pp).
     #[serde(default)]
     pub max_inflight_batches: Option<u32>,
+    /// Reuse cached KV of shared prompt prefixes (default false; see `serving::prefix`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefix_caching: bool,
+    /// Tokens per prefix-cache hash block (default 512 on a Mooncake trace, else kv_block_tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_block_tokens: Option<u32>,
+    /// `[serving.kv_offload]`: host-memory tier for evicted prefix blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_offload: Option<KvOffloadConfig>,
 }
 
 fn default_max_batch_tokens() -> u32 {
@@ -306,6 +322,9 @@ impl Default for ServingConfig {
             gpu_memory_utilization: default_mem_util(),
             router: RouterKind::default(),
             max_inflight_batches: None,
+            prefix_caching: false,
+            prefix_block_tokens: None,
+            kv_offload: None,
         }
     }
 }
@@ -321,6 +340,9 @@ pub enum RouterKind {
     Random,
     /// The replica with the fewest outstanding tokens (prompt + output not yet produced).
     LeastOutstanding,
+    /// The replica where the request's cached prefix and the load balance best
+    /// (needs prefix caching; see `serving::router`).
+    CacheAware,
 }
 
 /// `[requirements]`: targets for `clustersim assess`; each optional.
@@ -419,4 +441,15 @@ pub enum LinkClass {
     Nvlink,
     /// NICs into the network.
     Nic,
+}
+
+/// `[serving.kv_offload]`: a host-memory tier for KV blocks evicted from HBM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvOffloadConfig {
+    /// Host memory per replica for evicted prefix blocks, GiB.
+    pub host_memory_gib: f64,
+    /// Host-to-GPU bandwidth per GPU, GB/s (default: PCIe Gen5 x16, 63.0).
+    #[serde(default)]
+    pub pcie_bandwidth_gb_s: Option<f64>,
 }

@@ -13,16 +13,43 @@ use crate::scenario::types::{LinkClass, WhatIfEvent};
 use crate::scenario::Setup;
 
 use super::pricing::Pricer;
+use std::cell::RefCell;
 
 /// The cost model seen through the executor's [`StageCosts`].
 pub struct ModelCosts {
     model: CostModel,
+    /// Operators whose price depends on one token count only, remembered by that count:
+    /// a long replay asks for the same few hundred counts millions of times.
+    memo: RefCell<TokenMemo>,
+}
+
+/// Remembered prices by token count (`None` until first asked).
+#[derive(Default)]
+struct TokenMemo {
+    mlp: Vec<Option<Work>>,
+    lm_head: Vec<Option<Work>>,
+    embedding: Vec<Option<Work>>,
+}
+
+/// Counts above this are priced afresh each time (memory stays small).
+const MEMO_TOKENS: usize = 1 << 16;
+
+/// The price for `n` from `table`, computing and keeping it on first use.
+fn remembered(table: &mut Vec<Option<Work>>, n: u32, price: impl FnOnce() -> Work) -> Work {
+    let i = n as usize;
+    if i >= MEMO_TOKENS {
+        return price();
+    }
+    if table.len() <= i {
+        table.resize(i + 1, None);
+    }
+    *table[i].get_or_insert_with(price)
 }
 
 impl ModelCosts {
     /// The stage pricer's view of `model`.
     pub fn new(model: CostModel) -> Self {
-        ModelCosts { model }
+        ModelCosts { model, memo: RefCell::new(TokenMemo::default()) }
     }
 }
 
@@ -35,7 +62,7 @@ impl StageCosts for ModelCosts {
         sum(&self.model.attention_block(shape))
     }
     fn mlp(&self, tokens: u32) -> Work {
-        sum(&[self.model.dense_mlp(tokens)])
+        remembered(&mut self.memo.borrow_mut().mlp, tokens, || sum(&[self.model.dense_mlp(tokens)]))
     }
     fn moe(&self, tokens: u32, local: &[u32]) -> Work {
         sum(&self.model.moe_block(tokens, local))
@@ -44,10 +71,10 @@ impl StageCosts for ModelCosts {
         if seqs == 0 {
             return Work::default();
         }
-        sum(&[self.model.lm_head(seqs)])
+        remembered(&mut self.memo.borrow_mut().lm_head, seqs, || sum(&[self.model.lm_head(seqs)]))
     }
     fn embedding(&self, tokens: u32) -> Work {
-        sum(&[self.model.embedding(tokens)])
+        remembered(&mut self.memo.borrow_mut().embedding, tokens, || sum(&[self.model.embedding(tokens)]))
     }
     fn tp_bytes(&self, tokens: u32) -> f64 {
         self.model.tp_allreduce_bytes(tokens)
@@ -127,8 +154,9 @@ impl Assembly {
             activations_gib_per_gpu: activations_gib,
             kv_peak_blocks: Vec::new(),
             network: Default::default(),
+            pools: Vec::new(),
         };
-        let costs = ModelCosts { model: CostModel::new(m, &setup.gpu, &setup.framework, p.tp) };
+        let costs = ModelCosts::new(CostModel::new(m, &setup.gpu, &setup.framework, p.tp));
         let pricer = Pricer::new(setup)?;
         let mut asm = Assembly {
             plan,

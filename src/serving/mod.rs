@@ -5,9 +5,11 @@
 
 pub mod assemble;
 pub mod calibration;
+pub mod disagg;
 pub mod experts;
 pub mod kv;
 pub mod pipeline;
+pub mod prefix;
 pub mod pricing;
 pub mod replica;
 pub mod request;
@@ -54,6 +56,9 @@ pub struct Outcome {
 
 /// Simulates `setup` to the end.
 pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
+    if !setup.pools.is_empty() {
+        return disagg::simulate(setup, opts);
+    }
     let asm = assemble::Assembly::build(setup)?;
     let workload = setup.workload()?;
     for w in workload.warnings() {
@@ -63,7 +68,8 @@ pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     sim.run()?;
     let ctx = sim.report_context();
     let (events, now) = (sim.events, sim.now);
-    let report = build(&mut sim.rec, &ctx, now, events);
+    let mut report = build(&mut sim.rec, &ctx, now, events);
+    report.summary.prefix_cache = sim.prefix_summary();
     let plan = ctx.plan.clone();
     let spans = std::mem::take(&mut sim.rec.spans);
     Ok(Outcome { report, events, plan, spans, batch_requests: std::mem::take(&mut sim.rec.batch_requests) })

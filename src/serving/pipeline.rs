@@ -54,6 +54,9 @@ pub struct Pipeline {
     emitting: Vec<u32>,
     local_spans: Vec<LocalSpan>,
     stage_speeds: Vec<f64>,
+    /// The cluster GPU of the plan's GPU 0 (a pool of a disaggregated run starts
+    /// after the pools before it; 0 otherwise).
+    gpu_base: u32,
 }
 
 impl Pipeline {
@@ -82,7 +85,14 @@ impl Pipeline {
             emitting: Vec::new(),
             local_spans: Vec::new(),
             stage_speeds: Vec::new(),
+            gpu_base: 0,
         }
+    }
+
+    /// The same pipeline with the plan's GPUs numbered from `base` in the cluster.
+    pub fn with_gpu_base(mut self, base: u32) -> Self {
+        self.gpu_base = base;
+        self
     }
 
     /// Prices `entries` through every stage of replica `r` from `now`, books the GPUs'
@@ -111,7 +121,7 @@ impl Pipeline {
         for s in 0..pp {
             let free = rep.stage_free[s as usize];
             let start = arrive.max(free);
-            let first_gpu = self.asm.plan.stage_first_gpu(r, s);
+            let first_gpu = self.gpu_base + self.asm.plan.stage_first_gpu(r, s);
             if s > 0 && start > free.max(now) {
                 pipeline_wait(rec, first_gpu..first_gpu + self.asm.plan.stage_size(), free.max(now), start, batch);
             }
@@ -171,7 +181,7 @@ impl Pipeline {
     /// Runs stage `s` of replica `r` from `start` through the stage pricer.
     fn run_stage_at(&mut self, r: u32, s: u32, start: SimTime, speeds: &[f64], rec: &mut Recorder) -> StageRun {
         let plan = &self.asm.plan;
-        let first_gpu = plan.stage_first_gpu(r, s) as usize;
+        let first_gpu = (self.gpu_base + plan.stage_first_gpu(r, s)) as usize;
         let layers = plan.stage_layers(s);
         let dense_layers = layers.clone().filter(|l| !self.asm.is_moe_layer(*l)).count() as u32;
         self.stage_speeds.clear();
@@ -239,8 +249,9 @@ fn book_run(rec: &mut Recorder, first_gpu: u32, start: SimTime, run: &StageRun) 
             rec.ledger.wait(g, k, w.wait(k));
             rec.ledger.moved(g, k, w.comm_bytes[k.index()]);
         }
-        rec.util.add_spread(start, end, g as usize, w.compute_ns as f64);
     }
+    let busy: Vec<f64> = run.gpus.iter().map(|w| w.compute_ns as f64).collect();
+    rec.util.add_spread_lanes(start, end, first_gpu as usize, &busy);
     rec.pipeline_stage_busy_ns += run.duration_ns as u128;
 }
 

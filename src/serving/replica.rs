@@ -95,6 +95,7 @@ impl Replica {
     /// slots of the requests it finished (still held, for [`Self::retire`]).
     pub fn complete(&mut self, batch: &InFlight, reqs: &mut RequestSlab, rec: &mut Recorder, now: SimTime) -> Vec<u32> {
         let mut finished = Vec::new();
+        let (mut emitted, mut prompt) = (0u64, 0u64);
         for e in &batch.entries {
             let req = reqs.get_mut(e.slot);
             req.in_flight = false;
@@ -109,15 +110,17 @@ impl Replica {
             }
             self.outstanding -= before - req.outstanding_tokens();
             if was_prefill {
-                rec.prompt_progress(now, e.new_tokens);
+                prompt += e.new_tokens as u64;
             }
             if e.emits {
+                emitted += 1;
                 rec.token(prev, now);
             }
             if req.is_done() {
                 finished.push(e.slot);
             }
         }
+        rec.batch_progress(now, emitted, prompt);
         finished
     }
 

@@ -38,6 +38,17 @@ pub struct Request {
     pub preemptions: u32,
     /// Re-routed after a GPU failure.
     pub rerouted: bool,
+    /// Hashes of the prompt's full hash blocks, in order (empty without prefix caching).
+    pub chain: Box<[u64]>,
+    /// Leading blocks of `chain` this request references in its pool's prefix cache;
+    /// their KV blocks (counted in `blocks`) belong to the cache, not to it.
+    pub cached_blocks: u32,
+    /// Prompt tokens its first admission found cached (None until admitted, or
+    /// without prefix caching).
+    pub prefix_hit_tokens: Option<u32>,
+    /// Blocks reloaded from host memory are in HBM from this time on: its next
+    /// chunk is not scheduled before.
+    pub kv_ready_at: SimTime,
 }
 
 impl Request {
@@ -59,6 +70,10 @@ impl Request {
             last_token_at: None,
             preemptions: 0,
             rerouted: false,
+            chain: Box::default(),
+            cached_blocks: 0,
+            prefix_hit_tokens: None,
+            kv_ready_at: SimTime::ZERO,
         }
     }
     /// Still prefilling (prompt, or recompute after preemption).
@@ -80,6 +95,7 @@ impl Request {
     pub fn restart(mut self) -> Request {
         self.in_flight = false;
         self.blocks = 0;
+        self.cached_blocks = 0;
         self.computed = 0;
         self.prefill_len = self.prompt_tokens.saturating_add(self.generated);
         self.rerouted = true;

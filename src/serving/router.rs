@@ -1,4 +1,12 @@
 //! The global router: which DP replica serves a new request.
+//!
+//! `cache_aware` (with prefix caching) sends a request where serving it costs least,
+//! counting both the prefill it cannot skip there and the work already queued:
+//! cost = `prompt - cached prefix` + the replica's outstanding tokens (prompt plus
+//! output not yet produced of its requests), lowest index on ties. This is NVIDIA
+//! Dynamo's KV router rule (cost = overlap_score_weight x blocks to prefill + active
+//! blocks, weight 1 by default) in tokens; with no prefix cached anywhere it picks the
+//! same replica as `least_outstanding`.
 
 use crate::engine::rng::{stream, SimRng, Stream};
 use crate::scenario::types::RouterKind;
@@ -40,8 +48,26 @@ impl Router {
                 Some(live[self.rng.random_range(0..live.len())])
             }
             // Ties go to the lowest index, so the choice is deterministic.
-            RouterKind::LeastOutstanding => (0..n).filter(|i| alive[*i]).min_by_key(|i| (outstanding_tokens[*i], *i)),
+            RouterKind::LeastOutstanding | RouterKind::CacheAware => {
+                (0..n).filter(|i| alive[*i]).min_by_key(|i| (outstanding_tokens[*i], *i))
+            }
         }
+    }
+
+    /// True when [`Self::choose_cached`] should be asked, with each replica's uncached prompt.
+    pub fn wants_prefix(&self) -> bool {
+        self.kind == RouterKind::CacheAware
+    }
+
+    /// `cache_aware`: the live replica with the least `uncached_tokens` (prompt tokens
+    /// it would still prefill there) + outstanding tokens; None when none is alive.
+    pub fn choose_cached(
+        &mut self,
+        alive: &[bool],
+        outstanding_tokens: &[u64],
+        uncached_tokens: &[u64],
+    ) -> Option<usize> {
+        (0..alive.len()).filter(|i| alive[*i]).min_by_key(|i| (uncached_tokens[*i] + outstanding_tokens[*i], *i))
     }
 }
 
@@ -59,5 +85,19 @@ mod tests {
         assert_eq!(l.choose(&[true, true, true], &[50, 10, 10]), Some(1));
         assert_eq!(l.choose(&[true, false, true], &[50, 10, 20]), Some(2));
         assert_eq!(l.choose(&[false, false], &[0, 0]), None);
+    }
+
+    #[test]
+    fn cache_aware_weighs_the_cached_prefix_against_load() {
+        // A 1,000-token prompt. Replica 0 has 800 tokens cached and 500 outstanding:
+        // cost 200 + 500 = 700. Replica 1 has nothing cached and 100 outstanding: 1,100.
+        // Replica 2 has 800 cached but 1,000 outstanding: 1,200. Replica 0 wins; when it
+        // is dead, replica 1 (1,100 < 1,200).
+        let mut r = Router::new(RouterKind::CacheAware, 1);
+        assert!(r.wants_prefix());
+        let (out, unc) = ([500, 100, 1000], [200, 1000, 200]);
+        assert_eq!(r.choose_cached(&[true, true, true], &out, &unc), Some(0));
+        assert_eq!(r.choose_cached(&[false, true, true], &out, &unc), Some(1));
+        assert_eq!(r.choose_cached(&[false, false, false], &out, &unc), None);
     }
 }

@@ -14,6 +14,8 @@
 //! per group: a sequence is admitted into the group with the most free blocks and
 //! stays there; preemption frees blocks only in the pool that ran out.
 
+mod prefix;
+
 use super::kv::{blocks_for, KvPool};
 use super::request::RequestSlab;
 use crate::engine::SimTime;
@@ -69,6 +71,9 @@ pub struct ReplicaQueues {
     pub kv: Vec<KvPool>,
     /// Running requests per group.
     running_in: Vec<u32>,
+    /// Earliest time a request waiting for KV reloaded from host memory can go on
+    /// (the simulation wakes the replica then); taken by the caller.
+    pub wake_at: Option<SimTime>,
 }
 
 /// Share of blocks kept free when admitting, so admissions do not cause immediate
@@ -84,6 +89,7 @@ impl ReplicaQueues {
             running: Vec::new(),
             kv: vec![KvPool::new(blocks, block_tokens); groups],
             running_in: vec![0; groups],
+            wake_at: None,
         }
     }
 
@@ -96,9 +102,8 @@ impl ReplicaQueues {
     pub fn retire(&mut self, reqs: &mut RequestSlab, slot: u32) {
         self.running.retain(|s| *s != slot);
         let r = reqs.get_mut(slot);
-        self.kv[r.kv_group as usize].give_back(r.blocks);
+        self.free_blocks(r);
         self.running_in[r.kv_group as usize] -= 1;
-        r.blocks = 0;
     }
 
     /// Empties every queue and pool (the replica failed); returns the slots it held.
@@ -106,7 +111,7 @@ impl ReplicaQueues {
         let mut slots: Vec<u32> = self.running.drain(..).collect();
         slots.extend(self.waiting.drain(..));
         for (pool, n) in self.kv.iter_mut().zip(self.running_in.iter_mut()) {
-            pool.free = pool.total;
+            pool.reset();
             *n = 0;
         }
         slots
@@ -116,7 +121,7 @@ impl ReplicaQueues {
     fn pick_group(&self) -> usize {
         let mut best = 0;
         for (g, p) in self.kv.iter().enumerate() {
-            if p.free > self.kv[best].free {
+            if p.available() > self.kv[best].available() {
                 best = g;
             }
         }
@@ -145,7 +150,7 @@ impl ReplicaQueues {
         let mut tokens_left = lim.max_batch_tokens;
         let mut seqs_left = lim.max_seqs;
         let mut preempted = self.decodes(reqs, out, &mut tokens_left, &mut seqs_left);
-        preempted += self.continue_prefills(reqs, lim, out, &mut tokens_left, &mut seqs_left);
+        preempted += self.continue_prefills(reqs, lim, now, out, &mut tokens_left, &mut seqs_left);
         self.admit(reqs, lim, now, out, &mut tokens_left, seqs_left, true);
         preempted
     }
@@ -191,6 +196,7 @@ impl ReplicaQueues {
         &mut self,
         reqs: &mut RequestSlab,
         lim: &Limits,
+        now: SimTime,
         out: &mut Vec<BatchEntry>,
         tokens: &mut u32,
         seqs: &mut u32,
@@ -200,7 +206,7 @@ impl ReplicaQueues {
         while i < self.running.len() && *tokens > 0 && *seqs > 0 {
             let slot = self.running[i];
             let r = reqs.get(slot);
-            if r.in_flight || !r.in_prefill() || out.iter().any(|e| e.slot == slot) {
+            if r.in_flight || !r.in_prefill() || r.kv_ready_at > now || out.iter().any(|e| e.slot == slot) {
                 i += 1;
                 continue;
             }
@@ -225,6 +231,7 @@ impl ReplicaQueues {
                 context: r.computed,
                 emits: r.computed + chunk == r.prefill_len,
             });
+            self.register_upto(r, r.computed + chunk);
             *tokens -= chunk;
             *seqs -= 1;
             i += 1;
@@ -248,40 +255,68 @@ impl ReplicaQueues {
             if *tokens == 0 || seqs == 0 {
                 return;
             }
+            let group = self.pick_group();
+            // The cached prefix it reuses (none without prefix caching).
+            let u = self.reuse(reqs.get(slot), group);
             let r = reqs.get_mut(slot);
+            let rest = r.prefill_len - u.tokens;
             let chunk = if chunked {
-                r.prefill_len.min(*tokens).min(lim.chunk_tokens)
-            } else if r.prefill_len <= *tokens || out.is_empty() {
+                rest.min(*tokens).min(lim.chunk_tokens)
+            } else if rest <= *tokens || out.is_empty() {
                 // A prompt longer than the batch limit runs alone rather than never.
-                r.prefill_len
+                rest
             } else {
                 return;
             };
-            let group = self.pick_group();
-            let pool = &mut self.kv[group];
-            let need = blocks_for(chunk, pool.block_tokens);
-            if pool.free < need + watermark && !(self.running_in[group] == 0 && pool.free >= need) {
+            let span = blocks_for(u.tokens + chunk, self.kv[group].block_tokens);
+            let need = span - u.kv + u.reload_kv;
+            let avail = self.kv[group].available() - u.idle_kv;
+            if avail < need + watermark && !(self.running_in[group] == 0 && avail >= need) {
                 return;
             }
-            pool.take(need);
+            self.take_reuse(r, group, &u, now);
+            self.kv[group].take(need);
             self.running_in[group] += 1;
-            r.blocks = need;
+            r.blocks = span;
             r.kv_group = group as u32;
             r.scheduled_at.get_or_insert(now);
-            out.push(BatchEntry { slot, new_tokens: chunk, context: 0, emits: chunk == r.prefill_len });
             self.waiting.pop_front();
             self.running.push(slot);
+            if r.kv_ready_at > now {
+                continue; // its first chunk waits for the reload (`wake_at`)
+            }
+            out.push(BatchEntry {
+                slot,
+                new_tokens: chunk,
+                context: u.tokens,
+                emits: u.tokens + chunk == r.prefill_len,
+            });
+            self.register_upto(r, u.tokens + chunk);
             *tokens = tokens.saturating_sub(chunk);
             seqs -= 1;
         }
     }
 
+    /// Reserves `blocks` blocks for a sequence whose KV cache is on its way (a
+    /// disaggregated handoff), in the group with the most free blocks; the group, or
+    /// None when no group has that many free.
+    pub fn reserve(&mut self, blocks: u32) -> Option<u32> {
+        let group = self.pick_group();
+        self.kv[group].take(blocks).then_some(group as u32)
+    }
+
+    /// Puts `slot`, whose KV cache has landed in blocks reserved in `group`, straight
+    /// into the running set: it decodes from the next iteration.
+    pub fn install(&mut self, slot: u32, group: u32) {
+        self.running.push(slot);
+        self.running_in[group as usize] += 1;
+    }
+
     fn preempt(&mut self, reqs: &mut RequestSlab, index: usize) {
         let slot = self.running.remove(index);
         let r = reqs.get_mut(slot);
-        self.kv[r.kv_group as usize].give_back(r.blocks);
+        self.free_blocks(r);
         self.running_in[r.kv_group as usize] -= 1;
-        r.blocks = 0;
         r.computed = 0;
         r.prefill_len = r.prompt_tokens.saturating_add(r.generated);
         r.preemptions += 1;

@@ -6,6 +6,8 @@
 
 use super::assemble::Assembly;
 use super::pipeline::Pipeline;
+use super::prefix::config::PrefixSetup;
+use super::prefix::stats::{PrefixCacheSummary, PrefixTtft};
 use super::replica::Replica;
 use super::request::{Request, RequestSlab};
 use super::router::Router;
@@ -53,6 +55,11 @@ pub struct Simulation {
     /// Simulated time of the last event.
     pub now: SimTime,
     horizon: Option<SimTime>,
+    /// Prefix caching, when on.
+    prefix: Option<PrefixSetup>,
+    prefix_ttft: PrefixTtft,
+    /// Hash blocks cached at the end (HBM, host), taken before held requests are dropped.
+    prefix_end_blocks: (u64, u64),
 }
 
 impl Simulation {
@@ -62,8 +69,14 @@ impl Simulation {
         let (gpus, experts) = (setup.total_gpus() as usize, setup.model.experts as usize);
         let mut rec = Recorder::new(gpus, plan.gpus() as usize, experts, opts.requests)?;
         rec.window = opts.window_s.map(|(a, b)| (SimTime::from_secs_f64(a), SimTime::from_secs_f64(b)));
-        let replicas =
+        let mut replicas: Vec<Replica> =
             (0..plan.dp).map(|_| Replica::new(plan.pp, plan.ep, asm.kv_blocks_per_group, s.kv_block_tokens)).collect();
+        let prefix = PrefixSetup::resolve(setup, &asm, &workload)?;
+        if let Some(p) = &prefix {
+            for rep in &mut replicas {
+                rep.queues.enable_prefix(p.block_tokens, p.host_blocks_per_pool, p.reload_ns_per_block);
+            }
+        }
         let mut queue = EventQueue::new();
         for (index, e) in setup.events.iter().enumerate() {
             let (at, until) = event_times(e);
@@ -92,6 +105,9 @@ impl Simulation {
             now: SimTime::ZERO,
             horizon: opts.max_simulated_s.map(SimTime::from_secs_f64),
             workload,
+            prefix,
+            prefix_ttft: PrefixTtft::default(),
+            prefix_end_blocks: (0, 0),
         })
     }
 
@@ -114,6 +130,8 @@ impl Simulation {
                 p(self.rec.completed + self.rec.dropped, total);
             }
         }
+        let caches = self.replicas.iter().flat_map(|r| r.queues.kv.iter()).filter_map(|p| p.cache.as_ref());
+        self.prefix_end_blocks = caches.fold((0, 0), |(a, b), c| (a + c.hbm_blocks, b + c.host_blocks()));
         let cut = self.horizon.filter(|_| self.queue.peek_time().is_some());
         self.replicas.iter_mut().for_each(|rep| rep.drop_held(&mut self.rec, cut));
         self.rec.close()
@@ -123,6 +141,18 @@ impl Simulation {
     pub fn report_context(&self) -> ReportContext {
         let kv_peak_blocks = self.replicas.iter().map(|r| r.queues.kv.iter().map(|p| p.peak_used).collect());
         ReportContext { kv_peak_blocks: kv_peak_blocks.collect(), ..self.pipeline.asm.report.clone() }
+    }
+
+    /// `summary.json`'s `prefix_cache` section, when prefix caching is on.
+    pub fn prefix_summary(&mut self) -> Option<PrefixCacheSummary> {
+        let p = self.prefix.as_ref()?;
+        let mut k = super::prefix::cache::CacheCounters::default();
+        for c in self.replicas.iter().flat_map(|r| r.queues.kv.iter()).filter_map(|pool| pool.cache.as_ref()) {
+            k.add(&c.counters);
+        }
+        let ctx = &self.pipeline.asm.report;
+        let hbm_gib = ctx.kv_gib_per_gpu * (ctx.plan.gpus() / ctx.plan.dp.max(1)) as f64;
+        Some(std::mem::take(&mut self.prefix_ttft).summary(p, &k, self.prefix_end_blocks, hbm_gib))
     }
 
     fn pull_request(&mut self) {
@@ -138,7 +168,11 @@ impl Simulation {
         {
             self.rec.open_steady_window(self.now, self.pipeline.last_batch_span);
         }
-        self.admit(Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1)));
+        let mut req = Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1));
+        if let Some(p) = &self.prefix {
+            req.chain = self.workload.chain(&spec, p.block_tokens);
+        }
+        self.admit(req);
         if self.workload.closed_loop_concurrency().is_none() {
             self.pull_request();
         }
@@ -148,7 +182,13 @@ impl Simulation {
     fn admit(&mut self, req: Request) -> bool {
         let alive: Vec<bool> = self.replicas.iter().map(|r| r.alive()).collect();
         let outstanding: Vec<u64> = self.replicas.iter().map(|r| r.outstanding).collect();
-        let reason = match self.router.choose(&alive, &outstanding) {
+        let choice = if self.router.wants_prefix() {
+            let uncached: Vec<u64> = self.replicas.iter().map(|r| r.queues.uncached_tokens(&req) as u64).collect();
+            self.router.choose_cached(&alive, &outstanding, &uncached)
+        } else {
+            self.router.choose(&alive, &outstanding)
+        };
+        let reason = match choice {
             None => "no replica alive (every replica has a failed GPU)".to_string(),
             Some(r) => match self.replicas[r].refuses(&req) {
                 Some(reason) => reason,
@@ -172,6 +212,10 @@ impl Simulation {
             return;
         }
         self.rec.preemptions += rep.queues.form_batch(&mut self.reqs, &self.limits, now, &mut self.entries) as u64;
+        if let Some(t) = rep.queues.wake_at.take() {
+            // A request waits for KV reloaded from host memory: look again when it is in.
+            self.queue.schedule(t, Event::Stage0Free(r as u32));
+        }
         if self.entries.is_empty() {
             return;
         }
@@ -193,6 +237,7 @@ impl Simulation {
         let finished = self.replicas[r].complete(&batch, &mut self.reqs, &mut self.rec, self.now);
         self.spare_entries.push(batch.entries);
         for slot in finished {
+            self.prefix_ttft.finish(self.reqs.get(slot));
             self.replicas[r].retire(slot, &mut self.reqs, &mut self.rec, r as u32, self.now)?;
             self.after_completion();
         }

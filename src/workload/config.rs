@@ -25,6 +25,25 @@ pub struct WorkloadConfig {
     pub time_scale: Option<f64>,
     /// Replay at most this many trace requests.
     pub limit: Option<u64>,
+    /// Tokens of a system prompt every generated request starts with (default 0):
+    /// shared prefix blocks for prefix caching.
+    pub system_prompt_tokens: Option<u32>,
+    /// `[workload.sessions]`: multi-turn sessions (generated workloads, open loop).
+    pub sessions: Option<SessionConfig>,
+}
+
+/// `[workload.sessions]`: each arrival opens a conversation of `turns` turns; a later
+/// turn resends the previous prompt and reply plus `follow_up_tokens` new tokens, a
+/// think/tool gap (exponential, mean `think_time_s`) after the previous turn arrived.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Turns per session (at least 1 is used).
+    pub turns: LengthDist,
+    /// New tokens a later turn adds.
+    pub follow_up_tokens: LengthDist,
+    /// Mean gap from a turn's arrival to the next turn's, s (include the reply's time).
+    pub think_time_s: f64,
 }
 
 /// Supported trace formats.

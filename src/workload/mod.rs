@@ -23,6 +23,8 @@ pub mod arrivals;
 pub mod config;
 pub mod lengths;
 pub mod pacer;
+pub mod prefix;
+pub mod sessions;
 pub mod timestamp;
 pub mod trace;
 
@@ -33,8 +35,9 @@ use arrivals::ArrivalProcess;
 use config::{ArrivalConfig, TraceFormat, WorkloadConfig};
 use lengths::LengthSampler;
 use pacer::Pacer;
+use prefix::PrefixKey;
 use std::path::Path;
-use trace::{load_trace, TraceRow};
+use trace::{load_trace, Trace};
 
 /// One request as the workload issues it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +50,8 @@ pub struct RequestSpec {
     pub prompt_tokens: u32,
     /// Output tokens to generate, >= 1.
     pub output_tokens: u32,
+    /// Where its prefix-hash chain comes from ([`Workload::chain`]).
+    pub prefix: PrefixKey,
 }
 
 /// A stream of requests: generated or replayed from a trace.
@@ -71,7 +76,7 @@ enum Timing {
 #[derive(Clone, Debug)]
 enum Lengths {
     Generated(Box<Generated>),
-    Trace(Vec<TraceRow>),
+    Trace(Box<Trace>),
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +85,10 @@ struct Generated {
     output: LengthSampler,
     prompt_rng: SimRng,
     output_rng: SimRng,
+    /// Tokens of the shared system prompt (0: none).
+    system_tokens: u32,
+    /// Multi-turn sessions, with the next session's start drawn ahead.
+    sessions: Option<(sessions::Sessions, Option<SimTime>)>,
 }
 
 impl Workload {
@@ -147,9 +156,9 @@ impl Workload {
             total: trace.rows.len() as u64,
             next_id: 0,
             timing,
-            lengths: Lengths::Trace(trace.rows),
-            pacer,
             trace_format: Some(trace.format),
+            lengths: Lengths::Trace(Box::new(trace)),
+            pacer,
             warnings,
         })
     }
@@ -179,6 +188,18 @@ impl Workload {
             .output_tokens
             .as_ref()
             .ok_or_else(|| missing("workload.output_tokens", "output_tokens = { dist = \"fixed\", value = 256 }"))?;
+        let sessions = match &config.sessions {
+            None => None,
+            Some(_) if matches!(arrival, ArrivalConfig::ClosedLoop { .. }) => {
+                return Err(InputError::key(
+                    file,
+                    "workload.sessions",
+                    "needs an open-loop arrival process (poisson, gamma, constant or all_at_once), not closed_loop",
+                )
+                .into())
+            }
+            Some(s) => Some((sessions::Sessions::new(s, seed, file)?, None)),
+        };
         Ok(Workload {
             total,
             next_id: 0,
@@ -188,6 +209,8 @@ impl Workload {
                 output: LengthSampler::new(output, "workload.output_tokens", file)?,
                 prompt_rng: stream(seed, Stream::PromptLengths, 0),
                 output_rng: stream(seed, Stream::OutputLengths, 0),
+                system_tokens: config.system_prompt_tokens.unwrap_or(0),
+                sessions,
             })),
             pacer,
             trace_format: None,
@@ -234,14 +257,21 @@ impl Workload {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let (prompt_tokens, output_tokens, row_offset) = match &mut self.lengths {
+        if let (Lengths::Generated(g), Timing::Process(p)) = (&mut self.lengths, &mut self.timing) {
+            if g.sessions.is_some() {
+                return Some(next_turn(g, &mut self.pacer, p, id));
+            }
+        }
+        let (prompt_tokens, output_tokens, row_offset, prefix) = match &mut self.lengths {
             Lengths::Generated(g) => {
                 let g = &mut **g;
-                (g.prompt.sample(&mut g.prompt_rng), g.output.sample(&mut g.output_rng), 0)
+                let p = g.prompt.sample(&mut g.prompt_rng).saturating_add(g.system_tokens);
+                (p, g.output.sample(&mut g.output_rng), 0, PrefixKey::Session(id))
             }
-            Lengths::Trace(rows) => {
-                let r = rows[id as usize];
-                (r.prompt_tokens, r.output_tokens, r.offset_ns)
+            Lengths::Trace(t) => {
+                let r = t.rows[id as usize];
+                let key = if t.hash_starts.is_empty() { PrefixKey::None } else { PrefixKey::TraceRow(id as u32) };
+                (r.prompt_tokens, r.output_tokens, r.offset_ns, key)
             }
         };
         let arrival = match &mut self.timing {
@@ -249,7 +279,29 @@ impl Workload {
             Timing::Trace => self.pacer.arrival(row_offset),
             Timing::ClosedLoop(_) => now,
         };
-        Some(RequestSpec { id, arrival, prompt_tokens, output_tokens })
+        Some(RequestSpec { id, arrival, prompt_tokens, output_tokens, prefix })
+    }
+
+    /// The prefix-hash chain of `spec` in blocks of `block_tokens` tokens (a trace's
+    /// hash ids are in the trace's own block size, which the caller must pass).
+    pub fn chain(&self, spec: &RequestSpec, block_tokens: u32) -> Box<[u64]> {
+        match (spec.prefix, &self.lengths) {
+            (PrefixKey::TraceRow(i), Lengths::Trace(t)) => {
+                prefix::trace_chain(t.row_hashes(i as usize), spec.prompt_tokens, block_tokens)
+            }
+            (PrefixKey::Session(s), Lengths::Generated(g)) => {
+                prefix::generated_chain(s, spec.prompt_tokens, g.system_tokens, block_tokens)
+            }
+            _ => Box::default(),
+        }
+    }
+
+    /// True when requests carry a prefix identity (generated, or a trace with hash ids).
+    pub fn has_prefixes(&self) -> bool {
+        match &self.lengths {
+            Lengths::Trace(t) => !t.hash_starts.is_empty(),
+            Lengths::Generated(_) => true,
+        }
     }
 
     /// What-if `load_change`: gaps between requests issued after this call are
@@ -259,6 +311,27 @@ impl Workload {
     pub fn set_rate_factor(&mut self, factor: f64) {
         self.pacer.set_rate_factor(factor);
     }
+}
+
+/// The next request of a workload with sessions: a pending later turn if it comes
+/// before the next session opens, else the next session's first turn.
+fn next_turn(g: &mut Generated, pacer: &mut Pacer, process: &mut ArrivalProcess, id: u64) -> RequestSpec {
+    let Some((sessions, ahead)) = g.sessions.as_mut() else { unreachable!("called with sessions") };
+    let start = *ahead.get_or_insert_with(|| pacer.arrival(process.next_offset()));
+    let (arrival, turn, prompt_tokens) = match sessions.next_pending() {
+        Some(at) if at < start => {
+            let (at, turn) = sessions.pop_pending().expect("a pending turn");
+            (at, turn, turn.context.saturating_add(sessions.follow_up_tokens()))
+        }
+        _ => {
+            *ahead = None;
+            let prompt = g.prompt.sample(&mut g.prompt_rng).saturating_add(g.system_tokens);
+            (start, sessions.open(), prompt)
+        }
+    };
+    let output_tokens = g.output.sample(&mut g.output_rng);
+    sessions.after(&turn, arrival, prompt_tokens.saturating_add(output_tokens));
+    RequestSpec { id, arrival, prompt_tokens, output_tokens, prefix: PrefixKey::Session(turn.session) }
 }
 
 fn timing_for(arrival: &ArrivalConfig, rng: SimRng, file: &Path) -> Result<Timing, InputError> {

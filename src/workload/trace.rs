@@ -7,8 +7,12 @@
 //! - `csv`: header `arrival_s,prompt_tokens,output_tokens`; `arrival_s` is the
 //!   arrival time in seconds as written (not shifted to the first row).
 //! - `mooncake`: JSON lines with `timestamp` (ms), `input_length`,
-//!   `output_length`; other keys (`hash_ids`) are ignored; arrival = offset from
-//!   the first row.
+//!   `output_length` and optionally `hash_ids` (the prompt's 512-token blocks, each
+//!   named by an integer that stands for its content and everything before it: two
+//!   rows share a prefix exactly as far as their lists agree; Mooncake, FAST '25,
+//!   trace README at github.com/kvcache-ai/Mooncake); other keys are ignored;
+//!   arrival = offset from the first row. The hash ids of all rows are kept in one
+//!   arena of `u32` ([`Trace::hash_ids`]), 4 bytes a block.
 //!
 //! CSV headers are matched case-insensitively and may list the columns in any
 //! order or add columns (ignored); every row must have as many columns as the
@@ -49,6 +53,21 @@ pub struct Trace {
     pub rows: Vec<TraceRow>,
     /// Rows that said 0 output tokens and are replayed with 1.
     pub zero_output_rows: u64,
+    /// Every row's `hash_ids`, end to end (empty when the trace has none).
+    pub hash_ids: Vec<u32>,
+    /// Where row `i`'s ids start in `hash_ids`: row `i` is `hash_starts[i]..hash_starts[i + 1]`
+    /// (empty when the trace has no `hash_ids`).
+    pub hash_starts: Vec<u32>,
+}
+
+impl Trace {
+    /// Row `i`'s hash ids (empty if it has none).
+    pub fn row_hashes(&self, i: usize) -> &[u32] {
+        match (self.hash_starts.get(i), self.hash_starts.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.hash_ids[a as usize..b as usize],
+            _ => &[],
+        }
+    }
 }
 
 const AZURE_COLS: [&str; 3] = ["timestamp", "contexttokens", "generatedtokens"];
@@ -80,7 +99,16 @@ pub fn parse_trace(
         Some(f) => f,
         None => detect(path, first.map(|(_, l)| l))?,
     };
-    let mut p = Parser { path, rows: Vec::new(), zero_output_rows: 0, first_raw: None, prev_raw: 0, prev_line: 0 };
+    let mut p = Parser {
+        path,
+        rows: Vec::new(),
+        zero_output_rows: 0,
+        first_raw: None,
+        prev_raw: 0,
+        prev_line: 0,
+        hash_ids: Vec::new(),
+        hash_starts: vec![0],
+    };
     let limit = limit.unwrap_or(u64::MAX);
     match format {
         TraceFormat::Azure | TraceFormat::Csv => p.csv_rows(&mut lines, format, limit)?,
@@ -89,7 +117,16 @@ pub fn parse_trace(
     if p.rows.is_empty() {
         return Err(InputError::file(path, "has no requests; expected at least one row after the header"));
     }
-    Ok(Trace { format, rows: p.rows, zero_output_rows: p.zero_output_rows })
+    if p.hash_ids.is_empty() {
+        p.hash_starts.clear();
+    }
+    Ok(Trace {
+        format,
+        rows: p.rows,
+        zero_output_rows: p.zero_output_rows,
+        hash_ids: p.hash_ids,
+        hash_starts: p.hash_starts,
+    })
 }
 
 fn detect(path: &Path, first: Option<&str>) -> Result<TraceFormat, InputError> {
@@ -161,6 +198,8 @@ struct Parser<'a> {
     first_raw: Option<u64>,
     prev_raw: u64,
     prev_line: usize,
+    hash_ids: Vec<u32>,
+    hash_starts: Vec<u32>,
 }
 
 impl Parser<'_> {
@@ -240,6 +279,26 @@ impl Parser<'_> {
             })?;
             let (pr, out) = (json_text(field("input_length")?), json_text(field("output_length")?));
             self.push(line, raw, true, ("input_length", &pr), ("output_length", &out))?;
+            if let Some(h) = v.get("hash_ids") {
+                self.hashes(line, h)?;
+            }
+            let end = u32::try_from(self.hash_ids.len())
+                .map_err(|_| self.err(line, "hash_ids: more than 2^32 in the whole trace; expected fewer".into()))?;
+            self.hash_starts.push(end);
+        }
+        Ok(())
+    }
+
+    /// Appends a row's `hash_ids`: a list of whole numbers in 0..2^32.
+    fn hashes(&mut self, line: usize, h: &Value) -> Result<(), InputError> {
+        let list = h.as_array().ok_or_else(|| {
+            self.err(line, format!("hash_ids {h} is not a list; expected whole numbers like [0, 1, 2]"))
+        })?;
+        for x in list {
+            let id = x.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+                self.err(line, format!("hash_ids has {x}; expected whole numbers from 0 to {}", u32::MAX))
+            })?;
+            self.hash_ids.push(id);
         }
         Ok(())
     }

@@ -104,6 +104,7 @@ pub fn candidate_of_row(r: &[String]) -> Result<super::space::Candidate> {
         "round_robin" => crate::scenario::types::RouterKind::RoundRobin,
         "random" => crate::scenario::types::RouterKind::Random,
         "least_outstanding" => crate::scenario::types::RouterKind::LeastOutstanding,
+        "cache_aware" => crate::scenario::types::RouterKind::CacheAware,
         _ => return Err(bad("router")),
     };
     let chunk = get("chunk_tokens")?;

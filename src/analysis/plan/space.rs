@@ -80,6 +80,7 @@ pub fn router_name(r: RouterKind) -> &'static str {
         RouterKind::RoundRobin => "round_robin",
         RouterKind::Random => "random",
         RouterKind::LeastOutstanding => "least_outstanding",
+        RouterKind::CacheAware => "cache_aware",
     }
 }
 

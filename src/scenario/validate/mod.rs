@@ -59,6 +59,10 @@ pub struct Setup {
     pub events: Vec<WhatIfEvent>,
     /// The GPU's list price and power model (preset, `[economics]` on top).
     pub economics: crate::hardware::economics::Economics,
+    /// The pools of a disaggregated run (empty: co-located).
+    pub pools: Vec<crate::scenario::pools::PoolSetup>,
+    /// KV handoff and routing of a pooled run.
+    pub disaggregation: crate::scenario::pools::DisaggConfig,
 }
 
 impl Setup {
@@ -173,6 +177,8 @@ pub fn validate(s: &Scenario, file: &Path) -> Result<Setup, InputError> {
         requirements: s.requirements.clone(),
         events: s.events.clone(),
         economics,
+        pools: crate::scenario::pools::check_pools(s, file)?,
+        disaggregation: s.disaggregation.clone().unwrap_or_default(),
     };
     super::bounds::check(&setup).map(|()| setup)
 }

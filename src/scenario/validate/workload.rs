@@ -35,6 +35,11 @@ pub(super) fn check_workload(c: &Checker, w: &WorkloadConfig) -> Result<Option<P
         c.err("workload.output_tokens", "is missing; e.g. output_tokens = { dist = \"fixed\", value = 256 }")
     })?;
     check_length(c, "workload.output_tokens", o)?;
+    if let Some(s) = &w.sessions {
+        check_length(c, "workload.sessions.turns", &s.turns)?;
+        check_length(c, "workload.sessions.follow_up_tokens", &s.follow_up_tokens)?;
+        c.non_negative("workload.sessions.think_time_s", s.think_time_s)?;
+    }
     Ok(None)
 }
 
@@ -57,6 +62,12 @@ fn check_trace(c: &Checker, w: &WorkloadConfig, trace: &str) -> Result<PathBuf, 
         return Err(
             c.err("workload", "a trace gives its own lengths: remove prompt_tokens / output_tokens, or remove trace")
         );
+    }
+    if w.sessions.is_some() || w.system_prompt_tokens.is_some() {
+        return Err(c.err(
+            "workload",
+            "sessions and system_prompt_tokens shape generated requests; a trace gives its own prompts (a Mooncake trace its hash_ids): remove them, or remove trace",
+        ));
     }
     Ok(path)
 }

@@ -1,0 +1,71 @@
+//! Disaggregated serving: pools of prefill, decode (or mixed) instances, each pool
+//! with its own GPU, nodes and plan, and the KV handoff between them.
+//!
+//! A request is routed to a prefill instance and a decode instance at arrival
+//! ([`route`]). The prefill instance schedules it like any prompt (continuous
+//! batching, chunked prefill) until its first token; its KV cache then moves to the
+//! decode instance ([`handoff`]) over the links it crosses ([`net`], shared by max-min
+//! fairness in [`links`]), and it decodes there. TTFT ends when the KV has landed.
+//! The pools reuse the co-located machinery: each has its own pipeline, replicas and
+//! scheduler; [`sim`] only dispatches events.
+
+mod audit;
+pub mod handoff;
+pub mod links;
+pub mod net;
+pub mod pool;
+pub mod route;
+pub mod sim;
+pub mod stats;
+
+use crate::error::Result;
+use crate::metrics::report::{build, PoolPlace, ReportContext};
+use crate::scenario::Setup;
+use crate::serving::{Outcome, RunOptions};
+
+/// Simulates a scenario with `[[pools]]` to the end.
+pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
+    let workload = setup.workload()?;
+    for w in workload.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let mut sim = sim::PoolSim::new(setup, workload, opts)?;
+    sim.run()?;
+    let ctx = report_context(setup, &sim);
+    let (events, now) = (sim.events, sim.now);
+    let names = (name(&setup.disaggregation.kv_transfer), name(&setup.disaggregation.router));
+    let disagg = sim.stats.summary(&sim.pools, &sim.rec, now, (&names.0, &names.1));
+    let mut report = build(&mut sim.rec, &ctx, now, events);
+    report.summary.disaggregation = Some(disagg);
+    let plan = ctx.plan.clone();
+    let spans = std::mem::take(&mut sim.rec.spans);
+    Ok(Outcome { report, events, plan, spans, batch_requests: std::mem::take(&mut sim.rec.batch_requests) })
+}
+
+/// A setting's name as the scenario writes it.
+fn name<T: serde::Serialize>(v: &T) -> String {
+    toml::Value::try_from(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// The report's facts: pool 0's, with the cluster's size and every pool placed.
+fn report_context(setup: &Setup, sim: &sim::PoolSim) -> ReportContext {
+    let mut first_replica = 0;
+    let pools: Vec<PoolPlace> = sim
+        .pools
+        .iter()
+        .zip(&setup.pools)
+        .map(|(pool, ps)| {
+            let kv_peak_blocks = pool.replicas.iter().map(|r| r.queues.kv.iter().map(|k| k.peak_used).collect());
+            let ctx = ReportContext { kv_peak_blocks: kv_peak_blocks.collect(), ..pool.pipeline.asm.report.clone() };
+            let place = PoolPlace { first_gpu: ps.first_gpu, first_node: ps.first_node, first_replica, ctx };
+            first_replica += pool.replicas.len() as u32;
+            place
+        })
+        .collect();
+    let mut ctx = pools[0].ctx.clone();
+    ctx.name = setup.name.clone();
+    ctx.cluster_gpus = setup.total_gpus();
+    ctx.network = Default::default();
+    ctx.pools = pools;
+    ctx
+}
