@@ -9,7 +9,10 @@
 //! expected under uniform routing. Large batches are one multinomial draw, taken as a
 //! chain of binomials, so the cost is O(experts) per layer however many tokens the batch
 //! has; there nearly every expert is busy and a token's repeated pick (which the
-//! multinomial allows) changes the counts by a fraction of their spread.
+//! multinomial allows) changes the counts by a fraction of their spread. Under uniform
+//! routing both paths give every expert the same share; under Zipf the distinct picks of
+//! the small path move a little of the hottest experts' share to colder ones (second
+//! order in the weights: a hot expert cannot take more than one of a token's k picks).
 
 use crate::engine::rng::{stream, SimRng, Stream};
 use crate::scenario::types::ExpertRouting;
