@@ -77,6 +77,16 @@ pub fn summary_table(s: &Summary) -> String {
         s.load_imbalance.expert_cv,
         s.pipeline.bubble_fraction * 100.0
     );
+    if let Some(e) = &s.expert_load {
+        let _ = writeln!(
+            o,
+            "experts    per step {:.1} tokens per expert, busiest {:.1} ({:.2} x mean); hottest expert {:.1} % of tokens",
+            e.mean_tokens_per_expert_per_step,
+            e.max_tokens_per_expert_per_step,
+            e.imbalance,
+            e.hottest_expert_share * 100.0
+        );
+    }
     let _ = writeln!(
         o,
         "simulated  {:.2} s, {} events, {} stage iterations",
