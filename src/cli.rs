@@ -191,6 +191,12 @@ fn execute(cli: Cli) -> Result<i32> {
             for w in workload.warnings() {
                 eprintln!("warning: {w}");
             }
+            if !setup.pools.is_empty() {
+                // Each pool's memory plan, so a pool that cannot fit fails here too.
+                println!("{}: ok: {} requests", a.scenario.display(), workload.total_requests());
+                crate::serving::disagg::describe(&setup)?.iter().for_each(|l| println!("  {l}"));
+                return Ok(0);
+            }
             // And the memory plan, so a plan that cannot fit fails here too.
             let asm = crate::serving::assemble::Assembly::build(&setup)?;
             for w in asm.contention() {
@@ -218,6 +224,7 @@ fn execute(cli: Cli) -> Result<i32> {
         Command::Run(a) => run(&a),
         Command::Dag(a) => {
             let setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
+            setup.without_pools("dag")?;
             let asm = crate::serving::assemble::Assembly::build(&setup)?;
             for w in asm.contention() {
                 eprintln!("warning: {}", crate::output::table::sharing_line(&w));
@@ -381,6 +388,7 @@ pub struct CompareArgs {
 
 fn assess_cmd(a: &AssessArgs) -> Result<i32> {
     let setup = scenario::load_setup(&a.scenario.scenario, &a.scenario.set)?;
+    setup.without_pools("assess")?;
     if a.survive.is_some() {
         return plan::assess_survive(&setup);
     }
@@ -397,6 +405,9 @@ fn assess_cmd(a: &AssessArgs) -> Result<i32> {
 fn compare_cmd(a: &CompareArgs) -> Result<i32> {
     use crate::analysis::compare;
     let mut setups = a.scenarios.iter().map(|p| scenario::load_setup(p, &a.set)).collect::<Result<Vec<_>>>()?;
+    for s in &setups {
+        s.without_pools("compare")?;
+    }
     if let Some(from) = &a.workload_from {
         let donor = scenario::load_setup(from, &a.set)?;
         compare::use_workload_of(&mut setups, &donor);

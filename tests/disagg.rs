@@ -194,6 +194,73 @@ fn pools_are_checked_with_their_keys_named() {
     let path = Path::new("bad.toml");
     let s = clustersim::scenario::validate(&clustersim::scenario::parse(&tp1, path, &[]).expect("parses"), path)
         .expect("memory is checked when the run is built");
+    assert!(s.without_pools("assess").expect_err("one-plan commands refuse pools").to_string().contains("`assess`"));
     let err = simulate(&s, RunOptions::default()).err().expect("does not fit").to_string();
     assert!(err.contains("pools.1") && err.contains("memory"), "{err}");
+}
+
+#[test]
+fn one_mixed_pool_serves_exactly_as_the_co_located_run() {
+    // The same two Llama-3-8B replicas (TP = 1 on 2 H100s), round robin, once as a
+    // plain scenario and once as one mixed pool: the pooled loop reuses the same
+    // scheduler, pipeline and router, so every request's times must agree to the ns.
+    let common = r#"
+[scenario]
+name = "mixed"
+seed = 5
+[hardware]
+gpu = "h100-sxm"
+nodes = 1
+gpus_per_node = 2
+[model]
+preset = "llama-3-8b"
+[workload]
+requests = 200
+arrival = { process = "poisson", rate_per_s = 40.0 }
+prompt_tokens = { dist = "uniform", min = 100, max = 3000 }
+output_tokens = { dist = "uniform", min = 1, max = 300 }
+"#;
+    let path = Path::new("mixed.toml");
+    let load = |text: &str| {
+        clustersim::scenario::validate(&clustersim::scenario::parse(text, path, &[]).expect("parses"), path)
+            .expect("valid")
+    };
+    let plain = load(&format!("{common}[parallel]\ndp = 2\n"));
+    let pooled = load(&format!("{common}[[pools]]\nrole = \"mixed\"\nreplicas = 2\n"));
+    let (a, ra) = run(&plain);
+    let (b, rb) = run(&pooled);
+    let times =
+        |rows: &[RequestRow]| rows.iter().map(|r| (r.id, r.replica, r.first_token_s, r.finish_s)).collect::<Vec<_>>();
+    assert_eq!(times(&ra), times(&rb));
+    let (sa, sb) = (&a.report.summary, &b.report.summary);
+    assert_eq!((&sa.ttft_s, &sa.tpot_s, &sa.gpu), (&sb.ttft_s, &sb.tpot_s, &sb.gpu));
+    assert_eq!(a.report.gpus, b.report.gpus);
+    assert_eq!(disagg(&b).pools[0].role, "mixed");
+}
+
+#[test]
+fn pools_of_different_gpus_and_plans_are_reported_each_with_its_own() {
+    // Prefill: one H100 node, one TP8 instance. Decode: one H200 node as two TP4
+    // instances. GPU rows: 0-7 replica 0 with H100 capacity; 8-11 replica 1 and 12-15
+    // replica 2 (instances numbered over the run), with H200 capacity.
+    let text = one_nic("whole")
+        .replace("role = \"decode\"\nreplicas = 1", "role = \"decode\"\nreplicas = 2\ngpu = \"h200-sxm\"")
+        .replace("nodes = 1\n[disaggregation]", "nodes = 1\n[pools.parallel]\ntp = 4\n[disaggregation]");
+    let rows: Vec<(f64, u32, u32)> = (0..20).map(|i| (i as f64 * 0.05, 2000, 50)).collect();
+    let (_d, s) = trace_setup(&rows, &text);
+    let (out, reqs) = run(&s);
+    assert_eq!(out.report.summary.requests.completed, 20);
+    let d = disagg(&out);
+    assert_eq!((d.pools[0].gpu.as_str(), d.pools[1].gpu.as_str()), ("h100-sxm", "h200-sxm"));
+    assert_eq!((d.pools[1].replicas, d.pools[1].tp), (2, 4));
+    let g = &out.report.gpus;
+    let (h100, h200) = (s.pools[0].setup.gpu.memory_gib, s.pools[1].setup.gpu.memory_gib);
+    assert!(h200 > h100);
+    assert!(g[..8].iter().all(|r| r.replica == 0 && r.capacity_gib == h100));
+    assert!(g[8..12].iter().all(|r| r.replica == 1 && r.capacity_gib == h200 && r.node == 1));
+    assert!(g[12..].iter().all(|r| r.replica == 2 && r.tp_rank < 4));
+    // Round robin over the two decode instances: requests.csv names the decode one.
+    let mut by_replica = [0; 3];
+    reqs.iter().for_each(|r| by_replica[r.replica as usize] += 1);
+    assert_eq!(by_replica, [0, 10, 10]);
 }

@@ -126,9 +126,8 @@ output_tokens = {{ dist = "fixed", value = 1 }}
 
 fn prefill_shape(prompt: u32) -> BatchShape {
     BatchShape {
-        decode_seqs: 0,
-        decode_context_sum: 0,
         prefill: vec![PrefillChunk { tokens: prompt, context: 0, completes_prompt: true }],
+        ..Default::default()
     }
 }
 

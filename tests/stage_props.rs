@@ -1,5 +1,5 @@
 //! The fast stage path is an optimisation, not a second model: for any dense batch
-//! shape, TP degree, layer split, dtype, GPU preset and software-stack profile it
+//! shape (speculating decodes and sliding-window layers included), TP degree, layer split, dtype, GPU preset and software-stack profile it
 //! gives exactly what the operator-by-operator path gives (times to the ns, FLOPs to
 //! rounding of their summation order).
 
@@ -25,6 +25,7 @@ fn shape() -> impl Strategy<Value = BatchShape> {
         decode_seqs,
         decode_context_sum: decode_seqs as u64 * ctx,
         prefill,
+        ..Default::default()
     })
 }
 
@@ -41,7 +42,13 @@ proptest! {
         model_name in prop_oneof![Just("llama-3-8b"), Just("llama-2-70b")],
         fp8 in any::<bool>(),
         profile in prop_oneof![Just("optimized"), Just("vllm-2023")],
+        drafts in 0u32..3,
+        window in prop_oneof![Just(0u32), 1u32..4096],
+        window_pick in 0u32..64,
     ) {
+        // Speculating decodes (1 + drafts query tokens, the draft on the last stage) and
+        // sliding-window layers (a capped shape for some of the stage's layers).
+        let shape = BatchShape { draft_tokens: drafts, ..shape };
         prop_assume!(shape.tokens() > 0);
         let tp = 1u32 << tp_log;
         let mut model = (model_preset(model_name).expect("preset").spec)();
@@ -56,10 +63,18 @@ proptest! {
         let comm = pricer.stage_comm(&plan, 0, stage);
         let costs = ModelCosts::new(CostModel::new(&model, &(gpu.spec)(), &fw, tp));
         let speeds = vec![1.0; tp as usize];
+        let layers = plan.stage_layers(stage).len() as u32;
+        let capped = BatchShape {
+            decode_context_sum: shape.decode_context_sum.min(shape.decode_seqs as u64 * window as u64),
+            window_tokens: window,
+            ..shape.clone()
+        };
         let input = StageInput {
             shapes: std::slice::from_ref(&shape),
+            window_shapes: std::slice::from_ref(&capped),
+            window_layers: if window > 0 { window_pick % (layers + 1) } else { 0 },
             emitting: &[shape.emitting_seqs()],
-            dense_layers: plan.stage_layers(stage).len() as u32,
+            dense_layers: layers,
             moe_layers: 0,
             tp,
             experts_per_group: 0,
@@ -93,9 +108,11 @@ fn a_straggler_or_several_groups_take_the_general_path() {
     let pricer = Pricer::on(topo, AllReduceAlgorithm::Auto, fw, 0.0);
     let plan = Plan { dp: 1, pp: 1, ep: 1, tp: 2, gpus_per_node: 8, layers: 32 };
     let comm = pricer.stage_comm(&plan, 0, 0);
-    let shape = BatchShape { decode_seqs: 4, decode_context_sum: 400, prefill: vec![] };
+    let shape = BatchShape { decode_seqs: 4, decode_context_sum: 400, ..Default::default() };
     let input = StageInput {
         shapes: std::slice::from_ref(&shape),
+        window_shapes: &[],
+        window_layers: 0,
         emitting: &[4],
         dense_layers: 32,
         moe_layers: 0,

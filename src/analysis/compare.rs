@@ -160,14 +160,20 @@ pub fn table(runs: &[PlanRun], precise: bool) -> (Vec<String>, Vec<Vec<String>>)
         ),
     ];
     let flat: Vec<Vec<(String, f64)>> = runs.iter().map(|r| flatten_summary(&r.summary)).collect();
-    if let Some(first) = flat.first() {
-        let rank = |name: &str| DECIDING_METRICS.iter().position(|m| *m == name).unwrap_or(DECIDING_METRICS.len());
-        // Stable: the deciding metrics in their order, then the rest as flattened (alphabetical).
-        let mut order: Vec<usize> = (0..first.len()).collect();
-        order.sort_by_key(|&i| rank(&first[i].0));
-        for i in order {
-            rows.push(row(&first[i].0, flat.iter().map(|f| f.get(i).map(|(_, v)| fmt(*v)).unwrap_or_default())));
+    // Every figure any run has, matched by name: runs may differ in optional sections
+    // (e.g. `prefix_cache` only where prefix caching is on); a run without one shows "".
+    let mut names: Vec<&str> = Vec::new();
+    for (n, _) in flat.iter().flatten() {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
         }
+    }
+    let rank = |name: &str| DECIDING_METRICS.iter().position(|m| *m == name).unwrap_or(DECIDING_METRICS.len());
+    // Stable: the deciding metrics in their order, then the rest as flattened (alphabetical).
+    names.sort_by_key(|n| rank(n));
+    for name in names {
+        let cell = |f: &Vec<(String, f64)>| f.iter().find(|(n, _)| n == name).map(|(_, v)| fmt(*v)).unwrap_or_default();
+        rows.push(row(name, flat.iter().map(cell)));
     }
     (header, rows)
 }
@@ -261,5 +267,28 @@ mod tests {
         let rest = &names[DECIDING_ROWS..];
         assert!(rest.windows(2).all(|w| w[0] < w[1]), "{rest:?}");
         assert!(rest.len() > 20, "the other figures are still in the table");
+    }
+
+    #[test]
+    fn runs_with_different_sections_line_up_by_name() {
+        // Run b has a prefix_cache section run a lacks: every row must still pair a's
+        // and b's values of the same figure (a positional pairing would shift them).
+        let run = |label: &str, completed: u64, prefix: bool| PlanRun {
+            label: label.into(),
+            file: PathBuf::from("x.toml"),
+            layout: "1x1x1x1".into(),
+            gpus: 1,
+            summary: Summary {
+                requests: crate::metrics::summary::RequestCounts { completed, ..Default::default() },
+                prefix_cache: prefix.then(Default::default),
+                ..Summary::default()
+            },
+            ttft_s: Vec::new(),
+        };
+        let (_, rows) = table(&[run("b", 7, true), run("a", 5, false)], false);
+        let find = |name: &str| rows.iter().find(|r| r[0] == name).cloned();
+        assert_eq!(find("requests.completed"), Some(vec!["requests.completed".into(), "7".into(), "5".into()]));
+        let hit = find("prefix_cache.token_hit_rate").expect("b's figure is listed");
+        assert_eq!(hit[2], "", "a has no prefix_cache section");
     }
 }

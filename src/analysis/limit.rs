@@ -57,11 +57,40 @@
 
 use crate::error::{Error, InputError, Result};
 use crate::hardware::spec::GpuSpec;
+use crate::model::attention::pair_flops;
+use crate::model::memory::{attention_weight_elems, kv_bytes_per_token, stage_kv_layers};
 use crate::model::spec::ModelSpec;
+use crate::model::window::causal_key_sum;
 use crate::scenario::types::{ExpertRouting, LengthDist, WorkloadConfig};
 use crate::scenario::Setup;
 use crate::workload::trace::load_trace;
 use serde::Serialize;
+
+/// Attention FLOPs of one request of `p` prompt and `o` output tokens over every layer:
+/// causal prefill (p²/2 pairs) and decode at contexts p, p + 1, ... ((o - 1) p + (o -
+/// 1)(o - 2)/2 pairs). A sliding-window layer counts its pairs with keys capped at W
+/// (decode at the mean context capped at W: a slight over-count near W, by Jensen).
+fn attention_flops_per_request(model: &ModelSpec, p: f64, o: f64, prefill_pair: f64, decode_pair: f64) -> f64 {
+    let layers = model.layers as f64;
+    let prefill_attn = prefill_pair * p * p / 2.0;
+    let decode_attn = decode_pair * ((o - 1.0) * p + (o - 1.0) * (o - 2.0) / 2.0);
+    let Some(w) = model.sliding_window else { return layers * (prefill_attn + decode_attn) };
+    let window = w.window_layers_in(0..model.layers) as f64;
+    let capped_prefill = prefill_pair * causal_key_sum(p, 0.0, w.window_tokens);
+    let capped_decode = decode_pair * (o - 1.0) * (p + (o - 2.0) / 2.0).min(w.window_tokens as f64);
+    (layers - window) * (prefill_attn + decode_attn) + window * (capped_prefill + capped_decode)
+}
+
+/// KV bytes one decode step of a sequence at context `context` reads, whole model:
+/// every token of the layers caching them all, at most W of each window layer's.
+fn kv_read_per_decode_step(model: &ModelSpec, context: f64) -> f64 {
+    let (full, window) = stage_kv_layers(model, 1, 0);
+    let capped = model.sliding_window.map_or(0.0, |w| context.min(w.window_tokens as f64));
+    if window == 0 {
+        return context * kv_bytes_per_token(model, 1, model.layers);
+    }
+    context * kv_bytes_per_token(model, 1, full) + capped * kv_bytes_per_token(model, 1, window)
+}
 
 /// Mean lengths of the requests of a workload.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -196,7 +225,7 @@ pub fn throughput_limit(
     seqs_per_step: u32,
     routing: &ExpertRouting,
 ) -> ThroughputLimit {
-    let (h, a, k, d) = (model.hidden as f64, model.heads as f64, model.kv_heads as f64, model.head_dim as f64);
+    let h = model.hidden as f64;
     let s = model.dtype.bytes();
     let m = if model.gated_mlp { 3.0 } else { 2.0 };
     let layers = model.layers as f64;
@@ -212,14 +241,15 @@ pub fn throughput_limit(
     let (p, o) = (mix.mean_prompt_tokens.max(0.0), mix.mean_output_tokens.max(1.0));
 
     // Compute: FLOPs of one request, then per counted token.
-    let attn_proj = 2.0 * h * (a + 2.0 * k) * d + 2.0 * a * d * h;
+    let attn_weights = attention_weight_elems(model, 1);
+    let attn_proj = 2.0 * attn_weights;
     let dense_mlp = 2.0 * m * h * model.ffn as f64;
     let moe = 2.0 * h * e + (top_k + shared) * 2.0 * m * h * fe;
     let linear_per_token = layers * attn_proj + dense_layers * dense_mlp + moe_layers * moe;
-    let prefill_attn = 2.0 * a * d * p * p;
-    let decode_attn = 4.0 * a * d * ((o - 1.0) * p + (o - 1.0) * (o - 2.0) / 2.0);
+    let (prefill_pair, decode_pair) = pair_flops(model);
+    let attention = attention_flops_per_request(model, p, o, prefill_pair, decode_pair);
     let lm_head = 2.0 * h * vocab * o;
-    let flops_req = (p + o - 1.0) * linear_per_token + layers * (prefill_attn + decode_attn) + lm_head;
+    let flops_req = (p + o - 1.0) * linear_per_token + attention + lm_head;
     let flops_per_token = flops_req / (p + o);
     // The fastest rate any kernel reaches (short GEMMs at boost clock on power-capped
     // parts), so the bound holds for every schedule.
@@ -229,15 +259,17 @@ pub fn throughput_limit(
     // Memory: bytes per decode token.
     let seqs = seqs_per_step.max(1);
     let touched = expected_touched_experts(model.experts, model.top_k, seqs, routing);
-    let non_expert = layers * (h * (a + 2.0 * k) * d + a * d * h)
+    let non_expert = layers * attn_weights
         + dense_layers * m * h * model.ffn as f64
         + moe_layers * (h * e + shared * m * h * fe)
         + h * vocab;
     let weight_bytes_per_step = s * (non_expert + moe_layers * touched * m * h * fe);
-    let kv_bytes_per_context_token = 2.0 * layers * k * d * s;
+    let kv_bytes_per_context_token = kv_bytes_per_token(model, 1, model.layers);
     let mean_context = p + (o - 2.0) / 2.0;
-    let bytes_per_decode_token =
-        weight_bytes_per_step / seqs as f64 + mean_context.max(0.0) * kv_bytes_per_context_token;
+    let mut bytes_per_decode_token =
+        weight_bytes_per_step / seqs as f64 + kv_read_per_decode_step(model, mean_context.max(0.0));
+    // Speculative decoding reads the weights and KV once for up to 1 + d tokens.
+    bytes_per_decode_token /= 1.0 + model.draft_tokens() as f64;
     let decode_share = (o - 1.0) / (p + o);
     let sustained_bytes_per_s = gpu.sustained_bytes_per_s();
     let memory = if decode_share > 0.0 {

@@ -59,6 +59,7 @@ pub struct PlanArgs {
 pub(super) fn plan_cmd(a: &PlanArgs) -> Result<i32> {
     let path = &a.scenario.scenario;
     let base = crate::scenario::load_setup(path, &a.scenario.set)?;
+    base.without_pools("plan")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = a.jobs.map_or(cores, usize::from);
     let shard = a.shard.map(|s| s.resolve(|k| std::env::var(k).ok())).transpose()?;

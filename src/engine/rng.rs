@@ -29,6 +29,8 @@ pub enum Stream {
     Faults,
     /// Anything used only by tests and benchmarks.
     Test,
+    /// Draft tokens accepted by speculative decoding (one stream per replica).
+    Speculation,
 }
 
 impl Stream {
@@ -41,6 +43,7 @@ impl Stream {
             Stream::Router => 5,
             Stream::Faults => 6,
             Stream::Test => 7,
+            Stream::Speculation => 8,
         }
     }
 }

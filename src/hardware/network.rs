@@ -3,10 +3,11 @@
 //!
 //! A flow is started on a [`Route`] with a byte count. While it drains, it holds a
 //! share of every link on its route. Shares are re-computed when flows start or
-//! drain or a link's capacity changes, incrementally (see [`sharing`]): only the flows
-//! whose rate may move are looked at, and every change at one instant is one
-//! re-sharing. Finishes are events in the engine's [`EventQueue`]; a flow whose rate
-//! changes has its finish moved, a flow whose rate does not is never touched.
+//! drain or a link's capacity changes, over the links and flows the change can reach
+//! (see [`sharing`]), and every change at one instant is one re-sharing. Each draining
+//! flow's drain instant sits in one dense array, moved only when its rate changes, so
+//! the next drain is one scan; completions (the latency tail after the last byte) are
+//! events in the engine's [`EventQueue`].
 //!
 //! Latency: a flow's bytes leave at its max-min rate from the moment it starts; the
 //! flow completes the route's latency after its last byte left (the latency is added
@@ -22,7 +23,7 @@ mod sharing;
 
 use super::topology::{LinkId, Route, Topology};
 use crate::engine::{EventId, EventQueue, SimTime};
-use sharing::{LinkRates, Sharing};
+use sharing::Sharing;
 
 /// Handle to a flow (slot index plus generation, so stale handles never alias).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,36 +57,27 @@ pub fn transfer_time(bytes: f64, bytes_per_s: f64) -> SimTime {
     }
 }
 
-/// What the network's queue holds: a closed set of per-flow events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum NetEvent {
-    /// The flow's last byte left its source.
-    Drained(u32),
-    /// The flow's last byte arrived (drained plus route latency).
-    Done(u32),
-}
-
 #[derive(Clone, Debug)]
 struct Flow {
     gen: u32,
     live: bool,
     draining: bool,
-    route: Route,
-    /// Position of this flow in `links[route.links()[k]].flows`.
+    /// Position of this flow in `link_flows[route.links()[k]]`.
     pos: [u32; 4],
+    /// Position of this flow in `active` while draining.
+    active_pos: u32,
     bytes: f64,
     remaining: f64,
-    /// Current rate, bytes/s; also recorded in each of its links' [`LinkRates`].
-    rate: f64,
-    /// Whether `rate` is recorded in the links' rate sets.
-    recorded: bool,
     /// When `remaining` was last brought up to date.
     updated: SimTime,
     start: SimTime,
     tag: u64,
-    /// Its pending drain or done event.
-    event: Option<EventId>,
+    /// Its pending completion event, once drained.
+    done_event: Option<EventId>,
 }
+
+/// The rate of a flow no re-sharing has rated yet (new, re-routed or drained).
+const UNRATED: f64 = -1.0;
 
 /// Counters for benchmarks and reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -106,19 +98,34 @@ pub struct Network {
     caps: Vec<f64>,
     /// Draining flows on each link.
     link_flows: Vec<Vec<u32>>,
-    /// The rates of the draining flows on each link.
-    link_rates: Vec<LinkRates>,
+    /// Their rates, in the same order ([`UNRATED`] for flows not rated yet): a copy of
+    /// `rates` laid out so a link's flows are read in one sweep.
+    link_rates: Vec<Vec<f64>>,
+    /// Sum of the rates of the draining flows on each link.
+    load: Vec<f64>,
     flows: Vec<Flow>,
+    /// Per flow slot, kept apart from [`Flow`] because the re-sharing reads little else:
+    /// its route, and its rate in bytes/s ([`UNRATED`] until a re-sharing gives it one).
+    routes: Vec<Route>,
+    rates: Vec<f64>,
     free: Vec<u32>,
-    queue: EventQueue<NetEvent>,
+    /// Draining flows, and beside each the instant its last byte leaves at its current
+    /// rate (ns; `u64::MAX` while stalled). A dense array: the next drain is one scan.
+    active: Vec<u32>,
+    drain_at: Vec<u64>,
+    /// The earliest of `drain_at`, while no entry moved since it was found.
+    next_drain: Option<u64>,
+    /// Completions (drained flows waiting out their route latency).
+    queue: EventQueue<u32>,
     now: SimTime,
-    /// Flows to (re)share at the next settle: new flows.
-    seed_flows: Vec<u32>,
-    /// Links whose every flow must be reshared: saturated links a flow left, links
-    /// whose capacity changed.
+    /// Links whose component must be re-shared at the next settle: links of new flows,
+    /// full links a flow left, links whose capacity changed.
     seed_links: Vec<LinkId>,
+    /// When every change since the last re-sharing is a drain: the lowest rate a
+    /// drained flow had (0 after a start, a capacity change or a re-route). Flows
+    /// below it keep their rates (see [`sharing`]).
+    floor: f64,
     sharing: Sharing,
-    draining: usize,
     stats: NetworkStats,
 }
 
@@ -129,15 +136,20 @@ impl Network {
         Network {
             caps: topology.links().iter().map(|l| l.bytes_per_s).collect(),
             link_flows: vec![Vec::new(); n],
-            link_rates: vec![LinkRates::default(); n],
+            link_rates: vec![Vec::new(); n],
+            load: vec![0.0; n],
             flows: Vec::new(),
+            routes: Vec::new(),
+            rates: Vec::new(),
             free: Vec::new(),
+            active: Vec::new(),
+            drain_at: Vec::new(),
+            next_drain: None,
             queue: EventQueue::new(),
             now: SimTime::ZERO,
-            seed_flows: Vec::new(),
             seed_links: Vec::new(),
+            floor: f64::INFINITY,
             sharing: Sharing::new(n),
-            draining: 0,
             stats: NetworkStats::default(),
         }
     }
@@ -154,7 +166,7 @@ impl Network {
 
     /// Flows holding bandwidth now.
     pub fn draining_flows(&self) -> usize {
-        self.draining
+        self.active.len()
     }
 
     /// Current capacity of a link, bytes/s.
@@ -164,7 +176,7 @@ impl Network {
 
     /// Sum of the rates of the flows on `link`, bytes/s, as of the last re-sharing.
     pub fn link_load(&self, link: LinkId) -> f64 {
-        self.link_rates[link as usize].load()
+        self.load[link as usize]
     }
 
     /// Flows on `link` now.
@@ -172,17 +184,28 @@ impl Network {
         self.link_flows[link as usize].len()
     }
 
-    /// The current rate of a flow, bytes/s (0 once drained or unknown).
+    /// The draining flows on `link` now (to re-route them off a failed link).
+    pub fn flows_on_link(&self, link: LinkId) -> Vec<FlowId> {
+        self.link_flows[link as usize].iter().map(|&idx| FlowId { idx, gen: self.flows[idx as usize].gen }).collect()
+    }
+
+    fn draining_flow(&self, id: FlowId) -> Option<&Flow> {
+        self.flows.get(id.idx as usize).filter(|f| f.live && f.gen == id.gen && f.draining)
+    }
+
+    /// The current rate of a flow, bytes/s (0 once drained, stalled or unknown).
     pub fn flow_rate(&self, id: FlowId) -> f64 {
-        match self.flows.get(id.idx as usize) {
-            Some(f) if f.live && f.gen == id.gen && f.draining => f.rate,
-            _ => 0.0,
-        }
+        self.draining_flow(id).map_or(0.0, |_| self.rates[id.idx as usize].max(0.0))
+    }
+
+    /// The route a draining flow takes now (`None` once drained or unknown).
+    pub fn flow_route(&self, id: FlowId) -> Option<Route> {
+        self.draining_flow(id).map(|_| self.routes[id.idx as usize])
     }
 
     /// True while the flow still has bytes to send (it holds a share of its links).
     pub fn is_draining(&self, id: FlowId) -> bool {
-        matches!(self.flows.get(id.idx as usize), Some(f) if f.live && f.gen == id.gen && f.draining)
+        self.draining_flow(id).is_some()
     }
 
     /// Moves the clock forward to `now` without an event (to start flows then).
@@ -192,11 +215,30 @@ impl Network {
         self.now = self.now.max(now);
     }
 
-    /// Sets `link`'s capacity to `bytes_per_s` from now on (a what-if slowdown sets a
-    /// fraction of the original). Flows on it are re-shared at once; 0 stalls them.
+    /// Sets `link`'s capacity to `bytes_per_s` from now on, for the flows in flight too:
+    /// a slowdown sets a fraction of the nominal capacity, a failure sets 0 (its flows
+    /// stall, keeping the bytes they have left, until the capacity comes back or they
+    /// are moved with [`Network::reroute_flow`]); restoring sets the nominal value.
+    /// Negative or NaN capacities count as 0. Flows are re-shared at this instant.
     pub fn set_link_capacity(&mut self, link: LinkId, bytes_per_s: f64) {
-        self.caps[link as usize] = bytes_per_s.max(0.0);
+        self.caps[link as usize] = if bytes_per_s > 0.0 { bytes_per_s } else { 0.0 };
         self.seed_links.push(link);
+        self.floor = 0.0;
+    }
+
+    /// Moves a draining flow onto `route` from now (say, off a failed link): the bytes it
+    /// has left continue there, re-shared at this instant, and it completes with the new
+    /// route's latency. Returns false (and does nothing) when the flow is not draining.
+    pub fn reroute_flow(&mut self, id: FlowId, route: Route) -> bool {
+        if !self.is_draining(id) || route.links().is_empty() {
+            return false;
+        }
+        self.catch_up(id.idx);
+        self.unlink(id.idx);
+        self.routes[id.idx as usize] = route;
+        self.rates[id.idx as usize] = UNRATED;
+        self.link(id.idx);
+        true
     }
 
     /// Starts a flow of `bytes` along `route` now; `tag` comes back in its [`FlowDone`].
@@ -208,39 +250,38 @@ impl Network {
             gen: 0,
             live: true,
             draining: drains,
-            route,
             pos: [0; 4],
+            active_pos: 0,
             bytes: bytes.max(0.0),
             remaining: bytes.max(0.0),
-            rate: 0.0,
-            recorded: false,
             updated: now,
             start: now,
             tag,
-            event: None,
+            done_event: None,
         };
         let idx = match self.free.pop() {
             Some(i) => {
                 let gen = self.flows[i as usize].gen.wrapping_add(1);
                 self.flows[i as usize] = Flow { gen, ..flow };
+                self.routes[i as usize] = route;
+                self.rates[i as usize] = UNRATED;
                 i
             }
             None => {
                 self.flows.push(flow);
+                self.routes.push(route);
+                self.rates.push(UNRATED);
                 (self.flows.len() - 1) as u32
             }
         };
         if drains {
-            self.draining += 1;
-            for (k, &l) in route.links().iter().enumerate() {
-                let list = &mut self.link_flows[l as usize];
-                self.flows[idx as usize].pos[k] = list.len() as u32;
-                list.push(idx);
-            }
-            self.seed_flows.push(idx);
+            self.flows[idx as usize].active_pos = self.active.len() as u32;
+            self.active.push(idx);
+            self.drain_at.push(u64::MAX);
+            self.link(idx);
         } else {
-            let ev = self.queue.schedule(now + route.latency, NetEvent::Done(idx));
-            self.flows[idx as usize].event = Some(ev);
+            let ev = self.queue.schedule(now + route.latency, idx);
+            self.flows[idx as usize].done_event = Some(ev);
         }
         FlowId { idx, gen: self.flows[idx as usize].gen }
     }
@@ -248,7 +289,14 @@ impl Network {
     /// The earliest pending completion or drain, after bringing shares up to date.
     pub fn next_event_time(&mut self) -> Option<SimTime> {
         self.settle();
-        self.queue.peek_time()
+        if self.next_drain.is_none() {
+            self.next_drain = Some(self.drain_at.iter().copied().min().unwrap_or(u64::MAX));
+        }
+        let drain = self.next_drain.filter(|&t| t != u64::MAX).map(SimTime::from_ns);
+        match (drain, self.queue.peek_time()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs the earliest instant with events: drains flows, re-shares once, and returns
@@ -258,30 +306,34 @@ impl Network {
         let t = self.next_event_time()?;
         self.now = t;
         let mut done = Vec::new();
+        let mut drained = Vec::new();
         loop {
-            while self.queue.peek_time() == Some(t) {
-                let Some((_, ev)) = self.queue.pop() else { break };
-                match ev {
-                    NetEvent::Drained(idx) => self.drain(idx),
-                    NetEvent::Done(idx) => {
-                        let f = &mut self.flows[idx as usize];
-                        f.live = false;
-                        f.event = None;
-                        done.push(FlowDone {
-                            id: FlowId { idx, gen: f.gen },
-                            tag: f.tag,
-                            start: f.start,
-                            finish: t,
-                            bytes: f.bytes,
-                        });
-                        self.free.push(idx);
-                    }
-                }
+            drained.clear();
+            // `next_drain` is fresh: `next_event_time` just ran.
+            if self.next_drain == Some(t.as_ns()) {
+                drained
+                    .extend((0..self.active.len()).filter(|&k| self.drain_at[k] == t.as_ns()).map(|k| self.active[k]));
             }
-            // One re-sharing for everything that happened at `t`; it may schedule more
-            // at `t` (a zero-latency tail, a flow with nothing left).
-            self.settle();
-            if self.queue.peek_time() != Some(t) {
+            for &idx in &drained {
+                self.drain(idx);
+            }
+            while self.queue.peek_time() == Some(t) {
+                let Some((_, idx)) = self.queue.pop() else { break };
+                let f = &mut self.flows[idx as usize];
+                f.live = false;
+                f.done_event = None;
+                done.push(FlowDone {
+                    id: FlowId { idx, gen: f.gen },
+                    tag: f.tag,
+                    start: f.start,
+                    finish: t,
+                    bytes: f.bytes,
+                });
+                self.free.push(idx);
+            }
+            // One re-sharing for everything that happened at `t`; it may put more at `t`
+            // (a zero-latency tail, a flow with nothing left).
+            if self.next_event_time() != Some(t) {
                 break;
             }
         }
@@ -300,76 +352,110 @@ impl Network {
         out
     }
 
-    /// The flow's last byte left: it frees its links and completes after the latency.
-    fn drain(&mut self, idx: u32) {
-        let route = self.flows[idx as usize].route;
-        let (rate, recorded) = (self.flows[idx as usize].rate, self.flows[idx as usize].recorded);
+    /// Puts a draining flow on its route's links and asks for a re-sharing there.
+    fn link(&mut self, idx: u32) {
+        self.floor = 0.0;
+        let route = self.routes[idx as usize];
+        for (k, &l) in route.links().iter().enumerate() {
+            let list = &mut self.link_flows[l as usize];
+            self.flows[idx as usize].pos[k] = list.len() as u32;
+            list.push(idx);
+            self.link_rates[l as usize].push(self.rates[idx as usize]);
+            self.seed_links.push(l);
+        }
+    }
+
+    /// Takes a draining flow off its links. A link that was full may now give its other
+    /// flows more and is re-shared; one that had room was nobody's bottleneck, and
+    /// losing a flow changes nothing there.
+    fn unlink(&mut self, idx: u32) {
+        let (route, rate) = (self.routes[idx as usize], self.rates[idx as usize].max(0.0));
         for (k, &l) in route.links().iter().enumerate() {
             let li = l as usize;
-            // A link that was full may now give its other flows more; one that had
-            // room was nobody's bottleneck, and losing a flow changes nothing there.
-            if sharing::is_full(self.link_rates[li].load(), self.caps[li]) {
+            if sharing::is_full(self.load[li], self.caps[li]) {
                 self.seed_links.push(l);
             }
-            if recorded {
-                self.link_rates[li].remove(rate);
-            }
+            self.load[li] -= rate;
             let p = self.flows[idx as usize].pos[k] as usize;
+            self.link_rates[li].swap_remove(p);
             let list = &mut self.link_flows[li];
             list.swap_remove(p);
             if let Some(&moved) = list.get(p) {
-                let m = &mut self.flows[moved as usize];
-                if let Some(j) = m.route.links().iter().position(|&x| x == l) {
-                    m.pos[j] = p as u32;
+                if let Some(j) = self.routes[moved as usize].links().iter().position(|&x| x == l) {
+                    self.flows[moved as usize].pos[j] = p as u32;
                 }
             }
         }
-        self.draining -= 1;
+    }
+
+    /// Sets a draining flow's rate, in `rates` and in its links' copies.
+    fn set_rate(&mut self, idx: u32, rate: f64) {
+        self.rates[idx as usize] = rate;
+        let f = &self.flows[idx as usize];
+        for (k, &l) in self.routes[idx as usize].links().iter().enumerate() {
+            self.link_rates[l as usize][f.pos[k] as usize] = rate;
+        }
+    }
+
+    /// Brings a flow's bytes left up to now at its current rate.
+    fn catch_up(&mut self, idx: u32) {
         let now = self.now;
+        let rate = self.rates[idx as usize];
+        let f = &mut self.flows[idx as usize];
+        if rate > 0.0 {
+            let elapsed = (now - f.updated).as_secs_f64();
+            f.remaining = (f.remaining - rate * elapsed).max(0.0);
+        }
+        f.updated = now;
+    }
+
+    /// The flow's last byte left: it frees its links and completes after the latency.
+    fn drain(&mut self, idx: u32) {
+        self.floor = self.floor.min(self.rates[idx as usize].max(0.0));
+        self.unlink(idx);
+        self.next_drain = None;
+        let k = self.flows[idx as usize].active_pos as usize;
+        self.active.swap_remove(k);
+        self.drain_at.swap_remove(k);
+        if let Some(&moved) = self.active.get(k) {
+            self.flows[moved as usize].active_pos = k as u32;
+        }
+        let at = self.now + self.routes[idx as usize].latency;
+        let ev = self.queue.schedule(at, idx);
+        self.rates[idx as usize] = UNRATED;
         let f = &mut self.flows[idx as usize];
         f.draining = false;
-        f.recorded = false;
         f.remaining = 0.0;
-        f.rate = 0.0;
-        let at = now + f.route.latency;
-        f.event = Some(self.queue.schedule(at, NetEvent::Done(idx)));
+        f.done_event = Some(ev);
     }
 
     /// Re-shares what the changes since the last call can reach (see [`sharing`]) and
     /// moves the finishes of the flows whose rate changed.
     fn settle(&mut self) {
-        if self.seed_flows.is_empty() && self.seed_links.is_empty() {
+        if self.seed_links.is_empty() {
             return;
         }
-        let mut seeds = std::mem::take(&mut self.seed_flows);
-        seeds.retain(|&f| self.flows[f as usize].draining);
-        let seed_links = std::mem::take(&mut self.seed_links);
-        let mut sharing = std::mem::replace(&mut self.sharing, Sharing::new(0));
-        let changed = sharing.reshare(self, &seeds, &seed_links);
+        let seeds = std::mem::take(&mut self.seed_links);
+        let mut sharing = std::mem::take(&mut self.sharing);
+        let mut changed = 0u64;
+        let floor = std::mem::replace(&mut self.floor, f64::INFINITY);
+        sharing.reshare(self, &seeds, floor, |net, idx, new_rate| {
+            changed += 1;
+            net.catch_up(idx);
+            net.set_rate(idx, new_rate);
+            let now = net.now;
+            let f = &net.flows[idx as usize];
+            let at = if new_rate > 0.0 { (now + transfer_time(f.remaining, new_rate)).as_ns() } else { u64::MAX };
+            net.drain_at[f.active_pos as usize] = at;
+        });
+        if changed > 0 {
+            self.next_drain = None;
+        }
         self.stats.recomputations += 1;
         self.stats.flows_rerated += sharing.last_size() as u64;
-        self.stats.rates_changed += changed.len() as u64;
-        let now = self.now;
-        for &(idx, new_rate) in &changed {
-            let f = &mut self.flows[idx as usize];
-            let elapsed = (now - f.updated).as_secs_f64();
-            f.remaining = (f.remaining - f.rate * elapsed).max(0.0);
-            f.updated = now;
-            f.rate = new_rate;
-            let event = f.event.take();
-            let at = (new_rate > 0.0).then(|| now + transfer_time(f.remaining, new_rate));
-            let ev = match (event, at) {
-                (Some(id), Some(at)) => self.queue.reschedule(id, at),
-                (None, Some(at)) => Some(self.queue.schedule(at, NetEvent::Drained(idx))),
-                (Some(id), None) => {
-                    self.queue.cancel(id);
-                    None
-                }
-                (None, None) => None,
-            };
-            self.flows[idx as usize].event = ev;
-        }
-        sharing.recycle(changed);
+        self.stats.rates_changed += changed;
+        self.seed_links = seeds;
+        self.seed_links.clear();
         self.sharing = sharing;
     }
 }

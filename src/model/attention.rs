@@ -10,11 +10,16 @@
 //! Head dimension 128 is what every shipped model uses; FA3's head-dim-256 curve
 //! ramps more slowly, which this does not model.
 //!
-//! Decode attention reads each sequence's KV cache once: memory-bound, linear in the sum
-//! of contexts, so a batch is priced in O(number of prefill chunks).
+//! Decode attention reads each sequence's KV cache once: memory-bound for standard
+//! attention, linear in the sum of contexts, so a batch is priced in O(number of prefill
+//! chunks). Latent attention (`model::mla`) does ~4x the FLOPs per cached byte of
+//! standard attention with head dim 128 and runs nearer the compute roof; the same
+//! roofline prices both.
 
 use crate::model::cost::BatchShape;
 use crate::model::gemm::Parts;
+use crate::model::spec::ModelSpec;
+use crate::model::window::causal_key_sum;
 
 /// Flash attention's rate, FLOP/s, when each query sees `keys` keys: `asymptote x keys /
 /// (keys + half_keys)`; the asymptote itself when `half_keys` is 0.
@@ -25,15 +30,47 @@ pub fn flash_rate(asymptote: f64, half_keys: f64, keys: f64) -> f64 {
     asymptote * keys.max(1.0) / (keys.max(1.0) + half_keys)
 }
 
-/// The attention heads of one rank and the rates they run at.
+/// FLOPs per query-key pair of one layer with all its heads, in prefill and in decode:
+/// 2·a·(qk + v), i.e. 4·a·d for standard attention; for MLA the unabsorbed prefill
+/// and absorbed decode widths (`model::mla`).
+pub fn pair_flops(model: &ModelSpec) -> (f64, f64) {
+    let a = model.heads as f64;
+    match &model.mla {
+        Some(m) => {
+            let [dqk, dv, _, pqk, pv, _] = m.kernel_dims(a);
+            (2.0 * a * (pqk + pv), 2.0 * a * (dqk + dv))
+        }
+        None => {
+            let d = model.head_dim as f64;
+            (4.0 * a * d, 4.0 * a * d)
+        }
+    }
+}
+
+/// The attention heads of one rank, the widths their kernels work on, and the rates
+/// they run at. Standard (grouped-query) attention has every width the head dim d and
+/// caches 2·k·d elements per token; multi-head latent attention (`model::mla`) runs its
+/// decode kernel on the latent and its prefill on expanded keys and values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttentionKernel {
     /// Query heads on this rank.
     pub heads: f64,
-    /// KV heads on this rank.
+    /// KV heads on this rank (standard attention's projections).
     pub kv_heads: f64,
-    /// Head dimension.
+    /// Head dimension (standard attention's projections).
     pub head_dim: f64,
+    /// Per head and cached token in decode: the query-key product's width.
+    pub decode_qk_dim: f64,
+    /// Per head and cached token in decode: the value width.
+    pub decode_v_dim: f64,
+    /// KV-cache elements decode reads per cached token on this rank.
+    pub cache_elems: f64,
+    /// Per head and key in prefill: the query-key product's width.
+    pub prefill_qk_dim: f64,
+    /// Per head and key in prefill: the value width.
+    pub prefill_v_dim: f64,
+    /// Key and value elements prefill reads per attended token on this rank.
+    pub prefill_kv_elems: f64,
     /// Bytes per KV-cache and query element.
     pub dtype_bytes: f64,
     /// HBM bytes per materialized score (0 for fused flash attention).
@@ -52,25 +89,32 @@ impl AttentionKernel {
         (flops / rate).max(bytes / self.hbm_bytes_per_s)
     }
 
-    /// Decode and prefill attention of `shape` (launch not included): decode reads every
-    /// context once (4·a·d·Σc FLOPs, 2·k·d·Σc·s KV bytes); each prefill chunk of T tokens
-    /// at offset c is causal (4·a·d·T·(c + T/2) FLOPs) at the flash rate for c + T keys.
+    /// Decode and prefill attention of `shape` (launch not included). Decode reads every
+    /// cached token once for all of a sequence's q = 1 + drafts queries: 2·a·(qk + v)
+    /// FLOPs per query and key (4·a·d·Σc for standard attention and q = 1), cache bytes
+    /// per cached token; each prefill chunk of T tokens at offset c is causal
+    /// (2·a·(qk + v)·T·(c + T/2), keys capped by a window) at the flash rate for its keys.
     pub fn parts(&self, shape: &BatchShape) -> Parts {
-        let (a, k, d, s) = (self.heads, self.kv_heads, self.head_dim, self.dtype_bytes);
+        let (a, s) = (self.heads, self.dtype_bytes);
         let ctx = shape.decode_context_sum as f64;
         let seqs = shape.decode_seqs as f64;
+        let q = 1.0 + shape.draft_tokens as f64;
         let mut out = Parts::default();
         if shape.decode_seqs > 0 {
-            let flops = 4.0 * a * d * ctx;
-            let bytes = s * (2.0 * k * d * ctx + 2.0 * a * d * seqs);
+            let (qk, v) = (self.decode_qk_dim, self.decode_v_dim);
+            // Query j of a sequence's q sees its context plus the j drafts before it.
+            let keys = q * ctx + seqs * q * (q - 1.0) / 2.0;
+            let flops = 2.0 * a * (qk + v) * keys;
+            let bytes = s * (self.cache_elems * ctx + a * (qk + v) * seqs * q);
             let secs = self.roofline(flops, bytes, ctx / seqs);
             out = out.then(Parts { flops, bytes, secs });
         }
+        let (qk, v) = (self.prefill_qk_dim, self.prefill_v_dim);
         for c in &shape.prefill {
-            let (tn, c0) = (c.tokens as f64, c.context as f64);
-            // Causal: query i sees c0 + i keys, on average c0 + T/2.
-            let flops = 4.0 * a * d * tn * (c0 + tn / 2.0);
-            let bytes = s * (2.0 * k * d * (c0 + tn) + 2.0 * a * d * tn) + self.score_bytes * a * tn * (c0 + tn);
+            let (tn, c0) = (c.tokens as f64, shape.attended_context(c));
+            let flops = 2.0 * a * (qk + v) * causal_key_sum(tn, c.context as f64, shape.window_tokens);
+            let bytes =
+                s * (self.prefill_kv_elems * (c0 + tn) + a * (qk + v) * tn) + self.score_bytes * a * tn * (c0 + tn);
             let secs = self.roofline(flops, bytes, c0 + tn);
             out = out.then(Parts { flops, bytes, secs });
         }
@@ -112,6 +156,12 @@ mod tests {
             heads: 8.0,
             kv_heads: 1.0,
             head_dim: 128.0,
+            decode_qk_dim: 128.0,
+            decode_v_dim: 128.0,
+            cache_elems: 256.0,
+            prefill_qk_dim: 128.0,
+            prefill_v_dim: 128.0,
+            prefill_kv_elems: 256.0,
             dtype_bytes: 2.0,
             score_bytes: 0.0,
             asymptote_flops_per_s: 630e12,

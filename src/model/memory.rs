@@ -2,9 +2,20 @@
 //!
 //! Weights: attention and dense MLP divided by tp, layers by pp, routed experts by ep
 //! and then tp, embedding on the first stage and LM head on the last (vocabulary
-//! split by tp). KV bytes per token per GPU = 2 · layers_in_stage · kv_heads_per_rank
-//! · d · s. What is left of `gpu_memory_utilization x capacity` after weights and
-//! workspace holds the KV cache. The binding stage (least KV room) is reported.
+//! split by tp); with speculative decoding the MTP draft layers (each a layer plus its
+//! 2h x h input projection) sit on the last stage, beside the LM head they share.
+//! KV bytes per token per GPU = 2 · layers_in_stage · kv_heads_per_rank · d · s, or
+//! for latent attention (r + rope) · layers · s on every TP rank (`model::mla`).
+//!
+//! Sliding-window layers hold at most W tokens of a sequence. The engine keeps one
+//! block table per sequence, sized by its full-attention layers; the window layers'
+//! KV is reserved up front for `max_seqs` sequences of W tokens (what vLLM's hybrid
+//! allocator gives them at most), so a block stands for one token's KV in the full
+//! layers only. A model whose every layer is windowed has blocks of zero bytes: its
+//! sequences are bounded by `max_seqs` and the reserve, not by blocks.
+//!
+//! What is left of `gpu_memory_utilization x capacity` after weights, workspace and the
+//! window reserve holds the KV cache. The binding stage (least KV room) is reported.
 
 use crate::error::{Error, Result};
 use crate::hardware::spec::{GpuSpec, GIB};
@@ -58,20 +69,89 @@ pub fn stage_layers(layers: u32, pp: u32, stage: u32) -> u32 {
     stage_layer_range(layers, pp, stage).len() as u32
 }
 
-/// KV-cache bytes per token on one GPU of a stage with `layers_in_stage` layers:
-/// 2 (K and V) · layers · ceil(kv_heads / tp) · d · s.
+/// KV-cache bytes per token on one GPU for `layers_in_stage` layers that cache every
+/// token: 2 (K and V) · layers · ceil(kv_heads / tp) · d · s, or with latent attention
+/// layers · (kv_lora_rank + rope) · s, the latent being replicated on every TP rank.
 pub fn kv_bytes_per_token(model: &ModelSpec, tp: u32, layers_in_stage: u32) -> f64 {
+    if let Some(m) = &model.mla {
+        return layers_in_stage as f64 * m.cache_elems_per_token() * model.dtype.bytes();
+    }
     let kv_rank = model.kv_heads.div_ceil(tp.max(1)) as f64;
     2.0 * layers_in_stage as f64 * kv_rank * model.head_dim as f64 * model.dtype.bytes()
+}
+
+/// Layers of stage `stage` (of `pp`) by how they cache KV: (layers caching every token,
+/// i.e. full-attention layers plus the draft layers on the last stage; sliding-window
+/// layers).
+pub fn stage_kv_layers(model: &ModelSpec, pp: u32, stage: u32) -> (u32, u32) {
+    let range = stage_layer_range(model.layers, pp.max(1), stage);
+    let all = range.len() as u32;
+    let window = model.sliding_window.map_or(0, |w| w.window_layers_in(range));
+    let draft = if stage + 1 == pp.max(1) { model.draft_layers() } else { 0 };
+    (all - window + draft, window)
+}
+
+/// KV bytes per token of the block pool on one GPU of stage `stage`: its layers that
+/// cache every token (see [`stage_kv_layers`]).
+pub fn stage_kv_bytes_per_token(model: &ModelSpec, tp: u32, pp: u32, stage: u32) -> f64 {
+    kv_bytes_per_token(model, tp, stage_kv_layers(model, pp, stage).0)
+}
+
+/// KV bytes of one sequence over the whole model (every layer, TP 1): what a KV
+/// handoff between instances moves. Full-attention layers hold every token; a window
+/// layer at most W.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SequenceKv {
+    full_per_token: f64,
+    window_per_token: f64,
+    window_tokens: u32,
+}
+
+impl SequenceKv {
+    /// The sizes of `model` (its draft layers excluded: the target's KV only).
+    pub fn of(model: &ModelSpec) -> Self {
+        let window = model.sliding_window.map_or(0, |w| w.window_layers_in(0..model.layers));
+        SequenceKv {
+            full_per_token: kv_bytes_per_token(model, 1, model.layers - window),
+            window_per_token: kv_bytes_per_token(model, 1, window),
+            window_tokens: model.sliding_window.map_or(0, |w| w.window_tokens),
+        }
+    }
+    /// Bytes of a sequence of `tokens` tokens.
+    pub fn bytes(&self, tokens: u32) -> f64 {
+        let windowed =
+            if self.window_tokens > 0 { self.window_per_token * tokens.min(self.window_tokens) as f64 } else { 0.0 };
+        self.full_per_token * tokens as f64 + windowed
+    }
+}
+
+/// Bytes reserved on one GPU of stage `stage` for its sliding-window layers: `max_seqs`
+/// sequences of W tokens each (0 without window layers).
+pub fn window_kv_reserve_bytes(model: &ModelSpec, req: &MemoryRequest, stage: u32) -> f64 {
+    let Some(w) = model.sliding_window else { return 0.0 };
+    let window_layers = stage_kv_layers(model, req.pp, stage).1;
+    req.max_seqs as f64 * w.window_tokens as f64 * kv_bytes_per_token(model, req.tp, window_layers)
+}
+
+/// Weight elements of one layer's attention projections on one rank of a TP group of
+/// `tp`: QKV and output (standard), or MLA's (`model::mla`).
+pub fn attention_weight_elems(model: &ModelSpec, tp: u32) -> f64 {
+    let tp = tp.max(1);
+    let (h, d) = (model.hidden as f64, model.head_dim as f64);
+    let rank = |n: u32| n.div_ceil(tp) as f64;
+    match &model.mla {
+        Some(m) => m.weight_elems(h, rank(model.heads)),
+        None => h * (rank(model.heads) + 2.0 * rank(model.kv_heads)) * d + rank(model.heads) * d * h,
+    }
 }
 
 /// Weight bytes on one GPU of stage `stage`.
 pub fn stage_weight_bytes(model: &ModelSpec, req: &MemoryRequest, stage: u32) -> f64 {
     let (tp, pp, ep) = (req.tp.max(1), req.pp.max(1), req.ep.max(1));
-    let (h, d, s) = (model.hidden as f64, model.head_dim as f64, model.dtype.bytes());
+    let (h, s) = (model.hidden as f64, model.dtype.bytes());
     let rank = |n: u32, by: u32| n.div_ceil(by) as f64;
     let m = if model.gated_mlp { 3.0 } else { 2.0 };
-    let attn = h * (rank(model.heads, tp) + 2.0 * rank(model.kv_heads, tp)) * d + rank(model.heads, tp) * d * h;
+    let attn = attention_weight_elems(model, tp);
     let norms = 2.0 * h;
     let dense_mlp = m * h * rank(model.ffn, tp);
     let expert = m * h * rank(model.expert_ffn, tp);
@@ -90,6 +170,10 @@ pub fn stage_weight_bytes(model: &ModelSpec, req: &MemoryRequest, stage: u32) ->
     }
     if stage == pp - 1 {
         params += vocab_slice + h;
+        // Draft (MTP) layers: a layer like the model's last, its 2h x h projection of
+        // [embedding; hidden state] and its two input norms (arXiv:2412.19437 Sec. 2.2).
+        let last_mlp = if model.is_moe() && model.layers > model.dense_layers { moe_mlp } else { dense_mlp };
+        params += model.draft_layers() as f64 * (attn + norms + last_mlp + 2.0 * h * h + 2.0 * h);
     }
     params * s
 }
@@ -103,7 +187,11 @@ pub fn activation_bytes(model: &ModelSpec, req: &MemoryRequest, last_stage: bool
     let heads = model.heads.div_ceil(tp) as f64;
     let kv = model.kv_heads.div_ceil(tp) as f64;
     let ffn = model.ffn.max(model.expert_ffn.saturating_mul(model.top_k.max(1))).div_ceil(tp) as f64;
-    let per_token = 3.0 * h + (heads + 2.0 * kv) * d + heads * d + 3.0 * ffn;
+    let attention = match &model.mla {
+        Some(m) => m.activation_elems(heads),
+        None => (heads + 2.0 * kv) * d + heads * d,
+    };
+    let per_token = 3.0 * h + attention + 3.0 * ffn;
     let logits = if last_stage { req.max_seqs as f64 * model.vocab.div_ceil(tp) as f64 * 4.0 } else { 0.0 };
     req.max_batch_tokens as f64 * per_token * s + logits
 }
@@ -124,13 +212,19 @@ pub fn plan_memory(model: &ModelSpec, gpu: &GpuSpec, req: &MemoryRequest) -> Res
         let layers = stage_layers(model.layers, pp, stage);
         let weights = stage_weight_bytes(model, req, stage);
         let act = activation_bytes(model, req, stage == pp - 1);
-        let kv_tok = kv_bytes_per_token(model, req.tp, layers);
-        let free = budget - weights - act;
+        let kv_tok = stage_kv_bytes_per_token(model, req.tp, pp, stage);
+        let window = window_kv_reserve_bytes(model, req, stage);
+        let free = budget - weights - act - window;
         let block_bytes = kv_tok * block_tokens as f64;
-        if free < block_bytes {
+        if free < block_bytes || free < 0.0 {
+            let reserve = if window > 0.0 {
+                format!(" + sliding-window KV for max_seqs sequences {:.1} GiB (lower serving.max_seqs)", gib(window))
+            } else {
+                String::new()
+            };
             return Err(Error::Infeasible(format!(
                 "{} on {} with tp={} pp={} ep={}: stage {stage} needs weights {:.1} GiB + activation workspace \
-                 {:.1} GiB + one KV block {:.3} GiB, but only {:.1} GiB is usable ({:.2} x {:.1} GiB); \
+                 {:.1} GiB + one KV block {:.3} GiB{reserve}, but only {:.1} GiB is usable ({:.2} x {:.1} GiB); \
                  raise tp or pp (weights per GPU scale as 1/(tp*pp)), lower serving.max_batch_tokens, \
                  or raise serving.gpu_memory_utilization",
                 model.name,
@@ -198,6 +292,19 @@ mod tests {
         assert_eq!(kv_bytes_per_token(&m, 8, stage_layers(80, 2, 1)), 20_480.0);
         // TP16: kv heads replicated, still one per rank: no further saving.
         assert_eq!(kv_bytes_per_token(&m, 16, 80), 40_960.0);
+    }
+
+    #[test]
+    fn a_sequence_moves_every_token_of_full_layers_and_at_most_w_of_window_layers() {
+        // Llama-2-70B fp16: 327,680 B per token, 1,000 tokens: 327,680,000 B.
+        let m = llama70();
+        assert_eq!(SequenceKv::of(&m).bytes(1000), 327_680_000.0);
+        // Half its layers windowed at 256: 40 x 4,096 B x 1,000 + 40 x 4,096 B x 256.
+        let w = ModelSpec {
+            sliding_window: Some(crate::model::window::SlidingWindow { window_tokens: 256, full_every: 2 }),
+            ..llama70()
+        };
+        assert_eq!(SequenceKv::of(&w).bytes(1000), 163_840_000.0 + 41_943_040.0);
     }
 
     #[test]

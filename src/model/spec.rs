@@ -1,8 +1,14 @@
 //! Model architecture descriptions and presets.
 //!
-//! Dense and mixture-of-experts decoder-only transformers. Preset numbers come from
-//! the models' published configs (`shared/data/reference/model_archs.csv`).
+//! Dense and mixture-of-experts decoder-only transformers, with the attention variants
+//! served models use: grouped-query, multi-head latent (`model::mla`), sliding-window
+//! layers (`model::window`), and multi-token-prediction drafts for speculative decoding
+//! (`model::speculative`). Preset numbers come from the models' published configs
+//! (`shared/data/reference/model_archs.csv`).
 
+use crate::model::mla::Mla;
+use crate::model::speculative::Speculative;
+use crate::model::window::SlidingWindow;
 use serde::{Deserialize, Serialize};
 
 /// Element type of weights, activations and KV cache.
@@ -65,12 +71,44 @@ pub struct ModelSpec {
     pub vocab: u32,
     /// Element type.
     pub dtype: Dtype,
+    /// Multi-head latent attention (DeepSeek-V2/V3): when set, it replaces `kv_heads`
+    /// and `head_dim` for the KV cache, the attention kernels and the projections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla: Option<Mla>,
+    /// Sliding-window attention on some or all layers (None: every layer attends to
+    /// the whole context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window: Option<SlidingWindow>,
+    /// Multi-token-prediction modules shipped with the model (DeepSeek-V3: 1), each one
+    /// extra transformer layer; loaded and run only when `speculative` is set.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mtp_layers: u32,
+    /// Speculative decoding with the MTP modules as the draft (None: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speculative: Option<Speculative>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ModelSpec {
     /// True when the model has routed experts.
     pub fn is_moe(&self) -> bool {
         self.experts > 0
+    }
+    /// Draft layers the server loads and runs: the MTP modules when speculative
+    /// decoding is on, else none.
+    pub fn draft_layers(&self) -> u32 {
+        if self.speculative.is_some() {
+            self.mtp_layers
+        } else {
+            0
+        }
+    }
+    /// Tokens drafted per decode step (0 without speculative decoding).
+    pub fn draft_tokens(&self) -> u32 {
+        self.speculative.map_or(0, |s| s.draft_tokens)
     }
 }
 
@@ -85,7 +123,7 @@ pub struct ModelPreset {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn dense(name: &str, layers: u32, hidden: u32, heads: u32, kv: u32, ffn: u32, vocab: u32) -> ModelSpec {
+pub(crate) fn dense(name: &str, layers: u32, hidden: u32, heads: u32, kv: u32, ffn: u32, vocab: u32) -> ModelSpec {
     ModelSpec {
         name: name.to_string(),
         layers,
@@ -102,6 +140,10 @@ fn dense(name: &str, layers: u32, hidden: u32, heads: u32, kv: u32, ffn: u32, vo
         dense_layers: 0,
         vocab,
         dtype: Dtype::Bf16,
+        mla: None,
+        sliding_window: None,
+        mtp_layers: 0,
+        speculative: None,
     }
 }
 
@@ -128,6 +170,15 @@ pub const MODEL_PRESETS: &[ModelPreset] = &[
         source: "Llama-3.1-405B config: 126 layers, hidden 16384, 128 q / 8 kv heads of 128, SwiGLU FFN 53248, vocab 128256",
     },
     ModelPreset {
+        name: "deepseek-v3",
+        spec: crate::model::mla::deepseek_v3,
+        source: "deepseek-ai/DeepSeek-V3 config.json (and inference/configs/config_671B.json): 61 layers, the first 3 \
+                 dense (first_k_dense_replace 3, intermediate 18432), hidden 7168, 128 heads with MLA (q_lora_rank \
+                 1536, kv_lora_rank 512, qk_nope 128 + qk_rope 64, v 128), 256 routed experts of FFN 2048 + 1 \
+                 shared, top-8, vocab 129280, num_nextn_predict_layers 1 (one MTP module); DeepSeek-V3 \
+                 technical report arXiv:2412.19437 Sections 2.1-2.2 and 4.2",
+    },
+    ModelPreset {
         name: "qwen3-235b-a22b",
         // head_dim is 128 though hidden / heads = 64 (Qwen3 sets it explicitly).
         spec: || ModelSpec {
@@ -137,7 +188,10 @@ pub const MODEL_PRESETS: &[ModelPreset] = &[
             expert_ffn: 1536,
             ..dense("qwen3-235b-a22b", 94, 4096, 64, 4, 12288, 151936)
         },
-        source: "Qwen/Qwen3-235B-A22B config.json: 94 layers, hidden 4096, 64 q / 4 kv heads of 128, 128 SwiGLU experts of FFN 1536, top-8, no shared expert, vocab 151936",
+        source: "Qwen/Qwen3-235B-A22B config.json: 94 layers, hidden 4096, 64 q / 4 kv heads of 128 (head_dim 128), \
+                 128 SwiGLU experts of FFN 1536 (moe_intermediate_size), top-8, no shared expert, every layer MoE \
+                 (decoder_sparse_step 1, mlp_only_layers []), vocab 151936; the same shapes in THUDM/slime \
+                 scripts/models/qwen3-235B-A22B.sh",
     },
     ModelPreset {
         name: "mixtral-8x7b",

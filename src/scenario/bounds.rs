@@ -216,8 +216,24 @@ fn check_model(b: &Bounds) -> Result<(), InputError> {
         ("model.head_dim", m.head_dim),
         ("model.experts", m.experts),
         ("model.shared_experts", m.shared_experts),
+        ("model.mtp_layers", m.mtp_layers),
     ] {
         b.count(k, v.into(), MODEL_COUNT_MAX)?;
+    }
+    if let Some(mla) = &m.mla {
+        for (k, v) in [
+            ("model.mla.q_lora_rank", mla.q_lora_rank),
+            ("model.mla.kv_lora_rank", mla.kv_lora_rank),
+            ("model.mla.qk_nope_head_dim", mla.qk_nope_head_dim),
+            ("model.mla.qk_rope_head_dim", mla.qk_rope_head_dim),
+            ("model.mla.v_head_dim", mla.v_head_dim),
+        ] {
+            b.count(k, v.into(), MODEL_DIM_MAX)?;
+        }
+    }
+    if let Some(w) = &m.sliding_window {
+        b.count("model.sliding_window.window_tokens", w.window_tokens.into(), TOKENS_MAX)?;
+        b.count("model.sliding_window.full_every", w.full_every.into(), MODEL_COUNT_MAX)?;
     }
     if let crate::scenario::types::ExpertRouting::Zipf { s } = b.setup.parallel.expert_routing {
         b.real("parallel.expert_routing.s", s, SKEW)?;

@@ -130,6 +130,18 @@ pub(crate) fn check_pools(s: &Scenario, file: &Path) -> Result<Vec<PoolSetup>, I
             "mixes `mixed` pools with prefill/decode pools, which is not supported; use either mixed pools only, or prefill and decode pools".into(),
         ));
     }
+    if s.serving.prefix_caching {
+        return Err(err(
+            "serving.prefix_caching",
+            "is true; prefix caching with [[pools]] is not supported yet; turn it off or remove the pools".into(),
+        ));
+    }
+    if s.serving.router != super::types::RouterKind::default() {
+        return Err(err(
+            "serving.router",
+            "is set, but with [[pools]] instances are picked by [disaggregation] router (round_robin, least_loaded, kv_aware); remove serving.router".into(),
+        ));
+    }
     if !s.events.is_empty() {
         return Err(err("events", "what-if events are not supported with [[pools]] yet; remove them".into()));
     }
@@ -202,4 +214,19 @@ fn rename(mut e: InputError, i: usize, role: PoolRole) -> InputError {
     }
     e.message = format!("{} (in the {} pool pools.{i})", e.message, role.name());
     e
+}
+
+impl Setup {
+    /// An error naming `command` when the scenario has pools: that command reads the
+    /// one `[parallel]` plan of a co-located run and would describe the wrong cluster.
+    pub fn without_pools(&self, command: &str) -> Result<(), InputError> {
+        if self.pools.is_empty() {
+            return Ok(());
+        }
+        Err(InputError::key(
+            &self.file,
+            "pools",
+            format!("`{command}` reads one [parallel] plan and does not support [[pools]] yet; use `run` or `sweep`"),
+        ))
+    }
 }

@@ -150,12 +150,16 @@ pub struct NetworkConfig {
     pub bandwidth_scale: Option<f64>,
 }
 
-/// `[model]`: a preset, optionally with fields overridden, or every field given.
+/// `[model]`: a preset or a Hugging Face config.json, optionally with fields
+/// overridden, or every field given.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// Preset name.
     pub preset: Option<String>,
+    /// A Hugging Face `config.json` to read the model from (relative to the scenario
+    /// file's folder); not together with `preset`.
+    pub hf_config: Option<String>,
     /// Element type (default bf16).
     pub dtype: Option<Dtype>,
     /// Transformer layers.
@@ -184,6 +188,15 @@ pub struct ModelConfig {
     pub dense_layers: Option<u32>,
     /// Vocabulary size.
     pub vocab: Option<u32>,
+    /// `[model.mla]`: multi-head latent attention widths (`q_lora_rank` optional).
+    pub mla: Option<crate::model::mla::Mla>,
+    /// `[model.sliding_window]`: `window_tokens`, and `full_every` (default 0: every
+    /// layer windowed).
+    pub sliding_window: Option<crate::model::window::SlidingWindow>,
+    /// Multi-token-prediction modules the model ships (the draft of speculative decoding).
+    pub mtp_layers: Option<u32>,
+    /// `[model.speculative]`: `draft_tokens` (0: off) and `acceptance_rate` (default: off).
+    pub speculative: Option<crate::model::speculative::Speculative>,
 }
 
 /// `[parallel]`

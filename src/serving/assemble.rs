@@ -7,7 +7,9 @@ use crate::error::Result;
 use crate::hardware::spec::GIB;
 use crate::metrics::report::ReportContext;
 use crate::model::cost::{BatchShape, CostModel, OpCost};
-use crate::model::memory::{activation_bytes, kv_bytes_per_token, plan_memory, stage_weight_bytes, MemoryRequest};
+use crate::model::memory::{
+    activation_bytes, plan_memory, stage_kv_bytes_per_token, stage_weight_bytes, window_kv_reserve_bytes, MemoryRequest,
+};
 use crate::parallel::plan::Plan;
 use crate::scenario::types::{LinkClass, WhatIfEvent};
 use crate::scenario::Setup;
@@ -76,6 +78,9 @@ impl StageCosts for ModelCosts {
     fn embedding(&self, tokens: u32) -> Work {
         remembered(&mut self.memo.borrow_mut().embedding, tokens, || sum(&[self.model.embedding(tokens)]))
     }
+    fn draft(&self, shape: &BatchShape, local_experts: u32) -> Work {
+        sum(&self.model.draft_block(shape, local_experts))
+    }
     fn tp_bytes(&self, tokens: u32) -> f64 {
         self.model.tp_allreduce_bytes(tokens)
     }
@@ -132,12 +137,13 @@ impl Assembly {
             other => other,
         })?;
         let blocks = mem.kv_capacity_blocks.min(u32::MAX as u64) as u32;
-        let kv_by_stage: Vec<f64> =
-            (0..p.pp).map(|s| kv_bytes_per_token(m, p.tp, plan.stage_layers(s).len() as u32)).collect();
+        let kv_by_stage: Vec<f64> = (0..p.pp).map(|s| stage_kv_bytes_per_token(m, p.tp, p.pp, s)).collect();
         let weights_by_stage: Vec<f64> = (0..p.pp).map(|s| stage_weight_bytes(m, &req, s) / GIB).collect();
-        let kv_reserved_gib = kv_by_stage
-            .iter()
-            .map(|b| blocks as f64 * setup.serving.kv_block_tokens as f64 * b / GIB)
+        let kv_reserved_gib = (0..p.pp as usize)
+            .map(|s| {
+                let pool = blocks as f64 * setup.serving.kv_block_tokens as f64 * kv_by_stage[s];
+                (pool + window_kv_reserve_bytes(m, &req, s as u32)) / GIB
+            })
             .fold(0.0, f64::max);
         let activations_gib = (0..p.pp).map(|s| activation_bytes(m, &req, s + 1 == p.pp) / GIB).fold(0.0, f64::max);
         let report = ReportContext {

@@ -39,13 +39,14 @@ impl Step {
     pub fn shape(self) -> BatchShape {
         match self {
             Step::Prefill { tokens } => BatchShape {
-                decode_seqs: 0,
-                decode_context_sum: 0,
                 prefill: vec![PrefillChunk { tokens, context: 0, completes_prompt: true }],
+                ..Default::default()
             },
-            Step::Decode { batch, context } => {
-                BatchShape { decode_seqs: batch, decode_context_sum: batch as u64 * context as u64, prefill: vec![] }
-            }
+            Step::Decode { batch, context } => BatchShape {
+                decode_seqs: batch,
+                decode_context_sum: batch as u64 * context as u64,
+                ..Default::default()
+            },
         }
     }
 }
@@ -82,6 +83,8 @@ pub fn single_node_step(
     let speeds = vec![1.0; tp as usize];
     let input = StageInput {
         shapes: std::slice::from_ref(&shape),
+        window_shapes: &[],
+        window_layers: 0,
         emitting: &[shape.emitting_seqs()],
         dense_layers: model.layers,
         moe_layers: 0,

@@ -17,6 +17,7 @@ use crate::engine::SimTime;
 use crate::metrics::recorder::{Activity, Recorder, Span};
 use crate::model::cost::{BatchShape, PrefillChunk};
 use crate::model::framework::FrameworkProfile;
+use crate::model::memory::stage_kv_layers;
 use crate::parallel::ledger::{CommKind, GpuState, GpuTotals};
 use crate::scenario::types::WhatIfEvent;
 use crate::scenario::Setup;
@@ -37,6 +38,10 @@ struct ModelFacts {
     top_k: u32,
     /// Overlap each collective with the computation before it.
     overlap: bool,
+    /// Sliding-window width (0: no window layers).
+    window_tokens: u32,
+    /// Window layers of each stage.
+    window_layers: Vec<u32>,
 }
 
 /// Prices and books batches; holds the scratch buffers reused from batch to batch.
@@ -51,6 +56,7 @@ pub struct Pipeline {
     /// Formation to completion of the latest batch (sizes the default timeline window).
     pub last_batch_span: SimTime,
     shapes: Vec<BatchShape>,
+    window_shapes: Vec<BatchShape>,
     emitting: Vec<u32>,
     local_spans: Vec<LocalSpan>,
     stage_speeds: Vec<f64>,
@@ -68,10 +74,13 @@ impl Pipeline {
         let samplers = (0..plan.dp * plan.pp)
             .map(|i| ExpertSampler::new(setup.model.experts, routing, setup.seed, i as u64))
             .collect();
+        let m = &setup.model;
         let facts = ModelFacts {
-            experts_per_group: setup.model.experts / plan.ep,
-            top_k: setup.model.top_k,
+            experts_per_group: m.experts / plan.ep,
+            top_k: m.top_k,
             overlap: setup.parallel.overlap_comm,
+            window_tokens: m.sliding_window.map_or(0, |w| w.window_tokens),
+            window_layers: (0..plan.pp).map(|s| stage_kv_layers(m, plan.pp, s).1).collect(),
         };
         Pipeline {
             asm,
@@ -82,6 +91,7 @@ impl Pipeline {
             batch_seq: 0,
             last_batch_span: SimTime::ZERO,
             shapes: Vec::new(),
+            window_shapes: Vec::new(),
             emitting: Vec::new(),
             local_spans: Vec::new(),
             stage_speeds: Vec::new(),
@@ -167,15 +177,32 @@ impl Pipeline {
             } else {
                 shape.decode_seqs += 1;
                 shape.decode_context_sum += e.context as u64;
+                // A speculating decode verifies its drafts: 1 + d query tokens and logits.
+                shape.draft_tokens = e.new_tokens - 1;
             }
             if e.emits {
-                self.emitting[g] += 1;
+                self.emitting[g] += if req.in_prefill() { 1 } else { e.new_tokens };
             }
         }
         debug_assert_eq!(
             self.shapes.iter().map(shape_tokens).sum::<u32>(),
             entries.iter().map(|e| e.new_tokens).sum::<u32>()
         );
+        self.window_shapes.clear();
+        let w = self.facts.window_tokens;
+        if w > 0 {
+            self.window_shapes.extend(self.shapes.iter().map(|s| BatchShape {
+                decode_context_sum: 0,
+                window_tokens: w,
+                ..s.clone()
+            }));
+            for e in entries {
+                let req = reqs.get(e.slot);
+                if !req.in_prefill() {
+                    self.window_shapes[req.kv_group as usize].decode_context_sum += e.context.min(w) as u64;
+                }
+            }
+        }
     }
 
     /// Runs stage `s` of replica `r` from `start` through the stage pricer.
@@ -188,6 +215,8 @@ impl Pipeline {
         self.stage_speeds.extend_from_slice(&speeds[first_gpu..first_gpu + plan.stage_size() as usize]);
         let input = StageInput {
             shapes: &self.shapes,
+            window_shapes: &self.window_shapes,
+            window_layers: self.facts.window_layers[s as usize],
             emitting: &self.emitting,
             dense_layers,
             moe_layers: layers.len() as u32 - dense_layers,

@@ -7,12 +7,16 @@
 //! every request it held goes back to the router. It revives only when every failed
 //! GPU of it has recovered.
 
+use super::assemble::Assembly;
 use super::pipeline::Booking;
 use super::request::{Request, RequestSlab};
 use super::scheduler::{BatchEntry, ReplicaQueues};
+use crate::engine::rng::{stream, SimRng, Stream};
 use crate::engine::{EventId, SimTime};
 use crate::error::Result;
 use crate::metrics::recorder::Recorder;
+use crate::model::speculative::Speculative;
+use crate::scenario::Setup;
 use std::collections::VecDeque;
 
 /// A batch travelling through the replica's pipeline.
@@ -39,6 +43,8 @@ pub struct Replica {
     pub period_end: SimTime,
     /// GPUs of the replica currently failed.
     failed_gpus: u32,
+    /// Speculative decoding: the acceptance model and this replica's draws.
+    drafts: Option<(Speculative, SimRng)>,
 }
 
 /// What a failure takes from a replica.
@@ -60,6 +66,35 @@ impl Replica {
             outstanding: 0,
             period_end: SimTime::ZERO,
             failed_gpus: 0,
+            drafts: None,
+        }
+    }
+
+    /// The replica of `setup` whose pools `asm` sized: speculating when the model does,
+    /// its accepted drafts drawn from stream `index` (unique per replica in the run).
+    pub fn for_setup(setup: &Setup, asm: &Assembly, index: u64) -> Self {
+        let plan = &asm.plan;
+        let rep = Replica::new(plan.pp, plan.ep, asm.kv_blocks_per_group, setup.serving.kv_block_tokens);
+        match setup.model.speculative {
+            Some(spec) => rep.with_speculation(spec, setup.seed, index),
+            None => rep,
+        }
+    }
+
+    /// Turns speculative decoding on: each decode verifies `spec.draft_tokens` drafts,
+    /// and how many are accepted is drawn from stream `index` of `seed`.
+    pub fn with_speculation(mut self, spec: Speculative, seed: u64, index: u64) -> Self {
+        self.queues.draft_tokens = spec.draft_tokens;
+        self.drafts = Some((spec, stream(seed, Stream::Speculation, index)));
+        self
+    }
+
+    /// Tokens a decode entry that verified `drafts` drafts moves forward: its last
+    /// token plus the drafts accepted (1 without speculation).
+    fn decode_advance(&mut self, drafts: u32) -> u32 {
+        match &mut self.drafts {
+            Some((spec, rng)) if drafts > 0 => 1 + spec.draw_accepted(rng).min(drafts),
+            _ => 1,
         }
     }
 
@@ -76,7 +111,9 @@ impl Replica {
     /// Why `req` can never run here (its KV would not fit one group's pool), if so.
     pub fn refuses(&self, req: &Request) -> Option<String> {
         let pool = &self.queues.kv[0];
-        let need = super::kv::blocks_for(req.peak_tokens(), pool.block_tokens);
+        // A speculating decode holds KV for its drafts too, past the request's end.
+        let peak = req.peak_tokens().saturating_add(self.queues.draft_tokens);
+        let need = super::kv::blocks_for(peak, pool.block_tokens);
         (need > pool.total).then(|| {
             format!(
                 "request of {} prompt + {} output tokens needs {need} KV blocks; an attention group holds {} (raise memory or tp/pp, or lower lengths)",
@@ -97,14 +134,25 @@ impl Replica {
         let mut finished = Vec::new();
         let (mut emitted, mut prompt) = (0u64, 0u64);
         for e in &batch.entries {
+            let was_prefill = reqs.get(e.slot).in_prefill();
+            // A decode keeps the KV of its last token and of the drafts accepted, and
+            // yields as many tokens (the accepted drafts and the target's own next one).
+            let advance = if was_prefill { e.new_tokens } else { self.decode_advance(e.new_tokens - 1) };
             let req = reqs.get_mut(e.slot);
             req.in_flight = false;
             let before = req.outstanding_tokens();
-            let was_prefill = req.in_prefill();
-            req.computed += e.new_tokens;
+            req.computed += advance;
             let prev = req.last_token_at;
-            if e.emits {
-                req.generated += 1;
+            let left = req.output_tokens.saturating_sub(req.generated);
+            let produced = if !e.emits {
+                0
+            } else if was_prefill {
+                1
+            } else {
+                advance.min(left)
+            };
+            if produced > 0 {
+                req.generated += produced;
                 req.first_token_at.get_or_insert(now);
                 req.last_token_at = Some(now);
             }
@@ -112,9 +160,10 @@ impl Replica {
             if was_prefill {
                 prompt += e.new_tokens as u64;
             }
-            if e.emits {
-                emitted += 1;
-                rec.token(prev, now);
+            emitted += produced as u64;
+            for i in 0..produced {
+                // Tokens of one step arrive together: gaps after the first are 0.
+                rec.token(if i == 0 { prev } else { Some(now) }, now);
             }
             if req.is_done() {
                 finished.push(e.slot);

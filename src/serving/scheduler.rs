@@ -1,7 +1,7 @@
 //! The replica scheduler: iteration-level continuous batching as vLLM does it.
 //!
 //! Each iteration takes, within `max_batch_tokens` and `max_seqs`: first one token for
-//! every decoding sequence, then the next prefill chunk of sequences part-way through
+//! every decoding sequence (1 + the draft tokens it verifies when speculating), then the next prefill chunk of sequences part-way through
 //! their prompt, then new requests first-come first-served while KV blocks last.
 //! Without chunked prefill, an iteration is either all whole-prompt prefills (when
 //! any waiting request can be admitted) or all decodes. When a decode needs a KV
@@ -71,6 +71,9 @@ pub struct ReplicaQueues {
     pub kv: Vec<KvPool>,
     /// Running requests per group.
     running_in: Vec<u32>,
+    /// Draft tokens each decode verifies (speculative decoding; 0: off): a decode then
+    /// runs 1 + this many tokens and holds KV blocks for them.
+    pub draft_tokens: u32,
     /// Earliest time a request waiting for KV reloaded from host memory can go on
     /// (the simulation wakes the replica then); taken by the caller.
     pub wake_at: Option<SimTime>,
@@ -89,6 +92,7 @@ impl ReplicaQueues {
             running: Vec::new(),
             kv: vec![KvPool::new(blocks, block_tokens); groups],
             running_in: vec![0; groups],
+            draft_tokens: 0,
             wake_at: None,
         }
     }
@@ -158,7 +162,8 @@ impl ReplicaQueues {
     fn decodes(&mut self, reqs: &mut RequestSlab, out: &mut Vec<BatchEntry>, tokens: &mut u32, seqs: &mut u32) -> u32 {
         let mut preempted = 0;
         let mut i = 0;
-        while i < self.running.len() && *tokens > 0 && *seqs > 0 {
+        let step = 1 + self.draft_tokens;
+        while i < self.running.len() && *tokens >= step && *seqs > 0 {
             let slot = self.running[i];
             let r = reqs.get(slot);
             if r.in_flight || r.in_prefill() {
@@ -166,7 +171,7 @@ impl ReplicaQueues {
                 continue;
             }
             let group = r.kv_group as usize;
-            let need = blocks_for(r.computed + 1, self.block_tokens()).saturating_sub(r.blocks);
+            let need = blocks_for(r.computed + step, self.block_tokens()).saturating_sub(r.blocks);
             if need > 0 && !self.kv[group].take(need) {
                 // Preempt the newest request of this pool that is not in this batch or in flight.
                 let victim = (i..self.running.len()).rev().find(|&j| {
@@ -180,8 +185,8 @@ impl ReplicaQueues {
             }
             let r = reqs.get_mut(slot);
             r.blocks += need;
-            out.push(BatchEntry { slot, new_tokens: 1, context: r.computed, emits: true });
-            *tokens -= 1;
+            out.push(BatchEntry { slot, new_tokens: step, context: r.computed, emits: true });
+            *tokens -= step;
             *seqs -= 1;
             i += 1;
         }

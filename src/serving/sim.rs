@@ -69,8 +69,7 @@ impl Simulation {
         let (gpus, experts) = (setup.total_gpus() as usize, setup.model.experts as usize);
         let mut rec = Recorder::new(gpus, plan.gpus() as usize, experts, opts.requests)?;
         rec.window = opts.window_s.map(|(a, b)| (SimTime::from_secs_f64(a), SimTime::from_secs_f64(b)));
-        let mut replicas: Vec<Replica> =
-            (0..plan.dp).map(|_| Replica::new(plan.pp, plan.ep, asm.kv_blocks_per_group, s.kv_block_tokens)).collect();
+        let mut replicas: Vec<Replica> = (0..plan.dp).map(|r| Replica::for_setup(setup, &asm, r as u64)).collect();
         let prefix = PrefixSetup::resolve(setup, &asm, &workload)?;
         if let Some(p) = &prefix {
             for rep in &mut replicas {

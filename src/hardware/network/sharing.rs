@@ -1,48 +1,44 @@
-//! Incremental max-min re-sharing: only the flows whose rate can move are looked at.
+//! Max-min re-sharing of the part of the network a change reaches.
 //!
 //! # What is computed
 //! The max-min fair rates of the draining flows, which progressive filling gives:
-//! raise every unfixed flow's rate together, and when a link fills, fix its flows.
-//! An allocation is max-min fair exactly when every flow has a *bottleneck*: a full
-//! link on its route on which no flow has a higher rate.
+//! raise every unfixed flow's rate together, and when a link fills, fix its flows. A
+//! flow on a capped route (NVLS through the switch) never exceeds its cap: the cap is
+//! filled like a link of its own.
 //!
-//! # How, incrementally
-//! After a change (flows start, flows drain, a capacity moves), a set S of flows is
-//! re-solved by progressive filling while every other flow keeps its rate: each link
-//! offers S what the outside flows leave of its capacity. S starts with the new flows,
-//! every flow on a full link that lost a flow, and every flow on a link whose capacity
-//! changed. The result is checked against the bottleneck condition where it could fail,
-//! and S grows by the outside flows where it does, until nothing fails:
+//! # What is looked at
+//! Max-min rates couple flows only through shared links, so after a change (flows
+//! start, flows drain, a capacity moves) only the *connected component* of the changed
+//! links can move: the links reachable from them by alternating "a flow on this link"
+//! and "a link on that flow's route". That component is re-filled from scratch, which is
+//! exact by construction (it is the reference algorithm, restricted to flows whose
+//! constraints are all inside it); flows outside it keep their rates and finishes. The
+//! work is linear in the component's flows times their route length, plus a heap over
+//! its links. A drain that leaves only links with room (no flow's bottleneck) reaches
+//! nothing and costs nothing; the caller seeds only links that were full.
 //!
-//! - a link fixes S's flows at a share below the rate of an outside flow on it (that
-//!   flow would have more than its bottleneck allows): those outside flows join S;
-//! - a link that was full carries less than before (an outside flow bottlenecked there
-//!   could now rise), or is full and gives an S flow more than every outside flow (an
-//!   outside flow bottlenecked there no longer has the highest rate): its outside
-//!   flows join S.
+//! When every change at an instant is a drain, less moves: progressive filling below
+//! the lowest rate r a drained flow had is the same with or without it (below r the
+//! drained flow was unfixed and its links were not full, and taking its load off only
+//! fills them later), so every flow rated under r keeps its rate exactly. Such flows are
+//! constants: they take their rate off their links' capacities, and the component is
+//! only grown through flows rated r or more. (The comparison leaves 1e-9 relative room,
+//! so a flow at r up to rounding is re-filled, never frozen.)
 //!
-//! When no check fails, every flow has a bottleneck: S's flows one from the filling
-//! (full, since S used what the outside left; highest, by the first check), and every
-//! outside flow its old one (on which neither the load nor the highest rate moved, by
-//! the second). So the rates are the max-min fair ones, as a full recomputation would
-//! give. The work is proportional to S's flows and the links they cross, not to the
-//! flows on those links: each link keeps its flows' rates in a small ordered multiset
-//! (flows that share a bottleneck share one exact rate, so it holds few distinct
-//! values) from which the outside load and the highest outside rate are read.
+//! The fill keeps one heap entry per link, keyed by its fair share when pushed. Fixing
+//! flows at the smallest share never lowers another link's share: (rem - s)/(cnt - 1)
+//! is at least rem/cnt when s <= rem/cnt. So a popped key is a lower bound: an entry whose
+//! link's share has grown since is pushed again at the new share, not processed.
 //!
-//! A flow on a capped route (NVLS through the switch) never exceeds its cap: the cap
-//! is filled like a link of its own, and a flow held at its cap has its bottleneck.
-//!
-//! A flow whose new rate equals its old one to 1e-12 keeps the old value, so its
-//! finish is not moved; the checks use a relative tolerance of 1e-9 for the same reason.
+//! A flow whose new rate equals its old one to 1e-12 relative keeps the old value, so
+//! its finish is not moved by rounding noise.
 
 use super::Network;
 use crate::hardware::topology::LinkId;
 use std::cmp::Reverse;
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 
-/// Relative tolerance of the saturation and highest-rate checks.
+/// Relative tolerance of the "link is full" check.
 const TOL: f64 = 1e-9;
 /// Relative difference under which a new rate counts as the old one.
 const SAME: f64 = 1e-12;
@@ -60,288 +56,197 @@ fn key(rate: f64) -> u64 {
     rate.max(0.0).to_bits()
 }
 
-/// The rates of the flows on one link, as a multiset.
-#[derive(Clone, Debug, Default)]
-pub(super) struct LinkRates {
-    counts: BTreeMap<u64, u32>,
-}
-
-impl LinkRates {
-    pub(super) fn insert(&mut self, rate: f64) {
-        *self.counts.entry(key(rate)).or_insert(0) += 1;
-    }
-    pub(super) fn remove(&mut self, rate: f64) {
-        if let Entry::Occupied(mut e) = self.counts.entry(key(rate)) {
-            *e.get_mut() -= 1;
-            if *e.get() == 0 {
-                e.remove();
-            }
-        }
-    }
-    /// Sum of the rates, bytes/s.
-    pub(super) fn load(&self) -> f64 {
-        self.counts.iter().map(|(&k, &c)| f64::from_bits(k) * f64::from(c)).sum()
-    }
-    /// The highest rate (0 with no flows).
-    fn max(&self) -> f64 {
-        self.counts.keys().next_back().map_or(0.0, |&k| f64::from_bits(k))
-    }
-}
-
 /// Scratch space of the re-sharing, kept between calls so nothing is reallocated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Sharing {
-    /// Flow index -> epoch in which it joined S (S membership test).
-    member: Vec<u32>,
+    /// Bumped per re-sharing; a flow or link stamped with it was reached this time.
     epoch: u32,
-    /// S, as flow indices, with per-member old-rate validity, new rate and fixed flag.
-    set: Vec<u32>,
-    had_rate: Vec<bool>,
+    flow_seen: Vec<u32>,
+    flow_fixed: Vec<u32>,
     new_rate: Vec<f64>,
-    fixed: Vec<bool>,
-    /// Per link: the round it was set up in, and that round's figures.
-    link_round: Vec<u32>,
-    round: u32,
-    on_link: Vec<Vec<u32>>,
+    link_seen: Vec<u32>,
     rem: Vec<f64>,
     cnt: Vec<u32>,
-    out_load: Vec<f64>,
-    out_max: Vec<f64>,
-    old_in: Vec<f64>,
-    new_in: Vec<f64>,
-    new_max: Vec<f64>,
+    /// The component: its links and flows.
     links: Vec<LinkId>,
-    heap: BinaryHeap<Reverse<(u64, LinkId)>>,
-    grow: Vec<u32>,
-    spare: Vec<(u32, f64)>,
+    flows: Vec<u32>,
+    heap: BinaryHeap<Reverse<(u64, u32)>>,
+    /// The component's flows on each of its links (`span[link]` indexes `moving`):
+    /// the flows that are not constants.
+    moving: Vec<u32>,
+    span: Vec<(u32, u32)>,
 }
 
 impl Sharing {
+    /// Scratch for a network of `links` links.
     pub(super) fn new(links: usize) -> Self {
         Sharing {
-            member: Vec::new(),
-            epoch: 0,
-            set: Vec::new(),
-            had_rate: Vec::new(),
-            new_rate: Vec::new(),
-            fixed: Vec::new(),
-            link_round: vec![0; links],
-            round: 0,
-            on_link: vec![Vec::new(); links],
+            link_seen: vec![0; links],
             rem: vec![0.0; links],
             cnt: vec![0; links],
-            out_load: vec![0.0; links],
-            out_max: vec![0.0; links],
-            old_in: vec![0.0; links],
-            new_in: vec![0.0; links],
-            new_max: vec![0.0; links],
-            links: Vec::new(),
-            heap: BinaryHeap::new(),
-            grow: Vec::new(),
-            spare: Vec::new(),
+            span: vec![(0, 0); links],
+            ..Sharing::default()
         }
     }
 
-    /// Flows in the last re-sharing's S.
+    /// Flows in the last re-sharing's component.
     pub(super) fn last_size(&self) -> usize {
-        self.set.len()
+        self.flows.len()
     }
 
-    /// Hands back the buffer [`Sharing::reshare`] returned, for reuse.
-    pub(super) fn recycle(&mut self, mut buf: Vec<(u32, f64)>) {
-        buf.clear();
-        self.spare = buf;
-    }
-
-    /// Re-shares after a change; returns the flows whose rate changed, with their new
-    /// rate (the caller moves their finishes and sets `rate`). The links' rate sets
-    /// hold the new rates on return.
-    pub(super) fn reshare(&mut self, net: &mut Network, seeds: &[u32], seed_links: &[LinkId]) -> Vec<(u32, f64)> {
+    /// Re-shares the component of `seed_links`; calls `changed(flow, new_rate)` for
+    /// every flow of it whose rate moved (new flows included) after setting the links'
+    /// loads. When every change was a drain, `floor` is the lowest rate a drained flow
+    /// had, and flows rated below it keep their rates (see the module docs); otherwise
+    /// it is 0. Flows keep their old rate until `changed` moves it with the finish.
+    pub(super) fn reshare(
+        &mut self,
+        net: &mut Network,
+        seed_links: &[LinkId],
+        floor: f64,
+        mut changed: impl FnMut(&mut Network, u32, f64),
+    ) {
         self.epoch = self.epoch.wrapping_add(1);
-        self.member.resize(net.flows.len(), 0);
-        self.set.clear();
-        self.had_rate.clear();
-        for &l in seed_links {
-            for i in 0..net.link_flows[l as usize].len() {
-                self.join(net, net.link_flows[l as usize][i]);
-            }
+        if self.epoch == 0 {
+            // Wrapped: old stamps could alias the new epoch.
+            self.flow_seen.fill(0);
+            self.flow_fixed.fill(0);
+            self.link_seen.fill(0);
+            self.epoch = 1;
         }
-        for &f in seeds {
-            self.join(net, f);
+        let n = net.flows.len();
+        if self.flow_seen.len() < n {
+            self.flow_seen.resize(n, 0);
+            self.flow_fixed.resize(n, 0);
+            self.new_rate.resize(n, 0.0);
         }
-        loop {
-            self.solve(net);
-            if self.grow.is_empty() {
-                break;
-            }
-            let grow = std::mem::take(&mut self.grow);
-            for &f in &grow {
-                self.join(net, f);
-            }
-            self.grow = grow;
-            self.grow.clear();
-        }
-        let mut changed = std::mem::take(&mut self.spare);
-        for (i, &f) in self.set.iter().enumerate() {
-            let flow = &mut net.flows[f as usize];
-            let (old, new) = (flow.rate, self.new_rate[i]);
-            let keep = self.had_rate[i] && (new - old).abs() <= SAME * old.max(new);
+        // Below the floor by more than rounding noise: certainly below it exactly.
+        self.component(net, seed_links, floor * (1.0 - TOL));
+        self.fill(net);
+        for i in 0..self.flows.len() {
+            let f = self.flows[i];
+            let (old, new) = (net.rates[f as usize], self.new_rate[f as usize]);
+            let keep = old >= 0.0 && (new - old).abs() <= SAME * old.max(new);
             let rate = if keep { old } else { new };
+            for &l in net.routes[f as usize].links() {
+                net.load[l as usize] += rate;
+            }
             if !keep {
-                changed.push((f, new));
+                changed(net, f, new);
             }
-            flow.recorded = true;
-            for &l in flow.route.links() {
-                net.link_rates[l as usize].insert(rate);
-            }
-        }
-        changed
-    }
-
-    /// Adds a draining flow to S, taking its rate out of its links' rate sets.
-    fn join(&mut self, net: &mut Network, f: u32) {
-        let fi = f as usize;
-        if self.member[fi] == self.epoch {
-            return;
-        }
-        self.member[fi] = self.epoch;
-        let flow = &mut net.flows[fi];
-        self.set.push(f);
-        self.had_rate.push(flow.recorded);
-        if flow.recorded {
-            for &l in flow.route.links() {
-                net.link_rates[l as usize].remove(flow.rate);
-            }
-            flow.recorded = false;
         }
     }
 
-    fn outside(&self, f: u32) -> bool {
-        self.member[f as usize] != self.epoch
-    }
-
-    /// One progressive filling of S against what the outside flows leave; outside
-    /// flows that fail a check go to `grow`.
-    fn solve(&mut self, net: &Network) {
-        self.round = self.round.wrapping_add(1);
+    /// Collects the links reachable from `seeds` through flows rated at or above
+    /// `below`, and those flows; the flows under it are constants that take their rate
+    /// off each link's capacity (and make up its load so far).
+    fn component(&mut self, net: &mut Network, seeds: &[LinkId], below: f64) {
         self.links.clear();
-        self.heap.clear();
-        self.new_rate.clear();
-        self.new_rate.resize(self.set.len(), 0.0);
-        self.fixed.clear();
-        self.fixed.resize(self.set.len(), false);
-        for (i, &f) in self.set.iter().enumerate() {
-            let flow = &net.flows[f as usize];
-            for &l in flow.route.links() {
-                let li = l as usize;
-                if self.link_round[li] != self.round {
-                    self.link_round[li] = self.round;
-                    self.on_link[li].clear();
-                    let rates = &net.link_rates[li];
-                    self.out_load[li] = rates.load();
-                    self.out_max[li] = rates.max();
-                    self.old_in[li] = 0.0;
-                    self.new_in[li] = 0.0;
-                    self.new_max[li] = 0.0;
-                    self.links.push(l);
+        self.flows.clear();
+        self.moving.clear();
+        let epoch = self.epoch;
+        for &l in seeds {
+            if self.link_seen[l as usize] != epoch {
+                self.link_seen[l as usize] = epoch;
+                self.links.push(l);
+            }
+        }
+        let mut next = 0;
+        while next < self.links.len() {
+            let li = self.links[next] as usize;
+            next += 1;
+            let kept = self.split(net, li, below);
+            self.rem[li] = net.caps[li] - kept;
+            net.load[li] = kept;
+            for k in self.span[li].0..self.span[li].1 {
+                let f = self.moving[k as usize];
+                if self.flow_seen[f as usize] == epoch {
+                    continue;
                 }
-                self.on_link[li].push(i as u32);
-                if self.had_rate[i] {
-                    self.old_in[li] += flow.rate;
+                self.flow_seen[f as usize] = epoch;
+                self.flows.push(f);
+                for &m in net.routes[f as usize].links() {
+                    if self.link_seen[m as usize] != epoch {
+                        self.link_seen[m as usize] = epoch;
+                        self.links.push(m);
+                    }
                 }
             }
         }
-        // One heap entry per link, keyed by its fair share when pushed. Fixing flows at
-        // the smallest share never lowers another link's share ((rem - s)/(cnt - 1) >=
-        // rem/cnt when s <= rem/cnt), so a popped key is a lower bound: an entry whose
-        // link's share has grown since is pushed again at the new share, not processed.
+    }
+
+    /// Appends link `li`'s flows rated `below` or more (or not rated) to `moving`, notes
+    /// their span and count, and returns the sum of the other flows' rates. Branch-free
+    /// with four partial sums: most of a busy link's flows are constants, and this
+    /// sweep is the hot loop of a re-sharing.
+    fn split(&mut self, net: &Network, li: usize, below: f64) -> f64 {
+        let rates = &net.link_rates[li];
+        let flows = &net.link_flows[li];
+        let base = self.moving.len();
+        self.moving.resize(base + rates.len(), 0);
+        let out = &mut self.moving[base..];
+        let (mut n, mut acc) = (0usize, [0.0f64; 4]);
+        for (j, (&r, &f)) in rates.iter().zip(flows).enumerate() {
+            let constant = r >= 0.0 && r < below;
+            acc[j & 3] += if constant { r } else { 0.0 };
+            out[n] = f;
+            n += usize::from(!constant);
+        }
+        self.moving.truncate(base + n);
+        self.span[li] = (base as u32, (base + n) as u32);
+        self.cnt[li] = n as u32;
+        (acc[0] + acc[1]) + (acc[2] + acc[3])
+    }
+
+    /// Progressive filling of the component's flows against what the rest leaves.
+    fn fill(&mut self, net: &Network) {
+        self.heap.clear();
         for &l in &self.links {
             let li = l as usize;
-            self.rem[li] = (net.caps[li] - self.out_load[li]).max(0.0);
-            self.cnt[li] = self.on_link[li].len() as u32;
-            self.heap.push(Reverse((key(self.rem[li] / f64::from(self.cnt[li])), l)));
-        }
-        for (i, &f) in self.set.iter().enumerate() {
-            let cap = net.flows[f as usize].route.rate_cap;
-            if cap.is_finite() {
-                // A capped route (NVLS) is a constraint of its own, filled like a link.
-                self.heap.push(Reverse((key(cap), FLOW_ENTRY | i as u32)));
+            if self.cnt[li] > 0 {
+                self.heap.push(Reverse((key(self.rem[li] / f64::from(self.cnt[li])), l)));
             }
         }
-        while let Some(Reverse((k, l))) = self.heap.pop() {
-            if l & FLOW_ENTRY != 0 {
-                let i = (l & !FLOW_ENTRY) as usize;
-                if !self.fixed[i] {
-                    self.fix_flow(net, i, net.flows[self.set[i] as usize].route.rate_cap);
+        for &f in &self.flows {
+            let cap = net.routes[f as usize].rate_cap;
+            if cap.is_finite() {
+                self.heap.push(Reverse((key(cap), FLOW_ENTRY | f)));
+            }
+        }
+        let epoch = self.epoch;
+        while let Some(Reverse((k, e))) = self.heap.pop() {
+            if e & FLOW_ENTRY != 0 {
+                let f = e & !FLOW_ENTRY;
+                if self.flow_fixed[f as usize] != epoch {
+                    self.fix(net, f, net.routes[f as usize].rate_cap);
                 }
                 continue;
             }
-            let li = l as usize;
+            let li = e as usize;
             if self.cnt[li] == 0 {
                 continue;
             }
             let share = self.rem[li].max(0.0) / f64::from(self.cnt[li]);
             if key(share) > k {
-                self.heap.push(Reverse((key(share), l)));
+                self.heap.push(Reverse((key(share), e)));
                 continue;
             }
-            if self.out_max[li] > share * (1.0 + TOL) {
-                // An outside flow has more than this link lets S have: it must be re-shared too.
-                let above = share * (1.0 + TOL);
-                for &g in &net.link_flows[li] {
-                    if self.outside(g) && net.flows[g as usize].rate > above {
-                        self.grow.push(g);
-                    }
+            for k in self.span[li].0..self.span[li].1 {
+                let f = self.moving[k as usize];
+                if self.flow_fixed[f as usize] != epoch {
+                    self.fix(net, f, share);
                 }
             }
-            self.fix_link(net, l, share);
-        }
-        self.check_outside(net);
-    }
-
-    /// Fixes the unfixed S flows on `l` at `share` and takes it off their other links.
-    fn fix_link(&mut self, net: &Network, l: LinkId, share: f64) {
-        let li = l as usize;
-        for j in 0..self.on_link[li].len() {
-            let i = self.on_link[li][j] as usize;
-            if !self.fixed[i] {
-                self.fix_flow(net, i, share);
-            }
         }
     }
 
-    /// Fixes S member `i` at `rate` and takes it off its links.
-    fn fix_flow(&mut self, net: &Network, i: usize, rate: f64) {
-        self.fixed[i] = true;
-        self.new_rate[i] = rate;
-        for &l2 in net.flows[self.set[i] as usize].route.links() {
-            let l2i = l2 as usize;
-            self.rem[l2i] -= rate;
-            self.cnt[l2i] -= 1;
-            self.new_in[l2i] += rate;
-            self.new_max[l2i] = self.new_max[l2i].max(rate);
-        }
-    }
-
-    /// The second check of the module docs, on every link S crosses.
-    fn check_outside(&mut self, net: &Network) {
-        for &l in &self.links {
-            let li = l as usize;
-            if net.link_flows[li].len() == self.on_link[li].len() {
-                continue;
-            }
-            let cap = net.caps[li];
-            let old_total = self.out_load[li] + self.old_in[li];
-            let new_total = self.out_load[li] + self.new_in[li];
-            let freed = is_full(old_total, cap) && new_total < old_total - TOL * cap;
-            let overtaken = is_full(new_total, cap) && self.new_max[li] > self.out_max[li] * (1.0 + TOL);
-            if freed || overtaken {
-                for &g in &net.link_flows[li] {
-                    if self.outside(g) {
-                        self.grow.push(g);
-                    }
-                }
-            }
+    /// Fixes flow `f` at `rate` and takes it off its links.
+    fn fix(&mut self, net: &Network, f: u32, rate: f64) {
+        self.flow_fixed[f as usize] = self.epoch;
+        self.new_rate[f as usize] = rate;
+        for &l in net.routes[f as usize].links() {
+            self.rem[l as usize] -= rate;
+            self.cnt[l as usize] -= 1;
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::hardware::spec::GpuSpec;
 use crate::model::attention::AttentionKernel;
 use crate::model::framework::FrameworkProfile;
 use crate::model::gemm::{GemmRates, Parts};
+use crate::model::mla::{mla_kernel, Mla};
 use crate::model::spec::ModelSpec;
 
 pub use crate::model::gemm::{wave_utilization, TILE_M, TILE_N_MAX, TILE_N_MIN};
@@ -33,21 +34,41 @@ pub struct PrefillChunk {
     pub completes_prompt: bool,
 }
 
-/// What one iteration runs: decoding sequences (one token each) and prefill chunks.
+/// What one iteration runs: decoding sequences (one token each, or 1 + drafts when
+/// speculating) and prefill chunks.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BatchShape {
-    /// Sequences decoding one token each.
+    /// Sequences decoding.
     pub decode_seqs: u32,
-    /// Sum over decoding sequences of their context (tokens already cached).
+    /// Sum over decoding sequences of their context (tokens already cached; for a
+    /// sliding-window layer's shape, each capped at the window).
     pub decode_context_sum: u64,
     /// Prefill chunks.
     pub prefill: Vec<PrefillChunk>,
+    /// Draft tokens each decoding sequence verifies besides its last token (0 without
+    /// speculative decoding): it runs 1 + this many query tokens.
+    pub draft_tokens: u32,
+    /// The attention window this shape is priced for (0: full attention): prefill
+    /// chunks see at most this many keys per query.
+    pub window_tokens: u32,
 }
 
 impl BatchShape {
-    /// Tokens processed by every linear layer: decode tokens plus prefill tokens.
+    /// Tokens processed by every linear layer: decode query tokens plus prefill tokens.
     pub fn tokens(&self) -> u32 {
-        self.decode_seqs + self.prefill.iter().map(|c| c.tokens).sum::<u32>()
+        self.decode_query_tokens() + self.prefill.iter().map(|c| c.tokens).sum::<u32>()
+    }
+    /// Query tokens of the decoding sequences: one each, plus their drafts.
+    pub fn decode_query_tokens(&self) -> u32 {
+        self.decode_seqs * (1 + self.draft_tokens)
+    }
+    /// Cached tokens chunk `c` attends to: its context, capped at the window.
+    pub fn attended_context(&self, c: &PrefillChunk) -> f64 {
+        if self.window_tokens > 0 {
+            c.context.min(self.window_tokens) as f64
+        } else {
+            c.context as f64
+        }
     }
     /// Sequences that emit a token this iteration (decodes plus completed prompts).
     pub fn emitting_seqs(&self) -> u32 {
@@ -131,6 +152,7 @@ pub struct CostModel {
     pub(super) gemm: GemmRates,
     pub(super) attention: AttentionKernel,
     pub(super) launch_s: f64,
+    pub(super) mla: Option<Mla>,
 }
 
 /// `ceil(n / tp)` as f64; `tp` is at least 1.
@@ -152,16 +174,27 @@ impl CostModel {
             sms: gpu.sm_count,
             dtype_bytes: s,
         };
+        let (heads, kv, d) = (per_rank(model.heads, tp), per_rank(model.kv_heads, tp), model.head_dim as f64);
         let attention = AttentionKernel {
-            heads: per_rank(model.heads, tp),
-            kv_heads: per_rank(model.kv_heads, tp),
-            head_dim: model.head_dim as f64,
+            heads,
+            decode_qk_dim: d,
+            decode_v_dim: d,
+            cache_elems: 2.0 * kv * d,
+            prefill_qk_dim: d,
+            prefill_v_dim: d,
+            prefill_kv_elems: 2.0 * kv * d,
+            kv_heads: kv,
+            head_dim: d,
             dtype_bytes: s,
             score_bytes: framework.attention_score_bytes,
             // FP4 models run attention in FP8 at best (no FP4 attention kernels).
             asymptote_flops_per_s: gpu.sustained_flops(s.max(1.0)) * framework.attention_efficiency,
             half_rate_keys: gpu.kernels.attention_half_rate_keys,
             hbm_bytes_per_s: hbm,
+        };
+        let attention = match &model.mla {
+            Some(m) => mla_kernel(m, attention),
+            None => attention,
         };
         CostModel {
             tp: tp.max(1),
@@ -177,6 +210,7 @@ impl CostModel {
             gemm,
             attention,
             launch_s: (gpu.launch_overhead_us + framework.kernel_overhead_us) * 1e-6,
+            mla: model.mla,
         }
     }
 
@@ -204,8 +238,11 @@ impl CostModel {
     }
 
     /// One layer's attention block: QKV projection, attention, output projection, and
-    /// the two norms with residual adds (`Other`), for `shape`.
+    /// the two norms with residual adds (`Other`), for `shape` (MLA models: `model::mla`).
     pub fn attention_block(&self, shape: &BatchShape) -> Vec<OpCost> {
+        if let Some(m) = &self.mla {
+            return self.mla_block(m, shape);
+        }
         let (h, d, s) = (self.hidden, self.attention.head_dim, self.dtype_bytes);
         let (a, k) = (self.attention.heads, self.attention.kv_heads);
         let t = shape.tokens() as f64;

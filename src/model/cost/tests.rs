@@ -15,7 +15,7 @@ fn bare(name: &str, tp: u32) -> CostModel {
     CostModel::new(&model(name), &h100(), &framework_profile("optimized").unwrap(), tp)
 }
 fn decode(seqs: u32, ctx_sum: u64) -> BatchShape {
-    BatchShape { decode_seqs: seqs, decode_context_sum: ctx_sum, prefill: vec![] }
+    BatchShape { decode_seqs: seqs, decode_context_sum: ctx_sum, ..Default::default() }
 }
 
 #[test]
@@ -154,6 +154,10 @@ fn batch_shape_counts() {
             PrefillChunk { tokens: 100, context: 0, completes_prompt: false },
             PrefillChunk { tokens: 30, context: 200, completes_prompt: true },
         ],
+        ..Default::default()
     };
     assert_eq!((s.tokens(), s.emitting_seqs(), s.seqs()), (135, 6, 7));
+    // Speculating with 2 drafts, each decoding sequence runs 3 query tokens: 15 + 130.
+    let spec = BatchShape { draft_tokens: 2, ..s };
+    assert_eq!((spec.tokens(), spec.decode_query_tokens()), (145, 15));
 }

@@ -42,6 +42,30 @@ pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     Ok(Outcome { report, events, plan, spans, batch_requests: std::mem::take(&mut sim.rec.batch_requests) })
 }
 
+/// One line per pool of a pooled `setup`: role, instances, GPU, plan and KV capacity;
+/// an error when a pool's plan does not fit in its GPUs' memory.
+pub fn describe(setup: &Setup) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for (i, p) in setup.pools.iter().enumerate() {
+        let pool = pool::Pool::build(i, p)?;
+        let (s, plan) = (&p.setup, &pool.pipeline.asm.plan);
+        let tokens = pool.pipeline.asm.kv_blocks_per_group as u64 * plan.ep as u64 * s.serving.kv_block_tokens as u64;
+        lines.push(format!(
+            "pool {i} ({}): {} instances on {} nodes ({} GPUs from GPU {}) of {}, plan pp={} tp={} ep={}, KV cache {tokens} tokens per instance",
+            p.role.name(),
+            plan.dp,
+            s.nodes,
+            s.total_gpus(),
+            p.first_gpu,
+            s.gpu.name,
+            plan.pp,
+            plan.tp,
+            plan.ep
+        ));
+    }
+    Ok(lines)
+}
+
 /// A setting's name as the scenario writes it.
 fn name<T: serde::Serialize>(v: &T) -> String {
     toml::Value::try_from(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()

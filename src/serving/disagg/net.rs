@@ -102,3 +102,63 @@ impl HandoffNet {
         (vec![nic(x, a), nic(y, b) + 1], x.nic_latency_ns.max(y.nic_latency_ns))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two pools of one node each (8 GPUs per node), the first with 2 NICs per node.
+    fn net() -> HandoffNet {
+        let text = r#"
+[scenario]
+name = "net"
+seed = 1
+[hardware]
+gpu = "h100-sxm"
+nodes = 2
+[model]
+preset = "llama-3-8b"
+[[pools]]
+role = "prefill"
+replicas = 1
+nodes = 1
+gpu = "h100-sxm"
+[pools.gpu_spec]
+memory_gib = 80.0
+[[pools]]
+role = "decode"
+replicas = 1
+nodes = 1
+[workload]
+requests = 1
+arrival = { process = "all_at_once" }
+prompt_tokens = { dist = "fixed", value = 10 }
+output_tokens = { dist = "fixed", value = 10 }
+"#;
+        let path = std::path::Path::new("net.toml");
+        let mut s = crate::scenario::parse(text, path, &[]).expect("parses");
+        s.hardware.network =
+            Some(crate::scenario::types::NetworkConfig { nics_per_node: Some(2), ..Default::default() });
+        let setup = crate::scenario::validate(&s, path).expect("valid");
+        HandoffNet::new(&setup.pools, 8)
+    }
+
+    #[test]
+    fn across_nodes_a_shard_crosses_both_nics_and_inside_a_node_nvlink() {
+        let n = net();
+        // Node 0: NICs 0, 1 -> links 0..4 (send, receive); node 1: links 4..8; NVLink of
+        // GPU g from link 8: send 8 + 2g, receive 9 + 2g. GPU 5 of node 0 uses NIC
+        // 5 x 2 / 8 = 1 (send link 2); GPU 9 is GPU 1 of node 1, NIC 0 (receive link 5).
+        assert_eq!(n.path(5, 9).0, vec![2, 5]);
+        // GPUs 1 and 6 share node 0: NVLink send of 1 (10), receive of 6 (21).
+        assert_eq!(n.path(1, 6).0, vec![10, 21]);
+        // One GPU to two: two flows of half the bytes, from GPU 0 to GPUs 8 and 9.
+        let r = n.route(&[0], &[8, 9], 1e9);
+        assert_eq!(
+            r.parts.iter().map(|(l, b)| (l.clone(), *b)).collect::<Vec<_>>(),
+            vec![(vec![0, 5], 5e8), (vec![0, 5], 5e8)]
+        );
+        // H100 preset NIC: 50 GB/s x 0.95 = 47.5 GB/s; each flow alone 5e8 / 47.5 ns.
+        assert!((r.alone_ns - 5e8 / 47.5).abs() < 1e-6);
+    }
+}

@@ -35,8 +35,9 @@ impl Pool {
             other => other,
         })?;
         let (plan, s) = (asm.plan.clone(), &p.setup.serving);
+        // Speculation streams: one per instance, distinct across pools.
         let replicas =
-            (0..plan.dp).map(|_| Replica::new(plan.pp, plan.ep, asm.kv_blocks_per_group, s.kv_block_tokens)).collect();
+            (0..plan.dp).map(|r| Replica::for_setup(&p.setup, &asm, ((index as u64) << 32) | r as u64)).collect();
         Ok(Pool {
             role: p.role,
             pipeline: Pipeline::for_setup(&p.setup, asm).with_gpu_base(p.first_gpu),

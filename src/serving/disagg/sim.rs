@@ -65,7 +65,7 @@ pub struct PoolSim {
     pub(super) net: HandoffNet,
     pub(super) tick: Option<(SimTime, EventId)>,
     pub(super) mode: KvTransferMode,
-    pub(super) kv_bytes_per_token: f64,
+    pub(super) sequence_kv: crate::model::memory::SequenceKv,
     pub(super) layers: u32,
     speeds: Vec<f64>,
     /// What the run measured.
@@ -117,9 +117,9 @@ impl PoolSim {
             pending: vec![Default::default(); n],
             tick: None,
             mode: setup.disaggregation.kv_transfer,
-            // One path for KV size: the whole model's KV per token is one GPU's at tp = 1
-            // holding every layer.
-            kv_bytes_per_token: crate::model::memory::kv_bytes_per_token(&setup.model, 1, setup.model.layers),
+            // One path for KV size: the whole model's KV of a sequence at tp = 1 (window
+            // layers hold at most W tokens).
+            sequence_kv: crate::model::memory::SequenceKv::of(&setup.model),
             layers: setup.model.layers,
             speeds: vec![1.0; gpus],
             rec,
@@ -173,7 +173,10 @@ impl PoolSim {
         self.arrivals_seen += 1;
         if self.default_window && self.rec.window.is_none() && self.arrivals_seen * 2 >= self.workload.total_requests()
         {
-            let span = self.pools.iter().map(|p| p.pipeline.last_batch_span).max().unwrap_or_default();
+            // A few of the shortest iterations (decode steps), as in a co-located run;
+            // a prefill batch of a long prompt would open a window of seconds.
+            let spans = self.pools.iter().map(|p| p.pipeline.last_batch_span).filter(|s| *s > SimTime::ZERO);
+            let span = spans.min().unwrap_or_default();
             self.rec.open_steady_window(self.now, span);
         }
         let req = Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1));

@@ -31,8 +31,6 @@ pub const MOONCAKE_BLOCK_TOKENS: u32 = 512;
 /// 63.0 GB/s (PCI-SIG, PCI Express Base Specification 5.0: 32 GT/s per lane).
 pub const PCIE_GEN5_X16_GB_S: f64 = 32.0 * 16.0 * 128.0 / 130.0 / 8.0;
 
-pub use crate::scenario::types::KvOffloadConfig;
-
 /// Prefix caching resolved for a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrefixSetup {

@@ -3,7 +3,7 @@
 //! an optimisation of [`super::general`], not a second model: tests/stage_props.rs
 //! holds the two equal to the ns over random shapes, plans, dtypes and profiles.
 
-use super::{shape_tokens, StageCosts, StageInput, StageRun, Work};
+use super::{layer_attention, shape_tokens, StageCosts, StageInput, StageRun, Work};
 use crate::parallel::ledger::GpuTotals;
 
 /// True when the stage run can take the fast path.
@@ -18,7 +18,7 @@ pub fn run_stage_fast(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
     let tokens = shape_tokens(shape);
     let speed = input.speeds[0];
     let scale = |w: Work| ((w.ns / speed).round() as u64, w.flops);
-    let (attn_ns, attn_flops) = scale(costs.attention(shape));
+    let (attn_ns, attn_flops) = scale(layer_attention(costs, input, 0));
     let (mlp_ns, mlp_flops) = scale(costs.mlp(tokens));
     let tp = input.tp as usize;
     let ar_bytes = if tp > 1 { costs.tp_bytes(tokens) } else { 0.0 };
@@ -39,6 +39,12 @@ pub fn run_stage_fast(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
         let (ns, f) = scale(costs.lm_head(input.emitting[0]));
         compute_ns += ns;
         flops += f;
+        let draft = costs.draft(shape, input.experts_per_group);
+        if draft.ns > 0.0 {
+            let (ns, f) = scale(draft);
+            compute_ns += ns;
+            flops += f;
+        }
     } else {
         pp_bytes = costs.pp_bytes(tokens) / tp as f64;
         for (g, p) in pp_ns.iter_mut().enumerate() {

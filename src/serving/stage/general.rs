@@ -3,7 +3,7 @@
 //! show up as synchronization wait exactly where they happen.
 
 use super::clocks::Clocks;
-use super::{shape_tokens, LocalSpan, StageCosts, StageInput, StageRun, Work};
+use super::{layer_attention, shape_tokens, LocalSpan, StageCosts, StageInput, StageRun, Work};
 use crate::metrics::experts::ExpertLoad;
 use crate::metrics::recorder::Activity;
 use crate::serving::experts::ExpertSampler;
@@ -28,7 +28,7 @@ impl Layout {
             tp,
             tp_groups: (0..groups).map(|e| (e * tp..(e + 1) * tp).collect()).collect(),
             ep_groups: (0..tp).map(|r| (0..groups).map(|e| e * tp + r).collect()).collect(),
-            attn: input.shapes.iter().map(|s| costs.attention(s)).collect(),
+            attn: (0..groups).map(|e| layer_attention(costs, input, e)).collect(),
             mlp: tokens.iter().map(|t| costs.mlp(*t)).collect(),
             tokens,
         }
@@ -138,12 +138,17 @@ fn all_to_all(c: &mut Clocks, l: &Layout, input: &StageInput, bytes: f64) {
     }
 }
 
-/// The last stage runs the LM head; the others send their activations on, each TP
-/// rank its 1/tp slice to its peer in the next stage.
+/// The last stage runs the LM head (and the speculative draft, booked with it); the
+/// others send their activations on, each TP rank its 1/tp slice to its peer in the
+/// next stage.
 fn finish(c: &mut Clocks, l: &Layout, costs: &dyn StageCosts, input: &StageInput) {
     for e in 0..l.groups() {
         if input.last {
             group_compute(c, l, input, e, costs.lm_head(input.emitting[e]), Activity::LmHead);
+            let draft = costs.draft(&input.shapes[e], input.experts_per_group);
+            if draft.ns > 0.0 {
+                group_compute(c, l, input, e, draft, Activity::LmHead);
+            }
         } else {
             let bytes = costs.pp_bytes(l.tokens[e]) / l.tp as f64;
             for &g in &l.tp_groups[e] {

@@ -41,8 +41,12 @@ pub trait StageCosts {
     fn mlp(&self, tokens: u32) -> Work;
     /// Router over `tokens` tokens plus the local experts, given tokens per local expert.
     fn moe(&self, tokens: u32, tokens_per_local_expert: &[u32]) -> Work;
-    /// LM head for `seqs` sequences producing a token.
+    /// LM head for `seqs` rows of logits (sequences producing a token, plus the draft
+    /// positions verified when speculating).
     fn lm_head(&self, seqs: u32) -> Work;
+    /// The speculative draft on the last stage for `shape` (zero when it drafts
+    /// nothing), its MoE layer's tokens spread evenly over `local_experts` experts.
+    fn draft(&self, shape: &BatchShape, local_experts: u32) -> Work;
     /// Embedding lookup for `tokens` tokens (first stage).
     fn embedding(&self, tokens: u32) -> Work;
     /// TP all-reduce payload for `tokens` tokens, bytes.
@@ -74,7 +78,13 @@ pub struct StageComm {
 pub struct StageInput<'a> {
     /// Each EP group's share of the batch.
     pub shapes: &'a [BatchShape],
-    /// Sequences producing a token, per EP group.
+    /// The same shares as a sliding-window layer sees them (contexts capped at the
+    /// window); unused when `window_layers` is 0.
+    pub window_shapes: &'a [BatchShape],
+    /// Layers of this stage that attend through a sliding window.
+    pub window_layers: u32,
+    /// Rows of logits the LM head computes, per EP group (sequences producing a token,
+    /// plus draft positions verified).
     pub emitting: &'a [u32],
     /// Dense layers in this stage.
     pub dense_layers: u32,
@@ -141,9 +151,24 @@ pub fn run_stage(
     general::run_stage_general(costs, input, sampler, expert_load, spans)
 }
 
-/// Tokens of a shape: decodes plus prompt-chunk tokens.
+/// Tokens of a shape: decode query tokens plus prompt-chunk tokens.
 pub fn shape_tokens(s: &BatchShape) -> u32 {
-    s.decode_seqs + s.prefill.iter().map(|c| c.tokens).sum::<u32>()
+    s.tokens()
+}
+
+/// One layer's attention work for EP group `e`: the mean over the stage's layers of
+/// full and sliding-window attention, so that the stage's layers together cost what
+/// each kind costs times its count (each layer is booked at the mean: the timeline
+/// does not tell window layers from full ones).
+pub fn layer_attention(costs: &dyn StageCosts, input: &StageInput, e: usize) -> Work {
+    let full = costs.attention(&input.shapes[e]);
+    let layers = input.dense_layers + input.moe_layers;
+    if input.window_layers == 0 || layers == 0 {
+        return full;
+    }
+    let window = costs.attention(&input.window_shapes[e]);
+    let (n, w) = (layers as f64, input.window_layers.min(layers) as f64);
+    Work { ns: (full.ns * (n - w) + window.ns * w) / n, flops: (full.flops * (n - w) + window.flops * w) / n }
 }
 
 #[cfg(test)]
@@ -151,12 +176,17 @@ mod tests {
     use super::*;
     use crate::model::cost::PrefillChunk;
 
-    /// Hand-set costs: attention 100 ns, MLP 200 ns, experts 10 ns per token routed,
-    /// LM head 50 ns; 1 byte per token everywhere.
+    /// Hand-set costs: attention 100 ns (40 ns in a sliding-window layer), MLP 200 ns,
+    /// experts 10 ns per token routed, LM head 50 ns, draft 1,000 ns per draft token;
+    /// 1 byte per token everywhere.
     struct Fixed;
     impl StageCosts for Fixed {
-        fn attention(&self, _: &BatchShape) -> Work {
-            Work { ns: 100.0, flops: 1.0 }
+        fn attention(&self, s: &BatchShape) -> Work {
+            if s.window_tokens > 0 {
+                Work { ns: 40.0, flops: 0.4 }
+            } else {
+                Work { ns: 100.0, flops: 1.0 }
+            }
         }
         fn mlp(&self, _: u32) -> Work {
             Work { ns: 200.0, flops: 2.0 }
@@ -170,6 +200,9 @@ mod tests {
         fn embedding(&self, _: u32) -> Work {
             Work::default()
         }
+        fn draft(&self, shape: &BatchShape, _: u32) -> Work {
+            Work { ns: 1000.0 * shape.draft_tokens as f64, flops: 0.0 }
+        }
         fn tp_bytes(&self, t: u32) -> f64 {
             t as f64
         }
@@ -182,11 +215,7 @@ mod tests {
     }
 
     fn shape(tokens: u32) -> BatchShape {
-        BatchShape {
-            decode_seqs: 0,
-            decode_context_sum: 0,
-            prefill: vec![PrefillChunk { tokens, context: 0, completes_prompt: true }],
-        }
+        BatchShape { prefill: vec![PrefillChunk { tokens, context: 0, completes_prompt: true }], ..Default::default() }
     }
 
     fn comm(tp_groups: usize, tp: usize, ar_ns: f64) -> StageComm {
@@ -201,6 +230,8 @@ mod tests {
     fn base<'a>(shapes: &'a [BatchShape], cm: &'a StageComm, speeds: &'a [f64]) -> StageInput<'a> {
         StageInput {
             shapes,
+            window_shapes: &[],
+            window_layers: 0,
             emitting: &[1, 1],
             dense_layers: 0,
             moe_layers: 0,
@@ -230,6 +261,34 @@ mod tests {
         // Per GPU: 3 x 300 compute, 3 x 80 TP, 9 PP.
         assert_eq!(fast.gpus[1].compute_ns, 900);
         assert_eq!(fast.gpus[1].comm_ns, [240, 9, 0, 0]);
+    }
+
+    #[test]
+    fn window_layers_and_the_draft_add_what_each_costs() {
+        // 3 layers, one of them windowed: attention 100 + 100 + 40 = 240 ns, booked as
+        // 80 per layer; MLP 3 x 200; LM head 50: 890 ns on both paths.
+        let shapes = [shape(8)];
+        let windowed = [BatchShape { window_tokens: 64, ..shape(8) }];
+        let cm = comm(1, 1, 0.0);
+        let speeds = [1.0];
+        let input = StageInput {
+            emitting: &[1],
+            dense_layers: 3,
+            window_shapes: &windowed,
+            window_layers: 1,
+            ..base(&shapes, &cm, &speeds)
+        };
+        let fast = run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), None);
+        let mut spans = Vec::new();
+        let slow = run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), Some(&mut spans));
+        assert_eq!((fast.duration_ns, slow.duration_ns), (890, 890));
+        // Two draft tokens: the last stage also runs the 2 x 1,000 ns draft: 2,950 ns
+        // without windows (3 x 300 + 50 + 2,000).
+        let drafting = [BatchShape { draft_tokens: 2, ..shape(8) }];
+        let input = StageInput { emitting: &[1], dense_layers: 3, ..base(&drafting, &cm, &speeds) };
+        assert_eq!(run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), None).duration_ns, 2950);
+        let mut spans = Vec::new();
+        assert_eq!(run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), Some(&mut spans)).duration_ns, 2950);
     }
 
     #[test]
