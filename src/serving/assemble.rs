@@ -90,6 +90,9 @@ impl StageCosts for ModelCosts {
     fn ep_bytes_per_choice(&self) -> f64 {
         self.model.ep_bytes_per_choice()
     }
+    fn ep_combine_bytes_per_choice(&self) -> f64 {
+        self.model.ep_combine_bytes_per_choice()
+    }
 }
 
 /// Everything a serving run is built from.

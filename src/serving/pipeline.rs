@@ -327,7 +327,7 @@ impl Pipeline {
         self.local_spans.clear();
         let spans = if want { Some(&mut self.local_spans) } else { None };
         rec.iterations += 1;
-        run_stage(self.asm.costs.as_ref(), &input, sampler, &mut rec.expert_tokens, spans)
+        run_stage(self.asm.costs.as_ref(), &input, sampler, &mut rec.expert_load, spans)
     }
 
     /// Moves the stage run's timeline spans into the recorder.
