@@ -26,7 +26,7 @@ impl CostModel {
     /// way, "FP8 dispatching and BF16 combining" (deepseek-ai/DeepEP README.md,
     /// Performance).
     pub fn ep_combine_bytes_per_choice(&self) -> f64 {
-        self.hidden * self.dtype_bytes.max(ACTIVATION_BYTES)
+        self.hidden * self.activation_bytes()
     }
 
     /// One MoE layer on this rank: the router over `tokens` tokens, the shared experts

@@ -296,14 +296,22 @@ impl CostModel {
         self.op_from(OpKind::Other, self.stream(0.0, bytes), 1)
     }
 
-    /// Bytes of one TP all-reduce of the activations of `tokens` tokens: T·h·s.
+    /// Bytes of one TP all-reduce of the activations of `tokens` tokens: T·h·a.
     pub fn tp_allreduce_bytes(&self, tokens: u32) -> f64 {
-        tokens as f64 * self.hidden * self.dtype_bytes
+        tokens as f64 * self.hidden * self.activation_bytes()
     }
 
-    /// Bytes sent from one pipeline stage to the next for `tokens` tokens: T·h·s.
+    /// Bytes sent from one pipeline stage to the next for `tokens` tokens: T·h·a.
     pub fn pp_transfer_bytes(&self, tokens: u32) -> f64 {
-        tokens as f64 * self.hidden * self.dtype_bytes
+        tokens as f64 * self.hidden * self.activation_bytes()
+    }
+
+    /// Bytes per element of the hidden states between layers, a: the dtype's for 16-bit
+    /// models, BF16 for FP8/FP4 ones. Low-precision GEMMs quantize their input and write
+    /// BF16 ([`crate::model::gemm::ACTIVATION_BYTES`]), so the row-parallel outputs a TP
+    /// all-reduce sums and the residual stream a pipeline stage hands on are BF16.
+    pub fn activation_bytes(&self) -> f64 {
+        self.dtype_bytes.max(crate::model::gemm::ACTIVATION_BYTES)
     }
 
     /// Bytes one expert choice of one token moves in the EP dispatch all-to-all: its
