@@ -176,3 +176,32 @@ fn long_but_plausible_work_is_warned_with_an_estimate() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("warning:") && err.contains("2.00e8 tokens"), "{err}");
 }
+
+#[test]
+fn a_system_prompt_of_2_pow_32_tokens_is_refused() {
+    // Fuzz (issue 12 hardening): with prefix caching each arrival hashed 4,294,967,295
+    // system-prompt tokens into 16-token blocks (268 M hashes, 2 GiB per request) and the
+    // run hung. 16,777,216 (2^24) is the bound of every token length.
+    refused("workload.system_prompt_tokens=4294967295", &["workload.system_prompt_tokens", "4294967295", "16777216"]);
+}
+
+#[test]
+fn the_system_prompt_counts_in_the_work_estimate() {
+    // 100,000 requests x (1,000 system + fixed 500 prompt + fixed 500 output) = 2.00e8
+    // tokens: warned as long; without the system prompt it would be 1.00e8, not warned.
+    let t = tiny();
+    let (code, _, err) = common::clustersim(&[
+        "validate",
+        t.to_str().unwrap(),
+        "--set",
+        "workload.requests=100000",
+        "--set",
+        "workload.system_prompt_tokens=1000",
+        "--set",
+        "workload.prompt_tokens={ dist = \"fixed\", value = 500 }",
+        "--set",
+        "workload.output_tokens={ dist = \"fixed\", value = 500 }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning:") && err.contains("2.00e8 tokens"), "{err}");
+}
