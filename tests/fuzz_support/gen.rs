@@ -108,7 +108,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("pools.0.replicas", Kind::Count),
     ("pools.1.replicas", Kind::Count),
     ("pools.0.nodes", Kind::Count),
-    ("pools.1.gpu", Kind::Word(&["h100-sxm", "a100-sxm-80g", "h200-sxm", "z100"])),
+    ("pools.1.gpu", Kind::Word(&["h100-sxm", "a100-80g", "h200-sxm", "z100"])),
     ("pools.1.parallel.tp", Kind::Count),
     ("pools.0.role", Kind::Word(&["prefill", "decode", "mixed", "both"])),
     ("workload.requests", Kind::Big),
@@ -369,7 +369,7 @@ fn pool() -> impl Strategy<Value = String> {
         4 => Just(String::new()),
         1 => small().prop_map(|n| format!(", nodes = {n}")),
         1 => small().prop_map(|t| format!(", parallel = {{ tp = {t} }}")),
-        1 => prop::sample::select(vec!["h100-sxm", "a100-sxm-80g", "z100"]).prop_map(|g| format!(", gpu = {g:?}")),
+        1 => prop::sample::select(vec!["h100-sxm", "a100-80g", "h200-sxm", "z100"]).prop_map(|g| format!(", gpu = {g:?}")),
     ];
     (role, small(), extra).prop_map(|(r, n, e)| format!("{{ role = {r:?}, replicas = {n}{e} }}"))
 }
@@ -397,11 +397,13 @@ fn feature() -> impl Strategy<Value = Vec<Mutation>> {
     let window = (count(), count()).prop_map(|(w, f)| format!("{{ window_tokens = {w}, full_every = {f} }}"));
     let offload = (real(), real()).prop_map(|(h, b)| format!("{{ host_memory_gib = {h}, pcie_bandwidth_gb_s = {b} }}"));
     prop_oneof![
-        3 => (pools, prop::option::of(disagg)).prop_map(move |(p, d)| {
+        3 => (pools, prop::option::of(disagg), 1u32..5).prop_map(move |(p, d, nodes)| {
             // A pooled run takes its instances from `replicas` and its routing from
             // [disaggregation]: clear what the seed sets that pools refuse.
             let clear = ["parallel.dp", "serving.router", "events"].map(|k| Mutation::Remove(k.to_string()));
+            // Each pool takes whole nodes: most seeds have one, so give the pools a few.
             let mut v: Vec<Mutation> = clear.into_iter().chain([set("pools", p)]).collect();
+            v.push(set("hardware.nodes", nodes.to_string()));
             v.extend(d.map(|d| set("disaggregation", d)));
             v
         }),
