@@ -50,6 +50,8 @@ pub enum Command {
     Collective(CollectiveArgs),
     /// Run the shipped validation set (published measurements) and print measured vs simulated.
     Validation(crate::analysis::validation::ValidationArgs),
+    /// Fit an engine profile's parameters to measurements (CSV, vLLM result JSON) and write it.
+    Calibrate(crate::analysis::calibrate::CalibrateArgs),
 }
 
 /// `clustersim collective`.
@@ -202,6 +204,9 @@ fn execute(cli: Cli) -> Result<i32> {
             for w in asm.contention() {
                 eprintln!("warning: {}", crate::output::table::sharing_line(&w));
             }
+            if let Some(w) = asm.cross_sharing() {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "{}: ok: {} GPUs ({} nodes x {} {}), plan dp={} pp={} tp={} ep={} uses {}, model {}, \
                  KV cache {} tokens per replica, {} requests",
@@ -247,6 +252,7 @@ fn execute(cli: Cli) -> Result<i32> {
         }
         Command::Collective(a) => collective_cmd(&a),
         Command::Validation(a) => crate::analysis::validation::command(&a),
+        Command::Calibrate(a) => crate::analysis::calibrate::command(&a),
         Command::Assess(a) => assess_cmd(&a),
         Command::Compare(a) => compare_cmd(&a),
         Command::Sweep(a) => sweep::sweep_cmd(&a),
@@ -294,7 +300,8 @@ fn run_into(
     let outcome = crate::analysis::simulate_priced(setup, opts)?;
     if a.trace {
         let trace = dir.join("trace.json");
-        crate::output::chrome::write_trace(&trace, &outcome.spans, &outcome.batch_requests, &outcome.plan)?;
+        let (spans, links) = (&outcome.spans, &outcome.link_spans);
+        crate::output::chrome::write_trace(&trace, spans, &outcome.batch_requests, &outcome.plan, links)?;
     }
     let wall = started.elapsed().as_secs_f64();
     writer::write_report(dir, &outcome.report)?;

@@ -102,3 +102,26 @@ fn rerouting_moves_the_bytes_left_onto_the_new_route() {
     assert_eq!((done[0].tag, done[0].finish), (7, SimTime::from_us(2005)));
     assert!(!net.reroute_flow(id, topo.route(4, 12)), "a completed flow cannot move");
 }
+
+#[test]
+fn a_send_recv_on_a_failed_nic_resumes_when_it_is_restored() {
+    use clustersim::parallel::collective::{AllReduceAlgorithm, CollectiveOp};
+    use clustersim::parallel::runner::{CollectiveRequest, CollectiveRunner};
+    let topo = h100(2);
+    let mut r = CollectiveRunner::new(&topo);
+    // 95 MB from GPU 3 to GPU 11 over NIC 3 at 47.5 GB/s: 47.5 MB left at 1 ms, when
+    // NIC 3's up link fails. Nothing moves until it is restored at 4 ms; the 47.5 MB
+    // then take 1 ms: the last rank finishes at 5 ms + 5 µs (network α).
+    let req =
+        CollectiveRequest::new(&topo, CollectiveOp::SendRecv, AllReduceAlgorithm::Auto, &[3, 11], 95e6).expect("valid");
+    r.admit(req, &[SimTime::ZERO; 2]).expect("admitted");
+    assert!(r.run_until(SimTime::from_ms(1)).is_empty());
+    r.set_link_capacity(topo.nic_up(3), 0.0);
+    assert!(r.run_to_end().is_empty(), "a stalled transfer never finishes by itself");
+    assert_eq!(r.active(), 1);
+    r.run_until(SimTime::from_ms(4));
+    r.set_link_capacity(topo.nic_up(3), B_NIC);
+    let done = r.run_to_end();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].rank_finish.iter().max(), Some(&SimTime::from_us(5005)));
+}

@@ -103,13 +103,14 @@ fn sessions_and_a_system_prompt_hit_what_was_worked_out_by_hand() {
     // 20 sessions of 2 turns on one replica with room for everything; 16-token blocks.
     // Sessions open 1 s apart and a turn 2 follows its turn 1 after 0.05 s on average,
     // so each session's two turns come before the next session opens (a gap over 1 s
-    // has probability e^-20).
-    // Turn 1: 512-token system prompt + 488 drawn = 1,000 tokens, reply 100. Turn 2:
-    // 1,000 + 100 + 200 new = 1,300 tokens. Turn 1 caches its 62 full blocks (992
-    // tokens; replies are not cached), so every turn 2 hits 992 tokens; every turn 1
-    // but the very first hits the system prompt's 32 blocks (512 tokens).
-    // Hits: 19 x 512 + 20 x 992 = 29,568 of 20 x 1,000 + 20 x 1,300 = 46,000 prompt
-    // tokens; 39 of 40 requests hit.
+    // has probability e^-20). Blocks are cached when scheduled, so a turn 2 that comes
+    // while turn 1 still runs hits as well.
+    // Turn 1: 512-token system prompt + 488 drawn = 1,000 tokens, reply 1 token (its KV
+    // is never computed: the last token is not fed back). Turn 2: 1,000 + 1 + 200 new =
+    // 1,201 tokens. Turn 1 caches its 62 full blocks (992 tokens), so every turn 2 hits
+    // 992 tokens; every turn 1 but the very first hits the system prompt's 32 blocks.
+    // Hits: 19 x 512 + 20 x 992 = 29,568 of 20 x 1,000 + 20 x 1,201 = 44,020 prompt
+    // tokens; 39 of 40 requests hit. (Replies' blocks: see the scheduler's tests.)
     let text = r#"
 [scenario]
 name = "sessions"
@@ -129,14 +130,14 @@ prefix_caching = true
 requests = 40
 arrival = { process = "constant", rate_per_s = 1.0 }
 prompt_tokens = { dist = "fixed", value = 488 }
-output_tokens = { dist = "fixed", value = 100 }
+output_tokens = { dist = "fixed", value = 1 }
 system_prompt_tokens = 512
 sessions = { turns = { dist = "fixed", value = 2 }, follow_up_tokens = { dist = "fixed", value = 200 }, think_time_s = 0.05 }
 "#;
     let out = simulate(&setup(text), RunOptions::default()).expect("run");
     let p = out.report.summary.prefix_cache.expect("prefix_cache");
     assert_eq!((p.requests, p.hit_requests), (40, 39));
-    assert_eq!((p.hit_tokens, p.prompt_tokens), (29_568, 46_000));
+    assert_eq!((p.hit_tokens, p.prompt_tokens), (29_568, 44_020));
     assert_eq!(p.ttft_hit_s.count + p.ttft_miss_s.count, 40);
     assert_eq!(out.report.summary.requests.completed, 40);
 }
@@ -171,4 +172,42 @@ fn prefix_settings_that_make_no_sense_exit_2_naming_the_key() {
         &[],
         &["serving.kv_offload.host_memory_gib"],
     );
+}
+
+#[test]
+fn prefix_caching_with_pools_is_refused_not_ignored() {
+    // Disaggregated runs do not model prefix reuse yet: asking for it must fail
+    // naming the key, never run as if it were off.
+    let pooled = r#"
+[scenario]
+name = "pooled"
+seed = 1
+[hardware]
+gpu = "h100-sxm"
+nodes = 2
+gpus_per_node = 8
+[model]
+preset = "llama-3-8b"
+dtype = "bf16"
+[[pools]]
+role = "prefill"
+replicas = 1
+nodes = 1
+[[pools]]
+role = "decode"
+replicas = 1
+nodes = 1
+[serving]
+prefix_caching = true
+[workload]
+requests = 4
+arrival = { process = "poisson", rate_per_s = 1.0 }
+prompt_tokens = { dist = "fixed", value = 100 }
+output_tokens = { dist = "fixed", value = 10 }
+"#;
+    run_fails_with(pooled, &[], &["serving.prefix_caching", "[[pools]]"]);
+    run_fails_with(pooled, &["serving.prefix_caching=false", "serving.router=\"cache_aware\""], &["serving.router"]);
+    let offload =
+        pooled.replace("prefix_caching = true", "prefix_caching = false\n[serving.kv_offload]\nhost_memory_gib = 64");
+    run_fails_with(&offload, &[], &["serving.kv_offload", "[[pools]]"]);
 }

@@ -87,7 +87,7 @@ proptest! {
         };
         prop_assert!(fast::applies(&input));
         let quick = fast::run_stage_fast(&costs, &input);
-        let full = general::run_stage_general(&costs, &input, None, &mut [], None);
+        let full = general::run_stage_general(&costs, &input, None, &mut clustersim::metrics::experts::ExpertLoad::default(), None);
         prop_assert_eq!(quick.duration_ns, full.duration_ns);
         for (q, f) in quick.gpus.iter().zip(&full.gpus) {
             prop_assert_eq!((q.compute_ns, q.comm_ns, q.wait_ns), (f.compute_ns, f.comm_ns, f.wait_ns));

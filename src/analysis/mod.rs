@@ -7,8 +7,10 @@
 //! the requirements ([`plan`]).
 
 pub mod assess;
+pub mod calibrate;
 pub mod compare;
 pub mod limit;
+pub mod measured;
 pub mod plan;
 pub mod shard;
 pub mod sweep;

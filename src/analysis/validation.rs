@@ -11,13 +11,14 @@
 //! absolute error by class.
 
 use crate::analysis::limit::thousands;
+use crate::analysis::measured::{gpu_preset_name, parse_csv, Measurement};
 use crate::error::{Error, InputError, Result};
 use crate::hardware::spec::{gpu_preset, GpuPreset};
 use crate::hardware::topology::Topology;
 use crate::model::attention::flash_rate;
+use crate::model::framework::framework_profile;
 use crate::parallel::collective::{closed_form_affine, CollectiveOp};
 use crate::scenario::types::AllReduceAlgorithm;
-use crate::serving::{simulate, RunOptions};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -84,6 +85,9 @@ pub struct Row {
     pub measured: f64,
     /// Simulated value, or why there is none.
     pub simulated: std::result::Result<f64, String>,
+    /// Serving rows: the engine profile it ran under, and whether that profile was
+    /// fitted to this row (its `fitted_rows`).
+    pub profile: Option<(String, bool)>,
 }
 
 impl Row {
@@ -93,46 +97,8 @@ impl Row {
     }
 }
 
-/// A serving row of the CSV.
-#[derive(Clone, Debug)]
-struct ServingCase {
-    source: String,
-    model: String,
-    dtype: String,
-    gpu: String,
-    tp: u32,
-    input: u32,
-    output: u32,
-    measured: f64,
-    requests: Option<u32>,
-    moe: bool,
-}
-
 fn bad(line: usize, msg: String) -> Error {
     Error::Input(InputError::file(Path::new("data/validation/serving_throughput.csv"), format!("line {line}: {msg}")))
-}
-
-/// The preset names a CSV's GPU and model names map to.
-fn gpu_name(csv: &str) -> Option<&'static str> {
-    Some(match csv {
-        "H100-SXM-80GB" => "h100-sxm",
-        "H200-SXM-141GB" => "h200-sxm",
-        "A100-SXM-80GB" => "a100-80g",
-        "B200" => "b200",
-        _ => return None,
-    })
-}
-
-fn model_name(csv: &str) -> Option<(&'static str, bool)> {
-    // Llama 3.1 8B and 3.3 70B share Llama 3's shapes.
-    Some(match csv {
-        "Llama-3.1-8B" => ("llama-3-8b", false),
-        "Llama-3.3-70B" => ("llama-3-70b", false),
-        "Llama-3.1-405B" => ("llama-3.1-405b", false),
-        "Mixtral-8x7B" => ("mixtral-8x7b", true),
-        "Qwen3-235B-A22B" => ("qwen3-235b-a22b", true),
-        _ => return None,
-    })
 }
 
 /// Parses a CSV into records, with "same" sources resolved to the previous row's.
@@ -153,99 +119,34 @@ fn records(text: &str) -> Result<Vec<(usize, csv::StringRecord)>> {
     Ok(out)
 }
 
-fn serving_cases(text: &str) -> Result<Vec<ServingCase>> {
-    let num = |line: usize, rec: &csv::StringRecord, i: usize| -> Result<f64> {
-        rec[i].parse::<f64>().map_err(|_| bad(line, format!("column {} is {:?}, not a number", i + 1, &rec[i])))
-    };
-    let mut out = Vec::new();
-    for (line, rec) in records(text)? {
-        let (_, moe) = model_name(&rec[1]).ok_or_else(|| bad(line, format!("unknown model {:?}", &rec[1])))?;
-        out.push(ServingCase {
-            source: rec[0].to_string(),
-            model: rec[1].to_string(),
-            dtype: rec[2].to_string(),
-            gpu: rec[4].to_string(),
-            tp: num(line, &rec, 6)? as u32,
-            input: num(line, &rec, 7)? as u32,
-            output: num(line, &rec, 8)? as u32,
-            measured: num(line, &rec, 11)?,
-            requests: rec[13].parse().ok(),
-            moe,
-        });
-    }
-    Ok(out)
-}
-
-/// The scenario text of a serving case.
-fn scenario_toml(c: &ServingCase, gpu: &str, model: &str, requests: u32) -> String {
-    format!(
-        r#"[scenario]
-name = "validation"
-seed = 1
-
-[hardware]
-gpu = "{gpu}"
-nodes = 1
-gpus_per_node = 8
-
-[model]
-preset = "{model}"
-dtype = "{dtype}"
-
-[parallel]
-tp = {tp}
-
-[serving]
-framework = "optimized"
-max_batch_tokens = 8192
-max_seqs = 1024
-gpu_memory_utilization = 0.9
-
-[workload]
-requests = {requests}
-arrival = {{ process = "all_at_once" }}
-prompt_tokens = {{ dist = "fixed", value = {input} }}
-output_tokens = {{ dist = "fixed", value = {output} }}
-"#,
-        dtype = c.dtype,
-        tp = c.tp,
-        input = c.input,
-        output = c.output,
-    )
-}
-
-fn simulate_case(c: &ServingCase, opts: &Options) -> std::result::Result<f64, String> {
-    let gpu = gpu_name(&c.gpu).ok_or_else(|| format!("no preset for GPU {}", c.gpu))?;
-    let (model, _) = model_name(&c.model).ok_or_else(|| format!("no preset for model {}", c.model))?;
-    let requests = c.requests.unwrap_or(opts.max_requests).min(opts.max_requests).max(1);
-    let text = scenario_toml(c, gpu, model, requests);
-    let path = Path::new("validation.toml");
-    let run = || -> Result<f64> {
-        let scenario = crate::scenario::parse(&text, path, &[])?;
-        let setup = crate::scenario::validate(&scenario, path)?;
-        Ok(simulate(&setup, RunOptions::default())?.report.summary.throughput.output_tokens_per_s)
-    };
-    run().map_err(|e| e.to_string())
+/// The shipped serving measurements.
+pub fn serving_measurements() -> Result<Vec<Measurement>> {
+    parse_csv(SERVING_CSV, Path::new("data/validation/serving_throughput.csv"))
 }
 
 fn serving_rows(opts: &Options) -> Result<Vec<Row>> {
-    let cases: Vec<ServingCase> =
-        serving_cases(SERVING_CSV)?.into_iter().filter(|c| matches(opts, &configuration(c))).collect();
+    let cases: Vec<Measurement> =
+        serving_measurements()?.into_iter().filter(|c| matches(opts, &c.configuration())).collect();
     Ok(cases
         .par_iter()
-        .map(|c| Row {
-            source: c.source.clone(),
-            configuration: configuration(c),
-            class: if c.moe { "MoE throughput" } else { "dense throughput" }.into(),
-            metric: "output tok/s".into(),
-            measured: c.measured,
-            simulated: simulate_case(c, opts),
+        .map(|c| {
+            let name = c.engine_profile();
+            let profile = framework_profile(name);
+            let fitted = profile.as_ref().is_some_and(|p| p.fitted_rows.contains(&c.configuration()));
+            Row {
+                source: c.source.clone(),
+                configuration: c.configuration(),
+                class: if c.is_moe() { "MoE throughput" } else { "dense throughput" }.into(),
+                metric: "output tok/s".into(),
+                measured: c.value,
+                simulated: match profile {
+                    Some(p) => c.simulate(&p, opts.max_requests),
+                    None => Err(format!("no shipped profile {name}")),
+                },
+                profile: Some((name.to_string(), fitted)),
+            }
         })
         .collect())
-}
-
-fn configuration(c: &ServingCase) -> String {
-    format!("{} {} {} TP{} {}/{}", c.model, c.dtype, c.gpu, c.tp, c.input, c.output)
 }
 
 fn matches(opts: &Options, configuration: &str) -> bool {
@@ -287,7 +188,7 @@ fn kernel_value(p: &GpuPreset, what: &str, metric: &str) -> Option<(&'static str
 fn kernel_rows(opts: &Options) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for (line, rec) in records(KERNELS_CSV)? {
-        let Some(p) = gpu_name(&rec[2]).and_then(gpu_preset) else { continue };
+        let Some(p) = gpu_preset_name(&rec[2]).and_then(gpu_preset) else { continue };
         let Some((class, sim)) = kernel_value(p, &rec[1], &rec[4]) else { continue };
         // A range in the source ("46-48") is held against its midpoint.
         let parts: Vec<f64> = rec[5].split('-').filter_map(|x| x.trim().parse().ok()).collect();
@@ -305,6 +206,7 @@ fn kernel_rows(opts: &Options) -> Result<Vec<Row>> {
             metric: rec[6].to_string(),
             measured: parts.iter().sum::<f64>() / parts.len() as f64,
             simulated: Ok(sim),
+            profile: None,
         });
     }
     Ok(out)
@@ -347,10 +249,38 @@ pub fn summary(rows: &[Row]) -> Vec<(String, usize, f64, f64)> {
     out
 }
 
-/// The table as Markdown: one line per row, then the summary by class.
+/// Per engine profile and class: ("profile, class", rows it was fitted to: count,
+/// median, worst; the other rows: count, median, worst), absolute errors in %, in
+/// first-seen order.
+pub type ProfileLine = (String, (usize, f64, f64), (usize, f64, f64));
+
+/// The per-profile summary of the serving rows: fitted (in-sample) against held out,
+/// by class (a profile fitted to dense rows says nothing of its MoE rows).
+pub fn by_profile(rows: &[Row]) -> Vec<ProfileLine> {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in rows {
+        if let Some((n, _)) = &r.profile {
+            if !keys.contains(&(n.as_str(), r.class.as_str())) {
+                keys.push((n, &r.class));
+            }
+        }
+    }
+    let stat = |name: &str, class: &str, fitted: bool| {
+        let errs: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.class == class && r.profile.as_ref().is_some_and(|(n, f)| n == name && *f == fitted))
+            .filter_map(Row::error_pct)
+            .collect();
+        let (m, w) = median_and_worst(&errs).unwrap_or((f64::NAN, f64::NAN));
+        (errs.len(), m, w)
+    };
+    keys.iter().map(|(n, c)| (format!("{n}, {c}"), stat(n, c, true), stat(n, c, false))).collect()
+}
+
+/// The table as Markdown: one line per row, then the summary by class and by profile.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| source | configuration | metric | measured | simulated | error % |\n|---|---|---|---:|---:|---:|\n",
+        "| source | configuration | profile | metric | measured | simulated | error % |\n|---|---|---|---|---:|---:|---:|\n",
     );
     for r in rows {
         let (sim, err) = match (&r.simulated, r.error_pct()) {
@@ -358,10 +288,16 @@ pub fn markdown(rows: &[Row]) -> String {
             (Err(why), _) => (format!("n/a ({why})"), "-".into()),
             _ => ("n/a".into(), "-".into()),
         };
+        let profile = match &r.profile {
+            Some((n, true)) => format!("{n} (fitted)"),
+            Some((n, false)) => n.clone(),
+            None => "-".into(),
+        };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             r.source,
             r.configuration,
+            profile,
             r.metric,
             thousands(r.measured),
             sim,
@@ -372,6 +308,20 @@ pub fn markdown(rows: &[Row]) -> String {
     for (class, n, median, worst) in summary(rows) {
         s.push_str(&format!("| {class} | {n} | {median:.1} | {worst:.1} |\n"));
     }
+    s.push_str(
+        "\n| profile | fitted rows | median % | worst % | held-out rows | median % | worst % |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let cell = |(n, m, w): (usize, f64, f64)| {
+        if n == 0 {
+            "0 | - | -".to_string()
+        } else {
+            format!("{n} | {m:.1} | {w:.1}")
+        }
+    };
+    for (name, fitted, held) in by_profile(rows) {
+        s.push_str(&format!("| {name} | {} | {} |\n", cell(fitted), cell(held)));
+    }
     s
 }
 
@@ -381,9 +331,10 @@ mod tests {
 
     #[test]
     fn the_shipped_csvs_parse_and_every_row_maps_to_presets() {
-        let cases = serving_cases(SERVING_CSV).expect("parses");
+        let cases = serving_measurements().expect("parses");
         assert_eq!(cases.len(), 79);
-        assert!(cases.iter().all(|c| gpu_name(&c.gpu).is_some()));
+        assert!(cases.iter().all(|c| gpu_preset_name(&c.gpu).is_some()));
+        assert!(cases.iter().all(|c| c.engine_profile() == "trtllm"));
         // "same" resolves to the row above it.
         assert!(cases.iter().all(|c| c.source != "same"));
     }
@@ -393,5 +344,25 @@ mod tests {
         // |-10|, 2, |-4|, 30 -> sorted 2, 4, 10, 30: median (4 + 10) / 2 = 7, worst 30.
         assert_eq!(median_and_worst(&[-10.0, 2.0, -4.0, 30.0]), Some((7.0, 30.0)));
         assert_eq!(median_and_worst(&[]), None);
+    }
+
+    #[test]
+    fn by_profile_splits_fitted_from_held_out_rows_by_class() {
+        let row = |class: &str, sim: f64, fitted: bool| Row {
+            source: "s".into(),
+            configuration: "c".into(),
+            class: class.into(),
+            metric: "m".into(),
+            measured: 100.0,
+            simulated: Ok(sim),
+            profile: Some(("trtllm".into(), fitted)),
+        };
+        // Dense fitted: +10 %, -2 % -> median 6, worst 10; dense held out: +20 %;
+        // MoE held out: -50 %; nothing fitted to MoE.
+        let rows =
+            [row("dense", 110.0, true), row("dense", 98.0, true), row("dense", 120.0, false), row("MoE", 50.0, false)];
+        let lines = by_profile(&rows);
+        assert_eq!(lines[0], ("trtllm, dense".to_string(), (2, 6.0, 10.0), (1, 20.0, 20.0)));
+        assert_eq!((lines[1].0.as_str(), lines[1].1 .0, lines[1].2), ("trtllm, MoE", 0, (1, 50.0, 50.0)));
     }
 }

@@ -4,7 +4,7 @@
 //! A flow is started on a [`Route`] with a byte count. While it drains, it holds a
 //! share of every link on its route. Shares are re-computed when flows start or
 //! drain or a link's capacity changes, over the links and flows the change can reach
-//! (see [`sharing`]), and every change at one instant is one re-sharing. Each draining
+//! (see the `sharing` module), and every change at one instant is one re-sharing. Each draining
 //! flow's drain instant sits in one dense array, moved only when its rate changes, so
 //! the next drain is one scan; completions (the latency tail after the last byte) are
 //! events in the engine's [`EventQueue`].
@@ -18,6 +18,14 @@
 //! [`Network::step`], which returns the flows completed at that instant. New flows are
 //! started at the network's current instant with [`Network::start_flow`] after
 //! [`Network::advance_clock`].
+//!
+//! Links that slow down or fail while flows run: at the instant, after
+//! [`Network::advance_clock`], [`Network::set_link_capacity`] (a fraction of the nominal
+//! capacity, 0 for a failure, the nominal value to restore) re-shares the flows in flight
+//! from then on; a flow on a failed link stalls with its bytes left. The topology routes
+//! every pair one way, so the network never re-routes by itself: an owner that has
+//! another path for a flow ([`Network::flows_on_link`] lists them) moves it with
+//! [`Network::reroute_flow`].
 
 mod sharing;
 

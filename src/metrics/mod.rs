@@ -1,5 +1,6 @@
 //! Measuring a run: GPU state accounting, statistics, time series, the summary.
 
+pub mod experts;
 pub mod network;
 pub mod pools;
 pub mod prefix;

@@ -83,16 +83,18 @@ pub struct NetworkSummary {
 
 impl NetworkFacts {
     /// Contention loss of one GPU, ns: its payload of each kind times its group's
-    /// extra time per byte.
+    /// extra time per byte (sharing inside a stage), plus what it lost to other
+    /// replicas' or stages' traffic on shared links.
     pub fn contention_ns(&self, gpu: usize, t: &GpuTotals) -> f64 {
-        let Some(groups) = self.gpu_groups.get(gpu) else { return 0.0 };
-        CommKind::ALL
-            .iter()
-            .filter_map(|k| {
-                groups[k.index()].map(|g| t.comm_bytes[k.index()] * self.groups[g as usize].contention_ns_per_byte)
-            })
-            .sum::<f64>()
-            .max(0.0)
+        let Some(groups) = self.gpu_groups.get(gpu) else { return t.contention_ns as f64 };
+        t.contention_ns as f64
+            + CommKind::ALL
+                .iter()
+                .filter_map(|k| {
+                    groups[k.index()].map(|g| t.comm_bytes[k.index()] * self.groups[g as usize].contention_ns_per_byte)
+                })
+                .sum::<f64>()
+                .max(0.0)
     }
 
     /// Bytes each link carried, given every GPU's totals.

@@ -1,5 +1,5 @@
-//! `summary.json`'s `prefix_cache` section: what prefix caching did in a run (filled
-//! by `serving::prefix::stats`; see there for the definitions).
+//! `summary.json`'s `prefix_cache` section: what prefix caching did in a run (filled by
+//! `serving::prefix::stats`; see there for how hit rates are counted).
 
 use super::summary::Dist;
 use serde::{Deserialize, Serialize};

@@ -151,8 +151,8 @@ pub struct Recorder {
     pub output_tokens: u64,
     /// Prompt tokens of finished requests.
     pub prompt_tokens: u64,
-    /// Tokens routed to each expert (summed over layers and iterations).
-    pub expert_tokens: Vec<u64>,
+    /// Tokens routed to each expert, in total and per step.
+    pub expert_load: super::experts::ExpertLoad,
     /// Timeline window; spans are kept for stage runs overlapping it.
     pub window: Option<(SimTime, SimTime)>,
     /// Spans inside the window.
@@ -195,7 +195,7 @@ impl Recorder {
             last_completion: SimTime::ZERO,
             output_tokens: 0,
             prompt_tokens: 0,
-            expert_tokens: vec![0; experts],
+            expert_load: super::experts::ExpertLoad::new(experts),
             window: None,
             spans: Vec::new(),
             spans_dropped: 0,

@@ -255,8 +255,9 @@ fn summarize(rec: &mut Recorder, ctx: &ReportContext, tot: &GpuTotals, wall: Sim
         },
         load_imbalance: LoadImbalance {
             cv: cv(&tot.busy_ns),
-            expert_cv: cv(&rec.expert_tokens.iter().map(|c| *c as f64).collect::<Vec<_>>()),
+            expert_cv: cv(&rec.expert_load.tokens.iter().map(|c| *c as f64).collect::<Vec<_>>()),
         },
+        expert_load: rec.expert_load.summary(),
         sim: SimFigures { events, iterations: rec.iterations, simulated_s: wall_s },
         // Filled by `analysis::price` from the scenario's economics.
         cost: Default::default(),

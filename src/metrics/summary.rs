@@ -183,6 +183,9 @@ pub struct Summary {
     pub pipeline: Pipeline,
     /// Load imbalance.
     pub load_imbalance: LoadImbalance,
+    /// Tokens per expert per step (MoE models only; absent for dense ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_load: Option<super::experts::ExpertLoadSummary>,
     /// Engine figures.
     pub sim: SimFigures,
     /// Cost and energy at the GPU's list price and power model (0 where unknown).

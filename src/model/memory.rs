@@ -97,6 +97,34 @@ pub fn stage_kv_bytes_per_token(model: &ModelSpec, tp: u32, pp: u32, stage: u32)
     kv_bytes_per_token(model, tp, stage_kv_layers(model, pp, stage).0)
 }
 
+/// KV bytes of one sequence over the whole model (every layer, TP 1): what a KV
+/// handoff between instances moves. Full-attention layers hold every token; a window
+/// layer at most W.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SequenceKv {
+    full_per_token: f64,
+    window_per_token: f64,
+    window_tokens: u32,
+}
+
+impl SequenceKv {
+    /// The sizes of `model` (its draft layers excluded: the target's KV only).
+    pub fn of(model: &ModelSpec) -> Self {
+        let window = model.sliding_window.map_or(0, |w| w.window_layers_in(0..model.layers));
+        SequenceKv {
+            full_per_token: kv_bytes_per_token(model, 1, model.layers - window),
+            window_per_token: kv_bytes_per_token(model, 1, window),
+            window_tokens: model.sliding_window.map_or(0, |w| w.window_tokens),
+        }
+    }
+    /// Bytes of a sequence of `tokens` tokens.
+    pub fn bytes(&self, tokens: u32) -> f64 {
+        let windowed =
+            if self.window_tokens > 0 { self.window_per_token * tokens.min(self.window_tokens) as f64 } else { 0.0 };
+        self.full_per_token * tokens as f64 + windowed
+    }
+}
+
 /// Bytes reserved on one GPU of stage `stage` for its sliding-window layers: `max_seqs`
 /// sequences of W tokens each (0 without window layers).
 pub fn window_kv_reserve_bytes(model: &ModelSpec, req: &MemoryRequest, stage: u32) -> f64 {
@@ -264,6 +292,19 @@ mod tests {
         assert_eq!(kv_bytes_per_token(&m, 8, stage_layers(80, 2, 1)), 20_480.0);
         // TP16: kv heads replicated, still one per rank: no further saving.
         assert_eq!(kv_bytes_per_token(&m, 16, 80), 40_960.0);
+    }
+
+    #[test]
+    fn a_sequence_moves_every_token_of_full_layers_and_at_most_w_of_window_layers() {
+        // Llama-2-70B fp16: 327,680 B per token, 1,000 tokens: 327,680,000 B.
+        let m = llama70();
+        assert_eq!(SequenceKv::of(&m).bytes(1000), 327_680_000.0);
+        // Half its layers windowed at 256: 40 x 4,096 B x 1,000 + 40 x 4,096 B x 256.
+        let w = ModelSpec {
+            sliding_window: Some(crate::model::window::SlidingWindow { window_tokens: 256, full_every: 2 }),
+            ..llama70()
+        };
+        assert_eq!(SequenceKv::of(&w).bytes(1000), 163_840_000.0 + 41_943_040.0);
     }
 
     #[test]

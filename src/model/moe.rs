@@ -19,6 +19,16 @@ const LOGIT_BYTES: f64 = 4.0;
 const TOPK_ENTRY_BYTES: f64 = 8.0;
 
 impl CostModel {
+    /// Bytes one expert choice of one token moves in the EP combine: the expert's output
+    /// row, which the grouped GEMM writes in BF16 whatever the weights' dtype, so h·2 for
+    /// FP8/FP4 models (the dispatch moves the low-precision row, h·s:
+    /// [`CostModel::ep_bytes_per_choice`]). DeepEP's benchmarks run DeepSeek-V3 this
+    /// way, "FP8 dispatching and BF16 combining" (deepseek-ai/DeepEP README.md,
+    /// Performance).
+    pub fn ep_combine_bytes_per_choice(&self) -> f64 {
+        self.hidden * self.dtype_bytes.max(ACTIVATION_BYTES)
+    }
+
     /// One MoE layer on this rank: the router over `tokens` tokens, the shared experts
     /// (as `Mlp`, if the model has any) and the routed experts this rank holds, given
     /// the tokens each of them received (permute, grouped GEMMs, unpermute, as
@@ -110,6 +120,19 @@ mod tests {
         let down = 2.0 * f * h + 200.0 * f + 200.0 * h * 2.0 + 8_601_600.0;
         let unpermute = 200.0 * h * 2.0 + 100.0 * h * 2.0;
         assert_eq!(e.bytes, 1_228_800.0 + 1_638_400.0 + up + act + down + unpermute);
+    }
+
+    #[test]
+    fn fp8_dispatches_one_byte_rows_and_combines_bf16_rows() {
+        // Mixtral, h = 4096: BF16 moves 8 KiB per choice both ways; FP8 dispatches
+        // 4096 B and combines 8192 B.
+        let bf16 = mixtral(1);
+        assert_eq!((bf16.ep_bytes_per_choice(), bf16.ep_combine_bytes_per_choice()), (8192.0, 8192.0));
+        let mut m = (model_preset("mixtral-8x7b").unwrap().spec)();
+        m.dtype = crate::model::spec::Dtype::Fp8;
+        let g = (gpu_preset("h100-sxm").unwrap().spec)();
+        let fp8 = CostModel::new(&m, &g, &framework_profile("optimized").unwrap(), 1);
+        assert_eq!((fp8.ep_bytes_per_choice(), fp8.ep_combine_bytes_per_choice()), (4096.0, 8192.0));
     }
 
     #[test]

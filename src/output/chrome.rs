@@ -3,13 +3,17 @@
 //! A process per node, two threads per GPU (its compute stream and its communication
 //! stream), one complete (`"ph": "X"`) event per operator, collective or wait inside
 //! the timeline window, with its FLOPs or bytes, batch id and the batch's request ids.
-//! Timestamps are microseconds with nanosecond decimals, sorted per thread.
+//! Timestamps are microseconds with nanosecond decimals, sorted per thread. Links
+//! shared between replicas or stages get a process of their own, one thread per link,
+//! one event per transfer on it (how long it took, and how much of that it lost to
+//! sharing).
 
 use crate::error::{Error, Result};
 use crate::metrics::recorder::Span;
 use crate::output::files::AtomicFile;
 use crate::parallel::ledger::GpuState;
 use crate::parallel::plan::Plan;
+use crate::serving::paced::LinkSpan;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,8 +29,18 @@ fn thread_of(s: &Span) -> u32 {
     }
 }
 
-/// Writes the spans as a trace file.
-pub fn write_trace(path: &Path, spans: &[Span], batch_requests: &BTreeMap<u64, Vec<u64>>, plan: &Plan) -> Result<()> {
+/// The process id of the shared-links tracks (after every node's).
+const LINKS_PID: u32 = 1 << 30;
+
+/// Writes the spans (and the transfers on shared links, with their links' names) as a
+/// trace file.
+pub fn write_trace(
+    path: &Path,
+    spans: &[Span],
+    batch_requests: &BTreeMap<u64, Vec<u64>>,
+    plan: &Plan,
+    links: &[(String, LinkSpan)],
+) -> Result<()> {
     let err = |e: std::io::Error| Error::io(path, e);
     let mut f = AtomicFile::create(path)?;
     let mut sorted: Vec<&Span> = spans.iter().filter(|s| s.state != GpuState::Idle && s.end > s.start).collect();
@@ -95,6 +109,55 @@ pub fn write_trace(path: &Path, spans: &[Span], batch_requests: &BTreeMap<u64, V
         )
         .map_err(err)?;
     }
+    link_tracks(links, &mut |v| emit(&mut f, v)).map_err(err)?;
     writeln!(f, "\n]}}").map_err(err)?;
     f.commit()
+}
+
+/// Most lanes one link's track is split into (transfers overlapping deeper share the last).
+const MAX_LANES: u32 = 16;
+
+/// The shared links' process: per link, lanes of non-overlapping transfers (sharing
+/// means transfers on one link overlap, and one trace thread must not), each lane a
+/// named thread, one event per transfer.
+fn link_tracks(
+    links: &[(String, LinkSpan)],
+    emit: &mut dyn FnMut(serde_json::Value) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    emit(json!({"name": "process_name", "ph": "M", "pid": LINKS_PID, "args": {"name": "shared links"}}))?;
+    let mut sorted: Vec<&(String, LinkSpan)> = links.iter().collect();
+    sorted.sort_by_key(|(_, s)| (s.link, s.start, s.end));
+    // Per link, the end of each lane's last transfer.
+    let mut lanes: BTreeMap<u32, Vec<crate::engine::SimTime>> = BTreeMap::new();
+    let mut events = Vec::with_capacity(sorted.len());
+    for (name, s) in sorted {
+        let ends = lanes.entry(s.link).or_default();
+        let lane = match ends.iter().position(|e| *e <= s.start) {
+            Some(l) => l,
+            None if (ends.len() as u32) < MAX_LANES => {
+                ends.push(s.start);
+                let lane = ends.len() - 1;
+                let tid = s.link * MAX_LANES + lane as u32;
+                let label = if lane == 0 { name.clone() } else { format!("{name} ({})", lane + 1) };
+                emit(json!({"name": "thread_name", "ph": "M", "pid": LINKS_PID, "tid": tid, "args": {"name": label}}))?;
+                lane
+            }
+            None => ends.len() - 1,
+        };
+        ends[lane] = ends[lane].max(s.end);
+        events.push((s.link * MAX_LANES + lane as u32, s));
+    }
+    // Per thread in start order (each lane's transfers were placed in start order).
+    events.sort_by_key(|(tid, s)| (*tid, s.start));
+    for (tid, s) in events {
+        let us = |t: crate::engine::SimTime| t.as_ns() as f64 / 1e3;
+        let lost_us = us(s.end) - us(s.alone_end);
+        emit(json!({"name": format!("batch {}", s.batch), "cat": "link", "ph": "X", "ts": us(s.start),
+                    "dur": us(s.end) - us(s.start), "pid": LINKS_PID, "tid": tid,
+                    "args": {"batch": s.batch, "bytes": s.bytes, "lost_to_sharing_us": lost_us}}))?;
+    }
+    Ok(())
 }

@@ -77,6 +77,9 @@ pub fn summary_table(s: &Summary) -> String {
         s.load_imbalance.expert_cv,
         s.pipeline.bubble_fraction * 100.0
     );
+    if let Some(e) = &s.expert_load {
+        experts_line(&mut o, e);
+    }
     let _ = writeln!(
         o,
         "simulated  {:.2} s, {} events, {} stage iterations",
@@ -86,6 +89,18 @@ pub fn summary_table(s: &Summary) -> String {
         pools_lines(&mut o, d);
     }
     o
+}
+
+/// The MoE line: tokens per expert per step, the busiest expert, the hottest's share.
+fn experts_line(o: &mut String, e: &crate::metrics::experts::ExpertLoadSummary) {
+    let _ = writeln!(
+        o,
+        "experts    per step {:.1} tokens per expert, busiest {:.1} ({:.2} x mean); hottest expert {:.1} % of tokens",
+        e.mean_tokens_per_expert_per_step,
+        e.max_tokens_per_expert_per_step,
+        e.imbalance,
+        e.hottest_expert_share * 100.0
+    );
 }
 
 /// The pools of a disaggregated run: one line each, the KV handoffs, the P:D balance.

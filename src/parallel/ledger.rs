@@ -69,6 +69,9 @@ pub struct GpuTotals {
     /// Payload bytes of the collectives it took part in, by kind (nccl-tests sizes;
     /// for all-to-all the volume one rank sends to the others).
     pub comm_bytes: [f64; 4],
+    /// Communication time lost to traffic of other replicas or stages on shared links
+    /// (already inside `comm_ns`), ns.
+    pub contention_ns: u64,
 }
 
 impl GpuTotals {
@@ -136,6 +139,10 @@ impl Ledger {
     /// Adds exposed communication.
     pub fn communicate(&mut self, gpu: u32, kind: CommKind, ns: u64) {
         self.gpus[gpu as usize].comm_ns[kind.index()] += ns;
+    }
+    /// Marks `ns` of its communication as lost to traffic of other replicas or stages.
+    pub fn contend(&mut self, gpu: u32, ns: u64) {
+        self.gpus[gpu as usize].contention_ns += ns;
     }
     /// Adds payload bytes of collectives of `kind`.
     pub fn moved(&mut self, gpu: u32, kind: CommKind, bytes: f64) {

@@ -274,7 +274,10 @@ impl CollectiveRunner {
         self.running.len()
     }
 
-    /// What-if: sets `link`'s capacity (bytes/s) from the network's current instant on.
+    /// Sets `link`'s capacity (bytes/s) from the network's current instant on, for the
+    /// transfers in flight too (call [`CollectiveRunner::run_until`] to the instant
+    /// first). 0 is a failed link: its flows stall until the capacity is set again, so
+    /// [`CollectiveRunner::run_to_end`] can return with [`CollectiveRunner::active`] > 0.
     pub fn set_link_capacity(&mut self, link: LinkId, bytes_per_s: f64) {
         self.projection = None;
         self.net.set_link_capacity(link, bytes_per_s);

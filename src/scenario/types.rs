@@ -272,12 +272,16 @@ pub struct ServingConfig {
     /// Most sequences in one iteration (default 256).
     #[serde(default = "default_max_seqs")]
     pub max_seqs: u32,
-    /// Software-stack overhead profile: `optimized` (default) or `vllm-2023`.
+    /// Engine profile: a shipped name (`optimized`, the default; `trtllm`, `vllm`,
+    /// `sglang`, `vllm-2023`) or a profile TOML file relative to the scenario.
     #[serde(default = "default_framework")]
     pub framework: String,
-    /// Split long prompts into chunks mixed with decodes (default true).
-    #[serde(default = "yes")]
-    pub chunked_prefill: bool,
+    /// Split long prompts into chunks mixed with decodes (default: the profile's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunked_prefill: Option<bool>,
+    /// Admission policy, `preempt` or `no_evict` (default: the profile's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<crate::model::framework::Admission>,
     /// Prefill chunk size in tokens (default = max_batch_tokens).
     #[serde(default)]
     pub chunk_tokens: Option<u32>,
@@ -313,9 +317,6 @@ fn default_max_seqs() -> u32 {
 fn default_framework() -> String {
     "optimized".to_string()
 }
-fn yes() -> bool {
-    true
-}
 fn default_block_tokens() -> u32 {
     16
 }
@@ -329,7 +330,8 @@ impl Default for ServingConfig {
             max_batch_tokens: default_max_batch_tokens(),
             max_seqs: default_max_seqs(),
             framework: default_framework(),
-            chunked_prefill: true,
+            chunked_prefill: None,
+            admission: None,
             chunk_tokens: None,
             kv_block_tokens: default_block_tokens(),
             gpu_memory_utilization: default_mem_util(),

@@ -90,6 +90,9 @@ impl StageCosts for ModelCosts {
     fn ep_bytes_per_choice(&self) -> f64 {
         self.model.ep_bytes_per_choice()
     }
+    fn ep_combine_bytes_per_choice(&self) -> f64 {
+        self.model.ep_combine_bytes_per_choice()
+    }
 }
 
 /// Everything a serving run is built from.
@@ -229,6 +232,67 @@ impl Assembly {
     /// Nodes of the cluster.
     pub fn nodes(&self) -> u32 {
         self.pricer.nodes()
+    }
+
+    /// The run's shared fabric (see [`super::paced`]): links crossed by more than one
+    /// (replica, stage), and every link a `link_slowdown` in `events` names, so the
+    /// slowdown reaches transfers in flight. None when nothing is shared.
+    pub fn shared_fabric(&self, events: &[WhatIfEvent]) -> Option<super::paced::SharedFabric> {
+        let (plan, units) = (&self.plan, self.unit_links());
+        let extra: Vec<_> = events
+            .iter()
+            .filter_map(|e| match *e {
+                WhatIfEvent::LinkSlowdown { link, node, .. } => {
+                    Some(self.pricer.class_links(link == LinkClass::Nvlink, node))
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        super::paced::SharedFabric::build(plan, &units, &extra, &self.report.network, &self.pricer.link_capacities())
+    }
+
+    /// The links each (replica, stage) crosses, by `replica * pp + stage`.
+    fn unit_links(&self) -> Vec<std::collections::BTreeSet<crate::hardware::topology::LinkId>> {
+        let plan = &self.plan;
+        (0..plan.dp * plan.pp).map(|u| self.pricer.unit_links(plan, u / plan.pp, u % plan.pp)).collect()
+    }
+
+    /// A warning when links are crossed by more than one replica or stage: how many,
+    /// and the first with its users (their traffic shares it when batches overlap).
+    pub fn cross_sharing(&self) -> Option<String> {
+        let shared = super::paced::shared_between_units(&self.unit_links());
+        let (link, users) = shared.iter().next()?;
+        let pp = self.plan.pp;
+        let who: Vec<String> = users.iter().map(|u| format!("replica {} stage {}", u / pp, u % pp)).collect();
+        Some(format!(
+            "{} link(s) carry traffic of more than one replica or pipeline stage (e.g. {}: {}); \
+             where their batches overlap in time they share it (max-min), priced as the run goes",
+            shared.len(),
+            self.link_name(*link),
+            who.join(", ")
+        ))
+    }
+
+    /// A link for people ("NIC 3 up").
+    pub fn link_name(&self, link: crate::hardware::topology::LinkId) -> String {
+        self.pricer.link_name(link)
+    }
+
+    /// Each link's bandwidth now, bytes / s, by link id.
+    pub fn link_capacities(&self) -> Vec<f64> {
+        self.pricer.link_capacities()
+    }
+
+    /// A transfer of `bytes` from GPU `src` to GPU `dst` on idle links: its time, ns,
+    /// and the bytes it puts on each link of its route.
+    pub fn transfer_alone(
+        &self,
+        src: u32,
+        dst: u32,
+        bytes: f64,
+    ) -> (u64, Vec<(crate::hardware::topology::LinkId, f64)>) {
+        self.pricer.transfer(src, dst, bytes)
     }
 
     fn reprice(&mut self) {

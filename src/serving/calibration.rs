@@ -97,7 +97,7 @@ pub fn single_node_step(
         comm: &comm,
         overlap: false,
     };
-    let run = run_stage(&costs, &input, None, &mut [], None);
+    let run = run_stage(&costs, &input, None, &mut crate::metrics::experts::ExpertLoad::default(), None);
     let host = framework.host_before(shape.prefill.len()) + framework.host_after(shape.seqs() as usize);
     let gpu0 = &run.gpus[0];
     Ok(StepCost {

@@ -8,6 +8,8 @@ pub mod calibration;
 pub mod disagg;
 pub mod experts;
 pub mod kv;
+pub mod links;
+pub mod paced;
 pub mod pipeline;
 pub mod prefix;
 pub mod pricing;
@@ -52,11 +54,15 @@ pub struct Outcome {
     pub spans: Vec<Span>,
     /// Request ids of each batch with spans in the window.
     pub batch_requests: BTreeMap<u64, Vec<u64>>,
+    /// Transfers on links shared between replicas or stages inside the window, each
+    /// with its link's name (for the trace's per-link tracks).
+    pub link_spans: Vec<(String, paced::LinkSpan)>,
 }
 
 /// Simulates `setup` to the end.
 pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     if !setup.pools.is_empty() {
+        prefix::config::refuse_with_pools(setup)?;
         return disagg::simulate(setup, opts);
     }
     let asm = assemble::Assembly::build(setup)?;
@@ -72,5 +78,6 @@ pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     report.summary.prefix_cache = sim.prefix_summary();
     let plan = ctx.plan.clone();
     let spans = std::mem::take(&mut sim.rec.spans);
-    Ok(Outcome { report, events, plan, spans, batch_requests: std::mem::take(&mut sim.rec.batch_requests) })
+    let link_spans = sim.link_spans();
+    Ok(Outcome { report, events, plan, spans, batch_requests: std::mem::take(&mut sim.rec.batch_requests), link_spans })
 }

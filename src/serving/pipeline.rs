@@ -6,9 +6,17 @@
 //! collectives it has. A stage that had nothing to do while the batch was upstream
 //! books that time as pipeline wait. When a GPU may fail, each stage run is kept as
 //! a [`Booking`] so the part after a failure can be taken back.
+//!
+//! The exception is traffic on links shared with other replicas or stages: what it
+//! meets there depends on batches formed later. A stage that crosses such links books
+//! that traffic on the run's [`SharedFabric`] and ends when it says; batches formed later
+//! may move that end (see [`super::paced`]), and the simulation moves the batch's
+//! completion event with it.
 
 use super::assemble::Assembly;
 use super::experts::ExpertSampler;
+use super::links::{Move, Owner};
+use super::paced::SharedFabric;
 use super::replica::Replica;
 use super::request::RequestSlab;
 use super::scheduler::BatchEntry;
@@ -60,6 +68,11 @@ pub struct Pipeline {
     emitting: Vec<u32>,
     local_spans: Vec<LocalSpan>,
     stage_speeds: Vec<f64>,
+    /// Links shared between replicas or stages, and the transfers on them (None when
+    /// the plan shares none: every stage is priced in O(1)).
+    pub fabric: Option<SharedFabric>,
+    /// Moves found while booking, and whether they were applied to the replica.
+    moves: Vec<(Move, bool)>,
     /// The cluster GPU of the plan's GPU 0 (a pool of a disaggregated run starts
     /// after the pools before it; 0 otherwise).
     gpu_base: u32,
@@ -82,6 +95,7 @@ impl Pipeline {
             window_tokens: m.sliding_window.map_or(0, |w| w.window_tokens),
             window_layers: (0..plan.pp).map(|s| stage_kv_layers(m, plan.pp, s).1).collect(),
         };
+        let fabric = asm.shared_fabric(&setup.events);
         Pipeline {
             asm,
             facts,
@@ -95,6 +109,8 @@ impl Pipeline {
             emitting: Vec::new(),
             local_spans: Vec::new(),
             stage_speeds: Vec::new(),
+            fabric,
+            moves: Vec::new(),
             gpu_base: 0,
         }
     }
@@ -102,6 +118,9 @@ impl Pipeline {
     /// The same pipeline with the plan's GPUs numbered from `base` in the cluster.
     pub fn with_gpu_base(mut self, base: u32) -> Self {
         self.gpu_base = base;
+        if let Some(f) = self.fabric.as_mut() {
+            f.number_gpus_from(base);
+        }
         self
     }
 
@@ -138,7 +157,19 @@ impl Pipeline {
             let run = self.run_stage_at(r, s, start, speeds, rec);
             self.keep_spans(rec, first_gpu, start, batch, entries, reqs);
             book_run(rec, first_gpu, start, &run);
-            let run_end = start + SimTime(run.duration_ns);
+            let mut run_end = start + SimTime(run.duration_ns);
+            if let Some(f) = self.fabric.as_mut() {
+                run_end = f.book_stage(batch, r, s, &run, run_end, now, rec);
+                // This replica's later stages are booked next: their clocks must
+                // already show what this booking moved.
+                for mv in f.take_moves() {
+                    let mine = mv.owner.replica == r;
+                    if mine {
+                        super::paced::apply_move(rep, &mv, now, rec);
+                    }
+                    self.moves.push((mv, mine));
+                }
+            }
             if self.keep_bookings {
                 bookings.push(Booking { first_gpu, start, end: run_end, gpus: run.gpus });
             }
@@ -154,6 +185,66 @@ impl Pipeline {
         }
         rep.period_end = rep.period_end.max(arrive);
         (arrive, bookings)
+    }
+
+    /// The number of the latest batch booked.
+    pub fn batch_seq(&self) -> u64 {
+        self.batch_seq
+    }
+
+    /// Books the time lost to sharing by every transfer on shared links finished by `now`.
+    pub fn settle(&mut self, now: SimTime, rec: &mut Recorder) {
+        if let Some(f) = self.fabric.as_mut() {
+            f.settle(now, rec);
+        }
+    }
+
+    /// Transfers on shared links whose end moved since the last call, each with
+    /// whether its replica's clocks were already moved (its batch's completion event
+    /// must still move with it).
+    pub fn take_moves(&mut self) -> Vec<(Move, bool)> {
+        let mut out = std::mem::take(&mut self.moves);
+        if let Some(f) = self.fabric.as_mut() {
+            out.extend(f.take_moves().into_iter().map(|m| (m, false)));
+        }
+        out
+    }
+
+    /// Drops the transfers of a batch lost to a failure.
+    pub fn cancel_batch(&mut self, batch: u64) {
+        if let Some(f) = self.fabric.as_mut() {
+            f.cancel_batch(batch);
+        }
+    }
+
+    /// NVLink (`nvlink`) or NICs of each listed node now run at its fraction of their
+    /// nominal bandwidth: later batches are priced at it, and transfers in flight on
+    /// shared links share the new bandwidth from `now`.
+    pub fn set_link_fractions(&mut self, nvlink: bool, fractions: &[(u32, f64)], now: SimTime, rec: &mut Recorder) {
+        self.asm.set_link_fractions(nvlink, fractions);
+        if let Some(f) = self.fabric.as_mut() {
+            f.capacities_changed(now, &self.asm.link_capacities(), rec);
+        }
+    }
+
+    /// Books a transfer of `bytes` from GPU `src` to GPU `dst` starting `now` for
+    /// `owner` (e.g. a KV handoff between pools), and returns when it ends: its closed
+    /// form on idle links, stretched by sharing where its route crosses shared links.
+    /// Transfers it slows are reported by [`Self::take_moves`].
+    pub fn transfer(
+        &mut self,
+        owner: Owner,
+        src: u32,
+        dst: u32,
+        bytes: f64,
+        now: SimTime,
+        rec: &mut Recorder,
+    ) -> SimTime {
+        let (ns, links) = self.asm.transfer_alone(src, dst, bytes);
+        match self.fabric.as_mut() {
+            Some(f) => f.book_transfer(owner, now, ns, &links, now, rec),
+            None => now + SimTime(ns),
+        }
     }
 
     /// Splits the batch over the stage's attention groups: each sequence runs in the
@@ -236,7 +327,7 @@ impl Pipeline {
         self.local_spans.clear();
         let spans = if want { Some(&mut self.local_spans) } else { None };
         rec.iterations += 1;
-        run_stage(self.asm.costs.as_ref(), &input, sampler, &mut rec.expert_tokens, spans)
+        run_stage(self.asm.costs.as_ref(), &input, sampler, &mut rec.expert_load, spans)
     }
 
     /// Moves the stage run's timeline spans into the recorder.

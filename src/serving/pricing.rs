@@ -22,7 +22,7 @@ use crate::parallel::ledger::CommKind;
 use crate::parallel::plan::Plan;
 use crate::parallel::price::{Affine, Price};
 use crate::scenario::Setup;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Prices collectives over groups of GPUs.
 #[derive(Clone, Debug)]
@@ -98,6 +98,40 @@ impl Pricer {
     /// Nodes of the cluster.
     pub fn nodes(&self) -> u32 {
         self.topo.nodes()
+    }
+
+    /// Every link a (NVLink) or NIC (not `nvlink`) slowdown of `node` (all nodes when
+    /// None) touches.
+    pub fn class_links(&self, nvlink: bool, node: Option<u32>) -> Vec<LinkId> {
+        let per_node = if nvlink { self.topo.gpus_per_node() } else { self.topo.nics_per_node() };
+        let nodes = node.map_or(0..self.topo.nodes(), |n| n..n + 1);
+        nodes.flat_map(|n| (0..per_node).flat_map(move |i| self.node_links(nvlink, n, i))).collect()
+    }
+
+    /// A link for people (see [`describe_link`]).
+    pub fn link_name(&self, link: LinkId) -> String {
+        describe_link(&self.topo, link)
+    }
+
+    /// Each link's bandwidth now (what-ifs applied), bytes / s, by link id.
+    pub fn link_capacities(&self) -> Vec<f64> {
+        self.topo.links().iter().map(|l| l.bytes_per_s).collect()
+    }
+
+    /// Every link the collectives of stage `s` of replica `r` cross.
+    pub fn unit_links(&self, plan: &Plan, r: u32, s: u32) -> BTreeSet<LinkId> {
+        let sets = self.stage_sets(plan, r, s);
+        sets.iter()
+            .flat_map(|(_, ms)| ms.iter().filter(|m| m.ranks.len() > 1))
+            .flat_map(|m| m.links(&self.topo))
+            .collect()
+    }
+
+    /// A point-to-point transfer of `bytes` from GPU `src` to GPU `dst` alone: its
+    /// time (stack costs included) and the bytes it puts on each link of its route.
+    pub fn transfer(&self, src: u32, dst: u32, bytes: f64) -> (u64, Vec<(LinkId, f64)>) {
+        let ns = self.send(src, dst).ns(bytes);
+        (ns, self.topo.route(src, dst).links().iter().map(|l| (*l, bytes)).collect())
     }
 
     /// Prices a set of collectives that start together (see [`concurrent_prices`]),

@@ -27,6 +27,10 @@ pub struct InFlight {
     pub done_event: EventId,
     /// Its stage runs, kept only when a GPU may fail, so they can be taken back.
     pub bookings: Vec<Booking>,
+    /// Its number (the pipeline's batch sequence).
+    pub batch: u64,
+    /// When `done_event` fires (it moves when its traffic on shared links slows).
+    pub done_at: SimTime,
 }
 
 /// One DP replica.

@@ -8,17 +8,19 @@
 //! block and none is free, the newest running request is preempted: its blocks are
 //! freed and it goes back to the head of the queue, to be recomputed later.
 //! Sequences in a batch still travelling through the pipeline are not scheduled
-//! again until it finishes.
+//! again until it finishes. Admission policies (`preempt`, `no_evict`): `admission`.
 //!
 //! A replica whose stages run attention data-parallel over `ep` groups has one KV pool
 //! per group: a sequence is admitted into the group with the most free blocks and
 //! stays there; preemption frees blocks only in the pool that ran out.
 
+mod admission;
 mod prefix;
 
 use super::kv::{blocks_for, KvPool};
 use super::request::RequestSlab;
 use crate::engine::SimTime;
+use crate::model::framework::{Admission, FrameworkProfile};
 use crate::scenario::types::ServingConfig;
 use std::collections::VecDeque;
 
@@ -33,16 +35,19 @@ pub struct Limits {
     pub chunked_prefill: bool,
     /// Largest prompt chunk.
     pub chunk_tokens: u32,
+    /// How requests are admitted into the KV cache.
+    pub admission: Admission,
 }
 
 impl Limits {
-    /// The limits the scenario's `[serving]` table sets (chunks default to the batch limit).
-    pub fn of(s: &ServingConfig) -> Self {
+    /// `[serving]`'s limits; chunking and admission from the resolved profile `f`.
+    pub fn of(s: &ServingConfig, f: &FrameworkProfile) -> Self {
         Limits {
             max_batch_tokens: s.max_batch_tokens,
             max_seqs: s.max_seqs,
-            chunked_prefill: s.chunked_prefill,
+            chunked_prefill: f.chunked_prefill,
             chunk_tokens: s.chunk_tokens.unwrap_or(s.max_batch_tokens),
+            admission: f.admission,
         }
     }
 }
@@ -78,10 +83,6 @@ pub struct ReplicaQueues {
     /// (the simulation wakes the replica then); taken by the caller.
     pub wake_at: Option<SimTime>,
 }
-
-/// Share of blocks kept free when admitting, so admissions do not cause immediate
-/// preemptions (vLLM keeps a 1 % watermark).
-const WATERMARK: f64 = 0.01;
 
 impl ReplicaQueues {
     /// Empty queues over `groups` pools of `blocks` blocks of `block_tokens` tokens each.
@@ -186,6 +187,7 @@ impl ReplicaQueues {
             let r = reqs.get_mut(slot);
             r.blocks += need;
             out.push(BatchEntry { slot, new_tokens: step, context: r.computed, emits: true });
+            self.register_upto(r, r.computed + step);
             *tokens -= step;
             *seqs -= 1;
             i += 1;
@@ -255,7 +257,6 @@ impl ReplicaQueues {
         mut seqs: u32,
         chunked: bool,
     ) {
-        let watermark = (self.kv[0].total as f64 * WATERMARK).ceil() as u32;
         while let Some(&slot) = self.waiting.front() {
             if *tokens == 0 || seqs == 0 {
                 return;
@@ -273,12 +274,10 @@ impl ReplicaQueues {
             } else {
                 return;
             };
-            let span = blocks_for(u.tokens + chunk, self.kv[group].block_tokens);
-            let need = span - u.kv + u.reload_kv;
-            let avail = self.kv[group].available() - u.idle_kv;
-            if avail < need + watermark && !(self.running_in[group] == 0 && avail >= need) {
+            let alone = self.running_in[group] == 0;
+            let Some((span, need)) = admission::fit(lim.admission, r, &u, chunk, &self.kv[group], alone) else {
                 return;
-            }
+            };
             self.take_reuse(r, group, &u, now);
             self.kv[group].take(need);
             self.running_in[group] += 1;
@@ -335,7 +334,13 @@ mod tests {
     use crate::serving::request::Request;
 
     fn lim(tokens: u32, chunked: bool) -> Limits {
-        Limits { max_batch_tokens: tokens, max_seqs: 8, chunked_prefill: chunked, chunk_tokens: tokens }
+        Limits {
+            max_batch_tokens: tokens,
+            max_seqs: 8,
+            chunked_prefill: chunked,
+            chunk_tokens: tokens,
+            admission: Admission::Preempt,
+        }
     }
 
     #[test]
@@ -416,8 +421,13 @@ mod tests {
                 q.waiting.push_back(s);
             }
             let mut out = Vec::new();
-            let lim =
-                Limits { max_batch_tokens: 100_000, max_seqs: 1_000, chunked_prefill: true, chunk_tokens: 100_000 };
+            let lim = Limits {
+                max_batch_tokens: 100_000,
+                max_seqs: 1_000,
+                chunked_prefill: true,
+                chunk_tokens: 100_000,
+                admission: Admission::Preempt,
+            };
             q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out);
             let per_group: Vec<u32> = q.kv.iter().map(|p| (p.total - p.free) / 10).collect();
             (out.len(), per_group)
@@ -442,7 +452,13 @@ mod tests {
             q.running.push(s);
         }
         let mut out = Vec::new();
-        let lim = Limits { max_batch_tokens: 64, max_seqs: 8, chunked_prefill: true, chunk_tokens: 64 };
+        let lim = Limits {
+            max_batch_tokens: 64,
+            max_seqs: 8,
+            chunked_prefill: true,
+            chunk_tokens: 64,
+            admission: Admission::Preempt,
+        };
         assert_eq!(q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out), 1);
         assert_eq!(reqs.get(1).preemptions, 1);
         assert_eq!(reqs.get(2).preemptions, 0);
@@ -466,7 +482,13 @@ mod tests {
             q.running.push(s);
         }
         let mut out = Vec::new();
-        let lim = Limits { max_batch_tokens: 64, max_seqs: 8, chunked_prefill: true, chunk_tokens: 64 };
+        let lim = Limits {
+            max_batch_tokens: 64,
+            max_seqs: 8,
+            chunked_prefill: true,
+            chunk_tokens: 64,
+            admission: Admission::Preempt,
+        };
         assert_eq!(q.form_batch(&mut reqs, &lim, SimTime::ZERO, &mut out), 1);
         assert_eq!(out, vec![BatchEntry { slot: 0, new_tokens: 40, context: 80, emits: true }]);
         assert_eq!((reqs.get(0).blocks, reqs.get(1).blocks), (8, 0));

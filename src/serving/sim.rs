@@ -92,7 +92,7 @@ impl Simulation {
             pipeline: Pipeline::for_setup(setup, asm),
             whatifs: WhatIfs::new(&setup.events),
             speeds: vec![1.0; setup.total_gpus() as usize],
-            limits: Limits::of(s),
+            limits: Limits::of(s, &setup.framework),
             max_in_flight: s.max_inflight_batches.unwrap_or(plan.pp) as usize,
             rec,
             events: 0,
@@ -129,6 +129,7 @@ impl Simulation {
                 p(self.rec.completed + self.rec.dropped, total);
             }
         }
+        self.pipeline.settle(self.now, &mut self.rec);
         let caches = self.replicas.iter().flat_map(|r| r.queues.kv.iter()).filter_map(|p| p.cache.as_ref());
         self.prefix_end_blocks = caches.fold((0, 0), |(a, b), c| (a + c.hbm_blocks, b + c.host_blocks()));
         let cut = self.horizon.filter(|_| self.queue.peek_time().is_some());
@@ -140,6 +141,12 @@ impl Simulation {
     pub fn report_context(&self) -> ReportContext {
         let kv_peak_blocks = self.replicas.iter().map(|r| r.queues.kv.iter().map(|p| p.peak_used).collect());
         ReportContext { kv_peak_blocks: kv_peak_blocks.collect(), ..self.pipeline.asm.report.clone() }
+    }
+
+    /// Transfers on shared links inside the timeline window, with their links' names.
+    pub fn link_spans(&self) -> Vec<(String, super::paced::LinkSpan)> {
+        let Some(f) = &self.pipeline.fabric else { return Vec::new() };
+        f.link_spans.iter().map(|s| (self.pipeline.asm.link_name(s.link), *s)).collect()
     }
 
     /// `summary.json`'s `prefix_cache` section, when prefix caching is on.
@@ -228,7 +235,9 @@ impl Simulation {
             self.queue.schedule(rep.stage_free[0], Event::Stage0Free(r as u32));
         }
         let entries = std::mem::replace(&mut self.entries, self.spare_entries.pop().unwrap_or_default());
-        rep.in_flight.push_back(super::replica::InFlight { entries, done_event, bookings });
+        let batch = self.pipeline.batch_seq();
+        rep.in_flight.push_back(super::replica::InFlight { entries, done_event, bookings, batch, done_at: done });
+        self.apply_moves();
     }
 
     fn batch_done(&mut self, r: usize) -> Result<()> {
@@ -260,7 +269,8 @@ impl Simulation {
             WhatIfEvent::LoadChange { .. } => self.workload.set_rate_factor(self.whatifs.load_factor()),
             WhatIfEvent::LinkSlowdown { link, node, .. } => {
                 let fractions = self.whatifs.link_fractions(link, node, self.pipeline.asm.nodes());
-                self.pipeline.asm.set_link_fractions(link == LinkClass::Nvlink, &fractions);
+                self.pipeline.set_link_fractions(link == LinkClass::Nvlink, &fractions, self.now, &mut self.rec);
+                self.apply_moves();
             }
             WhatIfEvent::GpuFailure { .. } | WhatIfEvent::LinkFailure { .. } => {
                 for r in self.pipeline.asm.replicas_hit(&self.whatifs.events()[index]) {
@@ -280,6 +290,7 @@ impl Simulation {
         let Some(lost) = self.replicas[r].gpu_failed(&mut self.reqs, self.now) else { return };
         for b in &lost.batches {
             self.queue.cancel(b.done_event);
+            self.pipeline.cancel_batch(b.batch);
             for booking in &b.bookings {
                 booking.take_back_after(self.now, &mut self.rec);
             }
@@ -289,5 +300,19 @@ impl Simulation {
                 self.rec.rerouted += 1;
             }
         }
+    }
+
+    /// Moves the completion of every batch whose traffic on shared links now ends at
+    /// another time, and the stage clocks that waited on it (see [`super::paced`]).
+    fn apply_moves(&mut self) {
+        let moves = self.pipeline.take_moves();
+        super::paced::follow_moves(
+            moves,
+            &mut self.replicas,
+            &mut self.queue,
+            self.now,
+            &mut self.rec,
+            Event::Stage0Free,
+        );
     }
 }

@@ -283,14 +283,19 @@ impl Workload {
     }
 
     /// The prefix-hash chain of `spec` in blocks of `block_tokens` tokens (a trace's
-    /// hash ids are in the trace's own block size, which the caller must pass).
+    /// hash ids are in the trace's own block size, which the caller must pass): the
+    /// prompt's full blocks for a trace row (replies have no hash ids), the prompt's
+    /// and the reply's for a generated request.
     pub fn chain(&self, spec: &RequestSpec, block_tokens: u32) -> Box<[u64]> {
         match (spec.prefix, &self.lengths) {
             (PrefixKey::TraceRow(i), Lengths::Trace(t)) => {
                 prefix::trace_chain(t.row_hashes(i as usize), spec.prompt_tokens, block_tokens)
             }
+            // A generated chain runs on through the reply: a session's next turn resends
+            // it, and its blocks are cached as decoding fills them.
             (PrefixKey::Session(s), Lengths::Generated(g)) => {
-                prefix::generated_chain(s, spec.prompt_tokens, g.system_tokens, block_tokens)
+                let tokens = spec.prompt_tokens.saturating_add(spec.output_tokens);
+                prefix::generated_chain(s, tokens, g.system_tokens, block_tokens)
             }
             _ => Box::default(),
         }

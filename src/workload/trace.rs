@@ -352,3 +352,25 @@ impl Parser<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mooncake_hash_ids_are_kept_per_row_and_bad_ones_are_refused() {
+        let p = Path::new("t.jsonl");
+        let text = "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 5, \"hash_ids\": [0, 1]}\n\
+                    {\"timestamp\": 3, \"input_length\": 10, \"output_length\": 5}\n\
+                    {\"timestamp\": 4, \"input_length\": 1100, \"output_length\": 5, \"hash_ids\": [0, 7, 8]}\n";
+        let t = parse_trace(p, text, None, None).expect("valid");
+        assert_eq!(t.hash_ids, vec![0, 1, 0, 7, 8]);
+        assert_eq!((t.row_hashes(0), t.row_hashes(1), t.row_hashes(2)), (&[0, 1][..], &[][..], &[0, 7, 8][..]));
+        let bad = "{\"timestamp\": 0, \"input_length\": 6, \"output_length\": 5, \"hash_ids\": [1, -2]}\n";
+        let e = parse_trace(p, bad, None, None).expect_err("negative id").to_string();
+        assert!(e.contains("t.jsonl") && e.contains(":1") && e.contains("hash_ids has -2"), "{e}");
+        let bad = "{\"timestamp\": 0, \"input_length\": 6, \"output_length\": 5, \"hash_ids\": 3}\n";
+        let e = parse_trace(p, bad, None, None).expect_err("not a list").to_string();
+        assert!(e.contains("hash_ids 3 is not a list"), "{e}");
+    }
+}

@@ -306,14 +306,14 @@ impl CostModel {
         tokens as f64 * self.hidden * self.dtype_bytes
     }
 
-    /// Bytes one expert choice of one token moves in an EP all-to-all (dispatch or
-    /// combine): its hidden state, h·s.
+    /// Bytes one expert choice of one token moves in the EP dispatch all-to-all: its
+    /// hidden state at the model's dtype, h·s (the combine: `ep_combine_bytes_per_choice`).
     pub fn ep_bytes_per_choice(&self) -> f64 {
         self.hidden * self.dtype_bytes
     }
 
-    /// Bytes of one EP all-to-all (dispatch or combine) for `tokens` tokens, summed
-    /// over the group, before skew: T·top_k·h·s.
+    /// Bytes of one EP dispatch all-to-all for `tokens` tokens, summed over the group,
+    /// before skew: T·top_k·h·s.
     pub fn ep_alltoall_bytes(&self, tokens: u32) -> f64 {
         tokens as f64 * self.top_k * self.ep_bytes_per_choice()
     }

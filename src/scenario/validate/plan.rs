@@ -3,7 +3,7 @@
 
 use super::Checker;
 use crate::error::InputError;
-use crate::model::framework::{framework_profile, FrameworkProfile, FRAMEWORK_NAMES};
+use crate::model::framework::{resolve, FrameworkProfile};
 use crate::model::spec::ModelSpec;
 use crate::scenario::types::{ExpertRouting, ParallelConfig, ServingConfig};
 
@@ -64,10 +64,9 @@ pub(super) fn check_serving(c: &Checker, s: &ServingConfig) -> Result<FrameworkP
         c.at_least_one("serving.max_inflight_batches", v)?;
     }
     c.fraction("serving.gpu_memory_utilization", s.gpu_memory_utilization)?;
-    framework_profile(&s.framework).ok_or_else(|| {
-        c.err(
-            "serving.framework",
-            format!("unknown framework {:?}; known: {}", s.framework, FRAMEWORK_NAMES.join(", ")),
-        )
-    })
+    // The profile's admission and chunking, unless the scenario overrides them.
+    let mut f = resolve(&s.framework, c.file)?;
+    f.admission = s.admission.unwrap_or(f.admission);
+    f.chunked_prefill = s.chunked_prefill.unwrap_or(f.chunked_prefill);
+    Ok(f)
 }

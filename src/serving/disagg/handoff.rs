@@ -103,7 +103,7 @@ impl PoolSim {
     /// Sends `slot`'s KV from its prefill instance to its decode instance.
     fn start_transfer(&mut self, slot: u32) {
         let h = self.handoffs[slot as usize].as_ref().expect("handoff");
-        let bytes = self.kv_bytes_per_token * self.reqs.get(slot).prompt_tokens as f64;
+        let bytes = self.sequence_kv.bytes(self.reqs.get(slot).prompt_tokens);
         let (src, dst) = (self.instance_gpus(h.prefill), self.instance_gpus(h.decode));
         let mut route = self.net.route(&src, &dst, bytes);
         if let Some(from) = h.stream_from {

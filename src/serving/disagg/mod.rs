@@ -39,7 +39,8 @@ pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     report.summary.disaggregation = Some(disagg);
     let plan = ctx.plan.clone();
     let spans = std::mem::take(&mut sim.rec.spans);
-    Ok(Outcome { report, events, plan, spans, batch_requests: std::mem::take(&mut sim.rec.batch_requests) })
+    let batch_requests = std::mem::take(&mut sim.rec.batch_requests);
+    Ok(Outcome { report, events, plan, spans, batch_requests, link_spans: Vec::new() })
 }
 
 /// One line per pool of a pooled `setup`: role, instances, GPU, plan and KV capacity;

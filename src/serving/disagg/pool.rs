@@ -42,7 +42,7 @@ impl Pool {
             role: p.role,
             pipeline: Pipeline::for_setup(&p.setup, asm).with_gpu_base(p.first_gpu),
             replicas,
-            limits: Limits::of(s),
+            limits: Limits::of(s, &p.setup.framework),
             max_in_flight: s.max_inflight_batches.unwrap_or(plan.pp) as usize,
             first_gpu: p.first_gpu,
             gpu_name: p.setup.gpu.name.clone(),

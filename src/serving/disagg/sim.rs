@@ -65,7 +65,7 @@ pub struct PoolSim {
     pub(super) net: HandoffNet,
     pub(super) tick: Option<(SimTime, EventId)>,
     pub(super) mode: KvTransferMode,
-    pub(super) kv_bytes_per_token: f64,
+    pub(super) sequence_kv: crate::model::memory::SequenceKv,
     pub(super) layers: u32,
     speeds: Vec<f64>,
     /// What the run measured.
@@ -117,9 +117,9 @@ impl PoolSim {
             pending: vec![Default::default(); n],
             tick: None,
             mode: setup.disaggregation.kv_transfer,
-            // One path for KV size: the whole model's KV per token is one GPU's at tp = 1
-            // holding every layer.
-            kv_bytes_per_token: crate::model::memory::kv_bytes_per_token(&setup.model, 1, setup.model.layers),
+            // One path for KV size: the whole model's KV of a sequence at tp = 1 (window
+            // layers hold at most W tokens).
+            sequence_kv: crate::model::memory::SequenceKv::of(&setup.model),
             layers: setup.model.layers,
             speeds: vec![1.0; gpus],
             rec,
@@ -262,8 +262,14 @@ impl PoolSim {
         if pool.role == PoolRole::Prefill && self.mode == KvTransferMode::Layerwise {
             self.start_streams(&entries);
         }
-        let rep = &mut self.pools[p as usize].replicas[r as usize];
-        rep.in_flight.push_back(InFlight { entries, done_event, bookings });
+        let pool = &mut self.pools[p as usize];
+        let batch = pool.pipeline.batch_seq();
+        pool.replicas[r as usize].in_flight.push_back(InFlight { entries, done_event, bookings, batch, done_at: done });
+        // Batches whose traffic on links shared inside the pool moved (serving::paced).
+        let (moves, insts) = (pool.pipeline.take_moves(), &self.insts);
+        let instance = |r: u32| insts.iter().position(|&(q, x)| q == p && x == r).unwrap_or(0) as u32;
+        let stage0 = |r: u32| Event::Stage0Free(instance(r));
+        crate::serving::paced::follow_moves(moves, &mut pool.replicas, &mut self.queue, now, &mut self.rec, stage0);
     }
 
     fn batch_done(&mut self, i: u32) -> Result<()> {

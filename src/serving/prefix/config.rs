@@ -31,6 +31,20 @@ pub const MOONCAKE_BLOCK_TOKENS: u32 = 512;
 /// 63.0 GB/s (PCI-SIG, PCI Express Base Specification 5.0: 32 GT/s per lane).
 pub const PCIE_GEN5_X16_GB_S: f64 = 32.0 * 16.0 * 128.0 / 130.0 / 8.0;
 
+/// Prefix caching is not modelled in disaggregated (`[[pools]]`) runs yet; the pool
+/// checks refuse `prefix_caching` and `router`, and this refuses a host tier, which
+/// would otherwise be ignored.
+pub fn refuse_with_pools(setup: &Setup) -> Result<(), InputError> {
+    match setup.serving.kv_offload {
+        Some(_) => Err(InputError::key(
+            &setup.file,
+            "serving.kv_offload",
+            "is set, but prefix caching (and so its host tier) is not supported with [[pools]] yet; remove it or the pools",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Prefix caching resolved for a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrefixSetup {
@@ -103,7 +117,7 @@ impl PrefixSetup {
             if !(bw.is_finite() && bw > 0.0) {
                 return Err(err("serving.kv_offload.pcie_bandwidth_gb_s", format!("is {bw}; must be GB/s > 0")));
             }
-            if !s.chunked_prefill {
+            if !setup.framework.chunked_prefill {
                 return Err(err(
                     "serving.kv_offload",
                     "needs serving.chunked_prefill = true (a request waits for its reload between chunks)".into(),

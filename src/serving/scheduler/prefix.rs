@@ -4,8 +4,10 @@
 //! A request's `blocks` counts every KV block its sequence spans; the first
 //! `cached_blocks x engine_blocks` of them belong to the pool's prefix cache (shared,
 //! reference counted), the rest to the request. A block is registered in the cache
-//! when the chunk that computes it is scheduled, as vLLM does (`cache_blocks` in
-//! `allocate_slots`), so a request admitted later hits it.
+//! when the chunk or decode step that fills it is scheduled, as vLLM does
+//! (`cache_blocks` in `allocate_slots`), so a request admitted later hits it; a
+//! request's chain says how far that goes (a trace row's prompt, a generated
+//! request's prompt and reply).
 //!
 //! A hit never covers the whole prompt: at least one token is prefilled, since the
 //! first output token needs the last prompt token's logits (vLLM caps a hit at
@@ -146,7 +148,13 @@ mod tests {
     use crate::serving::request::RequestSlab;
 
     fn lim() -> Limits {
-        Limits { max_batch_tokens: 4096, max_seqs: 64, chunked_prefill: true, chunk_tokens: 4096 }
+        Limits {
+            max_batch_tokens: 4096,
+            max_seqs: 64,
+            chunked_prefill: true,
+            chunk_tokens: 4096,
+            admission: crate::model::framework::Admission::Preempt,
+        }
     }
 
     /// Books a batch as if it ran: progress, and retires what finished.
@@ -280,5 +288,30 @@ mod tests {
         assert_eq!(out, vec![BatchEntry { slot: b, new_tokens: 16, context: 48, emits: true }]);
         let c = q.kv[0].cache.as_ref().expect("cache");
         assert_eq!((c.counters.reloaded, c.counters.host_hit_tokens, c.counters.evicted), (3, 48, 4));
+    }
+
+    #[test]
+    fn decoding_caches_the_reply_blocks_it_fills() {
+        // 16-token blocks; a 30-token prompt whose chain runs on through its reply (3
+        // blocks). Prefill schedules tokens 0..30: block 0 (0..16) is full and cached.
+        // The decode of token 30 fills 31 tokens, no new block; that of token 31 fills
+        // 32: block 1 is cached. Block 2 (32..48) is never full: the chain's third hash
+        // waits.
+        let mut reqs = RequestSlab::default();
+        let mut q = ReplicaQueues::new(1, 100, 16);
+        q.enable_prefix(16, 0, 0);
+        let mut r = Request::new(0, SimTime::ZERO, 30, 10);
+        r.chain = vec![5, 6, 7].into();
+        let s = reqs.insert(r);
+        q.waiting.push_back(s);
+        let mut out = Vec::new();
+        let mut cached = Vec::new();
+        for _ in 0..3 {
+            q.form_batch(&mut reqs, &lim(), SimTime::ZERO, &mut out);
+            run(&mut q, &mut reqs, &out);
+            cached.push(reqs.get(s).cached_blocks);
+        }
+        assert_eq!(cached, vec![1, 1, 2]);
+        assert_eq!(q.kv[0].cache.as_ref().expect("cache").lookup(&[5, 6, 7], 3).blocks, 2);
     }
 }

@@ -4,6 +4,7 @@
 
 use super::clocks::Clocks;
 use super::{layer_attention, shape_tokens, LocalSpan, StageCosts, StageInput, StageRun, Work};
+use crate::metrics::experts::ExpertLoad;
 use crate::metrics::recorder::Activity;
 use crate::serving::experts::ExpertSampler;
 
@@ -42,7 +43,7 @@ pub fn run_stage_general(
     costs: &dyn StageCosts,
     input: &StageInput,
     sampler: Option<&mut ExpertSampler>,
-    expert_counts: &mut [u64],
+    expert_load: &mut ExpertLoad,
     spans: Option<&mut Vec<LocalSpan>>,
 ) -> StageRun {
     let l = Layout::new(costs, input);
@@ -61,7 +62,7 @@ pub fn run_stage_general(
         }
     }
     if input.moe_layers > 0 {
-        moe_layers(&mut c, &l, costs, input, sampler, expert_counts);
+        moe_layers(&mut c, &l, costs, input, sampler, expert_load);
     }
     finish(&mut c, &l, costs, input);
     // GPUs done early wait for the slowest before the stage's next run.
@@ -98,7 +99,7 @@ fn moe_layers(
     costs: &dyn StageCosts,
     input: &StageInput,
     mut sampler: Option<&mut ExpertSampler>,
-    expert_counts: &mut [u64],
+    expert_load: &mut ExpertLoad,
 ) {
     let groups = l.groups();
     let per_group_experts = input.experts_per_group as usize;
@@ -108,27 +109,24 @@ fn moe_layers(
         attention_and_sync(c, l, costs, input);
         let choices = total_tokens as u64 * input.top_k as u64;
         match sampler.as_deref_mut() {
-            Some(s) => s.draw(choices, &mut counts),
+            Some(s) => s.draw(total_tokens as u64, input.top_k, &mut counts),
             None => spread_evenly(choices, &mut counts),
         }
-        for (x, k) in counts.iter().enumerate() {
-            expert_counts[x] += *k as u64;
-        }
+        expert_load.record(&counts);
         // Choices landing on each group; sent from group i in proportion to its tokens.
         let per_group: Vec<u64> =
             counts.chunks(per_group_experts.max(1)).map(|g| g.iter().map(|k| *k as u64).sum()).collect();
-        let a2a_bytes = if groups > 1 {
-            max_offdiagonal_volume(&l.tokens, &per_group, total_tokens) * costs.ep_bytes_per_choice() / l.tp as f64
-        } else {
-            0.0
-        };
-        all_to_all(c, l, input, a2a_bytes);
+        // Each TP rank moves its 1/tp slice of every row it sends.
+        let volume = if groups > 1 { max_offdiagonal_volume(&l.tokens, &per_group, total_tokens) } else { 0.0 };
+        let tp = l.tp as f64;
+        all_to_all(c, l, input, volume * costs.ep_bytes_per_choice() / tp);
         for e in 0..groups {
             let local = &counts[e * per_group_experts..(e + 1) * per_group_experts];
             group_compute(c, l, input, e, costs.moe(l.tokens[e], local), Activity::Experts);
-            tp_all_reduce(c, l, costs, input, e, per_group[e].min(u32::MAX as u64) as u32);
+            let rows = reduced_rows(per_group[e], total_tokens);
+            tp_all_reduce(c, l, costs, input, e, rows);
         }
-        all_to_all(c, l, input, a2a_bytes);
+        all_to_all(c, l, input, volume * costs.ep_combine_bytes_per_choice() / tp);
     }
 }
 
@@ -158,6 +156,15 @@ fn finish(c: &mut Clocks, l: &Layout, costs: &dyn StageCosts, input: &StageInput
             }
         }
     }
+}
+
+/// Rows the TP all-reduce after a group's experts carries: the unpermute (`model::moe`)
+/// sums each token's top-k weighted expert rows on the GPU before the reduction, so a
+/// group that received `choices` (token, expert) rows reduces at most one row per
+/// distinct token, and never more than the batch's `total_tokens` (with one EP group,
+/// exactly the batch's tokens, not tokens x top_k).
+pub(super) fn reduced_rows(choices: u64, total_tokens: u32) -> u32 {
+    choices.min(total_tokens as u64) as u32
 }
 
 fn spread_evenly(choices: u64, counts: &mut [u32]) {

@@ -17,6 +17,7 @@ pub mod fast;
 pub mod general;
 
 use super::experts::ExpertSampler;
+use crate::metrics::experts::ExpertLoad;
 use crate::metrics::recorder::Activity;
 use crate::model::cost::BatchShape;
 use crate::parallel::ledger::{GpuState, GpuTotals};
@@ -52,8 +53,13 @@ pub trait StageCosts {
     fn tp_bytes(&self, tokens: u32) -> f64;
     /// Activation bytes per token crossing a stage boundary (whole, before TP split).
     fn pp_bytes(&self, tokens: u32) -> f64;
-    /// Bytes per token per expert choice in an all-to-all.
+    /// Bytes per token per expert choice in the dispatch all-to-all.
     fn ep_bytes_per_choice(&self) -> f64;
+    /// Bytes per token per expert choice in the combine all-to-all (the dispatch's by
+    /// default; BF16 rows for low-precision models).
+    fn ep_combine_bytes_per_choice(&self) -> f64 {
+        self.ep_bytes_per_choice()
+    }
 }
 
 /// The collectives of one stage.
@@ -130,19 +136,19 @@ pub struct StageRun {
     pub gpus: Vec<GpuTotals>,
 }
 
-/// Works out one stage run. `expert_counts` receives per-expert tokens (summed over
-/// layers) when the model is MoE; `spans`, when given, receives the timeline.
+/// Works out one stage run. `expert_load` receives each MoE layer's tokens per expert
+/// (`metrics::experts`); `spans`, when given, receives the timeline.
 pub fn run_stage(
     costs: &dyn StageCosts,
     input: &StageInput,
     sampler: Option<&mut ExpertSampler>,
-    expert_counts: &mut [u64],
+    expert_load: &mut ExpertLoad,
     spans: Option<&mut Vec<LocalSpan>>,
 ) -> StageRun {
     if spans.is_none() && fast::applies(input) {
         return fast::run_stage_fast(costs, input);
     }
-    general::run_stage_general(costs, input, sampler, expert_counts, spans)
+    general::run_stage_general(costs, input, sampler, expert_load, spans)
 }
 
 /// Tokens of a shape: decode query tokens plus prompt-chunk tokens.
@@ -247,10 +253,10 @@ mod tests {
         let cm = comm(1, 2, 40.0);
         let speeds = [1.0, 1.0];
         let input = StageInput { emitting: &[1], dense_layers: 3, tp: 2, last: false, ..base(&shapes, &cm, &speeds) };
-        let fast = run_stage(&Fixed, &input, None, &mut [], None);
+        let fast = run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), None);
         assert_eq!(fast.duration_ns, 1149);
         let mut spans = Vec::new();
-        let slow = run_stage(&Fixed, &input, None, &mut [], Some(&mut spans));
+        let slow = run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), Some(&mut spans));
         assert_eq!(fast, slow);
         // Per GPU: 3 x 300 compute, 3 x 80 TP, 9 PP.
         assert_eq!(fast.gpus[1].compute_ns, 900);
@@ -272,17 +278,17 @@ mod tests {
             window_layers: 1,
             ..base(&shapes, &cm, &speeds)
         };
-        let fast = run_stage(&Fixed, &input, None, &mut [], None);
+        let fast = run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), None);
         let mut spans = Vec::new();
-        let slow = run_stage(&Fixed, &input, None, &mut [], Some(&mut spans));
+        let slow = run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), Some(&mut spans));
         assert_eq!((fast.duration_ns, slow.duration_ns), (890, 890));
         // Two draft tokens: the last stage also runs the 2 x 1,000 ns draft: 2,950 ns
         // without windows (3 x 300 + 50 + 2,000).
         let drafting = [BatchShape { draft_tokens: 2, ..shape(8) }];
         let input = StageInput { emitting: &[1], dense_layers: 3, ..base(&drafting, &cm, &speeds) };
-        assert_eq!(run_stage(&Fixed, &input, None, &mut [], None).duration_ns, 2950);
+        assert_eq!(run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), None).duration_ns, 2950);
         let mut spans = Vec::new();
-        assert_eq!(run_stage(&Fixed, &input, None, &mut [], Some(&mut spans)).duration_ns, 2950);
+        assert_eq!(run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), Some(&mut spans)).duration_ns, 2950);
     }
 
     #[test]
@@ -294,7 +300,7 @@ mod tests {
         let cm = comm(1, 2, 40.0);
         let speeds = [1.0, 0.8];
         let input = StageInput { emitting: &[1], dense_layers: 2, tp: 2, ..base(&shapes, &cm, &speeds) };
-        let run = run_stage(&Fixed, &input, None, &mut [], None);
+        let run = run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), None);
         assert_eq!(run.gpus[0].wait_ns[0], 150 + 13);
         assert_eq!(run.gpus[1].wait_ns[0], 0);
         // Duration: 2 x (125 + 40 + 250 + 40) + 63 = 973 ns; every GPU sums to it.
@@ -313,12 +319,46 @@ mod tests {
         let cm = comm(2, 1, 0.0);
         let speeds = [1.0, 1.0];
         let input = StageInput { moe_layers: 1, experts_per_group: 2, top_k: 1, ..base(&shapes, &cm, &speeds) };
-        let mut counts = vec![0u64; 4];
+        let mut counts = ExpertLoad::new(4);
         let run = run_stage(&Fixed, &input, None, &mut counts, None);
-        assert_eq!(counts, vec![5, 5, 5, 5]);
+        assert_eq!(counts.tokens, vec![5, 5, 5, 5]);
         assert_eq!(run.duration_ns, 100 + 30 + 100 + 30 + 50);
         assert_eq!(run.gpus[0].wait_ns, [0, 0, 0, 0]);
         assert_eq!(run.gpus[0].comm_ns[2], 60);
+    }
+
+    #[test]
+    fn tp_all_reduce_after_experts_carries_tokens_not_choices() {
+        // One EP group of 2 GPUs (pure TP), 4 experts, top-2, 10 tokens: 20 choices, 5 per
+        // expert, 200 ns of experts. Each token's two expert rows are summed on the GPU
+        // before the reduction, so the all-reduce after the experts carries 10 rows
+        // (10 bytes at 1 ns per byte = 10 ns), like the one after attention, not 20.
+        // One MoE layer: 100 attn + 10 AR + 200 experts + 10 AR, then LM head 50 = 370.
+        let shapes = [shape(10)];
+        let cm = StageComm {
+            tp_allreduce: vec![Affine { fixed_ns: 0.0, per_byte_ns: 1.0 }.into()],
+            ep_alltoall: vec![Affine { fixed_ns: 0.0, per_byte_ns: 0.0 }; 2],
+            pp_send: Vec::new(),
+        };
+        let speeds = [1.0, 1.0];
+        let input = StageInput {
+            emitting: &[1],
+            moe_layers: 1,
+            tp: 2,
+            experts_per_group: 4,
+            top_k: 2,
+            ..base(&shapes, &cm, &speeds)
+        };
+        let mut counts = ExpertLoad::new(4);
+        let run = run_stage(&Fixed, &input, None, &mut counts, None);
+        assert_eq!(counts.tokens, vec![5, 5, 5, 5]);
+        assert_eq!(run.duration_ns, 370);
+        assert_eq!(run.gpus[0].comm_ns[0], 20);
+        assert_eq!(run.gpus[0].comm_bytes[0], 20.0);
+        // With EP, a group reduces the rows it received when they are fewer than the
+        // batch's tokens (2 of 8 experts each, top-2: about T/2 rows), else the tokens.
+        assert_eq!(general::reduced_rows(5, 10), 5);
+        assert_eq!(general::reduced_rows(20, 10), 10);
     }
 
     #[test]
@@ -332,7 +372,7 @@ mod tests {
         let cm = comm(1, 2, 40.0);
         let speeds = [1.0, 1.0];
         let input = StageInput { emitting: &[1], dense_layers: 1, tp: 2, overlap: true, ..base(&shapes, &cm, &speeds) };
-        let run = run_stage(&Fixed, &input, None, &mut [], None);
+        let run = run_stage(&Fixed, &input, None, &mut ExpertLoad::default(), None);
         assert_eq!(run.duration_ns, 390);
         assert_eq!(run.gpus[0].comm_ns[0], 40);
     }

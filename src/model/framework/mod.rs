@@ -6,12 +6,36 @@
 //! not the GPU. Hardware presets stay true to the operator profiles; a profile
 //! models the stack. Every factor here multiplies the hardware preset's sustained
 //! rate, so 1.0 means "as fast as the operator profiles".
+//!
+//! A profile is a TOML file: the shipped ones live in `profiles/` and are compiled in;
+//! `serving.framework = "path.toml"` loads a user's own (`file`).
+
+mod file;
+
+pub use file::{load as load_profile, parse as parse_profile, Parameter, PARAMETERS};
 
 use crate::engine::SimTime;
+use crate::error::InputError;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How a replica admits requests into its KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// Admit while blocks for the prompt last; when a sequence needs a block and none is
+    /// free, preempt the newest request and recompute it later (vLLM).
+    #[default]
+    Preempt,
+    /// Admit a request only if blocks for its prompt plus all its output tokens can be
+    /// reserved at once, so no request is ever preempted (TensorRT-LLM's
+    /// GUARANTEED_NO_EVICT).
+    NoEvict,
+}
 
 /// The overheads of one serving stack.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FrameworkProfile {
     /// Name used in scenarios (`serving.framework`).
     pub name: String,
@@ -42,6 +66,14 @@ pub struct FrameworkProfile {
     /// key) in prefill attention: 0 for fused (flash) attention, which keeps scores
     /// on chip; > 0 for attention that materializes scores and softmax in HBM.
     pub attention_score_bytes: f64,
+    /// Admission policy (a scenario's `serving.admission` overrides it).
+    pub admission: Admission,
+    /// Chunked prefill when the scenario's `serving.chunked_prefill` is not set.
+    pub chunked_prefill: bool,
+    /// The shipped validation rows (their configurations) `clustersim calibrate` fitted
+    /// this profile to; `clustersim validation` reports its error on the others apart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fitted_rows: Vec<String>,
 }
 
 impl FrameworkProfile {
@@ -64,71 +96,43 @@ impl FrameworkProfile {
     }
 }
 
-/// Every known profile name.
-pub const FRAMEWORK_NAMES: &[&str] = &["optimized", "vllm-2023"];
+/// Every shipped profile: (name, TOML text), compiled into the binary so it runs anywhere.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("optimized", include_str!("../../../profiles/optimized.toml")),
+    ("trtllm", include_str!("../../../profiles/trtllm.toml")),
+    ("vllm", include_str!("../../../profiles/vllm.toml")),
+    ("sglang", include_str!("../../../profiles/sglang.toml")),
+    ("vllm-2023", include_str!("../../../profiles/vllm-2023.toml")),
+];
 
-/// The profile called `name`, if known.
+/// Every known profile name.
+pub const FRAMEWORK_NAMES: &[&str] = &["optimized", "trtllm", "vllm", "sglang", "vllm-2023"];
+
+/// The shipped profile called `name`, if known. The shipped files are checked by this
+/// module's tests, so a known name always parses.
 pub fn framework_profile(name: &str) -> Option<FrameworkProfile> {
-    match name {
-        // A current stack (vLLM V1 / TensorRT-LLM / SGLang class): CUDA graphs replay a
-        // whole decode step, so per-kernel cost is the GPU's own launch gap (no extra);
-        // scheduling overlaps GPU work and what is left is ~100 µs per iteration;
-        // sampling is batched on the GPU (~5 µs per sequence); fused flash attention
-        // keeps scores on chip (0 bytes); FlashAttention-3 reaches ~600-700 TFLOP/s
-        // on H100, ~0.85 of the 0.805 x 989 GEMM rate (677); GEMMs, streaming and NCCL run at
-        // the operator-profile and nccl-tests rates (1.0, no extra step latency).
-        "optimized" => Some(FrameworkProfile {
-            name: name.into(),
-            iteration_overhead_us: 100.0,
-            per_seq_overhead_us: 5.0,
-            prefill_overhead_us: 20.0,
-            kernel_overhead_us: 0.0,
-            gemm_efficiency: 1.0,
-            attention_efficiency: 0.85,
-            memory_efficiency: 1.0,
-            collective_efficiency: 1.0,
-            collective_step_overhead_us: 0.0,
-            attention_score_bytes: 0.0,
-        }),
-        // vLLM as measured by Splitwise (2023). One set of numbers, fitted (random
-        // search, then rounded) to 36 Llama-2-70B points at once: TP 2, 4 and 8 x
-        // prefill 512/2048/8192 and decode batch 1/8/32 x A100 and H100. No per-point
-        // or per-GPU tuning: worst TP8 point 19.5 %, worst of all 36 21 %
-        // (tests/calibration.rs). What the data say, term by term:
-        // - Decode hardly speeds up from TP4 to TP8 (H100 29.7 -> 29.8 ms, A100 45.0 ->
-        //   44.9) though each GPU streams half the weights: the 160 all-reduces of a
-        //   step grow slower with ranks. 5 µs extra per ring step (14 steps at TP8,
-        //   ~100 µs per 16 KB all-reduce, ~3x nccl-tests: eager torch.distributed calls).
-        // - Prefill per token rises from 2048 to 8192 tokens, more at TP8 than TP2, and
-        //   also for 8 x 512-token prompts: it follows the all-reduce volume, not
-        //   attention. Collectives at 0.33 of the link's sustained bandwidth.
-        // - Weight streaming at 0.7 of the operator profiles (A100 decode is ~15 ms
-        //   slower than H100 at every TP, in proportion to HBM bandwidth).
-        // - 8 bytes per score in prefill attention: xformers-era attention that writes
-        //   fp16 scores and reads them back, then writes and reads the fp16 softmax
-        //   (the rest of the super-linear prefill).
-        // - Refitted (0.3 -> 0.33, 6 -> 8 B) when GEMMs started paying wave quantization
-        //   (`model::cost::wave_utilization`): worst TP8 point 19.4 %, worst of all 36 24 %.
-        // - Host: 0.7 ms per iteration, 0.12 ms per sequence (decode step time rises
-        //   ~0.1-0.3 ms per added sequence on both GPUs, so host-side, not HBM).
-        // - GEMMs at the operator-profile rate (1.0); eager launches cost the GPU's own
-        //   5-7 µs gap (no extra); attention FLOPs at 0.5 (sm80 cutlass kernels), never
-        //   binding at these shapes; no measurable extra per prefill.
-        "vllm-2023" => Some(FrameworkProfile {
-            name: name.into(),
-            iteration_overhead_us: 700.0,
-            per_seq_overhead_us: 120.0,
-            prefill_overhead_us: 0.0,
-            kernel_overhead_us: 0.0,
-            gemm_efficiency: 1.0,
-            attention_efficiency: 0.5,
-            memory_efficiency: 0.7,
-            collective_efficiency: 0.33,
-            collective_step_overhead_us: 5.0,
-            attention_score_bytes: 8.0,
-        }),
-        _ => None,
+    let (_, text) = SHIPPED.iter().find(|(n, _)| *n == name)?;
+    file::parse(text, Path::new(&format!("profiles/{name}.toml"))).ok()
+}
+
+/// The profile `serving.framework` names: a shipped name, or a path to a profile TOML
+/// file (ends in `.toml`), relative to the scenario file's folder.
+pub fn resolve(spec: &str, scenario_file: &Path) -> Result<FrameworkProfile, InputError> {
+    if let Some(p) = framework_profile(spec) {
+        return Ok(p);
     }
+    if !spec.ends_with(".toml") {
+        return Err(InputError::key(
+            scenario_file,
+            "serving.framework",
+            format!(
+                "unknown framework {spec:?}; known: {}, or a path to a profile file ending in .toml",
+                FRAMEWORK_NAMES.join(", ")
+            ),
+        ));
+    }
+    let base = scenario_file.parent().unwrap_or(Path::new("."));
+    file::load(&base.join(spec))
 }
 
 #[cfg(test)]

@@ -1,0 +1,296 @@
+//! Serving measurements and how to simulate one: the rows of a measurements CSV (the
+//! validation set's format) or of the JSON vLLM's `benchmark_serving.py --save-result`
+//! writes, each turned into a small scenario built in code and run under a given
+//! engine profile. Shared by `clustersim validation` and `clustersim calibrate`.
+//!
+//! CSV columns (header required, any order after it is not allowed: this order):
+//! `source, model, dtype, engine, gpu, gpus, tp, input_tokens, output_tokens, mode,
+//! metric, value, unit, requests, notes`. `source` `same` repeats the row above's.
+//! `mode`: `offline` (all requests at once), `rate=R` (Poisson, R requests/s) or
+//! `concurrency=N` (closed loop). `metric`: one of [`METRICS`].
+
+use crate::error::{Error, InputError, Result};
+use crate::metrics::summary::Summary;
+use crate::model::framework::FrameworkProfile;
+use crate::serving::{simulate, RunOptions};
+use std::path::Path;
+
+/// Metrics a measurement may hold: (name, what it reads from a run's summary).
+pub const METRICS: &[&str] = &[
+    "output_tokens_per_s",
+    "total_tokens_per_s",
+    "request_throughput",
+    "mean_ttft_ms",
+    "median_ttft_ms",
+    "p99_ttft_ms",
+    "mean_tpot_ms",
+    "median_tpot_ms",
+    "p99_tpot_ms",
+    "mean_itl_ms",
+    "median_itl_ms",
+    "mean_e2el_ms",
+    "median_e2el_ms",
+];
+
+/// How requests arrive in a measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// All at once (offline, max load).
+    Offline,
+    /// Poisson arrivals at this rate, requests/s.
+    Rate(f64),
+    /// A closed loop of this many requests in flight.
+    Concurrency(u32),
+}
+
+/// One measured figure and the configuration it was measured on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    /// Where it comes from (repository, path, commit; paper; file).
+    pub source: String,
+    /// The engine as the source names it ("TensorRT-LLM", "vLLM", "SGLang").
+    pub engine: String,
+    /// The model as the source names it, or a clustersim preset name.
+    pub model: String,
+    /// Weights dtype ("fp8", "fp16", "bf16").
+    pub dtype: String,
+    /// The GPU as the source names it, or a clustersim preset name.
+    pub gpu: String,
+    /// Tensor-parallel degree.
+    pub tp: u32,
+    /// Prompt tokens per request.
+    pub input: u32,
+    /// Output tokens per request.
+    pub output: u32,
+    /// Requests in the run (None: not given; the caller's cap is used).
+    pub requests: Option<u32>,
+    /// How requests arrive.
+    pub mode: Mode,
+    /// One of [`METRICS`].
+    pub metric: String,
+    /// The measured value, in the metric's unit.
+    pub value: f64,
+}
+
+/// The clustersim GPU preset a source's GPU name maps to (preset names map to themselves).
+pub fn gpu_preset_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "H100-SXM-80GB" | "h100-sxm" => "h100-sxm",
+        "H200-SXM-141GB" | "h200-sxm" => "h200-sxm",
+        "A100-SXM-80GB" | "a100-80g" => "a100-80g",
+        "B200" | "b200" => "b200",
+        _ => return None,
+    })
+}
+
+/// The clustersim model preset a source's model name maps to, and whether it is MoE.
+pub fn model_preset_name(name: &str) -> Option<(&'static str, bool)> {
+    // Llama 3.1 8B and 3.3 70B share Llama 3's shapes.
+    Some(match name {
+        "Llama-3.1-8B" | "llama-3-8b" => ("llama-3-8b", false),
+        "Llama-3.3-70B" | "Llama-3.1-70B" | "llama-3-70b" => ("llama-3-70b", false),
+        "Llama-3.1-405B" | "llama-3.1-405b" => ("llama-3.1-405b", false),
+        "Mixtral-8x7B" | "mixtral-8x7b" => ("mixtral-8x7b", true),
+        "Qwen3-235B-A22B" | "qwen3-235b-a22b" => ("qwen3-235b-a22b", true),
+        _ => return None,
+    })
+}
+
+impl Measurement {
+    /// A short description: model, dtype, GPU, TP, lengths, and the mode when not offline.
+    pub fn configuration(&self) -> String {
+        let mode = match &self.mode {
+            Mode::Offline => String::new(),
+            Mode::Rate(r) => format!(" rate {r}/s"),
+            Mode::Concurrency(n) => format!(" concurrency {n}"),
+        };
+        format!("{} {} {} TP{} {}/{}{mode}", self.model, self.dtype, self.gpu, self.tp, self.input, self.output)
+    }
+
+    /// Whether the model is a mixture of experts (unknown models count as dense).
+    pub fn is_moe(&self) -> bool {
+        model_preset_name(&self.model).is_some_and(|(_, moe)| moe)
+    }
+
+    /// The shipped profile of this measurement's engine: `trtllm`, `vllm`, `sglang`, or
+    /// `optimized` for an engine without one.
+    pub fn engine_profile(&self) -> &'static str {
+        let e = self.engine.to_lowercase();
+        if e.starts_with("tensorrt-llm") || e.starts_with("trtllm") {
+            "trtllm"
+        } else if e.starts_with("vllm") {
+            "vllm"
+        } else if e.starts_with("sglang") {
+            "sglang"
+        } else {
+            "optimized"
+        }
+    }
+
+    fn scenario_toml(&self, gpu: &str, model: &str, requests: u32) -> String {
+        let arrival = match &self.mode {
+            Mode::Offline => "{ process = \"all_at_once\" }".to_string(),
+            Mode::Rate(r) => format!("{{ process = \"poisson\", rate_per_s = {r} }}"),
+            Mode::Concurrency(n) => format!("{{ process = \"closed_loop\", concurrency = {n} }}"),
+        };
+        format!(
+            "[scenario]\nname = \"measured\"\nseed = 1\n\n[hardware]\ngpu = \"{gpu}\"\nnodes = 1\ngpus_per_node = 8\n\n\
+             [model]\npreset = \"{model}\"\ndtype = \"{}\"\n\n[parallel]\ntp = {}\n\n[serving]\nmax_batch_tokens = 8192\n\
+             max_seqs = 1024\ngpu_memory_utilization = 0.9\n\n[workload]\nrequests = {requests}\narrival = {arrival}\n\
+             prompt_tokens = {{ dist = \"fixed\", value = {} }}\noutput_tokens = {{ dist = \"fixed\", value = {} }}\n",
+            self.dtype, self.tp, self.input, self.output
+        )
+    }
+
+    /// Simulates this measurement under `profile` with at most `max_requests` requests
+    /// (the source's count when smaller); the simulated value, or why there is none.
+    pub fn simulate(&self, profile: &FrameworkProfile, max_requests: u32) -> std::result::Result<f64, String> {
+        let gpu = gpu_preset_name(&self.gpu).ok_or_else(|| format!("no preset for GPU {}", self.gpu))?;
+        let (model, _) = model_preset_name(&self.model).ok_or_else(|| format!("no preset for model {}", self.model))?;
+        let requests = self.requests.unwrap_or(max_requests).min(max_requests).max(1);
+        let text = self.scenario_toml(gpu, model, requests);
+        let path = Path::new("measured.toml");
+        let run = || -> Result<Summary> {
+            let scenario = crate::scenario::parse(&text, path, &[])?;
+            let mut setup = crate::scenario::validate(&scenario, path)?;
+            setup.framework = profile.clone();
+            Ok(simulate(&setup, RunOptions::default())?.report.summary)
+        };
+        let s = run().map_err(|e| e.to_string())?;
+        metric_value(&s, &self.metric).ok_or_else(|| format!("unknown metric {}", self.metric))
+    }
+}
+
+/// The value of `metric` (one of [`METRICS`]) in a run's summary, in the metric's unit.
+pub fn metric_value(s: &Summary, metric: &str) -> Option<f64> {
+    let ms = 1e3;
+    Some(match metric {
+        "output_tokens_per_s" => s.throughput.output_tokens_per_s,
+        "total_tokens_per_s" => s.throughput.total_tokens_per_s,
+        "request_throughput" => s.requests.completed as f64 / s.throughput.window_s,
+        "mean_ttft_ms" => s.ttft_s.mean * ms,
+        "median_ttft_ms" => s.ttft_s.p50 * ms,
+        "p99_ttft_ms" => s.ttft_s.p99 * ms,
+        "mean_tpot_ms" => s.tpot_s.mean * ms,
+        "median_tpot_ms" => s.tpot_s.p50 * ms,
+        "p99_tpot_ms" => s.tpot_s.p99 * ms,
+        "mean_itl_ms" => s.itl_s.mean * ms,
+        "median_itl_ms" => s.itl_s.p50 * ms,
+        "mean_e2el_ms" => s.e2e_s.mean * ms,
+        "median_e2el_ms" => s.e2e_s.p50 * ms,
+        _ => return None,
+    })
+}
+
+fn bad(file: &Path, line: usize, msg: String) -> Error {
+    Error::Input(InputError::line(file, line, msg))
+}
+
+/// The CSV's columns, in order.
+pub const CSV_COLUMNS: &[&str] = &[
+    "source",
+    "model",
+    "dtype",
+    "engine",
+    "gpu",
+    "gpus",
+    "tp",
+    "input_tokens",
+    "output_tokens",
+    "mode",
+    "metric",
+    "value",
+    "unit",
+    "requests",
+    "notes",
+];
+
+fn mode(text: &str) -> Option<Mode> {
+    if text == "offline" {
+        return Some(Mode::Offline);
+    }
+    if let Some(r) = text.strip_prefix("rate=").and_then(|r| r.parse::<f64>().ok()) {
+        return (r.is_finite() && r > 0.0).then_some(Mode::Rate(r));
+    }
+    let n = text.strip_prefix("concurrency=")?.parse::<u32>().ok()?;
+    (n > 0).then_some(Mode::Concurrency(n))
+}
+
+/// Parses measurements CSV `text` (read from `file`, named in errors with the line).
+pub fn parse_csv(text: &str, file: &Path) -> Result<Vec<Measurement>> {
+    let mut rd = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
+    let header = rd.headers().map_err(|e| bad(file, 1, format!("not CSV: {e}")))?.clone();
+    if header.iter().collect::<Vec<_>>() != CSV_COLUMNS {
+        return Err(bad(file, 1, format!("header must be exactly: {}", CSV_COLUMNS.join(","))));
+    }
+    let mut out: Vec<Measurement> = Vec::new();
+    for (i, rec) in rd.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| bad(file, line, format!("not CSV: {e}")))?;
+        let num = |c: usize| -> Result<f64> {
+            let v = rec[c].parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
+            v.ok_or_else(|| bad(file, line, format!("{} is {:?}; must be a number > 0", CSV_COLUMNS[c], &rec[c])))
+        };
+        let count = |c: usize| -> Result<u32> {
+            let v = rec[c].parse::<u32>().ok().filter(|v| *v > 0);
+            v.ok_or_else(|| bad(file, line, format!("{} is {:?}; must be a whole number > 0", CSV_COLUMNS[c], &rec[c])))
+        };
+        let source = match (&rec[0], out.last()) {
+            ("same", Some(prev)) => prev.source.clone(),
+            ("same", None) => return Err(bad(file, line, "source is `same` on the first row".into())),
+            (s, _) => s.to_string(),
+        };
+        if !METRICS.contains(&&rec[10]) {
+            return Err(bad(file, line, format!("metric {:?} unknown; known: {}", &rec[10], METRICS.join(", "))));
+        }
+        let m = mode(&rec[9]).ok_or_else(|| {
+            bad(file, line, format!("mode {:?}; must be offline, rate=<requests/s> or concurrency=<n>", &rec[9]))
+        })?;
+        out.push(Measurement {
+            source,
+            engine: rec[3].to_string(),
+            model: rec[1].to_string(),
+            dtype: rec[2].to_string(),
+            gpu: rec[4].to_string(),
+            tp: count(6)?,
+            input: count(7)?,
+            output: count(8)?,
+            requests: if rec[13].is_empty() { None } else { Some(count(13)?) },
+            mode: m,
+            metric: rec[10].to_string(),
+            value: num(11)?,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str =
+        "source,model,dtype,engine,gpu,gpus,tp,input_tokens,output_tokens,mode,metric,value,unit,requests,notes\n";
+
+    #[test]
+    fn a_row_parses_and_same_repeats_the_source() {
+        let text = format!(
+            "{HEAD}paper,Llama-3.1-8B,fp8,vLLM,H100-SXM-80GB,1,1,128,64,offline,output_tokens_per_s,1000,tok/s,50,\n\
+             same,Llama-3.1-8B,fp8,vLLM,H100-SXM-80GB,1,1,128,64,concurrency=8,median_tpot_ms,9.5,ms,,\n"
+        );
+        let rows = parse_csv(&text, Path::new("m.csv")).unwrap();
+        assert_eq!(rows[1].source, "paper");
+        assert_eq!(rows[1].mode, Mode::Concurrency(8));
+        assert_eq!((rows[0].requests, rows[1].requests), (Some(50), None));
+        assert_eq!(rows[0].engine_profile(), "vllm");
+    }
+
+    #[test]
+    fn bad_rows_are_named_by_line() {
+        let text =
+            format!("{HEAD}p,Llama-3.1-8B,fp8,vLLM,H100-SXM-80GB,1,0,128,64,offline,output_tokens_per_s,1,x,,\n");
+        let e = parse_csv(&text, Path::new("m.csv")).unwrap_err().to_string();
+        assert!(e.contains("m.csv:2") && e.contains("tp is \"0\""), "{e}");
+        let text = format!("{HEAD}p,Llama-3.1-8B,fp8,vLLM,H100-SXM-80GB,1,1,128,64,offline,tokens,1,x,,\n");
+        assert!(parse_csv(&text, Path::new("m.csv")).unwrap_err().to_string().contains("median_tpot_ms"));
+    }
+}
