@@ -19,8 +19,8 @@
 //! `CLUSTERSIM_FUZZ_BIN` a copy of the binary to run instead of the one cargo built,
 //! `CLUSTERSIM_FUZZ_REFUSALS=1` lists each refused case's error line.
 //! Failing cases are kept under `target/fuzz-failures/case-N/` with the command.
-//! Lost requests (a serving liveness problem owned by the serving rework) are
-//! listed but do not fail the test unless `CLUSTERSIM_FUZZ_STRICT=1`.
+//! A lost request (completed + dropped != arrived) fails the test: none was seen in
+//! 9,000 cases after the serving rework; `CLUSTERSIM_FUZZ_STRICT=0` only lists them.
 
 mod fuzz_support;
 
@@ -45,7 +45,7 @@ fn fuzz_scenarios_and_traces() {
     let seed = env_num("CLUSTERSIM_FUZZ_SEED", 14);
     let limit = Duration::from_secs(env_num("CLUSTERSIM_FUZZ_TIMEOUT_S", 30));
     let jobs = env_num("CLUSTERSIM_FUZZ_JOBS", 2).max(1) as usize;
-    let strict = std::env::var("CLUSTERSIM_FUZZ_STRICT").is_ok_and(|v| v == "1");
+    let strict = std::env::var("CLUSTERSIM_FUZZ_STRICT").map_or(true, |v| v != "0");
     let seeds = gen::seeds();
     let traces = gen::trace_seeds();
     let hfs = gen::hf_seeds();
@@ -102,7 +102,7 @@ fn fuzz_scenarios_and_traces() {
     let lost: Vec<_> = results.iter().filter(|r| matches!(r.1, Outcome::Lost(_))).collect();
     let bad: Vec<_> = results.iter().filter(|r| matches!(r.1, Outcome::Bad(_))).collect();
     eprintln!(
-        "fuzz: {} cases in {:.1} s: {ok} ok, {refused} refused (exit 2), {} lost requests (known: serving liveness), {} bad",
+        "fuzz: {} cases in {:.1} s: {ok} ok, {refused} refused (exit 2), {} lost requests, {} bad",
         results.len(),
         started.elapsed().as_secs_f64(),
         lost.len(),
