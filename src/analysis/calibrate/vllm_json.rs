@@ -48,26 +48,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Measurement>> {
     let tp = text_key("tp")?.parse::<u32>().ok().filter(|t| *t > 0);
     let tp = tp.ok_or_else(|| err(file, "tp", "must be a whole number > 0".into()))?;
     let completed = number("completed")?;
-    let mode = match (obj.get("request_rate"), obj.get("max_concurrency")) {
-        (Some(Value::String(s)), Some(Value::Number(n))) if s == "inf" => {
-            let n = n.as_u64().filter(|n| *n > 0 && *n <= u32::MAX as u64);
-            Mode::Concurrency(n.ok_or_else(|| err(file, "max_concurrency", "must be a whole number > 0".into()))? as u32)
-        }
-        (Some(Value::String(s)), _) if s == "inf" => Mode::Offline,
-        (Some(Value::Number(_)), None | Some(Value::Null)) => {
-            if obj.get("burstiness").and_then(Value::as_f64).is_some_and(|b| b != 1.0) {
-                return Err(err(file, "burstiness", "only 1.0 (Poisson) is supported".into()));
-            }
-            Mode::Rate(number("request_rate")?)
-        }
-        _ => {
-            return Err(err(
-                file,
-                "request_rate",
-                "expected \"inf\" (with or without max_concurrency) or a rate without max_concurrency".into(),
-            ))
-        }
-    };
+    let mode = load_mode(obj, file, &number)?;
     let engine = text_key("engine").unwrap_or_else(|_| "vLLM".into());
     let base = Measurement {
         source: file.display().to_string(),
@@ -102,6 +83,31 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Measurement>> {
         )));
     }
     Ok(out)
+}
+
+/// How the benchmark sent its requests: all at once, at a fixed concurrency, or at a
+/// Poisson rate (`burstiness` 1.0 only).
+fn load_mode(obj: &serde_json::Map<String, Value>, file: &Path, number: &dyn Fn(&str) -> Result<f64>) -> Result<Mode> {
+    Ok(match (obj.get("request_rate"), obj.get("max_concurrency")) {
+        (Some(Value::String(s)), Some(Value::Number(n))) if s == "inf" => {
+            let n = n.as_u64().filter(|n| *n > 0 && *n <= u32::MAX as u64);
+            Mode::Concurrency(n.ok_or_else(|| err(file, "max_concurrency", "must be a whole number > 0".into()))? as u32)
+        }
+        (Some(Value::String(s)), _) if s == "inf" => Mode::Offline,
+        (Some(Value::Number(_)), None | Some(Value::Null)) => {
+            if obj.get("burstiness").and_then(Value::as_f64).is_some_and(|b| b != 1.0) {
+                return Err(err(file, "burstiness", "only 1.0 (Poisson) is supported".into()));
+            }
+            Mode::Rate(number("request_rate")?)
+        }
+        _ => {
+            return Err(err(
+                file,
+                "request_rate",
+                "expected \"inf\" (with or without max_concurrency) or a rate without max_concurrency".into(),
+            ))
+        }
+    })
 }
 
 #[cfg(test)]
