@@ -158,21 +158,42 @@ fn every_shipped_scenario_is_within_bounds() {
     assert!(n >= 5, "found {n} shipped scenarios");
 }
 
+/// `validate tiny.toml` with 100,000 requests of fixed `prompt` and `output` tokens
+/// and `sets`: exit 0 and the stderr.
+fn validate_work(prompt: u32, output: u32, sets: &[&str]) -> String {
+    let t = tiny();
+    let (p, o) = (
+        format!("workload.prompt_tokens={{ dist = \"fixed\", value = {prompt} }}"),
+        format!("workload.output_tokens={{ dist = \"fixed\", value = {output} }}"),
+    );
+    let mut args = vec!["validate", t.to_str().unwrap(), "--set", "workload.requests=100000", "--set", &p, "--set", &o];
+    sets.iter().for_each(|s| args.extend(["--set", s]));
+    let (code, _, err) = common::clustersim(&args);
+    assert_eq!(code, 0, "{err}");
+    err
+}
+
 #[test]
 fn long_but_plausible_work_is_warned_with_an_estimate() {
     // 100,000 requests x (fixed 1,000 prompt + fixed 1,000 output) = 2.00e8 tokens:
     // above the 1e8 warning level, below the 1e10 refusal.
-    let t = tiny();
-    let (code, _, err) = common::clustersim(&[
-        "validate",
-        t.to_str().unwrap(),
-        "--set",
-        "workload.requests=100000",
-        "--set",
-        "workload.prompt_tokens={ dist = \"fixed\", value = 1000 }",
-        "--set",
-        "workload.output_tokens={ dist = \"fixed\", value = 1000 }",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let err = validate_work(1000, 1000, &[]);
+    assert!(err.contains("warning:") && err.contains("2.00e8 tokens"), "{err}");
+}
+
+#[test]
+fn a_system_prompt_of_2_pow_32_tokens_is_refused() {
+    // Fuzz (issue 12 hardening): with prefix caching each arrival hashed 4,294,967,295
+    // system-prompt tokens into 16-token blocks (268 M hashes, 2 GiB per request) and the
+    // run hung. 16,777,216 (2^24) is the bound of every token length.
+    refused("workload.system_prompt_tokens=4294967295", &["workload.system_prompt_tokens", "4294967295", "16777216"]);
+}
+
+#[test]
+fn the_system_prompt_counts_in_the_work_estimate() {
+    // 100,000 requests x (1,000 system + fixed 500 prompt + fixed 500 output) = 2.00e8
+    // tokens: warned as long; without the system prompt 1.00e8 is not above the level.
+    assert!(!validate_work(500, 500, &[]).contains("warning:"));
+    let err = validate_work(500, 500, &["workload.system_prompt_tokens=1000"]);
     assert!(err.contains("warning:") && err.contains("2.00e8 tokens"), "{err}");
 }

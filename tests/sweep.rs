@@ -348,3 +348,45 @@ fn grids_are_bounded() {
     assert!(e.contains("1001000 points; at most 1000000"), "{e}");
     assert_eq!(check_axes(&[a]).unwrap(), 1000);
 }
+
+#[test]
+fn columns_include_the_sections_a_point_has_and_shards_of_different_sections_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario(dir.path());
+    let p = p.to_str().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    // Point 0 runs without prefix caching (no prefix_cache section in its summary),
+    // point 1 with it and a 64-token system prompt shared by all 8 requests.
+    let base = ["--set", "workload.system_prompt_tokens=64", "--vary", "serving.prefix_caching=false,true"];
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = vec!["sweep", p];
+        args.extend(base);
+        args.extend(["--out", out]);
+        args.extend(extra);
+        let (code, o, e) = clustersim(&args);
+        assert_eq!(code, 0, "{o}{e}");
+    };
+    run(&d("all"), &[]);
+    let all = std::fs::read_to_string(dir.path().join("all/sweep.csv")).unwrap();
+    let header: Vec<&str> = all.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap_or_else(|| panic!("no {name} in {header:?}"));
+    // The section's figures sit in summary order: after pipeline.*, before queue_s.*.
+    let hit = col("prefix_cache.token_hit_rate");
+    assert!(col("pipeline.bubble_fraction") < hit && hit < col("queue_s.p50"), "{header:?}");
+    let rows: Vec<Vec<&str>> = all.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0][hit], "", "a point without prefix caching has no hit rate");
+    let rate: f64 = rows[1][hit].parse().unwrap();
+    assert!(rate > 0.0 && rate < 1.0, "hit rate {rate}");
+    // No disaggregation column: no point had pools.
+    assert!(!header.iter().any(|c| c.starts_with("disaggregation.")), "{header:?}");
+
+    // Shard 1/2 runs point 0 only (no prefix_cache columns), 2/2 point 1: the merge
+    // joins their columns into exactly the unsharded sweep.csv.
+    run(&d("s1"), &["--shard", "1/2"]);
+    run(&d("s2"), &["--shard", "2/2"]);
+    let s1 = std::fs::read_to_string(dir.path().join("s1/shard-1-of-2.json")).unwrap();
+    assert!(!s1.contains("prefix_cache."), "shard 1 ran no prefix-cached point");
+    let (code, o, e) = clustersim(&["merge", &d("s1"), &d("s2"), "--out", &d("merged")]);
+    assert_eq!(code, 0, "{o}{e}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("merged/sweep.csv")).unwrap(), all);
+}

@@ -79,6 +79,23 @@ pub fn summary_metric_names() -> Vec<String> {
     flatten_summary(&Summary::default()).into_iter().map(|(k, _)| k).collect()
 }
 
+/// Every dotted name a summary can have: [`summary_metric_names`] and those of the
+/// optional sections (`prefix_cache.*`, `disaggregation.*`), in [`metric_order`].
+pub fn all_metric_names() -> Vec<String> {
+    let full = Summary {
+        prefix_cache: Some(Default::default()),
+        disaggregation: Some(Default::default()),
+        ..Default::default()
+    };
+    flatten_summary(&full).into_iter().map(|(k, _)| k).collect()
+}
+
+/// The order [`flatten_summary`] gives dotted names: component by component, each
+/// alphabetical (so `a.b` and `a_b.c` fall as in the summary's own nesting).
+pub fn metric_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('.').cmp(b.split('.'))
+}
+
 /// Formats a metric value for tables and CSV: integers without a fraction, other
 /// values with Rust's shortest round-trip representation (deterministic).
 pub fn format_value(x: f64) -> String {

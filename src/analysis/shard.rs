@@ -322,10 +322,18 @@ pub fn merge(files: &[PathBuf], kind: &str) -> Result<Merged> {
             return Err(corrupt(path, &what));
         }
     }
+    let columns = join_columns(&columns, shards.values())?;
     let mut rows: Vec<Option<Vec<String>>> = vec![None; shards.values().map(|(_, f)| f.rows.len()).sum()];
     for (path, file) in shards.into_values() {
         let shard = Shard { k: file.shard, n };
+        // Where each joined column is in this shard's table (None: a figure it lacks).
+        let at: Vec<Option<usize>> = columns.iter().map(|c| file.columns.iter().position(|x| x == c)).collect();
         for (point, cells) in file.rows {
+            let cells = if file.columns == columns {
+                cells
+            } else {
+                at.iter().map(|i| i.and_then(|i| cells.get(i).cloned()).unwrap_or_default()).collect()
+            };
             match rows.get_mut(point as usize).filter(|_| shard.contains(point)) {
                 Some(slot) if slot.is_none() => *slot = Some(cells),
                 _ => return Err(corrupt(&path, &format!("point {point} does not belong to shard {}/{n}", shard.k))),
@@ -338,6 +346,29 @@ pub fn merge(files: &[PathBuf], kind: &str) -> Result<Merged> {
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| Error::Usage("merge: the shards do not cover every point (a shard file was edited?)".into()))?;
     Ok(Merged { fingerprint, shards: n, columns, rows })
+}
+
+/// The columns of the merged table. A sweep's figure columns are the union of its
+/// points' summaries (`prefix_cache.*` only where a point had that section), so shards
+/// may differ there: the figures of every shard, in [`super::metric_order`], in the
+/// place of the first shard's; every other column must be the same in each shard.
+fn join_columns<'a>(first: &[String], shards: impl Iterator<Item = &'a (PathBuf, ShardFile)>) -> Result<Vec<String>> {
+    let names = super::all_metric_names();
+    let others = |c: &[String]| c.iter().filter(|x| !names.contains(x)).cloned().collect::<Vec<_>>();
+    let mut figures = std::collections::BTreeSet::new();
+    for (path, file) in shards {
+        if others(&file.columns) != others(first) {
+            return Err(corrupt(path, "its columns differ from the other shards'"));
+        }
+        figures.extend(file.columns.iter().filter(|x| names.contains(x)).cloned());
+    }
+    let mut figures: Vec<String> = figures.into_iter().collect();
+    figures.sort_by(|a, b| super::metric_order(a, b));
+    let at = first.iter().position(|x| names.contains(x)).unwrap_or(first.len());
+    let mut out: Vec<String> = first[..at].to_vec();
+    out.extend(figures);
+    out.extend(first[at..].iter().filter(|x| !names.contains(x)).cloned());
+    Ok(out)
 }
 
 fn corrupt(path: &Path, what: &str) -> Error {
@@ -399,9 +430,6 @@ fn check_same_job(
             format!("{} shards of {} points", file.shards, file.total_points),
         );
         return Err(differ("split into", &a, &b));
-    }
-    if file.columns != first.columns {
-        return Err(corrupt(path, "its columns differ from the other shards'"));
     }
     Ok(())
 }

@@ -13,11 +13,11 @@
 //! point could not run, e.g. a plan that does not fit; its figures are then empty).
 
 use super::shard::{Shard, ShardFile};
-use super::{flatten_summary, format_value, summary_metric_names};
+use super::{flatten_summary, format_value, metric_order, summary_metric_names};
 use crate::error::{Error, Result};
 use crate::scenario::{load_setup, Override};
 use crate::serving::RunOptions;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// One `--vary` axis: a key and its values (TOML value text, as for `--set`).
@@ -283,11 +283,24 @@ fn run_point(base: &Path, set: &[Override], point: &[Override]) -> Result<BTreeM
 }
 
 impl SweepResult {
+    /// The metric columns: the figures every summary has, and those of the optional
+    /// sections (`prefix_cache.*`, `disaggregation.*`) of any point's summary (the union
+    /// over points), in [`metric_order`] so the columns do not depend on point order.
+    pub fn metric_names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = summary_metric_names().into_iter().collect();
+        for p in &self.points {
+            names.extend(p.metrics.keys().cloned());
+        }
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort_by(|a, b| metric_order(a, b));
+        names
+    }
+
     /// The CSV header: `point`, the varied keys, the summary figures, `error`.
     pub fn header(&self) -> Vec<String> {
         let mut h = vec!["point".to_string()];
         h.extend(self.keys.iter().cloned());
-        h.extend(summary_metric_names());
+        h.extend(self.metric_names());
         h.push("error".into());
         h
     }
@@ -295,7 +308,7 @@ impl SweepResult {
     /// The CSV rows, one per point run, in point order: the one place a point's
     /// figures become text (sweep.csv, shard files and merges all use it).
     pub fn rows(&self) -> Vec<(u64, Vec<String>)> {
-        let names = summary_metric_names();
+        let names = self.metric_names();
         self.points
             .iter()
             .map(|p| {

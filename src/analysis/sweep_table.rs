@@ -5,7 +5,7 @@
 //! one machine and one merged from shards print and draw the same thing.
 
 use super::compare::{render, short_value};
-use super::{summary_metric_names, Series};
+use super::{all_metric_names, Series};
 
 /// The figures that decide a deployment, in the order printed: requests finished
 /// and dropped, throughput per GPU, tail latencies, GPU busy share, overhead.
@@ -36,7 +36,9 @@ impl<'a> SweepTable<'a> {
     /// Wraps a table. The varied keys are the columns between `point` and the first
     /// summary figure.
     pub fn new(columns: &'a [String], rows: &'a [Vec<String>]) -> Self {
-        let names = summary_metric_names();
+        // Any figure a summary can have, optional sections included: a sweep's columns
+        // are the union of its points' figures.
+        let names = all_metric_names();
         let first_metric = columns.iter().position(|c| names.contains(c)).unwrap_or(columns.len());
         SweepTable { columns, rows, keys: first_metric.saturating_sub(1) }
     }
@@ -154,7 +156,7 @@ mod tests {
 
     fn table() -> (Vec<String>, Vec<Vec<String>>) {
         let mut cols: Vec<String> = vec!["point".into(), "a".into(), "b".into()];
-        let names = summary_metric_names();
+        let names = crate::analysis::summary_metric_names();
         cols.extend(names.iter().cloned());
         cols.push("error".into());
         let ttft = 3 + names.iter().position(|n| n == "ttft_s.p99").unwrap();
@@ -202,7 +204,7 @@ mod tests {
     #[test]
     fn headline_has_the_keys_the_headline_figures_and_a_short_error() {
         for m in HEADLINE {
-            assert!(summary_metric_names().iter().any(|n| n == m), "{m} is not a summary figure");
+            assert!(crate::analysis::summary_metric_names().iter().any(|n| n == m), "{m} is not a summary figure");
         }
         let (cols, rows) = table();
         let text = SweepTable::new(&cols, &rows).render_headline();

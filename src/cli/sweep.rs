@@ -117,7 +117,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs) -> Result<i32> {
 }
 
 fn check_plot_metrics(plot: &[String]) -> Result<()> {
-    let names = crate::analysis::summary_metric_names();
+    let names = crate::analysis::all_metric_names();
     match plot.iter().find(|m| !names.contains(m)) {
         Some(bad) => Err(Error::Usage(format!("--plot: unknown metric `{bad}`; known: {}", names.join(", ")))),
         None => Ok(()),

@@ -287,6 +287,15 @@ impl Recorder {
         Ok(())
     }
 
+    /// At the `seen`-th arrival of a run of `total` requests: opens the default
+    /// timeline window ([`Recorder::open_steady_window`] on `span()`) once half of
+    /// them have arrived, if it is not open yet. The one rule of both serving loops.
+    pub fn open_window_at_half(&mut self, now: SimTime, seen: u64, total: u64, span: impl FnOnce() -> SimTime) {
+        if self.window.is_none() && seen * 2 >= total {
+            self.open_steady_window(now, span());
+        }
+    }
+
     /// Opens the timeline window on a few iterations in steady state: from 1.5 to 5.5
     /// typical batch spans (`span`, at least 1 ms) after `now`.
     pub fn open_steady_window(&mut self, now: SimTime, span: SimTime) {

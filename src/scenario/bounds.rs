@@ -284,6 +284,11 @@ fn check_workload(b: &Bounds) -> Result<(), InputError> {
             check_length(b, key, d)?;
         }
     }
+    if let Some(n) = w.system_prompt_tokens {
+        // Every prompt carries it, and prefix caching hashes it block by block at each
+        // arrival: 2^32 - 1 tokens made one request's chain 2 GiB and the run hang.
+        b.count("workload.system_prompt_tokens", n.into(), TOKENS_MAX)?;
+    }
     if w.trace.is_none() {
         check_span(b)?;
         check_work(b)?;
@@ -341,8 +346,8 @@ fn check_span(b: &Bounds) -> Result<(), InputError> {
     Ok(())
 }
 
-/// Estimated tokens a generated workload simulates: requests x (midpoint of the
-/// prompt range + midpoint of the output range); `None` for a trace replay. The
+/// Estimated tokens a generated workload simulates: requests x (system prompt +
+/// midpoint of the prompt range + midpoint of the output range); `None` for a trace replay. The
 /// midpoint is the mean of a uniform draw and an order-of-magnitude figure for the
 /// others, which is all a refusal or a warning needs.
 pub fn estimated_work_tokens(setup: &Setup) -> Option<f64> {
@@ -360,7 +365,8 @@ pub fn estimated_work_tokens(setup: &Setup) -> Option<f64> {
         ) => (f64::from(*min) + f64::from(*max)) / 2.0,
         None => 0.0,
     };
-    Some(w.requests.unwrap_or(0) as f64 * (mid(&w.prompt_tokens) + mid(&w.output_tokens)))
+    let system = f64::from(w.system_prompt_tokens.unwrap_or(0));
+    Some(w.requests.unwrap_or(0) as f64 * (system + mid(&w.prompt_tokens) + mid(&w.output_tokens)))
 }
 
 /// A warning with the estimate when a run will be long ([`WORK_TOKENS_WARN`]).

@@ -170,9 +170,9 @@ impl Simulation {
     fn arrival(&mut self, spec: RequestSpec) {
         self.rec.arrival(self.now);
         self.arrivals_seen += 1;
-        if self.default_window && self.rec.window.is_none() && self.arrivals_seen * 2 >= self.workload.total_requests()
-        {
-            self.rec.open_steady_window(self.now, self.pipeline.last_batch_span);
+        if self.default_window {
+            let span = self.pipeline.last_batch_span;
+            self.rec.open_window_at_half(self.now, self.arrivals_seen, self.workload.total_requests(), || span);
         }
         let mut req = Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1));
         if let Some(p) = &self.prefix {

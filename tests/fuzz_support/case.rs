@@ -1,7 +1,7 @@
 //! Turning a generated [`Case`] into files, running the binary on them with a
 //! wall-clock limit, and judging the outcome.
 
-use super::gen::{Case, LineEdit, Mutation, TraceCase};
+use super::gen::{Case, HfCase, LineEdit, Mutation, TraceCase, HF_FIELDS};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ pub enum Outcome {
 }
 
 /// Writes the case's scenario (and trace) into `dir`; returns the scenario path.
-pub fn materialize(case: &Case, seeds: &[PathBuf], traces: &[PathBuf], dir: &Path) -> PathBuf {
+pub fn materialize(case: &Case, seeds: &[PathBuf], traces: &[PathBuf], hfs: &[PathBuf], dir: &Path) -> PathBuf {
     let seed = &seeds[case.seed];
     let text = std::fs::read_to_string(seed).unwrap();
     let mut doc: DocumentMut = text.parse().unwrap();
@@ -45,6 +45,13 @@ pub fn materialize(case: &Case, seeds: &[PathBuf], traces: &[PathBuf], dir: &Pat
             w.remove(k);
         }
         w.insert("trace", toml_edit::value(name));
+    }
+    if let Some(hf) = &case.hf {
+        write_hf(hf, hfs, dir);
+        if let Some(m) = doc["model"].as_table_like_mut() {
+            m.remove("preset");
+            m.insert("hf_config", toml_edit::value("config.json"));
+        }
     }
     for m in &case.mutations {
         match m {
@@ -66,17 +73,30 @@ fn set(doc: &mut DocumentMut, key: &str, v: &str) {
     let parts: Vec<&str> = key.split('.').collect();
     let value = v.parse::<Value>().unwrap_or_else(|_| Value::from(v));
     let mut t: &mut Table = doc.as_table_mut();
-    for p in &parts[..parts.len() - 1] {
-        let e = t.entry(p).or_insert(Item::Table(Table::new()));
-        if let Item::Value(Value::InlineTable(i)) = e {
-            *e = Item::Table(i.clone().into_table());
+    let mut i = 0;
+    while i + 1 < parts.len() {
+        let e = t.entry(parts[i]).or_insert(Item::Table(Table::new()));
+        if let Item::Value(Value::InlineTable(it)) = e {
+            *e = Item::Table(it.clone().into_table());
+        }
+        // `pools.1.replicas`: the second table of an array of tables (left alone if absent).
+        if let Item::ArrayOfTables(a) = e {
+            match parts[i + 1].parse::<usize>().ok().and_then(|n| a.get_mut(n)) {
+                Some(sub) => t = sub,
+                None => return,
+            }
+            i += 2;
+            continue;
         }
         match e.as_table_mut() {
             Some(sub) => t = sub,
             None => return,
         }
+        i += 1;
     }
-    t.insert(parts[parts.len() - 1], Item::Value(value));
+    if i < parts.len() {
+        t.insert(parts[i], Item::Value(value));
+    }
 }
 
 fn remove(doc: &mut DocumentMut, key: &str) {
@@ -89,6 +109,21 @@ fn remove(doc: &mut DocumentMut, key: &str) {
         }
     }
     t.remove(parts[parts.len() - 1]);
+}
+
+/// Writes the damaged config.json as `dir/config.json`.
+fn write_hf(hf: &HfCase, hfs: &[PathBuf], dir: &Path) {
+    let text = std::fs::read_to_string(&hfs[hf.seed]).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    if let Some(o) = doc.as_object_mut() {
+        for (f, v) in &hf.edits {
+            match v {
+                Some(v) => o.insert(HF_FIELDS[*f].into(), serde_json::from_str(v).unwrap_or(serde_json::Value::Null)),
+                None => o.remove(HF_FIELDS[*f]),
+            };
+        }
+    }
+    std::fs::write(dir.join("config.json"), doc.to_string()).unwrap();
 }
 
 /// Writes the damaged trace; returns its file name.

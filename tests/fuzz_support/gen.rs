@@ -47,7 +47,18 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("hardware.network.topology", Kind::Word(&["rail_optimized", "fat_tree", "torus"])),
     ("hardware.network.oversubscription", Kind::Real),
     ("hardware.network.bandwidth_scale", Kind::Real),
-    ("model.preset", Kind::Word(&["llama-3-8b", "llama-2-70b", "mixtral-8x7b", "seed-moe", "gpt-9"])),
+    (
+        "model.preset",
+        Kind::Word(&[
+            "llama-3-8b",
+            "llama-2-70b",
+            "mixtral-8x7b",
+            "seed-moe",
+            "deepseek-v3",
+            "qwen3-235b-a22b",
+            "gpt-9",
+        ]),
+    ),
     ("model.dtype", Kind::Word(&["bf16", "fp8", "fp16", "int3"])),
     ("model.layers", Kind::Count),
     ("model.hidden", Kind::Count),
@@ -62,6 +73,16 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("model.expert_ffn", Kind::Count),
     ("model.dense_layers", Kind::Count),
     ("model.vocab", Kind::Count),
+    ("model.mla.q_lora_rank", Kind::Count),
+    ("model.mla.kv_lora_rank", Kind::Count),
+    ("model.mla.qk_nope_head_dim", Kind::Count),
+    ("model.mla.qk_rope_head_dim", Kind::Count),
+    ("model.mla.v_head_dim", Kind::Count),
+    ("model.sliding_window.window_tokens", Kind::Count),
+    ("model.sliding_window.full_every", Kind::Count),
+    ("model.mtp_layers", Kind::Count),
+    ("model.speculative.draft_tokens", Kind::Count),
+    ("model.speculative.acceptance_rate", Kind::Real),
     ("parallel.dp", Kind::Count),
     ("parallel.pp", Kind::Count),
     ("parallel.tp", Kind::Count),
@@ -76,12 +97,26 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("serving.chunk_tokens", Kind::Count),
     ("serving.kv_block_tokens", Kind::Count),
     ("serving.gpu_memory_utilization", Kind::Real),
-    ("serving.router", Kind::Word(&["round_robin", "random", "least_outstanding", "sticky"])),
+    ("serving.router", Kind::Word(&["round_robin", "random", "least_outstanding", "cache_aware", "sticky"])),
     ("serving.max_inflight_batches", Kind::Count),
+    ("serving.prefix_caching", Kind::Flag),
+    ("serving.prefix_block_tokens", Kind::Count),
+    ("serving.kv_offload.host_memory_gib", Kind::Real),
+    ("serving.kv_offload.pcie_bandwidth_gb_s", Kind::Real),
+    ("disaggregation.kv_transfer", Kind::Word(&["layerwise", "whole", "rdma"])),
+    ("disaggregation.router", Kind::Word(&["round_robin", "least_loaded", "kv_aware", "random"])),
+    ("pools.0.replicas", Kind::Count),
+    ("pools.1.replicas", Kind::Count),
+    ("pools.0.nodes", Kind::Count),
+    ("pools.1.gpu", Kind::Word(&["h100-sxm", "a100-80g", "h200-sxm", "z100"])),
+    ("pools.1.parallel.tp", Kind::Count),
+    ("pools.0.role", Kind::Word(&["prefill", "decode", "mixed", "both"])),
     ("workload.requests", Kind::Big),
     ("workload.time_scale", Kind::Real),
     ("workload.limit", Kind::Big),
     ("workload.trace_format", Kind::Word(&["azure", "csv", "mooncake", "parquet"])),
+    ("workload.system_prompt_tokens", Kind::Count),
+    ("workload.sessions.think_time_s", Kind::Real),
 ];
 
 /// One change to a scenario document.
@@ -104,6 +139,8 @@ pub struct Case {
     pub trace: Option<TraceCase>,
     /// Byte-level damage to the scenario text: (position per mille, replacement).
     pub text_damage: Option<(u16, String)>,
+    /// A Hugging Face config.json to write beside the scenario and point `model.hf_config` at.
+    pub hf: Option<HfCase>,
     /// Which command to run: 0..=5 run --no-plots, 6 run with plots, 7 assess, 8 dag, 9 validate.
     pub command: u8,
 }
@@ -117,6 +154,86 @@ pub struct TraceCase {
     pub rows: usize,
     /// Line edits: (line per mille, what to do).
     pub edits: Vec<(u16, LineEdit)>,
+}
+
+/// A config.json copied from a test one (tests/data/hf/) and damaged.
+#[derive(Clone, Debug)]
+pub struct HfCase {
+    /// Index into [`hf_seeds`].
+    pub seed: usize,
+    /// Field edits: (index into [`HF_FIELDS`], new JSON value text, or None to remove it).
+    pub edits: Vec<(usize, Option<String>)>,
+}
+
+/// The config.json fields clustersim reads (src/model/hf_config.rs).
+pub const HF_FIELDS: &[&str] = &[
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "vocab_size",
+    "n_routed_experts",
+    "num_local_experts",
+    "num_experts_per_tok",
+    "moe_intermediate_size",
+    "n_shared_experts",
+    "shared_expert_intermediate_size",
+    "first_k_dense_replace",
+    "kv_lora_rank",
+    "q_lora_rank",
+    "qk_rope_head_dim",
+    "qk_nope_head_dim",
+    "v_head_dim",
+    "num_nextn_predict_layers",
+    "sliding_window",
+    "use_sliding_window",
+    "layer_types",
+    "sliding_window_pattern",
+    "quantization_config",
+    "torch_dtype",
+    "text_config",
+];
+
+/// Seed config.json files: every test one.
+pub fn hf_seeds() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hf");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("config.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+fn hf_case(n_seeds: usize) -> impl Strategy<Value = HfCase> {
+    let value = prop::sample::select(vec![
+        "0",
+        "1",
+        "-1",
+        "2",
+        "7",
+        "64",
+        "4096",
+        "1.5",
+        "4294967296",
+        "1e300",
+        "null",
+        "true",
+        "\"x\"",
+        "\"bf16\"",
+        "\"float8\"",
+        "[]",
+        "[\"full_attention\", \"sliding_attention\"]",
+        "[1, 2]",
+        "{}",
+        "{ \"quant_method\": \"fp8\" }",
+        "{ \"quant_method\": \"awq\" }",
+    ]);
+    let edit = (0..HF_FIELDS.len(), prop::option::weighted(0.8, value.prop_map(str::to_string)));
+    (0..n_seeds, prop::collection::vec(edit, 0..4)).prop_map(|(seed, edits)| HfCase { seed, edits })
 }
 
 /// What to do to one trace line.
@@ -245,6 +362,73 @@ fn event() -> impl Strategy<Value = String> {
     ]
 }
 
+fn pool() -> impl Strategy<Value = String> {
+    let role = prop_oneof![4 => Just("prefill"), 4 => Just("decode"), 1 => Just("mixed"), 1 => Just("both")];
+    let small = || prop_oneof![4 => (1u32..4).prop_map(|v| v.to_string()), 1 => count()];
+    let extra = prop_oneof![
+        4 => Just(String::new()),
+        1 => small().prop_map(|n| format!(", nodes = {n}")),
+        1 => small().prop_map(|t| format!(", parallel = {{ tp = {t} }}")),
+        1 => prop::sample::select(vec!["h100-sxm", "a100-80g", "h200-sxm", "z100"]).prop_map(|g| format!(", gpu = {g:?}")),
+    ];
+    (role, small(), extra).prop_map(|(r, n, e)| format!("{{ role = {r:?}, replicas = {n}{e} }}"))
+}
+
+/// Whole sections of the new serving features (issue 12), set together so a case can
+/// reach a pooled, prefix-cached, multi-turn or speculative run and not only refusals.
+fn feature() -> impl Strategy<Value = Vec<Mutation>> {
+    let set = |k: &str, v: String| Mutation::Set(k.to_string(), v);
+    let pools = prop_oneof![
+        4 => (pool(), pool()).prop_map(|(a, b)| format!("[{a}, {b}]")),
+        1 => prop::collection::vec(pool(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
+        1 => Just("[{ role = \"prefill\", replicas = 1 }, { role = \"decode\" }]".to_string()),
+    ];
+    let disagg = (
+        prop::sample::select(vec!["layerwise", "whole", "x"]),
+        prop::sample::select(vec!["round_robin", "least_loaded", "kv_aware", "x"]),
+    )
+        .prop_map(|(t, r)| format!("{{ kv_transfer = {t:?}, router = {r:?} }}"));
+    let sessions = (length_dist(), length_dist(), real())
+        .prop_map(|(t, f, s)| format!("{{ turns = {t}, follow_up_tokens = {f}, think_time_s = {s} }}"));
+    let spec = (count(), real()).prop_map(|(d, a)| format!("{{ draft_tokens = {d}, acceptance_rate = {a} }}"));
+    let mla = (count(), count(), count()).prop_map(|(r, n, v)| {
+        format!("{{ kv_lora_rank = {r}, qk_nope_head_dim = {n}, qk_rope_head_dim = 64, v_head_dim = {v} }}")
+    });
+    let window = (count(), count()).prop_map(|(w, f)| format!("{{ window_tokens = {w}, full_every = {f} }}"));
+    let offload = (real(), real()).prop_map(|(h, b)| format!("{{ host_memory_gib = {h}, pcie_bandwidth_gb_s = {b} }}"));
+    prop_oneof![
+        3 => (pools, prop::option::of(disagg), 1u32..5).prop_map(move |(p, d, nodes)| {
+            // A pooled run takes its instances from `replicas` and its routing from
+            // [disaggregation]: clear what the seed sets that pools refuse.
+            let clear = ["parallel.dp", "serving.router", "events"].map(|k| Mutation::Remove(k.to_string()));
+            // Each pool takes whole nodes: most seeds have one, so give the pools a few.
+            let mut v: Vec<Mutation> = clear.into_iter().chain([set("pools", p)]).collect();
+            v.push(set("hardware.nodes", nodes.to_string()));
+            v.extend(d.map(|d| set("disaggregation", d)));
+            v
+        }),
+        3 => (prop::option::of(offload), prop::option::of(count()), any::<bool>()).prop_map(move |(o, sys, router)| {
+            let mut v = vec![set("serving.prefix_caching", "true".into())];
+            v.extend(o.map(|o| set("serving.kv_offload", o)));
+            v.extend(sys.map(|n| set("workload.system_prompt_tokens", n)));
+            v.extend(router.then(|| set("serving.router", "\"cache_aware\"".into())));
+            v
+        }),
+        2 => (sessions, any::<bool>()).prop_map(move |(s, cache)| {
+            let mut v = vec![set("workload.sessions", s)];
+            v.extend(cache.then(|| set("serving.prefix_caching", "true".into())));
+            v
+        }),
+        2 => (spec, prop::option::of(count())).prop_map(move |(s, m)| {
+            let mut v = vec![set("model.speculative", s)];
+            v.extend(m.map(|m| set("model.mtp_layers", m)));
+            v
+        }),
+        1 => mla.prop_map(move |m| vec![set("model.mla", m)]),
+        1 => window.prop_map(move |w| vec![set("model.sliding_window", w)]),
+    ]
+}
+
 fn mutation() -> impl Strategy<Value = Mutation> {
     let keyed = prop::sample::select(KEYS.to_vec())
         .prop_flat_map(|(k, kind)| value(kind).prop_map(move |v| Mutation::Set(k.to_string(), v)));
@@ -277,7 +461,7 @@ fn trace_case() -> impl Strategy<Value = TraceCase> {
 }
 
 /// The strategy of whole cases.
-pub fn case(n_seeds: usize) -> impl Strategy<Value = Case> {
+pub fn case(n_seeds: usize, n_hf: usize) -> impl Strategy<Value = Case> {
     let damage = prop_oneof![
         20 => Just(None),
         1 => (0u16..1000, prop::sample::select(vec!["", "\u{0}", "[", "= =", "\"", "\u{fffd}", "\n[scenario]\n"]))
@@ -285,16 +469,16 @@ pub fn case(n_seeds: usize) -> impl Strategy<Value = Case> {
     ];
     (
         0..n_seeds,
-        prop::collection::vec(mutation(), 0..5),
+        prop::option::weighted(0.6, feature()),
+        prop_oneof![2 => prop::collection::vec(mutation(), 0..2), 1 => prop::collection::vec(mutation(), 0..5)],
         prop_oneof![4 => Just(None), 1 => trace_case().prop_map(Some)],
+        prop_oneof![5 => Just(None), 1 => hf_case(n_hf).prop_map(Some)],
         damage,
         0u8..10,
     )
-        .prop_map(|(seed, mutations, trace, text_damage, command)| Case {
-            seed,
-            mutations,
-            trace,
-            text_damage,
-            command,
+        .prop_map(|(seed, feature, more, trace, hf, text_damage, command)| {
+            // The feature's sections first, so the random mutations may then damage them.
+            let mutations = feature.unwrap_or_default().into_iter().chain(more).collect();
+            Case { seed, mutations, trace, hf, text_damage, command }
         })
 }

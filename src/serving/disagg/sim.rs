@@ -171,13 +171,12 @@ impl PoolSim {
     fn arrival(&mut self, spec: RequestSpec) {
         self.rec.arrival(self.now);
         self.arrivals_seen += 1;
-        if self.default_window && self.rec.window.is_none() && self.arrivals_seen * 2 >= self.workload.total_requests()
-        {
+        if self.default_window {
             // A few of the shortest iterations (decode steps), as in a co-located run;
             // a prefill batch of a long prompt would open a window of seconds.
             let spans = self.pools.iter().map(|p| p.pipeline.last_batch_span).filter(|s| *s > SimTime::ZERO);
-            let span = spans.min().unwrap_or_default();
-            self.rec.open_steady_window(self.now, span);
+            let total = self.workload.total_requests();
+            self.rec.open_window_at_half(self.now, self.arrivals_seen, total, || spans.min().unwrap_or_default());
         }
         let req = Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1));
         if let Err(reason) = self.admit(req) {
