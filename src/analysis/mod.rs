@@ -80,9 +80,11 @@ pub fn summary_metric_names() -> Vec<String> {
 }
 
 /// Every dotted name a summary can have: [`summary_metric_names`] and those of the
-/// optional sections (`prefix_cache.*`, `disaggregation.*`), in [`metric_order`].
+/// optional sections (`expert_load.*`, `prefix_cache.*`, `disaggregation.*`), in
+/// [`metric_order`].
 pub fn all_metric_names() -> Vec<String> {
     let full = Summary {
+        expert_load: Some(Default::default()),
         prefix_cache: Some(Default::default()),
         disaggregation: Some(Default::default()),
         ..Default::default()
@@ -173,5 +175,39 @@ mod chart_tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.svg");
         super::line_chart_svg(&p, "t", "x", "y", &[("a".into(), vec![(0.0, 1.0), (1.0, 2.0)])]).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod metric_name_tests {
+    use super::*;
+
+    /// Every optional section of the summary is a figure column of sweeps and their
+    /// shard merges (a section left out would be taken for a key column and moved to
+    /// the end of a merged table, so a sharded sweep would differ from a local one).
+    #[test]
+    fn every_optional_section_is_a_metric_name() {
+        let names = all_metric_names();
+        for section in ["expert_load.", "prefix_cache.", "disaggregation."] {
+            assert!(names.iter().any(|n| n.starts_with(section)), "{section} missing from {names:?}");
+        }
+        let json = serde_json::to_value(Summary::default()).expect("summary serializes");
+        let everything = serde_json::to_value(Summary {
+            expert_load: Some(Default::default()),
+            prefix_cache: Some(Default::default()),
+            disaggregation: Some(Default::default()),
+            ..Default::default()
+        })
+        .expect("summary serializes");
+        // The sections absent from a default summary are exactly the three above.
+        let mut absent: Vec<&str> = everything
+            .as_object()
+            .expect("object")
+            .keys()
+            .filter(|k| !json.as_object().expect("object").contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        absent.sort_unstable();
+        assert_eq!(absent, ["disaggregation", "expert_load", "prefix_cache"]);
     }
 }
