@@ -79,16 +79,22 @@ impl Buckets {
 
     /// Spreads `amount` over the interval [start, end) in proportion to overlap.
     pub fn add_spread(&mut self, start: SimTime, end: SimTime, lane: usize, amount: f64) {
-        self.add_spread_lanes(start, end, lane, &[amount]);
+        self.add_spread_lanes(start, end, lane, std::iter::once(amount));
     }
 
     /// [`Buckets::add_spread`] of `amounts[i]` to lane `first_lane + i` for each `i`, over
     /// one interval: the bucket walk is done once for all lanes (same sums, same order
     /// per lane).
-    pub fn add_spread_lanes(&mut self, start: SimTime, end: SimTime, first_lane: usize, amounts: &[f64]) {
+    pub fn add_spread_lanes(
+        &mut self,
+        start: SimTime,
+        end: SimTime,
+        first_lane: usize,
+        amounts: impl Iterator<Item = f64> + Clone,
+    ) {
         if end <= start {
-            for (i, a) in amounts.iter().enumerate() {
-                self.add_at(start, first_lane + i, *a);
+            for (i, a) in amounts.enumerate() {
+                self.add_at(start, first_lane + i, a);
             }
             return;
         }
@@ -99,7 +105,7 @@ impl Buckets {
             let b = t / self.width_ns;
             let bucket_end = ((b + 1) * self.width_ns).min(end.as_ns());
             let row = b as usize * self.lanes + first_lane;
-            for (i, a) in amounts.iter().enumerate() {
+            for (i, a) in amounts.clone().enumerate() {
                 self.values[row + i] += a * (bucket_end - t) as f64 / span;
             }
             t = bucket_end;

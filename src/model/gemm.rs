@@ -97,6 +97,12 @@ impl GemmRates {
         self.dtype_bytes < ACTIVATION_BYTES
     }
 
+    /// Bytes per element a GEMM writes: the dtype's for 16-bit models, BF16 for FP8/FP4
+    /// ones (low-precision GEMMs quantize their input and write BF16).
+    pub fn output_bytes(&self) -> f64 {
+        self.dtype_bytes.max(ACTIVATION_BYTES)
+    }
+
     /// A grouped GEMM: one kernel over groups of `rows[i]` rows each (the experts of an
     /// MoE layer), each by its own `k x n` weight. Groups with no row cost nothing; each
     /// busy group pays whole 128-row tiles, and all tiles share the SMs' waves.
@@ -125,7 +131,7 @@ impl GemmRates {
         let m_tiles: f64 = busy().map(|r| (r / TILE_M as f64).ceil()).sum();
         let padded = if pad_tiles { m_tiles * TILE_M as f64 } else { m };
         let s = self.dtype_bytes;
-        let out_bytes = if self.low_precision() { ACTIVATION_BYTES } else { s };
+        let out_bytes = self.output_bytes();
         let bytes = s * groups * k * n + s * m * k + out_bytes * m * n;
         let rate = self.flops_per_s * wave_utilization(m_tiles, n, self.sms);
         let compute = power_capped_s(2.0 * padded * k * n / rate, self.boost_window_s, self.power_slowdown);

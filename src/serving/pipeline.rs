@@ -370,8 +370,8 @@ fn book_run(rec: &mut Recorder, first_gpu: u32, start: SimTime, run: &StageRun) 
             rec.ledger.moved(g, k, w.comm_bytes[k.index()]);
         }
     }
-    let busy: Vec<f64> = run.gpus.iter().map(|w| w.compute_ns as f64).collect();
-    rec.util.add_spread_lanes(start, end, first_gpu as usize, &busy);
+    let busy = run.gpus.iter().map(|w| w.compute_ns as f64);
+    rec.util.add_spread_lanes(start, end, first_gpu as usize, busy);
     rec.pipeline_stage_busy_ns += run.duration_ns as u128;
 }
 

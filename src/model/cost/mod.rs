@@ -261,7 +261,7 @@ impl CostModel {
     /// dense MLP, lone GEMMs; one per expert for a grouped MoE MLP, grouped GEMMs): the up
     /// (gate+up when gated) GEMM, the activation and the down GEMM, each its own kernel.
     pub(super) fn mlp_parts(&self, rows: &[f64], cols: f64, grouped: bool) -> Parts {
-        let (h, s, m) = (self.hidden, self.dtype_bytes, self.mlp_matrices);
+        let (h, m) = (self.hidden, self.mlp_matrices);
         let gemm = |k: f64, n: f64| match (grouped, rows) {
             (false, [t]) => self.gemm.lone(*t, k, n),
             _ => self.gemm.grouped(rows, k, n),
@@ -273,7 +273,7 @@ impl CostModel {
         // Gated: the activation reads gate and up (2 T cols) and writes T cols; plain:
         // applied in place of up's output (not charged). Low-precision GEMMs write BF16.
         let tokens: f64 = rows.iter().sum();
-        let out_s = if self.gemm.low_precision() { crate::model::gemm::ACTIVATION_BYTES } else { s };
+        let out_s = self.activation_bytes();
         let act = if m > 2.0 { self.stream(0.0, out_s * 3.0 * tokens * cols) } else { Parts::default() };
         up.then(act).then(down)
     }
@@ -306,12 +306,12 @@ impl CostModel {
         tokens as f64 * self.hidden * self.activation_bytes()
     }
 
-    /// Bytes per element of the hidden states between layers, a: the dtype's for 16-bit
-    /// models, BF16 for FP8/FP4 ones. Low-precision GEMMs quantize their input and write
-    /// BF16 ([`crate::model::gemm::ACTIVATION_BYTES`]), so the row-parallel outputs a TP
-    /// all-reduce sums and the residual stream a pipeline stage hands on are BF16.
+    /// Bytes per element of the hidden states between layers, a: what the GEMMs write
+    /// ([`crate::model::gemm::GemmRates::output_bytes`]: BF16 for FP8/FP4 models), so the
+    /// row-parallel outputs a TP all-reduce sums and the residual stream a pipeline stage
+    /// hands on are BF16 there.
     pub fn activation_bytes(&self) -> f64 {
-        self.dtype_bytes.max(crate::model::gemm::ACTIVATION_BYTES)
+        self.gemm.output_bytes()
     }
 
     /// Bytes one expert choice of one token moves in the EP dispatch all-to-all: its
