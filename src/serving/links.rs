@@ -30,8 +30,23 @@ pub struct Owner {
     pub batch: u64,
     /// DP replica.
     pub replica: u32,
-    /// Pipeline stage.
+    /// Pipeline stage ([`Owner::NO_STAGE`] for a transfer no stage waits for).
     pub stage: u32,
+}
+
+impl Owner {
+    /// The stage of a transfer no stage run waits for (a KV handoff between pools).
+    pub const NO_STAGE: u32 = u32::MAX;
+
+    /// The KV handoff of the request in `slot` to decode instance `decode`.
+    pub fn handoff(slot: u32, decode: u32) -> Owner {
+        Owner { batch: slot as u64, replica: decode, stage: Self::NO_STAGE }
+    }
+
+    /// True for the tail of a stage run (false for a handoff).
+    pub fn is_stage(&self) -> bool {
+        self.stage != Self::NO_STAGE
+    }
 }
 
 /// One transfer on shared links.
@@ -51,6 +66,9 @@ pub struct Transfer {
     finish_ns: u64,
     /// Ran slower than uncontended at some point.
     slowed: bool,
+    /// A slowed end is rounded up to the whole ns (the last byte's ns, as a transfer's
+    /// closed form counts it) rather than to the nearest.
+    round_up: bool,
 }
 
 impl Transfer {
@@ -108,6 +126,23 @@ impl LinkLedger {
     /// `work_ns` alone (`start` not before the ledger's clock). Returns its id; call
     /// [`Self::project`] for its finish and the moves of the others.
     pub fn book(&mut self, owner: Owner, start: SimTime, work_ns: u64, bytes: &[(LinkId, f64)]) -> u64 {
+        self.book_rounded(owner, start, work_ns, bytes, false)
+    }
+
+    /// [`Self::book`] for bytes whose end, when slowed, is the ns the last one lands in
+    /// (rounded up): a KV handoff, whose closed form `ceil(bytes / bandwidth)` is too.
+    pub fn book_bytes(&mut self, owner: Owner, start: SimTime, work_ns: u64, bytes: &[(LinkId, f64)]) -> u64 {
+        self.book_rounded(owner, start, work_ns, bytes, true)
+    }
+
+    fn book_rounded(
+        &mut self,
+        owner: Owner,
+        start: SimTime,
+        work_ns: u64,
+        bytes: &[(LinkId, f64)],
+        round_up: bool,
+    ) -> u64 {
         let w = work_ns.max(1) as f64;
         // What it asks of a link never exceeds the link: alone, it runs at its own speed.
         let demand = bytes
@@ -126,6 +161,7 @@ impl LinkLedger {
             left_ns: work_ns as f64,
             finish_ns: start_ns + work_ns,
             slowed: false,
+            round_up,
         };
         self.live.insert(id, t);
         id
@@ -141,9 +177,9 @@ impl LinkLedger {
         self.live.values()
     }
 
-    /// Drops every transfer of `batch` (its replica failed).
+    /// Drops every stage transfer of `batch` (its replica failed).
     pub fn cancel_batch(&mut self, batch: u64) {
-        self.live.retain(|_, t| t.owner.batch != batch);
+        self.live.retain(|_, t| !t.owner.is_stage() || t.owner.batch != batch);
     }
 
     /// Runs the fluid model from the clock to `to`, committing progress; returns the
@@ -223,7 +259,9 @@ fn step(capacity: &[f64], live: &mut BTreeMap<u64, Transfer>, now: f64, limit: f
 /// A transfer's end at fluid time `at`: exact when it was never slowed.
 fn finish_of(t: &Transfer, at: f64) -> u64 {
     if t.slowed {
-        (at.round() as u64).max(t.start_ns + t.work_ns)
+        // Up, less a µns of float noise, so an exact whole ns is not pushed to the next.
+        let at = if t.round_up { (at - 1e-6).ceil() } else { at.round() };
+        (at as u64).max(t.start_ns + t.work_ns)
     } else {
         t.start_ns + t.work_ns
     }
