@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::metrics::recorder::Recorder;
 use crate::scenario::pools::{KvTransferMode, PoolRole};
 use crate::scenario::Setup;
+use crate::serving::intake::Intake;
 use crate::serving::links::{Move, Owner};
 use crate::serving::paced::SharedFabric;
 use crate::serving::replica::InFlight;
@@ -52,7 +53,7 @@ pub(super) struct Handoff {
 /// A pooled run in progress.
 pub struct PoolSim {
     pub(super) queue: EventQueue<Event>,
-    workload: Workload,
+    intake: Intake,
     pub(super) pools: Vec<Pool>,
     /// (pool, replica) of each instance.
     pub(super) insts: Vec<(u32, u32)>,
@@ -82,8 +83,6 @@ pub struct PoolSim {
     /// Events handled so far.
     pub events: u64,
     entries: Vec<BatchEntry>,
-    default_window: bool,
-    arrivals_seen: u64,
     progress: Option<Box<dyn FnMut(u64, u64)>>,
     /// Simulated time of the last event.
     pub now: SimTime,
@@ -111,12 +110,13 @@ impl PoolSim {
         let (prefill_side, decode_side) =
             (side(&[PoolRole::Prefill, PoolRole::Mixed]), side(&[PoolRole::Decode, PoolRole::Mixed]));
         let gpus = setup.total_gpus() as usize;
+        let intake = Intake::new(workload, &opts);
         let mut rec = Recorder::new(gpus, gpus, setup.model.experts as usize, opts.requests)?;
         rec.window = opts.window_s.map(|(a, b)| (SimTime::from_secs_f64(a), SimTime::from_secs_f64(b)));
         let n = insts.len();
         Ok(PoolSim {
             queue: EventQueue::new(),
-            workload,
+            intake,
             stats: PoolStats::new(&pools),
             net,
             fabric,
@@ -139,8 +139,6 @@ impl PoolSim {
             rec,
             events: 0,
             entries: Vec::new(),
-            default_window: opts.window_s.is_none(),
-            arrivals_seen: 0,
             progress: opts.progress,
             now: SimTime::ZERO,
             horizon: opts.max_simulated_s.map(SimTime::from_secs_f64),
@@ -149,10 +147,8 @@ impl PoolSim {
 
     /// Runs to the end: every request finished or dropped.
     pub fn run(&mut self) -> Result<()> {
-        for _ in 0..self.workload.closed_loop_concurrency().unwrap_or(1) {
-            self.pull_request();
-        }
-        let total = self.workload.total_requests();
+        self.intake.start(&mut self.queue, Event::Arrival);
+        let total = self.intake.workload.total_requests();
         while let Some((t, ev)) = self.queue.pop().filter(|(t, _)| self.horizon.is_none_or(|h| *t <= h)) {
             self.stats.advance(t, &self.pools, &self.pending, &self.insts);
             self.now = t;
@@ -178,30 +174,16 @@ impl PoolSim {
         self.rec.close()
     }
 
-    fn pull_request(&mut self) {
-        if let Some(spec) = self.workload.next_request(self.now) {
-            self.queue.schedule(spec.arrival, Event::Arrival(spec));
-        }
-    }
-
     fn arrival(&mut self, spec: RequestSpec) {
-        self.rec.arrival(self.now);
-        self.arrivals_seen += 1;
-        if self.default_window {
-            // A few of the shortest iterations (decode steps), as in a co-located run;
-            // a prefill batch of a long prompt would open a window of seconds.
-            let spans = self.pools.iter().map(|p| p.pipeline.last_batch_span).filter(|s| *s > SimTime::ZERO);
-            let total = self.workload.total_requests();
-            self.rec.open_window_at_half(self.now, self.arrivals_seen, total, || spans.min().unwrap_or_default());
-        }
-        let req = Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1));
+        // A few of the shortest iterations (decode steps), as in a co-located run; a
+        // prefill batch of a long prompt would open a window of seconds.
+        let spans = self.pools.iter().map(|p| p.pipeline.last_batch_span).filter(|s| *s > SimTime::ZERO);
+        let req = self.intake.arrive(&spec, &mut self.rec, self.now, || spans.min().unwrap_or_default());
         if let Err(reason) = self.admit(req) {
             self.rec.drop_request(reason);
             self.after_completion();
         }
-        if self.workload.closed_loop_concurrency().is_none() {
-            self.pull_request();
-        }
+        self.intake.arrived(&mut self.queue, self.now, Event::Arrival);
     }
 
     /// Routes a request to its instances and queues it on the prefill one.
@@ -343,8 +325,6 @@ impl PoolSim {
     }
 
     pub(super) fn after_completion(&mut self) {
-        if self.workload.closed_loop_concurrency().is_some() {
-            self.pull_request();
-        }
+        self.intake.finished(&mut self.queue, self.now, Event::Arrival);
     }
 }
