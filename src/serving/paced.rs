@@ -2,7 +2,11 @@
 //!
 //! Which links are shared is decided from the plan before the run: a link crossed by
 //! the collectives of more than one (replica, stage) is *tracked*, and so is every
-//! link a `link_slowdown` what-if names (so a slowdown reaches transfers in flight).
+//! link a `link_slowdown` what-if names (so a slowdown reaches transfers in flight),
+//! and in a disaggregated run every NIC a KV handoff may cross: the pools' links are
+//! numbered in one id space ([`FabricPart`]) and a handoff is booked here like any
+//! transfer ([`SharedFabric::book_transfer`]), so it and the instances' traffic on a
+//! NIC share it.
 //! A stage whose collectives cross no tracked link is priced as before, in O(1) when
 //! its batch forms. A stage that does is priced the same way, and then the part of its
 //! run spent in the collectives that cross tracked links (their exposed time, summed
