@@ -286,6 +286,15 @@ fn a_handoff_shares_the_prefill_nics_with_the_next_prefills_all_reduces() {
     assert!((d.kv_transfer_s.max * 1e9).round() as u64 > alone_ns, "{:?}", d.kv_transfer_s);
     let lost: f64 = out.report.gpus[..16].iter().map(|g| g.contention_s).sum();
     assert!(lost > 0.0, "the prefill's all-reduces lost time to the handoff");
+    // The trace shows each handoff on the four NICs it crosses (out of pool 0's two
+    // nodes' NICs, into pool 1's), beside the all-reduces' tails on pool 0's.
+    let window = RunOptions { window_s: Some((0.0, 10.0)), ..Default::default() };
+    let traced = simulate(&s, window).unwrap_or_else(|e| panic!("simulate: {e}"));
+    let mut kv: Vec<&str> = traced.link_spans.iter().filter(|(_, l)| l.handoff).map(|(n, _)| n.as_str()).collect();
+    kv.sort_unstable();
+    kv.dedup();
+    assert_eq!(kv, ["pool 0 NIC 0 up", "pool 0 NIC 1 up", "pool 1 NIC 0 down", "pool 1 NIC 1 down"]);
+    assert!(traced.link_spans.iter().any(|(n, l)| !l.handoff && n.starts_with("pool 0 NIC")));
     // Without request 1 nothing else crosses the NICs while the KV leaves: the handoff
     // takes its price and no GPU loses time.
     let (_d, s) = trace_setup(&[(0.0, 4096, 4)], &text);

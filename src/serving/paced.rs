@@ -57,10 +57,12 @@ pub struct LinkSpan {
     pub alone_end: SimTime,
     /// When it ended.
     pub end: SimTime,
-    /// Batch it belongs to.
+    /// Batch it belongs to (a KV handoff's: none, see `handoff`).
     pub batch: u64,
     /// Bytes it put on this link.
     pub bytes: f64,
+    /// A KV handoff between pools rather than a stage's collectives.
+    pub handoff: bool,
 }
 
 /// One plan's share of a fabric that several plans' GPUs live on (the pools of a
@@ -287,7 +289,8 @@ impl SharedFabric {
                     let bytes = per_ns * t.work_ns as f64;
                     let (start, alone_end, end, batch) =
                         (SimTime(t.start_ns), t.alone_end(), t.finish(), t.owner.batch);
-                    self.link_spans.push(LinkSpan { link, start, alone_end, end, batch, bytes });
+                    let handoff = !t.owner.is_stage();
+                    self.link_spans.push(LinkSpan { link, start, alone_end, end, batch, bytes, handoff });
                 }
             }
             let lost = t.finish().as_ns().saturating_sub(t.alone_end().as_ns());

@@ -38,9 +38,9 @@ pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     let mut report = build(&mut sim.rec, &ctx, now, events);
     report.summary.disaggregation = Some(disagg);
     let plan = ctx.plan.clone();
-    let spans = std::mem::take(&mut sim.rec.spans);
+    let (spans, link_spans) = (std::mem::take(&mut sim.rec.spans), sim.link_spans());
     let batch_requests = std::mem::take(&mut sim.rec.batch_requests);
-    Ok(Outcome { report, events, plan, spans, batch_requests, link_spans: Vec::new() })
+    Ok(Outcome { report, events, plan, spans, batch_requests, link_spans })
 }
 
 /// One line per pool of a pooled `setup`: role, instances, GPU, plan and KV capacity;

@@ -26,6 +26,8 @@ pub struct HandoffNet {
     gpu_latency_ns: Vec<f64>,
     /// Each cluster link's bandwidth, bytes / ns.
     bytes_per_ns: Vec<f64>,
+    /// Each pool's first cluster link id.
+    link_base: Vec<LinkId>,
 }
 
 /// A handoff on its links: the bytes it puts on each, and the latency paid once after
@@ -51,11 +53,12 @@ impl HandoffNet {
     /// per node): the handoff routes, and the one fabric every pool books on (None when
     /// no link is shared and no handoff can happen).
     pub fn join(pools: &[Pool], setups: &[PoolSetup], gpus_per_node: u32) -> (Self, Option<SharedFabric>) {
-        let (mut capacity, mut parts) = (Vec::new(), Vec::new());
+        let (mut capacity, mut parts, mut link_base) = (Vec::new(), Vec::new(), Vec::new());
         let (mut gpu_nic, mut gpu_latency_ns) = (Vec::new(), Vec::new());
         for (pool, ps) in pools.iter().zip(setups) {
             let (asm, s) = (&pool.pipeline.asm, &ps.setup);
             let base = capacity.len() as LinkId;
+            link_base.push(base);
             let (units, extra) = asm.fabric_links(&s.events);
             let units = units.into_iter().map(|u| u.into_iter().map(|l| l + base).collect()).collect();
             let extra = extra.into_iter().map(|l| l + base).collect();
@@ -86,7 +89,7 @@ impl HandoffNet {
         kv_links.dedup();
         let fabric = SharedFabric::join(&parts, &kv_links, &capacity);
         let bytes_per_ns = capacity.iter().map(|c| c / 1e9).collect();
-        (HandoffNet { gpu_nic, gpu_latency_ns, bytes_per_ns }, fabric)
+        (HandoffNet { gpu_nic, gpu_latency_ns, bytes_per_ns, link_base }, fabric)
     }
 
     /// `bytes` from the GPUs `src` to the GPUs `dst` (cluster indices): one shard per
@@ -103,6 +106,12 @@ impl HandoffNet {
             latency_ns = latency_ns.max(self.gpu_latency_ns[a]).max(self.gpu_latency_ns[b]);
         }
         Route { link_bytes: on.into_iter().collect(), latency: SimTime::from_ns_f64(latency_ns) }
+    }
+
+    /// The pool a cluster link belongs to, and its id in that pool's topology.
+    pub fn pool_link(&self, link: LinkId) -> (usize, LinkId) {
+        let p = self.link_base.partition_point(|b| *b <= link).saturating_sub(1);
+        (p, link - self.link_base.get(p).copied().unwrap_or(0))
     }
 
     /// The time of `route`'s bytes alone on its links: its busiest link's bytes over
@@ -166,5 +175,6 @@ output_tokens = { dist = "fixed", value = 10 }
         // H100 preset NIC: 50 GB/s x 0.95 = 47.5 GB/s: 1e9 B take 1e9 / 47.5 ns.
         assert!((n.alone_ns(&r) - 1e9 / 47.5).abs() < 1e-6);
         assert_eq!(r.clone().scaled(0.5).link_bytes, vec![(16, 5e8), (42, 5e8)]);
+        assert_eq!((n.pool_link(16), n.pool_link(42)), ((0, 16), (1, 18)));
     }
 }

@@ -270,6 +270,17 @@ impl PoolSim {
         self.follow(moves);
     }
 
+    /// Transfers on tracked links inside the timeline window (KV handoffs among them),
+    /// each with its link's name ("pool 1 NIC 0 down").
+    pub fn link_spans(&self) -> Vec<(String, crate::serving::paced::LinkSpan)> {
+        let Some(f) = &self.fabric else { return Vec::new() };
+        let name = |l| {
+            let (p, local) = self.net.pool_link(l);
+            format!("pool {p} {}", self.pools[p].pipeline.asm.link_name(local))
+        };
+        f.link_spans.iter().map(|s| (name(s.link), *s)).collect()
+    }
+
     /// Follows transfers whose end moved on the fabric (with whether their replica's
     /// clocks already moved): a batch's completion and its stage clocks
     /// ([`crate::serving::paced::follow_moves`], pool by pool), a handoff's landing.
