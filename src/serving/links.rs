@@ -277,14 +277,22 @@ fn finish_of(t: &Transfer, at: f64) -> u64 {
 /// (`peak`); every unfrozen transfer's rate rises together until a link is full (its
 /// transfers freeze) or it reaches its uncontended peak (it freezes at speed 1).
 fn rates(capacity: &[f64], live: &BTreeMap<u64, Transfer>, running: &[u64]) -> Vec<f64> {
-    // Most of the time the links hold everyone's uncontended demand: all at speed 1.
-    let mut load: BTreeMap<LinkId, f64> = BTreeMap::new();
-    for id in running {
-        for &(l, d) in &live[id].demand {
-            *load.entry(l).or_default() += d;
+    // Most of the time the links hold everyone's uncontended demand: all at speed 1
+    // (alone, a transfer needs no sum per link).
+    if let [id] = running {
+        if live[id].demand.iter().all(|(l, d)| *d <= capacity[*l as usize] * (1.0 + EPS)) {
+            return vec![1.0];
         }
     }
-    if load.iter().all(|(l, d)| *d <= capacity[*l as usize] * (1.0 + EPS)) {
+    // Demands by link (a stable sort keeps each link's terms in booking order, so the
+    // sums are those a map would make), then each link's sum against its capacity.
+    let mut load: Vec<(LinkId, f64)> = running.iter().flat_map(|id| live[id].demand.iter().copied()).collect();
+    load.sort_by_key(|(l, _)| *l);
+    let fits = load.chunk_by(|a, b| a.0 == b.0).all(|terms| {
+        let sum = terms.iter().fold(0.0, |acc, (_, d)| acc + d);
+        sum <= capacity[terms[0].0 as usize] * (1.0 + EPS)
+    });
+    if fits {
         return vec![1.0; running.len()];
     }
     let peak: Vec<f64> = running.iter().map(|id| live[id].demand.iter().map(|(_, d)| *d).fold(0.0, f64::max)).collect();
