@@ -43,7 +43,7 @@ fn the_table_has_every_row_and_a_summary_by_class() {
     let table = markdown(&rows);
     assert!(table.starts_with("| source | configuration | profile | metric | measured | simulated | error % |"));
     // The serving row ran under its engine's profile; trtllm was not fitted to H100 rows.
-    assert!(table.contains("| Llama-3.1-8B fp8 H100-SXM-80GB TP1 128/128 | trtllm | output tok/s |"), "{table}");
+    assert!(table.contains("| Llama-3.1-8B fp8 H100-SXM-80GB TP1 128/128 | trtllm | output_tokens_per_s |"), "{table}");
     assert!(table.contains("| trtllm, dense throughput | 0 | - | - | 1 |"), "{table}");
     assert!(table.contains("| class | rows | median abs error % | worst abs error % |"));
     // One line per row plus two header lines, then the summary table.

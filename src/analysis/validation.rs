@@ -136,8 +136,8 @@ fn serving_rows(opts: &Options) -> Result<Vec<Row>> {
             Row {
                 source: c.source.clone(),
                 configuration: c.configuration(),
-                class: if c.is_moe() { "MoE throughput" } else { "dense throughput" }.into(),
-                metric: "output tok/s".into(),
+                class: serving_class(c),
+                metric: c.metric.clone(),
                 measured: c.value,
                 simulated: match profile {
                     Some(p) => c.simulate(&p, opts.max_requests),
@@ -147,6 +147,13 @@ fn serving_rows(opts: &Options) -> Result<Vec<Row>> {
             }
         })
         .collect())
+}
+
+/// A serving row's class: dense or MoE, throughput or latency.
+fn serving_class(c: &Measurement) -> String {
+    let kind = if c.is_moe() { "MoE" } else { "dense" };
+    let what = if c.metric.ends_with("_ms") { "latency" } else { "throughput" };
+    format!("{kind} {what}")
 }
 
 fn matches(opts: &Options, configuration: &str) -> bool {
@@ -332,9 +339,11 @@ mod tests {
     #[test]
     fn the_shipped_csvs_parse_and_every_row_maps_to_presets() {
         let cases = serving_measurements().expect("parses");
-        assert_eq!(cases.len(), 79);
+        assert_eq!(cases.len(), 92);
         assert!(cases.iter().all(|c| gpu_preset_name(&c.gpu).is_some()));
-        assert!(cases.iter().all(|c| c.engine_profile() == "trtllm"));
+        // 87 TensorRT-LLM rows (perf-overview and NIM), 5 vLLM rows (CI and blog).
+        let engines = |e: &str| cases.iter().filter(|c| c.engine_profile() == e).count();
+        assert_eq!((engines("trtllm"), engines("vllm")), (87, 5));
         // "same" resolves to the row above it.
         assert!(cases.iter().all(|c| c.source != "same"));
     }
