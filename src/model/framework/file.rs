@@ -130,6 +130,11 @@ pub fn parse(text: &str, path: &Path) -> Result<FrameworkProfile, InputError> {
         let v = p.get(param.key).unwrap_or(f64::NAN);
         param.check(v).map_err(|m| InputError::key(path, param.key, m))?;
     }
+    if let Some(k) = p.fitted_parameters.iter().find(|k| !PARAMETERS.iter().any(|q| q.key == k.as_str())) {
+        let known: Vec<&str> = PARAMETERS.iter().map(|q| q.key).collect();
+        let msg = format!("names {k:?}, not a numeric parameter; known: {}", known.join(", "));
+        return Err(InputError::key(path, "fitted_parameters", msg));
+    }
     Ok(p)
 }
 

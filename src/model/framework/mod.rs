@@ -82,6 +82,10 @@ pub struct FrameworkProfile {
     /// this profile to; `clustersim validation` reports its error on the others apart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fitted_rows: Vec<String>,
+    /// The parameters (keys of [`PARAMETERS`]) `clustersim calibrate` fitted; what
+    /// `clustersim validation` refits when it leaves a source out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fitted_parameters: Vec<String>,
 }
 
 impl FrameworkProfile {
