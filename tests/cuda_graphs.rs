@@ -20,6 +20,7 @@ fn row(metric: &str) -> Measurement {
         mode: Mode::Concurrency(1),
         metric: metric.into(),
         value: 1.0,
+        attention_dp: false,
     }
 }
 
