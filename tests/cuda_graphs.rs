@@ -21,6 +21,7 @@ fn row(metric: &str) -> Measurement {
         metric: metric.into(),
         value: 1.0,
         attention_dp: false,
+        spread: None,
     }
 }
 
