@@ -95,6 +95,12 @@ impl StageCosts for ModelCosts {
     fn ep_combine_bytes_per_choice(&self) -> f64 {
         self.model.ep_combine_bytes_per_choice()
     }
+    fn kernels_per_layer(&self, shape: &BatchShape) -> u32 {
+        // The same ops the stage prices, counted: an MoE layer's experts as the MLP's
+        // three GEMMs (grouped GEMMs launch one kernel per matrix).
+        let attention: u32 = self.model.attention_block(shape).iter().map(|o| o.kernels).sum();
+        attention + self.model.dense_mlp(shape.tokens()).kernels
+    }
 }
 
 /// Everything a serving run is built from.
