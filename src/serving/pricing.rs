@@ -15,12 +15,13 @@ use crate::hardware::topology::Topology;
 use crate::hardware::topology::{LinkId, LinkKind};
 use crate::metrics::network::{GroupFact, LinkFact, NetworkFacts};
 use crate::model::framework::FrameworkProfile;
+use crate::parallel::collective::convex_closed_form;
 use crate::parallel::collective::{auto_candidates, is_chunked, resolve_all_reduce, CHUNK_OPTIONS};
 use crate::parallel::collective::{AllReduceAlgorithm, CollectiveOp};
 use crate::parallel::fabric::{concurrent_prices, serving_all_to_all, shared_links, Member, SetPrice};
 use crate::parallel::ledger::CommKind;
 use crate::parallel::plan::Plan;
-use crate::parallel::price::{lower_envelope, Affine, Price};
+use crate::parallel::price::{cheapest_somewhere, Affine, Convex, Price};
 use crate::scenario::Setup;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -147,13 +148,14 @@ impl Pricer {
         if m.ranks.len() < 2 {
             return SetPrice { affine: Affine::default(), contended: false };
         }
+        SetPrice { affine: self.stack(m, p.affine), ..p }
+    }
+
+    /// `a` with the stack's costs for member `m` added (see [`Self::with_stack`]).
+    fn stack(&self, m: &Member, a: Affine) -> Affine {
         let steps = m.schedule(&self.topo, 1.0).map_or(0, |s| s.steps());
         let extra = self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns;
-        let affine = Affine {
-            fixed_ns: p.affine.fixed_ns + extra,
-            per_byte_ns: p.affine.per_byte_ns / self.framework.collective_efficiency,
-        };
-        SetPrice { affine, ..p }
+        Affine { fixed_ns: a.fixed_ns + extra, per_byte_ns: a.per_byte_ns / self.framework.collective_efficiency }
     }
 
     /// The ways a TP all-reduce over `gpus` may run, one member each: the scenario's
@@ -177,15 +179,27 @@ impl Pricer {
                     .map(move |chunks| Member { chunks, ..Member::new(CollectiveOp::AllReduce, alg, gpus.to_vec()) })
             })
             .collect();
-        let alone: Vec<Affine> = all.iter().map(|m| self.alone(m)).collect();
-        let mut kept: Vec<(Affine, Member)> = lower_envelope(&alone)
+        let alone: Vec<Convex> = all.iter().map(|m| self.alone_convex(m)).collect();
+        let keep = cheapest_somewhere(&alone);
+        let mut kept: Vec<(f64, Member)> = all
             .into_iter()
-            .zip(alone.into_iter().zip(all))
-            .filter(|(k, _)| *k)
-            .map(|(_, x)| x)
+            .zip(&alone)
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|((m, c), _)| (c.0.iter().map(|a| a.per_byte_ns).fold(0.0, f64::max), m))
             .collect();
-        kept.sort_by(|a, b| b.0.per_byte_ns.total_cmp(&a.0.per_byte_ns));
+        kept.sort_by(|a, b| b.0.total_cmp(&a.0));
         kept.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// A member's price alone on idle links, stack costs included, at every size (its
+    /// closed form bends where a step's slowest transfer changes tier).
+    fn alone_convex(&self, m: &Member) -> Convex {
+        let Ok(schedule) = m.schedule(&self.topo, 1.0) else { return Convex::default() };
+        if m.ranks.len() < 2 {
+            return Convex::default();
+        }
+        Convex(convex_closed_form(&self.topo, &schedule, 1.0).into_iter().map(|a| self.stack(m, a)).collect())
     }
 
     /// A member's price alone on idle links, stack costs included.
@@ -222,7 +236,7 @@ impl Pricer {
     /// The price of a TP all-reduce over `gpus` alone: the cheapest of its options at
     /// each size.
     pub fn all_reduce(&self, gpus: &[u32]) -> Price {
-        Price(self.all_reduce_options(gpus).iter().map(|m| self.alone(m)).collect())
+        Price(self.all_reduce_options(gpus).iter().map(|m| self.alone_convex(m)).collect())
     }
 
     /// The TP all-reduces of the EP groups `groups` (one stage), priced together: each
@@ -240,8 +254,10 @@ impl Pricer {
                 .enumerate()
                 .filter_map(|(e, o)| o.iter().find(|m| (m.alg, m.chunks) == key).map(|m| (e, m.clone())))
                 .unzip();
-            for (e, p) in idx.into_iter().zip(self.priced(&set)) {
-                prices[e].push(p.affine);
+            // Alone on their links they keep the closed form at every size; sharing
+            // links, the flow model's fit.
+            for ((e, p), m) in idx.into_iter().zip(self.priced(&set)).zip(&set) {
+                prices[e].push(if p.contended { Convex(vec![p.affine]) } else { self.alone_convex(m) });
             }
         }
         prices.into_iter().map(Price).collect()

@@ -18,15 +18,16 @@
 
 mod alltoall;
 mod nccl;
+mod time;
 
 pub use alltoall::{expand_all_to_all, AllToAllAlgorithm};
 pub use nccl::{auto_candidates, choose_all_reduce_nccl, is_chunked, CHUNK_OPTIONS};
+pub use time::{convex_closed_form, schedule_time, step_time};
 
 use super::ledger::CommKind;
 use super::price::Affine;
 use crate::engine::SimTime;
 use crate::error::{Error, Result};
-use crate::hardware::network::transfer_time;
 use crate::hardware::topology::{LinkId, Topology};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -356,50 +357,6 @@ fn broadcast(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>
         let t: Vec<Transfer> = (lo..=hi).map(|i| Transfer { bytes: chunk, ..hops[i] }).collect();
         push(phases, t, 1);
     }
-}
-
-/// Closed-form time of one step on an idle network: the latest transfer, each taking
-/// its route's latency plus the time its most loaded link needs for all the step's
-/// bytes on it (or its route's rate cap, for NVLS). With one latency for the whole
-/// step this is the largest latency plus the busiest link's time; where NVLink and NIC
-/// transfers share a step, each pays its own tier's latency, as in the flow model.
-pub fn step_time(topo: &Topology, transfers: &[Transfer]) -> SimTime {
-    let routes: Vec<_> = transfers.iter().map(|t| topo.route(t.src, t.dst)).collect();
-    let mut loads: Vec<(LinkId, f64)> = Vec::with_capacity(transfers.len() * 2);
-    for (t, r) in transfers.iter().zip(&routes) {
-        if t.bytes > 0.0 {
-            loads.extend(r.links().iter().map(|&l| (l, t.bytes)));
-        }
-    }
-    loads.sort_unstable_by_key(|&(l, _)| l);
-    // Sum per link, in place: one entry per link, in link order.
-    let mut sums: Vec<(LinkId, f64)> = Vec::with_capacity(loads.len());
-    for (l, b) in loads {
-        match sums.last_mut() {
-            Some((last, sum)) if *last == l => *sum += b,
-            _ => sums.push((l, b)),
-        }
-    }
-    let link_time = |l: LinkId| {
-        let i = sums.partition_point(|&(x, _)| x < l);
-        sums.get(i).filter(|e| e.0 == l).map_or(SimTime::ZERO, |e| transfer_time(e.1, topo.link(l).bytes_per_s))
-    };
-    transfers.iter().zip(&routes).fold(SimTime::ZERO, |worst, (t, r)| {
-        let own = if t.bytes > 0.0 {
-            r.links().iter().map(|&l| link_time(l)).fold(transfer_time(t.bytes, r.rate_cap), SimTime::max)
-        } else {
-            SimTime::ZERO
-        };
-        worst.max(r.latency + own)
-    })
-}
-
-/// Closed-form time of an expanded schedule on an idle network (sum of its steps).
-pub fn schedule_time(topo: &Topology, schedule: &Schedule) -> SimTime {
-    schedule.phases.iter().fold(SimTime::ZERO, |acc, p| {
-        let t = step_time(topo, &p.transfers);
-        acc + SimTime(t.as_ns() * p.repeat as u64)
-    })
 }
 
 /// Closed-form (α-β, bottleneck-link) time of a collective of `bytes` over `ranks` on an
