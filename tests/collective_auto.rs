@@ -132,3 +132,30 @@ fn link_traffic_follows_the_algorithm_chosen() {
         assert!((got - per_byte).abs() < 1e-9, "{preset}: {got} bytes per payload byte");
     }
 }
+
+#[test]
+fn a_step_across_tiers_bends_the_closed_form_and_the_convex_form_follows_it() {
+    use clustersim::parallel::collective::{convex_closed_form, expand_chunked, schedule_time};
+    use clustersim::parallel::price::Convex;
+    // Pipelined hierarchical on 2 x 8 H100 in C = 2 chunks: step 1 runs the in-node
+    // exchange of chunk 2 (each GPU's NVLink up carries 7/8 x S/2: 2 µs + S x 0.0011856
+    // ns/B at 369 GB/s) beside the cross-node exchange of chunk 1 (S/2/16 per NIC:
+    // 5 µs + S x 0.00065789 ns/B at 47.5 GB/s). The NIC's latency gates the step below
+    // 3,000 / (0.0011856 - 0.00065789) = 5.69 MB, NVLink's bytes above: a bend, which a
+    // single line through 0 and a huge payload misses by up to 3 µs per such step.
+    let topo = nodes("h100-sxm", 2);
+    let ranks: Vec<u32> = (0..16).collect();
+    let (op, alg) = (CollectiveOp::AllReduce, AllReduceAlgorithm::Pipelined);
+    let at_one = expand_chunked(&topo, op, alg, &ranks, 1.0, Some(2)).expect("valid");
+    let pieces = convex_closed_form(&topo, &at_one, 1.0);
+    assert!(pieces.len() >= 2, "{pieces:?}");
+    let convex = Convex(pieces);
+    let mut s = KIB;
+    while s <= GIB {
+        let exact = schedule_time(&topo, &expand_chunked(&topo, op, alg, &ranks, s, Some(2)).expect("valid"));
+        // Each of the 5 steps rounds to 1 ns.
+        let got = convex.ns(s) as i64;
+        assert!((got - exact.as_ns() as i64).abs() <= 5, "at {s} B: {got} ns vs {exact}");
+        s *= 2.0;
+    }
+}

@@ -153,7 +153,11 @@ impl Pricer {
 
     /// `a` with the stack's costs for member `m` added (see [`Self::with_stack`]).
     fn stack(&self, m: &Member, a: Affine) -> Affine {
-        let steps = m.schedule(&self.topo, 1.0).map_or(0, |s| s.steps());
+        self.stack_steps(m.schedule(&self.topo, 1.0).map_or(0, |s| s.steps()), a)
+    }
+
+    /// `a` with the stack's costs for a collective of `steps` steps added.
+    fn stack_steps(&self, steps: usize, a: Affine) -> Affine {
         let extra = self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns;
         Affine { fixed_ns: a.fixed_ns + extra, per_byte_ns: a.per_byte_ns / self.framework.collective_efficiency }
     }
@@ -199,7 +203,8 @@ impl Pricer {
         if m.ranks.len() < 2 {
             return Convex::default();
         }
-        Convex(convex_closed_form(&self.topo, &schedule, 1.0).into_iter().map(|a| self.stack(m, a)).collect())
+        let steps = schedule.steps();
+        Convex(convex_closed_form(&self.topo, &schedule, 1.0).into_iter().map(|a| self.stack_steps(steps, a)).collect())
     }
 
     /// A member's price alone on idle links, stack costs included.
