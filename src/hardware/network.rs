@@ -27,10 +27,12 @@
 //! another path for a flow ([`Network::flows_on_link`] lists them) moves it with
 //! [`Network::reroute_flow`].
 
+mod covered;
 mod sharing;
 
 use super::topology::{LinkId, Route, Topology};
 use crate::engine::{EventId, EventQueue, SimTime};
+use covered::Covered;
 use sharing::Sharing;
 
 /// Handle to a flow (slot index plus generation, so stale handles never alias).
@@ -104,12 +106,14 @@ pub struct NetworkStats {
 #[derive(Clone, Debug)]
 pub struct Network {
     caps: Vec<f64>,
+    /// Links that can never be full, left out of the sharing (see the `covered` module).
+    covered: Covered,
     /// Draining flows on each link.
     link_flows: Vec<Vec<u32>>,
     /// Their rates, in the same order ([`UNRATED`] for flows not rated yet): a copy of
     /// `rates` laid out so a link's flows are read in one sweep.
     link_rates: Vec<Vec<f64>>,
-    /// Sum of the rates of the draining flows on each link.
+    /// Sum of the rates of the draining flows on each link (not kept for covered links).
     load: Vec<f64>,
     flows: Vec<Flow>,
     /// Per flow slot, kept apart from [`Flow`] because the re-sharing reads little else:
@@ -141,8 +145,10 @@ impl Network {
     /// An idle network over `topology`'s links at time zero.
     pub fn new(topology: &Topology) -> Self {
         let n = topology.links().len();
+        let caps: Vec<f64> = topology.links().iter().map(|l| l.bytes_per_s).collect();
         Network {
-            caps: topology.links().iter().map(|l| l.bytes_per_s).collect(),
+            covered: Covered::new(topology, &caps),
+            caps,
             link_flows: vec![Vec::new(); n],
             link_rates: vec![Vec::new(); n],
             load: vec![0.0; n],
@@ -184,6 +190,9 @@ impl Network {
 
     /// Sum of the rates of the flows on `link`, bytes/s, as of the last re-sharing.
     pub fn link_load(&self, link: LinkId) -> f64 {
+        if self.covered.is_covered(link) {
+            return self.link_rates[link as usize].iter().map(|r| r.max(0.0)).sum();
+        }
         self.load[link as usize]
     }
 
@@ -230,7 +239,11 @@ impl Network {
     /// Negative or NaN capacities count as 0. Flows are re-shared at this instant.
     pub fn set_link_capacity(&mut self, link: LinkId, bytes_per_s: f64) {
         self.caps[link as usize] = if bytes_per_s > 0.0 { bytes_per_s } else { 0.0 };
-        self.seed_links.push(link);
+        let mut flipped = vec![link];
+        self.covered.refresh(&self.caps, |l| flipped.push(l));
+        for l in flipped {
+            self.seed(l);
+        }
         self.floor = 0.0;
     }
 
@@ -369,7 +382,22 @@ impl Network {
             self.flows[idx as usize].pos[k] = list.len() as u32;
             list.push(idx);
             self.link_rates[l as usize].push(self.rates[idx as usize]);
-            self.seed_links.push(l);
+            if !self.covered.is_covered(l) {
+                self.seed_links.push(l);
+            }
+        }
+    }
+
+    /// Asks for a re-sharing at `link`, or, for a covered link (which the re-sharing
+    /// does not look at), at the other links of its flows.
+    fn seed(&mut self, link: LinkId) {
+        if !self.covered.is_covered(link) {
+            self.seed_links.push(link);
+            return;
+        }
+        for &f in &self.link_flows[link as usize] {
+            let links = self.routes[f as usize].links();
+            self.seed_links.extend(links.iter().filter(|&&m| !self.covered.is_covered(m)));
         }
     }
 
@@ -380,10 +408,12 @@ impl Network {
         let (route, rate) = (self.routes[idx as usize], self.rates[idx as usize].max(0.0));
         for (k, &l) in route.links().iter().enumerate() {
             let li = l as usize;
-            if sharing::is_full(self.load[li], self.caps[li]) {
-                self.seed_links.push(l);
+            if !self.covered.is_covered(l) {
+                if sharing::is_full(self.load[li], self.caps[li]) {
+                    self.seed_links.push(l);
+                }
+                self.load[li] -= rate;
             }
-            self.load[li] -= rate;
             let p = self.flows[idx as usize].pos[k] as usize;
             self.link_rates[li].swap_remove(p);
             let list = &mut self.link_flows[li];
@@ -469,23 +499,4 @@ impl Network {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hardware::spec::gpu_preset;
-
-    #[test]
-    fn a_lone_flow_takes_alpha_plus_s_over_b() {
-        let p = gpu_preset("h100-sxm").expect("preset");
-        let topo = Topology::new(1, 8, &(p.nvlink)(), &(p.network)()).expect("valid");
-        let mut net = Network::new(&topo);
-        net.start_flow(topo.route(0, 1), 369e6, 7);
-        // 369 MB at 450 GB/s x 0.82 = 369 GB/s: 1 ms, + α 2 µs.
-        let (t, done) = net.step().expect("drain");
-        assert_eq!(t, SimTime::from_ms(1));
-        assert!(done.is_empty());
-        let (t, done) = net.step().expect("done");
-        assert_eq!(t, SimTime::from_us(1002));
-        assert_eq!(done[0].tag, 7);
-        assert!(net.step().is_none());
-    }
-}
+mod tests;

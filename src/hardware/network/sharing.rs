@@ -129,7 +129,9 @@ impl Sharing {
             let keep = old >= 0.0 && (new - old).abs() <= SAME * old.max(new);
             let rate = if keep { old } else { new };
             for &l in net.routes[f as usize].links() {
-                net.load[l as usize] += rate;
+                if !net.covered.is_covered(l) {
+                    net.load[l as usize] += rate;
+                }
             }
             if !keep {
                 changed(net, f, new);
@@ -146,7 +148,7 @@ impl Sharing {
         self.moving.clear();
         let epoch = self.epoch;
         for &l in seeds {
-            if self.link_seen[l as usize] != epoch {
+            if self.link_seen[l as usize] != epoch && !net.covered.is_covered(l) {
                 self.link_seen[l as usize] = epoch;
                 self.links.push(l);
             }
@@ -166,7 +168,7 @@ impl Sharing {
                 self.flow_seen[f as usize] = epoch;
                 self.flows.push(f);
                 for &m in net.routes[f as usize].links() {
-                    if self.link_seen[m as usize] != epoch {
+                    if self.link_seen[m as usize] != epoch && !net.covered.is_covered(m) {
                         self.link_seen[m as usize] = epoch;
                         self.links.push(m);
                     }
@@ -245,8 +247,10 @@ impl Sharing {
         self.flow_fixed[f as usize] = self.epoch;
         self.new_rate[f as usize] = rate;
         for &l in net.routes[f as usize].links() {
-            self.rem[l as usize] -= rate;
-            self.cnt[l as usize] -= 1;
+            if !net.covered.is_covered(l) {
+                self.rem[l as usize] -= rate;
+                self.cnt[l as usize] -= 1;
+            }
         }
     }
 }
