@@ -72,18 +72,24 @@ struct Flow {
     gen: u32,
     live: bool,
     draining: bool,
-    /// Position of this flow in `link_flows[route.links()[k]]`.
-    pos: [u32; 4],
-    /// Position of this flow in `active` while draining.
-    active_pos: u32,
     bytes: f64,
-    remaining: f64,
-    /// When `remaining` was last brought up to date.
-    updated: SimTime,
     start: SimTime,
     tag: u64,
     /// Its pending completion event, once drained.
     done_event: Option<EventId>,
+}
+
+/// What a rate change reads and writes of a flow, apart from [`Flow`] so the flows of a
+/// re-sharing are 40 bytes each to fetch, not a whole [`Flow`].
+#[derive(Clone, Copy, Debug)]
+struct Hot {
+    remaining: f64,
+    /// When `remaining` was last brought up to date.
+    updated: SimTime,
+    /// Position of this flow in `link_flows[route.links()[k]]`.
+    pos: [u32; 4],
+    /// Position of this flow in `active` while draining.
+    active_pos: u32,
 }
 
 /// The rate of a flow no re-sharing has rated yet (new, re-routed or drained).
@@ -116,11 +122,15 @@ pub struct Network {
     /// Sum of the rates of the draining flows on each link (not kept for covered links).
     load: Vec<f64>,
     flows: Vec<Flow>,
+    hot: Vec<Hot>,
     /// Per flow slot, kept apart from [`Flow`] because the re-sharing reads little else:
     /// its route, and its rate in bytes/s ([`UNRATED`] until a re-sharing gives it one).
     routes: Vec<Route>,
     rates: Vec<f64>,
     free: Vec<u32>,
+    /// Draining flows on routes with a finite rate cap (the re-sharing skips looking
+    /// for caps while there are none).
+    capped: u32,
     /// Draining flows, and beside each the instant its last byte leaves at its current
     /// rate (ns; `u64::MAX` while stalled). A dense array: the next drain is one scan.
     active: Vec<u32>,
@@ -153,9 +163,11 @@ impl Network {
             link_rates: vec![Vec::new(); n],
             load: vec![0.0; n],
             flows: Vec::new(),
+            hot: Vec::new(),
             routes: Vec::new(),
             rates: Vec::new(),
             free: Vec::new(),
+            capped: 0,
             active: Vec::new(),
             drain_at: Vec::new(),
             next_drain: None,
@@ -267,36 +279,28 @@ impl Network {
         self.stats.flows_started += 1;
         let now = self.now;
         let drains = bytes > 0.0 && !route.links().is_empty();
-        let flow = Flow {
-            gen: 0,
-            live: true,
-            draining: drains,
-            pos: [0; 4],
-            active_pos: 0,
-            bytes: bytes.max(0.0),
-            remaining: bytes.max(0.0),
-            updated: now,
-            start: now,
-            tag,
-            done_event: None,
-        };
+        let flow =
+            Flow { gen: 0, live: true, draining: drains, bytes: bytes.max(0.0), start: now, tag, done_event: None };
+        let hot = Hot { remaining: bytes.max(0.0), updated: now, pos: [0; 4], active_pos: 0 };
         let idx = match self.free.pop() {
             Some(i) => {
                 let gen = self.flows[i as usize].gen.wrapping_add(1);
                 self.flows[i as usize] = Flow { gen, ..flow };
+                self.hot[i as usize] = hot;
                 self.routes[i as usize] = route;
                 self.rates[i as usize] = UNRATED;
                 i
             }
             None => {
                 self.flows.push(flow);
+                self.hot.push(hot);
                 self.routes.push(route);
                 self.rates.push(UNRATED);
                 (self.flows.len() - 1) as u32
             }
         };
         if drains {
-            self.flows[idx as usize].active_pos = self.active.len() as u32;
+            self.hot[idx as usize].active_pos = self.active.len() as u32;
             self.active.push(idx);
             self.drain_at.push(u64::MAX);
             self.link(idx);
@@ -377,9 +381,10 @@ impl Network {
     fn link(&mut self, idx: u32) {
         self.floor = 0.0;
         let route = self.routes[idx as usize];
+        self.capped += u32::from(route.rate_cap.is_finite());
         for (k, &l) in route.links().iter().enumerate() {
             let list = &mut self.link_flows[l as usize];
-            self.flows[idx as usize].pos[k] = list.len() as u32;
+            self.hot[idx as usize].pos[k] = list.len() as u32;
             list.push(idx);
             self.link_rates[l as usize].push(self.rates[idx as usize]);
             if !self.covered.is_covered(l) {
@@ -406,6 +411,7 @@ impl Network {
     /// losing a flow changes nothing there.
     fn unlink(&mut self, idx: u32) {
         let (route, rate) = (self.routes[idx as usize], self.rates[idx as usize].max(0.0));
+        self.capped -= u32::from(route.rate_cap.is_finite());
         for (k, &l) in route.links().iter().enumerate() {
             let li = l as usize;
             if !self.covered.is_covered(l) {
@@ -414,13 +420,13 @@ impl Network {
                 }
                 self.load[li] -= rate;
             }
-            let p = self.flows[idx as usize].pos[k] as usize;
+            let p = self.hot[idx as usize].pos[k] as usize;
             self.link_rates[li].swap_remove(p);
             let list = &mut self.link_flows[li];
             list.swap_remove(p);
             if let Some(&moved) = list.get(p) {
                 if let Some(j) = self.routes[moved as usize].links().iter().position(|&x| x == l) {
-                    self.flows[moved as usize].pos[j] = p as u32;
+                    self.hot[moved as usize].pos[j] = p as u32;
                 }
             }
         }
@@ -429,7 +435,7 @@ impl Network {
     /// Sets a draining flow's rate, in `rates` and in its links' copies.
     fn set_rate(&mut self, idx: u32, rate: f64) {
         self.rates[idx as usize] = rate;
-        let f = &self.flows[idx as usize];
+        let f = &self.hot[idx as usize];
         for (k, &l) in self.routes[idx as usize].links().iter().enumerate() {
             self.link_rates[l as usize][f.pos[k] as usize] = rate;
         }
@@ -439,7 +445,7 @@ impl Network {
     fn catch_up(&mut self, idx: u32) {
         let now = self.now;
         let rate = self.rates[idx as usize];
-        let f = &mut self.flows[idx as usize];
+        let f = &mut self.hot[idx as usize];
         if rate > 0.0 {
             let elapsed = (now - f.updated).as_secs_f64();
             f.remaining = (f.remaining - rate * elapsed).max(0.0);
@@ -452,18 +458,18 @@ impl Network {
         self.floor = self.floor.min(self.rates[idx as usize].max(0.0));
         self.unlink(idx);
         self.next_drain = None;
-        let k = self.flows[idx as usize].active_pos as usize;
+        let k = self.hot[idx as usize].active_pos as usize;
         self.active.swap_remove(k);
         self.drain_at.swap_remove(k);
         if let Some(&moved) = self.active.get(k) {
-            self.flows[moved as usize].active_pos = k as u32;
+            self.hot[moved as usize].active_pos = k as u32;
         }
         let at = self.now + self.routes[idx as usize].latency;
         let ev = self.queue.schedule(at, idx);
         self.rates[idx as usize] = UNRATED;
+        self.hot[idx as usize].remaining = 0.0;
         let f = &mut self.flows[idx as usize];
         f.draining = false;
-        f.remaining = 0.0;
         f.done_event = Some(ev);
     }
 
@@ -482,7 +488,7 @@ impl Network {
             net.catch_up(idx);
             net.set_rate(idx, new_rate);
             let now = net.now;
-            let f = &net.flows[idx as usize];
+            let f = &net.hot[idx as usize];
             let at = if new_rate > 0.0 { (now + transfer_time(f.remaining, new_rate)).as_ns() } else { u64::MAX };
             net.drain_at[f.active_pos as usize] = at;
         });

@@ -209,7 +209,9 @@ impl Sharing {
                 self.heap.push(Reverse((key(self.rem[li] / f64::from(self.cnt[li])), l)));
             }
         }
-        for &f in &self.flows {
+        // Most re-sharings have no capped flow: skip reading every flow's route for one.
+        let capped = if net.capped > 0 { &self.flows[..] } else { &[] };
+        for &f in capped {
             let cap = net.routes[f as usize].rate_cap;
             if cap.is_finite() {
                 self.heap.push(Reverse((key(cap), FLOW_ENTRY | f)));
