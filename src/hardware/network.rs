@@ -28,11 +28,13 @@
 //! [`Network::reroute_flow`].
 
 mod covered;
+mod records;
 mod sharing;
 
 use super::topology::{LinkId, Route, Topology};
-use crate::engine::{EventId, EventQueue, SimTime};
+use crate::engine::{EventQueue, SimTime};
 use covered::Covered;
+use records::{Flow, Hot};
 use sharing::Sharing;
 
 /// Handle to a flow (slot index plus generation, so stale handles never alias).
@@ -65,31 +67,6 @@ pub fn transfer_time(bytes: f64, bytes_per_s: f64) -> SimTime {
     } else {
         SimTime::from_ns_f64(bytes / bytes_per_s * 1e9)
     }
-}
-
-#[derive(Clone, Debug)]
-struct Flow {
-    gen: u32,
-    live: bool,
-    draining: bool,
-    bytes: f64,
-    start: SimTime,
-    tag: u64,
-    /// Its pending completion event, once drained.
-    done_event: Option<EventId>,
-}
-
-/// What a rate change reads and writes of a flow, apart from [`Flow`] so the flows of a
-/// re-sharing are 40 bytes each to fetch, not a whole [`Flow`].
-#[derive(Clone, Copy, Debug)]
-struct Hot {
-    remaining: f64,
-    /// When `remaining` was last brought up to date.
-    updated: SimTime,
-    /// Position of this flow in `link_flows[route.links()[k]]`.
-    pos: [u32; 4],
-    /// Position of this flow in `active` while draining.
-    active_pos: u32,
 }
 
 /// The rate of a flow no re-sharing has rated yet (new, re-routed or drained).
