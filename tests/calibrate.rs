@@ -19,6 +19,7 @@ fn row(concurrency: u32, metric: &str) -> Measurement {
         mode: Mode::Concurrency(concurrency),
         metric: metric.into(),
         value: 1.0,
+        attention_dp: false,
     }
 }
 

@@ -7,7 +7,10 @@
 //! `source, model, dtype, engine, gpu, gpus, tp, input_tokens, output_tokens, mode,
 //! metric, value, unit, requests, notes`. `source` `same` repeats the row above's.
 //! `mode`: `offline` (all requests at once), `rate=R` (Poisson, R requests/s) or
-//! `concurrency=N` (closed loop). `metric`: one of [`METRICS`].
+//! `concurrency=N` (closed loop). `metric`: one of [`METRICS`]. A MoE row whose `notes`
+//! contain [`ATTENTION_DP_NOTE`] ran with attention data-parallel and the experts
+//! expert-parallel over its `tp` GPUs (TensorRT-LLM's `enable_attention_dp` with
+//! `--ep`), and is simulated so; the notes must cite where the source says it.
 
 use crate::error::{Error, InputError, Result};
 use crate::metrics::summary::Summary;
@@ -31,6 +34,18 @@ pub const METRICS: &[&str] = &[
     "mean_e2el_ms",
     "median_e2el_ms",
 ];
+
+/// The phrase in a MoE row's `notes` that says the source ran attention data-parallel
+/// with the experts expert-parallel over the row's `tp` GPUs.
+pub const ATTENTION_DP_NOTE: &str = "simulated as attention DP x EP";
+
+/// The batch limits of the validation scenarios, per engine scheduler: sequences and
+/// tokens in one iteration. Under attention DP an engine runs one scheduler per GPU
+/// (TensorRT-LLM: `--max_batch_size` is the "Max batch size in each rank",
+/// docs/source/blogs/Best_perf_practice_on_DeepSeek-R1_in_TensorRT-LLM.md), so a
+/// replica of `n` attention groups gets `n` times these.
+const MAX_SEQS: u32 = 1024;
+const MAX_BATCH_TOKENS: u32 = 8192;
 
 /// How requests arrive in a measurement.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,6 +85,10 @@ pub struct Measurement {
     pub metric: String,
     /// The measured value, in the metric's unit.
     pub value: f64,
+    /// MoE only: attention data-parallel over the `tp` GPUs with the experts
+    /// expert-parallel over them (the notes say so: [`ATTENTION_DP_NOTE`]); false: the
+    /// `tp` GPUs shard attention and experts alike.
+    pub attention_dp: bool,
 }
 
 /// The clustersim GPU preset a source's GPU name maps to (preset names map to themselves).
@@ -104,7 +123,14 @@ impl Measurement {
             Mode::Rate(r) => format!(" rate {r}/s"),
             Mode::Concurrency(n) => format!(" concurrency {n}"),
         };
-        format!("{} {} {} TP{} {}/{}{mode}", self.model, self.dtype, self.gpu, self.tp, self.input, self.output)
+        let layout = if self.attention_dp_ep() { format!(" (attention DP x EP{})", self.tp) } else { String::new() };
+        format!("{} {} {} TP{}{layout} {}/{}{mode}", self.model, self.dtype, self.gpu, self.tp, self.input, self.output)
+    }
+
+    /// True when the row is simulated with attention data-parallel and expert-parallel
+    /// experts over its `tp` GPUs: a MoE row whose notes say so.
+    pub fn attention_dp_ep(&self) -> bool {
+        self.attention_dp && self.is_moe()
     }
 
     /// Whether the model is a mixture of experts (unknown models count as dense).
@@ -133,12 +159,23 @@ impl Measurement {
             Mode::Rate(r) => format!("{{ process = \"poisson\", rate_per_s = {r} }}"),
             Mode::Concurrency(n) => format!("{{ process = \"closed_loop\", concurrency = {n} }}"),
         };
+        // Attention DP: one attention group (and engine scheduler) per GPU, experts
+        // spread over all of them; otherwise one TP group.
+        let (parallel, groups) = if self.attention_dp_ep() {
+            (format!("tp = 1\nep = {}", self.tp), self.tp)
+        } else {
+            (format!("tp = {}", self.tp), 1)
+        };
         format!(
             "[scenario]\nname = \"measured\"\nseed = 1\n\n[hardware]\ngpu = \"{gpu}\"\nnodes = 1\ngpus_per_node = 8\n\n\
-             [model]\npreset = \"{model}\"\ndtype = \"{}\"\n\n[parallel]\ntp = {}\n\n[serving]\nmax_batch_tokens = 8192\n\
-             max_seqs = 1024\ngpu_memory_utilization = 0.9\n\n[workload]\nrequests = {requests}\narrival = {arrival}\n\
+             [model]\npreset = \"{model}\"\ndtype = \"{}\"\n\n[parallel]\n{parallel}\n\n[serving]\nmax_batch_tokens = {}\n\
+             max_seqs = {}\ngpu_memory_utilization = 0.9\n\n[workload]\nrequests = {requests}\narrival = {arrival}\n\
              prompt_tokens = {{ dist = \"fixed\", value = {} }}\noutput_tokens = {{ dist = \"fixed\", value = {} }}\n",
-            self.dtype, self.tp, self.input, self.output
+            self.dtype,
+            MAX_BATCH_TOKENS * groups,
+            MAX_SEQS * groups,
+            self.input,
+            self.output
         )
     }
 
@@ -259,6 +296,7 @@ pub fn parse_csv(text: &str, file: &Path) -> Result<Vec<Measurement>> {
             mode: m,
             metric: rec[10].to_string(),
             value: num(11)?,
+            attention_dp: rec[14].contains(ATTENTION_DP_NOTE),
         });
     }
     Ok(out)
@@ -282,6 +320,32 @@ mod tests {
         assert_eq!(rows[1].mode, Mode::Concurrency(8));
         assert_eq!((rows[0].requests, rows[1].requests), (Some(50), None));
         assert_eq!(rows[0].engine_profile(), "vllm");
+    }
+
+    #[test]
+    fn a_moe_row_noted_attention_dp_runs_one_attention_group_per_gpu() {
+        // The note puts the 8 GPUs' attention in 8 data-parallel groups with the experts
+        // over all 8 (tp = 1, ep = 8); the batch limits are per group (1024 sequences and
+        // 8192 tokens each: 8192 and 65,536 for the replica). A dense row with the same
+        // note, and a MoE row without it, keep one TP group of 8.
+        let note = format!("\"source says so; {ATTENTION_DP_NOTE}8\"");
+        let text = format!(
+            "{HEAD}p,Qwen3-235B-A22B,fp8,TensorRT-LLM,H200-SXM-141GB,8,8,128,2048,offline,output_tokens_per_s,1,x,,{note}\n\
+             p,Llama-3.1-405B,fp8,TensorRT-LLM,H200-SXM-141GB,8,8,128,2048,offline,output_tokens_per_s,1,x,,{note}\n\
+             p,Qwen3-235B-A22B,fp8,TensorRT-LLM,H200-SXM-141GB,8,8,128,2048,offline,output_tokens_per_s,1,x,,TP8\n"
+        );
+        let rows = parse_csv(&text, Path::new("m.csv")).unwrap();
+        assert!(rows[0].attention_dp_ep() && rows[0].configuration().contains("TP8 (attention DP x EP8) 128/2048"));
+        let toml = rows[0].scenario_toml("h200-sxm", "qwen3-235b-a22b", 10);
+        assert!(toml.contains("[parallel]\ntp = 1\nep = 8\n"), "{toml}");
+        assert!(toml.contains("max_batch_tokens = 65536\nmax_seqs = 8192\n"), "{toml}");
+        for row in &rows[1..] {
+            assert!(!row.attention_dp_ep());
+            let toml = row.scenario_toml("h200-sxm", "x", 10);
+            assert!(
+                toml.contains("[parallel]\ntp = 8\n") && toml.contains("max_batch_tokens = 8192\nmax_seqs = 1024\n")
+            );
+        }
     }
 
     #[test]
