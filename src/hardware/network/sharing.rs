@@ -15,7 +15,9 @@
 //! constraints are all inside it); flows outside it keep their rates and finishes. The
 //! work is linear in the component's flows times their route length, plus a heap over
 //! its links. A drain that leaves only links with room (no flow's bottleneck) reaches
-//! nothing and costs nothing; the caller seeds only links that were full.
+//! nothing and costs nothing; the caller seeds only links that were full. Links that can
+//! never be full (non-blocking spine links, see the `covered` module) bound no rate and
+//! join no component.
 //!
 //! When every change at an instant is a drain, less moves: progressive filling below
 //! the lowest rate r a drained flow had is the same with or without it (below r the
