@@ -264,3 +264,41 @@ fn pools_of_different_gpus_and_plans_are_reported_each_with_its_own() {
     reqs.iter().for_each(|r| by_replica[r.replica as usize] += 1);
     assert_eq!(by_replica, [0, 10, 10]);
 }
+
+#[test]
+fn a_handoff_shares_the_prefill_nics_with_the_next_prefills_all_reduces() {
+    // Both pools: one TP16 instance over two nodes of one 50 GB/s NIC each, so the
+    // instances' all-reduces cross their NICs. Request 0 (4,096 tokens) is prefilled,
+    // then hands 1,342,177,280 B off, half out of each prefill NIC and half into each
+    // decode NIC: 671,088,640 B / 50 B/ns = 13,421,772.8 -> 13,421,773 ns + 5 µs alone.
+    // Request 1 (512 tokens) arrives during request 0's prefill and is prefilled next,
+    // a few ms, while request 0's KV leaves: its all-reduces want the prefill NICs too,
+    // so both slow while they overlap (max-min), and the prefill GPUs book what their
+    // all-reduces lost as contention.
+    let text = with_prefill_nodes("whole", 3)
+        .replace("replicas = 3\nnodes = 3", "replicas = 1\nnodes = 2\n[pools.parallel]\ntp = 16")
+        .replace("replicas = 1\nnodes = 1", "replicas = 1\nnodes = 2\n[pools.parallel]\ntp = 16");
+    let (_d, s) = trace_setup(&[(0.0, 4096, 4), (0.001, 512, 4)], &text);
+    let (out, _) = run(&s);
+    let d = disagg(&out);
+    assert_eq!(d.handoffs, 2);
+    let alone_ns = 13_426_773;
+    assert!((d.kv_transfer_s.max * 1e9).round() as u64 > alone_ns, "{:?}", d.kv_transfer_s);
+    let lost: f64 = out.report.gpus[..16].iter().map(|g| g.contention_s).sum();
+    assert!(lost > 0.0, "the prefill's all-reduces lost time to the handoff");
+    // The trace shows each handoff on the four NICs it crosses (out of pool 0's two
+    // nodes' NICs, into pool 1's), beside the all-reduces' tails on pool 0's.
+    let window = RunOptions { window_s: Some((0.0, 10.0)), ..Default::default() };
+    let traced = simulate(&s, window).unwrap_or_else(|e| panic!("simulate: {e}"));
+    let mut kv: Vec<&str> = traced.link_spans.iter().filter(|(_, l)| l.handoff).map(|(n, _)| n.as_str()).collect();
+    kv.sort_unstable();
+    kv.dedup();
+    assert_eq!(kv, ["pool 0 NIC 0 up", "pool 0 NIC 1 up", "pool 1 NIC 0 down", "pool 1 NIC 1 down"]);
+    assert!(traced.link_spans.iter().any(|(n, l)| !l.handoff && n.starts_with("pool 0 NIC")));
+    // Without request 1 nothing else crosses the NICs while the KV leaves: the handoff
+    // takes its price and no GPU loses time.
+    let (_d, s) = trace_setup(&[(0.0, 4096, 4)], &text);
+    let (out, _) = run(&s);
+    assert_eq!((disagg(&out).kv_transfer_s.max * 1e9).round() as u64, alone_ns);
+    assert!(out.report.gpus.iter().all(|g| g.contention_s == 0.0));
+}

@@ -155,9 +155,15 @@ fn link_tracks(
     for (tid, s) in events {
         let us = |t: crate::engine::SimTime| t.as_ns() as f64 / 1e3;
         let lost_us = us(s.end) - us(s.alone_end);
-        emit(json!({"name": format!("batch {}", s.batch), "cat": "link", "ph": "X", "ts": us(s.start),
-                    "dur": us(s.end) - us(s.start), "pid": LINKS_PID, "tid": tid,
-                    "args": {"batch": s.batch, "bytes": s.bytes, "lost_to_sharing_us": lost_us}}))?;
+        let mut args = json!({"bytes": s.bytes, "lost_to_sharing_us": lost_us});
+        let name = if s.handoff {
+            "KV handoff".to_string()
+        } else {
+            args["batch"] = json!(s.batch);
+            format!("batch {}", s.batch)
+        };
+        emit(json!({"name": name, "cat": "link", "ph": "X", "ts": us(s.start),
+                    "dur": us(s.end) - us(s.start), "pid": LINKS_PID, "tid": tid, "args": args}))?;
     }
     Ok(())
 }

@@ -15,7 +15,9 @@ use crate::scenario::types::{LinkClass, WhatIfEvent};
 use crate::scenario::Setup;
 
 use super::pricing::Pricer;
+use crate::hardware::topology::LinkId;
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 
 /// The cost model seen through the executor's [`StageCosts`].
 pub struct ModelCosts {
@@ -238,7 +240,14 @@ impl Assembly {
     /// (replica, stage), and every link a `link_slowdown` in `events` names, so the
     /// slowdown reaches transfers in flight. None when nothing is shared.
     pub fn shared_fabric(&self, events: &[WhatIfEvent]) -> Option<super::paced::SharedFabric> {
-        let (plan, units) = (&self.plan, self.unit_links());
+        let (units, extra) = self.fabric_links(events);
+        let (facts, capacity) = (&self.report.network, &self.pricer.link_capacities());
+        super::paced::SharedFabric::build(&self.plan, &units, &extra, facts, capacity)
+    }
+
+    /// The links each (replica, stage) crosses, by `replica * pp + stage`, and the
+    /// links a `link_slowdown` in `events` names.
+    pub fn fabric_links(&self, events: &[WhatIfEvent]) -> (Vec<BTreeSet<LinkId>>, Vec<LinkId>) {
         let extra: Vec<_> = events
             .iter()
             .filter_map(|e| match *e {
@@ -249,11 +258,11 @@ impl Assembly {
             })
             .flatten()
             .collect();
-        super::paced::SharedFabric::build(plan, &units, &extra, &self.report.network, &self.pricer.link_capacities())
+        (self.unit_links(), extra)
     }
 
     /// The links each (replica, stage) crosses, by `replica * pp + stage`.
-    fn unit_links(&self) -> Vec<std::collections::BTreeSet<crate::hardware::topology::LinkId>> {
+    fn unit_links(&self) -> Vec<BTreeSet<LinkId>> {
         let plan = &self.plan;
         (0..plan.dp * plan.pp).map(|u| self.pricer.unit_links(plan, u / plan.pp, u % plan.pp)).collect()
     }
@@ -275,7 +284,7 @@ impl Assembly {
     }
 
     /// A link for people ("NIC 3 up").
-    pub fn link_name(&self, link: crate::hardware::topology::LinkId) -> String {
+    pub fn link_name(&self, link: LinkId) -> String {
         self.pricer.link_name(link)
     }
 
@@ -284,15 +293,9 @@ impl Assembly {
         self.pricer.link_capacities()
     }
 
-    /// A transfer of `bytes` from GPU `src` to GPU `dst` on idle links: its time, ns,
-    /// and the bytes it puts on each link of its route.
-    pub fn transfer_alone(
-        &self,
-        src: u32,
-        dst: u32,
-        bytes: f64,
-    ) -> (u64, Vec<(crate::hardware::topology::LinkId, f64)>) {
-        self.pricer.transfer(src, dst, bytes)
+    /// The two links (up, down) of NIC `index` of `node`.
+    pub fn nic_links(&self, node: u32, index: u32) -> [LinkId; 2] {
+        self.pricer.node_links(false, node, index)
     }
 
     fn reprice(&mut self) {

@@ -30,8 +30,23 @@ pub struct Owner {
     pub batch: u64,
     /// DP replica.
     pub replica: u32,
-    /// Pipeline stage.
+    /// Pipeline stage ([`Owner::NO_STAGE`] for a transfer no stage waits for).
     pub stage: u32,
+}
+
+impl Owner {
+    /// The stage of a transfer no stage run waits for (a KV handoff between pools).
+    pub const NO_STAGE: u32 = u32::MAX;
+
+    /// The KV handoff of the request in `slot` to decode instance `decode`.
+    pub fn handoff(slot: u32, decode: u32) -> Owner {
+        Owner { batch: slot as u64, replica: decode, stage: Self::NO_STAGE }
+    }
+
+    /// True for the tail of a stage run (false for a handoff).
+    pub fn is_stage(&self) -> bool {
+        self.stage != Self::NO_STAGE
+    }
 }
 
 /// One transfer on shared links.
@@ -51,6 +66,9 @@ pub struct Transfer {
     finish_ns: u64,
     /// Ran slower than uncontended at some point.
     slowed: bool,
+    /// A slowed end is rounded up to the whole ns (the last byte's ns, as a transfer's
+    /// closed form counts it) rather than to the nearest.
+    round_up: bool,
 }
 
 impl Transfer {
@@ -108,6 +126,23 @@ impl LinkLedger {
     /// `work_ns` alone (`start` not before the ledger's clock). Returns its id; call
     /// [`Self::project`] for its finish and the moves of the others.
     pub fn book(&mut self, owner: Owner, start: SimTime, work_ns: u64, bytes: &[(LinkId, f64)]) -> u64 {
+        self.book_rounded(owner, start, work_ns, bytes, false)
+    }
+
+    /// [`Self::book`] for bytes whose end, when slowed, is the ns the last one lands in
+    /// (rounded up): a KV handoff, whose closed form `ceil(bytes / bandwidth)` is too.
+    pub fn book_bytes(&mut self, owner: Owner, start: SimTime, work_ns: u64, bytes: &[(LinkId, f64)]) -> u64 {
+        self.book_rounded(owner, start, work_ns, bytes, true)
+    }
+
+    fn book_rounded(
+        &mut self,
+        owner: Owner,
+        start: SimTime,
+        work_ns: u64,
+        bytes: &[(LinkId, f64)],
+        round_up: bool,
+    ) -> u64 {
         let w = work_ns.max(1) as f64;
         // What it asks of a link never exceeds the link: alone, it runs at its own speed.
         let demand = bytes
@@ -126,6 +161,7 @@ impl LinkLedger {
             left_ns: work_ns as f64,
             finish_ns: start_ns + work_ns,
             slowed: false,
+            round_up,
         };
         self.live.insert(id, t);
         id
@@ -141,15 +177,20 @@ impl LinkLedger {
         self.live.values()
     }
 
-    /// Drops every transfer of `batch` (its replica failed).
+    /// Drops every stage transfer of `batch` (its replica failed).
     pub fn cancel_batch(&mut self, batch: u64) {
-        self.live.retain(|_, t| t.owner.batch != batch);
+        self.live.retain(|_, t| !t.owner.is_stage() || t.owner.batch != batch);
     }
 
     /// Runs the fluid model from the clock to `to`, committing progress; returns the
     /// transfers that finished by then, in finishing order.
     pub fn advance(&mut self, to: SimTime) -> Vec<Transfer> {
         let to = to.as_ns() as f64;
+        if self.live.is_empty() {
+            // Nothing to run (most calls between transfers): no step to take.
+            self.clock = self.clock.max(to);
+            return Vec::new();
+        }
         let mut done = Vec::new();
         while self.clock < to {
             let Some(end) = step(&self.capacity, &mut self.live, self.clock, to) else {
@@ -223,7 +264,9 @@ fn step(capacity: &[f64], live: &mut BTreeMap<u64, Transfer>, now: f64, limit: f
 /// A transfer's end at fluid time `at`: exact when it was never slowed.
 fn finish_of(t: &Transfer, at: f64) -> u64 {
     if t.slowed {
-        (at.round() as u64).max(t.start_ns + t.work_ns)
+        // Up, less a µns of float noise, so an exact whole ns is not pushed to the next.
+        let at = if t.round_up { (at - 1e-6).ceil() } else { at.round() };
+        (at as u64).max(t.start_ns + t.work_ns)
     } else {
         t.start_ns + t.work_ns
     }
@@ -234,14 +277,22 @@ fn finish_of(t: &Transfer, at: f64) -> u64 {
 /// (`peak`); every unfrozen transfer's rate rises together until a link is full (its
 /// transfers freeze) or it reaches its uncontended peak (it freezes at speed 1).
 fn rates(capacity: &[f64], live: &BTreeMap<u64, Transfer>, running: &[u64]) -> Vec<f64> {
-    // Most of the time the links hold everyone's uncontended demand: all at speed 1.
-    let mut load: BTreeMap<LinkId, f64> = BTreeMap::new();
-    for id in running {
-        for &(l, d) in &live[id].demand {
-            *load.entry(l).or_default() += d;
+    // Most of the time the links hold everyone's uncontended demand: all at speed 1
+    // (alone, a transfer needs no sum per link).
+    if let [id] = running {
+        if live[id].demand.iter().all(|(l, d)| *d <= capacity[*l as usize] * (1.0 + EPS)) {
+            return vec![1.0];
         }
     }
-    if load.iter().all(|(l, d)| *d <= capacity[*l as usize] * (1.0 + EPS)) {
+    // Demands by link (a stable sort keeps each link's terms in booking order, so the
+    // sums are those a map would make), then each link's sum against its capacity.
+    let mut load: Vec<(LinkId, f64)> = running.iter().flat_map(|id| live[id].demand.iter().copied()).collect();
+    load.sort_by_key(|(l, _)| *l);
+    let fits = load.chunk_by(|a, b| a.0 == b.0).all(|terms| {
+        let sum = terms.iter().fold(0.0, |acc, (_, d)| acc + d);
+        sum <= capacity[terms[0].0 as usize] * (1.0 + EPS)
+    });
+    if fits {
         return vec![1.0; running.len()];
     }
     let peak: Vec<f64> = running.iter().map(|id| live[id].demand.iter().map(|(_, d)| *d).fold(0.0, f64::max)).collect();

@@ -7,6 +7,7 @@ pub mod assemble;
 pub mod calibration;
 pub mod disagg;
 pub mod experts;
+pub mod intake;
 pub mod kv;
 pub mod links;
 pub mod paced;

@@ -2,7 +2,11 @@
 //!
 //! Which links are shared is decided from the plan before the run: a link crossed by
 //! the collectives of more than one (replica, stage) is *tracked*, and so is every
-//! link a `link_slowdown` what-if names (so a slowdown reaches transfers in flight).
+//! link a `link_slowdown` what-if names (so a slowdown reaches transfers in flight),
+//! and in a disaggregated run every NIC a KV handoff may cross: the pools' links are
+//! numbered in one id space ([`FabricPart`]) and a handoff is booked here like any
+//! transfer ([`SharedFabric::book_transfer`]), so it and the instances' traffic on a
+//! NIC share it.
 //! A stage whose collectives cross no tracked link is priced as before, in O(1) when
 //! its batch forms. A stage that does is priced the same way, and then the part of its
 //! run spent in the collectives that cross tracked links (their exposed time, summed
@@ -53,10 +57,29 @@ pub struct LinkSpan {
     pub alone_end: SimTime,
     /// When it ended.
     pub end: SimTime,
-    /// Batch it belongs to.
+    /// Batch it belongs to (a KV handoff's: none, see `handoff`).
     pub batch: u64,
     /// Bytes it put on this link.
     pub bytes: f64,
+    /// A KV handoff between pools rather than a stage's collectives.
+    pub handoff: bool,
+}
+
+/// One plan's share of a fabric that several plans' GPUs live on (the pools of a
+/// disaggregated run), its links and GPUs numbered in the fabric's ids.
+pub struct FabricPart<'a> {
+    /// The plan.
+    pub plan: &'a Plan,
+    /// The links each (replica, stage) crosses, by `replica * pp + stage` (fabric ids).
+    pub unit_links: Vec<BTreeSet<LinkId>>,
+    /// Links tracked whatever crosses them (fabric ids).
+    pub extra: Vec<LinkId>,
+    /// How each GPU's payload becomes link bytes (the plan's own GPU and link ids).
+    pub facts: &'a NetworkFacts,
+    /// The fabric id of the plan's link 0.
+    pub link_base: LinkId,
+    /// The cluster GPU of the plan's GPU 0.
+    pub gpu_base: u32,
 }
 
 /// The tracked links of a run, the transfers on them, and who waits for each.
@@ -67,11 +90,13 @@ pub struct SharedFabric {
     ledgers: Vec<LinkLedger>,
     /// The ledger of each unit.
     unit_ledger: Vec<usize>,
-    /// The ledger of each tracked link some stage crosses.
+    /// The ledger of each tracked link some stage (or transfer between plans) crosses.
     link_ledger: BTreeMap<LinkId, usize>,
-    /// By `replica * pp + stage`; None for a stage with no tracked traffic.
+    /// One per (replica, stage), replica by replica; None for a stage with no tracked
+    /// traffic.
     units: Vec<Option<UnitPace>>,
-    pp: u32,
+    /// The first unit of each replica (replicas numbered over every part).
+    replica_unit: Vec<u32>,
     tracked: Vec<LinkId>,
     moves: Vec<Move>,
     /// Transfers on tracked links inside the timeline window, in finishing order.
@@ -90,34 +115,71 @@ impl SharedFabric {
         facts: &NetworkFacts,
         capacity: &[f64],
     ) -> Option<Self> {
-        let shared = shared_between_units(unit_links);
-        let tracked: BTreeSet<LinkId> = shared.into_keys().chain(extra.iter().copied()).collect();
+        let part = FabricPart {
+            plan,
+            unit_links: unit_links.to_vec(),
+            extra: extra.to_vec(),
+            facts,
+            link_base: 0,
+            gpu_base: 0,
+        };
+        Self::join(&[part], &[], capacity)
+    }
+
+    /// One fabric over the `parts` (replicas numbered part by part), where
+    /// `transfer_links` are the links transfers between parts may cross (KV handoffs
+    /// between pools): they are tracked, and joined into one ledger with every stage
+    /// that crosses one, so a handoff and an instance's collective on one NIC share it.
+    /// `capacity`: each link's bytes / s by fabric id. None when nothing is tracked, or
+    /// no stage crosses a tracked link and there are no transfer links.
+    pub fn join(parts: &[FabricPart], transfer_links: &[LinkId], capacity: &[f64]) -> Option<Self> {
+        let mut groups: Vec<BTreeSet<LinkId>> = parts.iter().flat_map(|p| p.unit_links.iter().cloned()).collect();
+        let shared = shared_between_units(&groups);
+        let extra = parts.iter().flat_map(|p| p.extra.iter().copied());
+        let tracked: BTreeSet<LinkId> = shared.into_keys().chain(extra).chain(transfer_links.iter().copied()).collect();
         if tracked.is_empty() {
             return None;
         }
-        let units: Vec<Option<UnitPace>> = (0..plan.dp * plan.pp)
-            .map(|u| unit_pace(plan.stage_first_gpu(u / plan.pp, u % plan.pp), plan.stage_size(), &tracked, facts))
-            .collect();
-        if units.iter().all(Option::is_none) {
+        let (mut units, mut replica_unit) = (Vec::new(), Vec::new());
+        for part in parts {
+            let plan = part.plan;
+            for r in 0..plan.dp {
+                replica_unit.push(units.len() as u32);
+                let pace = |s| unit_pace(plan.stage_first_gpu(r, s), plan.stage_size(), &tracked, part);
+                units.extend((0..plan.pp).map(pace));
+            }
+        }
+        if units.iter().all(Option::is_none) && transfer_links.is_empty() {
             return None;
         }
-        let (unit_ledger, link_ledger, count) = components(unit_links, &tracked);
+        // The transfer links as one more user: every link a transfer may cross joins
+        // one ledger (a handoff meets the traffic on both of its ends).
+        if !transfer_links.is_empty() {
+            groups.push(transfer_links.iter().copied().collect());
+        }
+        let (mut unit_ledger, link_ledger, count) = components(&groups, &tracked);
+        unit_ledger.truncate(units.len());
         Some(SharedFabric {
             ledgers: vec![LinkLedger::new(capacity); count],
             unit_ledger,
             link_ledger,
             units,
-            pp: plan.pp,
+            replica_unit,
             tracked: tracked.into_iter().collect(),
             moves: Vec::new(),
             link_spans: Vec::new(),
         })
     }
 
-    /// Numbers the plan's GPUs from `base` in the cluster (a pool of a disaggregated
-    /// run): lost time is booked on the cluster's GPUs.
-    pub fn number_gpus_from(&mut self, base: u32) {
-        self.units.iter_mut().flatten().for_each(|u| u.first_gpu += base);
+    /// The index of stage `s` of replica `r` in `units`.
+    fn unit_index(&self, r: u32, s: u32) -> usize {
+        (self.replica_unit[r as usize] + s) as usize
+    }
+
+    /// The stage a transfer's owner is, if it is one with tracked traffic.
+    fn unit_of(&self, owner: Owner) -> Option<&UnitPace> {
+        let first = owner.is_stage().then(|| self.replica_unit.get(owner.replica as usize)).flatten()?;
+        self.units.get((first + owner.stage) as usize)?.as_ref()
     }
 
     /// The links tracked.
@@ -141,7 +203,8 @@ impl SharedFabric {
         rec: &mut Recorder,
     ) -> SimTime {
         self.settle(now, rec);
-        let Some(unit) = &self.units[(r * self.pp + s) as usize] else { return run_end };
+        let u = self.unit_index(r, s);
+        let Some(unit) = &self.units[u] else { return run_end };
         let work_ns = (0..unit.gpus as usize)
             .map(|i| unit.kinds.iter().map(|k| run.gpus.get(i).map_or(0, |g| g.comm(*k))).sum::<u64>())
             .max()
@@ -155,16 +218,17 @@ impl SharedFabric {
         }
         let owner = Owner { batch, replica: r, stage: s };
         let bytes: Vec<(LinkId, f64)> = bytes.into_iter().collect();
-        let ledger = &mut self.ledgers[self.unit_ledger[(r * self.pp + s) as usize]];
+        let ledger = &mut self.ledgers[self.unit_ledger[u]];
         let id = ledger.book(owner, run_end - SimTime(work_ns.min(run_end.as_ns())), work_ns, &bytes);
         self.moves.extend(ledger.project().into_iter().filter(|m| m.owner != owner));
         ledger.get(id).map_or(run_end, Transfer::finish)
     }
 
     /// Books a transfer of `link_bytes` (bytes on each link of its route) that takes
-    /// `work_ns` alone from `start` for `owner`; returns its projected end. Only its
-    /// bytes on tracked links are shared; the moves it causes wait in
-    /// [`Self::take_moves`] (this is the entry point for KV handoffs between pools).
+    /// `work_ns` alone from `start` for `owner` (a KV handoff between pools); returns
+    /// its projected end, rounded up to the ns of its last byte when it is slowed. Only
+    /// its bytes on tracked links are shared, on the ledger of the first; the moves it
+    /// causes wait in [`Self::take_moves`].
     pub fn book_transfer(
         &mut self,
         owner: Owner,
@@ -178,15 +242,14 @@ impl SharedFabric {
         if work_ns == 0 {
             return start;
         }
-        // Shared with the stages of the first shared link's ledger (a route that joins
-        // two groups of stages meets only the first group's traffic).
+        // The links a transfer between parts may cross share one ledger (see `join`).
         let Some(k) = link_bytes.iter().find_map(|(l, _)| self.link_ledger.get(l).copied()) else {
             return start + SimTime(work_ns);
         };
         let on_tracked: Vec<(LinkId, f64)> =
             link_bytes.iter().copied().filter(|(l, _)| self.link_ledger.get(l) == Some(&k)).collect();
         let ledger = &mut self.ledgers[k];
-        let id = ledger.book(owner, start, work_ns, &on_tracked);
+        let id = ledger.book_bytes(owner, start, work_ns, &on_tracked);
         self.moves.extend(ledger.project().into_iter().filter(|m| m.owner != owner));
         ledger.get(id).map_or(start + SimTime(work_ns), Transfer::finish)
     }
@@ -226,12 +289,12 @@ impl SharedFabric {
                     let bytes = per_ns * t.work_ns as f64;
                     let (start, alone_end, end, batch) =
                         (SimTime(t.start_ns), t.alone_end(), t.finish(), t.owner.batch);
-                    self.link_spans.push(LinkSpan { link, start, alone_end, end, batch, bytes });
+                    let handoff = !t.owner.is_stage();
+                    self.link_spans.push(LinkSpan { link, start, alone_end, end, batch, bytes, handoff });
                 }
             }
             let lost = t.finish().as_ns().saturating_sub(t.alone_end().as_ns());
-            let u = (t.owner.replica * self.pp + t.owner.stage) as usize;
-            if let (true, Some(Some(unit))) = (lost > 0, self.units.get(u)) {
+            if let (true, Some(unit)) = (lost > 0, self.unit_of(t.owner)) {
                 book_lost(unit, &t, lost, rec);
             }
         }
@@ -367,14 +430,17 @@ fn book_lost(unit: &UnitPace, t: &Transfer, lost: u64, rec: &mut Recorder) {
     rec.pipeline_stage_busy_ns += lost as u128;
 }
 
-/// A stage's traffic on tracked links, per GPU and kind, from the run's network facts.
-fn unit_pace(first_gpu: u32, gpus: u32, tracked: &BTreeSet<LinkId>, facts: &NetworkFacts) -> Option<UnitPace> {
-    let mut unit = UnitPace { first_gpu, gpus, ..Default::default() };
+/// A stage's traffic on tracked links, per GPU and kind, from its part's network facts
+/// (`first_gpu`: the stage's first GPU in the part's plan).
+fn unit_pace(first_gpu: u32, gpus: u32, tracked: &BTreeSet<LinkId>, part: &FabricPart) -> Option<UnitPace> {
+    let (facts, first) = (part.facts, first_gpu + part.gpu_base);
+    let mut unit = UnitPace { first_gpu: first, gpus, ..Default::default() };
     for i in 0..gpus {
         let Some(groups) = facts.gpu_groups.get((first_gpu + i) as usize) else { continue };
         for k in CommKind::ALL {
             let Some(group) = groups[k.index()].and_then(|g| facts.groups.get(g as usize)) else { continue };
             for &(l, f) in &group.link_bytes_per_payload {
+                let l = l + part.link_base;
                 if tracked.contains(&l) && f > 0.0 {
                     unit.factors.push((i, k, l, f));
                     if !unit.kinds.contains(&k) {

@@ -15,7 +15,7 @@
 
 use super::assemble::Assembly;
 use super::experts::ExpertSampler;
-use super::links::{Move, Owner};
+use super::links::Move;
 use super::paced::SharedFabric;
 use super::replica::Replica;
 use super::request::RequestSlab;
@@ -76,6 +76,8 @@ pub struct Pipeline {
     /// The cluster GPU of the plan's GPU 0 (a pool of a disaggregated run starts
     /// after the pools before it; 0 otherwise).
     gpu_base: u32,
+    /// The run-wide number of replica 0, as the fabric knows it (likewise).
+    replica_base: u32,
 }
 
 impl Pipeline {
@@ -112,15 +114,15 @@ impl Pipeline {
             fabric,
             moves: Vec::new(),
             gpu_base: 0,
+            replica_base: 0,
         }
     }
 
-    /// The same pipeline with the plan's GPUs numbered from `base` in the cluster.
-    pub fn with_gpu_base(mut self, base: u32) -> Self {
-        self.gpu_base = base;
-        if let Some(f) = self.fabric.as_mut() {
-            f.number_gpus_from(base);
-        }
+    /// The same pipeline as one pool of a cluster: its GPUs numbered from `gpu_base`,
+    /// its replicas from `replica_base`. It has no fabric of its own: the cluster's
+    /// one is lent to [`Self::fabric`] while one of its batches is booked.
+    pub fn in_cluster(mut self, gpu_base: u32, replica_base: u32) -> Self {
+        (self.gpu_base, self.replica_base, self.fabric) = (gpu_base, replica_base, None);
         self
     }
 
@@ -159,11 +161,12 @@ impl Pipeline {
             book_run(rec, first_gpu, start, &run);
             let mut run_end = start + SimTime(run.duration_ns);
             if let Some(f) = self.fabric.as_mut() {
-                run_end = f.book_stage(batch, r, s, &run, run_end, now, rec);
+                let owner_r = self.replica_base + r;
+                run_end = f.book_stage(batch, owner_r, s, &run, run_end, now, rec);
                 // This replica's later stages are booked next: their clocks must
                 // already show what this booking moved.
                 for mv in f.take_moves() {
-                    let mine = mv.owner.replica == r;
+                    let mine = mv.owner.is_stage() && mv.owner.replica == owner_r;
                     if mine {
                         super::paced::apply_move(rep, &mv, now, rec);
                     }
@@ -224,26 +227,6 @@ impl Pipeline {
         self.asm.set_link_fractions(nvlink, fractions);
         if let Some(f) = self.fabric.as_mut() {
             f.capacities_changed(now, &self.asm.link_capacities(), rec);
-        }
-    }
-
-    /// Books a transfer of `bytes` from GPU `src` to GPU `dst` starting `now` for
-    /// `owner` (e.g. a KV handoff between pools), and returns when it ends: its closed
-    /// form on idle links, stretched by sharing where its route crosses shared links.
-    /// Transfers it slows are reported by [`Self::take_moves`].
-    pub fn transfer(
-        &mut self,
-        owner: Owner,
-        src: u32,
-        dst: u32,
-        bytes: f64,
-        now: SimTime,
-        rec: &mut Recorder,
-    ) -> SimTime {
-        let (ns, links) = self.asm.transfer_alone(src, dst, bytes);
-        match self.fabric.as_mut() {
-            Some(f) => f.book_transfer(owner, now, ns, &links, now, rec),
-            None => now + SimTime(ns),
         }
     }
 

@@ -5,6 +5,7 @@
 //! ([`super::pipeline`]) prices and books each batch; [`super::whatif`] composes what-ifs.
 
 use super::assemble::Assembly;
+use super::intake::Intake;
 use super::pipeline::Pipeline;
 use super::prefix::config::PrefixSetup;
 use super::prefix::stats::{PrefixCacheSummary, PrefixTtft};
@@ -33,7 +34,7 @@ enum Event {
 /// A run in progress.
 pub struct Simulation {
     queue: EventQueue<Event>,
-    workload: Workload,
+    intake: Intake,
     router: Router,
     reqs: RequestSlab,
     replicas: Vec<Replica>,
@@ -49,8 +50,6 @@ pub struct Simulation {
     entries: Vec<BatchEntry>,
     /// Entry buffers of finished batches, reused.
     spare_entries: Vec<Vec<BatchEntry>>,
-    default_window: bool,
-    arrivals_seen: u64,
     progress: Option<Box<dyn FnMut(u64, u64)>>,
     /// Simulated time of the last event.
     pub now: SimTime,
@@ -67,10 +66,11 @@ impl Simulation {
     pub fn new(setup: &Setup, asm: Assembly, workload: Workload, opts: RunOptions) -> Result<Self> {
         let (plan, s) = (asm.plan.clone(), &setup.serving);
         let (gpus, experts) = (setup.total_gpus() as usize, setup.model.experts as usize);
+        let intake = Intake::new(workload, &opts);
         let mut rec = Recorder::new(gpus, plan.gpus() as usize, experts, opts.requests)?;
         rec.window = opts.window_s.map(|(a, b)| (SimTime::from_secs_f64(a), SimTime::from_secs_f64(b)));
         let mut replicas: Vec<Replica> = (0..plan.dp).map(|r| Replica::for_setup(setup, &asm, r as u64)).collect();
-        let prefix = PrefixSetup::resolve(setup, &asm, &workload)?;
+        let prefix = PrefixSetup::resolve(setup, &asm, &intake.workload)?;
         if let Some(p) = &prefix {
             for rep in &mut replicas {
                 rep.queues.enable_prefix(p.block_tokens, p.host_blocks_per_pool, p.reload_ns_per_block);
@@ -98,12 +98,10 @@ impl Simulation {
             events: 0,
             entries: Vec::new(),
             spare_entries: Vec::new(),
-            default_window: opts.window_s.is_none(),
-            arrivals_seen: 0,
+            intake,
             progress: opts.progress,
             now: SimTime::ZERO,
             horizon: opts.max_simulated_s.map(SimTime::from_secs_f64),
-            workload,
             prefix,
             prefix_ttft: PrefixTtft::default(),
             prefix_end_blocks: (0, 0),
@@ -112,10 +110,8 @@ impl Simulation {
 
     /// Runs to the end: every request finished or dropped.
     pub fn run(&mut self) -> Result<()> {
-        for _ in 0..self.workload.closed_loop_concurrency().unwrap_or(1) {
-            self.pull_request();
-        }
-        let total = self.workload.total_requests();
+        self.intake.start(&mut self.queue, Event::Arrival);
+        let total = self.intake.workload.total_requests();
         while let Some((t, ev)) = self.queue.pop().filter(|(t, _)| self.horizon.is_none_or(|h| *t <= h)) {
             self.now = t;
             self.events += 1;
@@ -161,27 +157,14 @@ impl Simulation {
         Some(std::mem::take(&mut self.prefix_ttft).summary(p, &k, self.prefix_end_blocks, hbm_gib))
     }
 
-    fn pull_request(&mut self) {
-        if let Some(spec) = self.workload.next_request(self.now) {
-            self.queue.schedule(spec.arrival, Event::Arrival(spec));
-        }
-    }
-
     fn arrival(&mut self, spec: RequestSpec) {
-        self.rec.arrival(self.now);
-        self.arrivals_seen += 1;
-        if self.default_window {
-            let span = self.pipeline.last_batch_span;
-            self.rec.open_window_at_half(self.now, self.arrivals_seen, self.workload.total_requests(), || span);
-        }
-        let mut req = Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1));
+        let span = self.pipeline.last_batch_span;
+        let mut req = self.intake.arrive(&spec, &mut self.rec, self.now, || span);
         if let Some(p) = &self.prefix {
-            req.chain = self.workload.chain(&spec, p.block_tokens);
+            req.chain = self.intake.workload.chain(&spec, p.block_tokens);
         }
         self.admit(req);
-        if self.workload.closed_loop_concurrency().is_none() {
-            self.pull_request();
-        }
+        self.intake.arrived(&mut self.queue, self.now, Event::Arrival);
     }
 
     /// Routes and queues a request; false when it was dropped.
@@ -257,16 +240,14 @@ impl Simulation {
     }
 
     fn after_completion(&mut self) {
-        if self.workload.closed_loop_concurrency().is_some() {
-            self.pull_request();
-        }
+        self.intake.finished(&mut self.queue, self.now, Event::Arrival);
     }
 
     fn what_if(&mut self, index: usize, end: bool) {
         self.whatifs.set(index, !end);
         match self.whatifs.events()[index] {
             WhatIfEvent::GpuSlowdown { gpu, .. } => self.speeds[gpu as usize] = self.whatifs.gpu_speed(gpu),
-            WhatIfEvent::LoadChange { .. } => self.workload.set_rate_factor(self.whatifs.load_factor()),
+            WhatIfEvent::LoadChange { .. } => self.intake.workload.set_rate_factor(self.whatifs.load_factor()),
             WhatIfEvent::LinkSlowdown { link, node, .. } => {
                 let fractions = self.whatifs.link_fractions(link, node, self.pipeline.asm.nodes());
                 self.pipeline.set_link_fractions(link == LinkClass::Nvlink, &fractions, self.now, &mut self.rec);

@@ -6,13 +6,17 @@
 //! reserves when the prefill starts and sends each layer as it is computed, so after
 //! the prefill ends only the last layer's share remains, or more when the links could
 //! not carry the rest during the prefill; whole-cache mode (or a stream whose
-//! reservation had to wait) sends everything after the prefill. The bytes go over
-//! [`super::net::HandoffNet`] and land after the path's latency; the request then
+//! reservation had to wait) sends everything after the prefill. The bytes go over the
+//! NICs [`super::net::HandoffNet`] routes them through, booked on the cluster's one
+//! fabric (sharing them with other handoffs and the instances' traffic), and land
+//! after the path's latency; the request then
 //! joins the decode instance's running set: its first token is delivered then (TTFT
 //! includes the handoff), and no request is decoded before its KV has landed.
 
 use super::sim::{Event, Handoff, PoolSim};
+use crate::engine::SimTime;
 use crate::serving::kv::blocks_for;
+use crate::serving::links::{Move, Owner};
 use crate::serving::scheduler::BatchEntry;
 
 impl PoolSim {
@@ -36,6 +40,7 @@ impl PoolSim {
             prefill_done_at: self.now,
             transfer_start: self.now,
             latency: Default::default(),
+            landing: None,
         });
     }
 
@@ -100,7 +105,8 @@ impl PoolSim {
         }
     }
 
-    /// Sends `slot`'s KV from its prefill instance to its decode instance.
+    /// Sends `slot`'s KV from its prefill instance to its decode instance: booked on
+    /// the cluster's fabric, it lands a path latency after its last byte.
     fn start_transfer(&mut self, slot: u32) {
         let h = self.handoffs[slot as usize].as_ref().expect("handoff");
         let bytes = self.sequence_kv.bytes(self.reqs.get(slot).prompt_tokens);
@@ -110,40 +116,33 @@ impl PoolSim {
             // What streaming during the prefill could not carry, but at least the last
             // layer's share, which is computed only as the prefill ends.
             let streamed_ns = (self.now - from).as_ns() as f64;
-            let left = (1.0 - streamed_ns / route.alone_ns.max(1.0)).max(1.0 / self.layers.max(1) as f64);
-            route.parts.iter_mut().for_each(|(_, b)| *b *= left.min(1.0));
+            let left = (1.0 - streamed_ns / self.net.alone_ns(&route).max(1.0)).max(1.0 / self.layers.max(1) as f64);
+            route = route.scaled(left.min(1.0));
         }
+        // Alone on its links, the last byte lands in the ns its busiest link says.
+        let work_ns = self.net.alone_ns(&route).ceil() as u64;
+        let owner = Owner::handoff(slot, h.decode);
+        let (now, rec) = (self.now, &mut self.rec);
+        let end = match self.fabric.as_mut() {
+            Some(f) => f.book_transfer(owner, now, work_ns, &route.link_bytes, now, rec),
+            None => now + SimTime(work_ns),
+        };
+        // Each byte leaves through one NIC and enters through another: count it once.
+        self.stats.kv_bytes += route.link_bytes.iter().map(|(_, b)| b).sum::<f64>() / 2.0;
+        let event = self.queue.schedule(end + route.latency, Event::Landed(slot));
         let h = self.handoffs[slot as usize].as_mut().expect("handoff");
-        h.transfer_start = self.now;
-        h.latency = route.latency;
-        self.stats.kv_bytes += route.parts.iter().map(|(_, b)| b).sum::<f64>();
-        if !self.net.links.start(self.now, slot as u64, &route.parts) {
-            self.queue.schedule(self.now + route.latency, Event::Landed(slot));
-        }
-        self.retick();
+        (h.transfer_start, h.latency, h.landing) = (now, route.latency, Some((end, event)));
+        let moves = self.fabric.as_mut().map(|f| f.take_moves()).unwrap_or_default();
+        self.follow(moves.into_iter().map(|m| (m, false)).collect());
     }
 
-    /// Handoff flows finished: their KV lands after the path's latency.
-    pub(super) fn links_tick(&mut self) {
-        self.tick = None;
-        for id in self.net.links.finish_due(self.now) {
-            let latency = self.handoffs[id as usize].as_ref().map(|h| h.latency).unwrap_or_default();
-            self.queue.schedule(self.now + latency, Event::Landed(id as u32));
-        }
-        self.retick();
-    }
-
-    /// Keeps one tick event, at the next flow finish.
-    fn retick(&mut self) {
-        let next = self.net.links.next_finish();
-        if self.tick.map(|(t, _)| t) == next {
-            return;
-        }
-        if let Some((_, id)) = self.tick.take() {
-            self.queue.cancel(id);
-        }
-        if let Some(t) = next {
-            self.tick = Some((t, self.queue.schedule(t, Event::LinksTick)));
+    /// A handoff's last byte moved (other traffic joined its links): so does its landing.
+    pub(super) fn move_landing(&mut self, mv: Move) {
+        let Some(h) = self.handoffs.get_mut(mv.owner.batch as usize).and_then(Option::as_mut) else { return };
+        let Some((end, event)) = h.landing else { return };
+        let end = SimTime(end.as_ns().saturating_add_signed(mv.delta_ns));
+        if let Some(id) = self.queue.reschedule(event, end + h.latency) {
+            h.landing = Some((end, id));
         }
     }
 

@@ -4,14 +4,14 @@
 //! A request is routed to a prefill instance and a decode instance at arrival
 //! ([`route`]). The prefill instance schedules it like any prompt (continuous
 //! batching, chunked prefill) until its first token; its KV cache then moves to the
-//! decode instance ([`handoff`]) over the links it crosses ([`net`], shared by max-min
-//! fairness in [`links`]), and it decodes there. TTFT ends when the KV has landed.
+//! decode instance ([`handoff`]) over the NICs it crosses ([`net`]), booked on the
+//! one fabric of the run, where it shares links by max-min fairness with the other
+//! handoffs and the instances' own traffic, and it decodes there. TTFT ends when the KV has landed.
 //! The pools reuse the co-located machinery: each has its own pipeline, replicas and
 //! scheduler; [`sim`] only dispatches events.
 
 mod audit;
 pub mod handoff;
-pub mod links;
 pub mod net;
 pub mod pool;
 pub mod route;
@@ -38,9 +38,9 @@ pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
     let mut report = build(&mut sim.rec, &ctx, now, events);
     report.summary.disaggregation = Some(disagg);
     let plan = ctx.plan.clone();
-    let spans = std::mem::take(&mut sim.rec.spans);
+    let (spans, link_spans) = (std::mem::take(&mut sim.rec.spans), sim.link_spans());
     let batch_requests = std::mem::take(&mut sim.rec.batch_requests);
-    Ok(Outcome { report, events, plan, spans, batch_requests, link_spans: Vec::new() })
+    Ok(Outcome { report, events, plan, spans, batch_requests, link_spans })
 }
 
 /// One line per pool of a pooled `setup`: role, instances, GPU, plan and KV capacity;
@@ -48,7 +48,7 @@ pub fn simulate(setup: &Setup, opts: RunOptions) -> Result<Outcome> {
 pub fn describe(setup: &Setup) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     for (i, p) in setup.pools.iter().enumerate() {
-        let pool = pool::Pool::build(i, p)?;
+        let pool = pool::Pool::build(i, p, 0)?;
         let (s, plan) = (&p.setup, &pool.pipeline.asm.plan);
         let tokens = pool.pipeline.asm.kv_blocks_per_group as u64 * plan.ep as u64 * s.serving.kv_block_tokens as u64;
         lines.push(format!(

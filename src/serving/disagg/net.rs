@@ -1,105 +1,123 @@
-//! The links a KV handoff crosses: from each sending GPU's NIC to the receiving GPU's
-//! NIC across nodes, or from GPU to GPU over NVLink inside a node, with each pool's own
-//! link speeds and latencies.
+//! The cluster of a pooled run as one fabric, and the links a KV handoff crosses.
+//!
+//! Every pool has its own topology (its nodes, NICs and NVLink); the cluster numbers
+//! their links in one id space, pool after pool, and books every transfer that crosses
+//! a link shared in time on one [`SharedFabric`]: the instances' collectives where they
+//! cross links other stages use, and every KV handoff. A handoff leaves through the
+//! sending GPUs' NICs and enters through the receiving GPUs' NICs (pools never share a
+//! node, so KV always crosses the network); the NICs of every prefill and decode pool
+//! are tracked, so a handoff shares a NIC by max-min fairness with the other handoffs
+//! and with the instance traffic on it while they overlap, and alone takes its closed
+//! form. Between the pools' leaves the spine is taken as non-blocking.
 
-use super::links::KvLinks;
+use super::pool::Pool;
 use crate::engine::SimTime;
-use crate::scenario::pools::PoolSetup;
+use crate::hardware::topology::LinkId;
+use crate::scenario::pools::{PoolRole, PoolSetup};
+use crate::serving::paced::{FabricPart, SharedFabric};
+use std::collections::BTreeMap;
 
-/// One node's links.
-#[derive(Clone, Debug)]
-struct NodeLinks {
-    /// Link id of NIC 0's sending direction; NIC `i` sends on `first + 2i`, receives on `+1`.
-    first_nic_link: u32,
-    nics: u32,
-    nic_latency_ns: f64,
-    nvlink_latency_ns: f64,
-}
-
-/// The cluster's handoff links and their booking.
+/// Where KV handoffs go: each cluster GPU's NIC links and network latency.
 #[derive(Clone, Debug)]
 pub struct HandoffNet {
-    nodes: Vec<NodeLinks>,
-    gpus_per_node: u32,
-    /// Link id of GPU 0's NVLink sending direction; GPU `g` sends on `first + 2g`.
-    first_nvlink: u32,
-    capacity_gb_s: Vec<f64>,
-    /// Transfers in progress.
-    pub links: KvLinks,
+    /// Per cluster GPU: its NIC's up and down links (cluster link ids).
+    gpu_nic: Vec<[LinkId; 2]>,
+    /// Per cluster GPU: its pool's network latency, ns.
+    gpu_latency_ns: Vec<f64>,
+    /// Each cluster link's bandwidth, bytes / ns.
+    bytes_per_ns: Vec<f64>,
+    /// Each pool's first cluster link id.
+    link_base: Vec<LinkId>,
 }
 
-/// A handoff as flows: `(links, bytes)` parts, the latency paid once after the last
-/// byte, and how long it would take alone on its links.
+/// A handoff on its links: the bytes it puts on each, and the latency paid once after
+/// the last byte.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Route {
-    /// Flows.
-    pub parts: Vec<(Vec<u32>, f64)>,
+    /// (link, bytes), by link id.
+    pub link_bytes: Vec<(LinkId, f64)>,
     /// Latency after the last byte.
     pub latency: SimTime,
-    /// Time of the bytes alone on these links, ns.
-    pub alone_ns: f64,
+}
+
+impl Route {
+    /// The same route carrying `fraction` of the bytes.
+    pub fn scaled(mut self, fraction: f64) -> Self {
+        self.link_bytes.iter_mut().for_each(|(_, b)| *b *= fraction);
+        self
+    }
 }
 
 impl HandoffNet {
-    /// The links of a cluster made of `pools` in order, `gpus_per_node` GPUs per node.
-    pub fn new(pools: &[PoolSetup], gpus_per_node: u32) -> Self {
-        let (mut nodes, mut capacity) = (Vec::new(), Vec::new());
-        let mut nvlink = Vec::new();
-        for p in pools {
-            let s = &p.setup;
-            let nic_gb_s = s.network.nic_bandwidth_gb_s * s.network.efficiency;
-            for _ in 0..s.nodes {
-                nodes.push(NodeLinks {
-                    first_nic_link: capacity.len() as u32,
-                    nics: s.network.nics_per_node.max(1),
-                    nic_latency_ns: s.network.latency_us * 1e3,
-                    nvlink_latency_ns: s.nvlink.latency_us * 1e3,
-                });
-                capacity.extend(std::iter::repeat_n(nic_gb_s, 2 * s.network.nics_per_node.max(1) as usize));
-                let nvl_gb_s = s.nvlink.bandwidth_gb_s * s.nvlink.efficiency;
-                nvlink.extend(std::iter::repeat_n(nvl_gb_s, 2 * gpus_per_node as usize));
+    /// The cluster made of `pools` (built from `setups`, in order, `gpus_per_node` GPUs
+    /// per node): the handoff routes, and the one fabric every pool books on (None when
+    /// no link is shared and no handoff can happen).
+    pub fn join(pools: &[Pool], setups: &[PoolSetup], gpus_per_node: u32) -> (Self, Option<SharedFabric>) {
+        let (mut capacity, mut parts, mut link_base) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut gpu_nic, mut gpu_latency_ns) = (Vec::new(), Vec::new());
+        for (pool, ps) in pools.iter().zip(setups) {
+            let (asm, s) = (&pool.pipeline.asm, &ps.setup);
+            let base = capacity.len() as LinkId;
+            link_base.push(base);
+            let (units, extra) = asm.fabric_links(&s.events);
+            let units = units.into_iter().map(|u| u.into_iter().map(|l| l + base).collect()).collect();
+            let extra = extra.into_iter().map(|l| l + base).collect();
+            let (facts, plan) = (&asm.report.network, &asm.plan);
+            parts.push(FabricPart { plan, unit_links: units, extra, facts, link_base: base, gpu_base: ps.first_gpu });
+            // GPU j of a node uses NIC j x nics / gpus_per_node (hardware::topology).
+            let nics = s.network.nics_per_node.max(1);
+            let end = (ps.first_gpu + s.total_gpus()) as usize;
+            gpu_nic.resize(end.max(gpu_nic.len()), [0; 2]);
+            gpu_latency_ns.resize(end.max(gpu_latency_ns.len()), 0.0);
+            for g in 0..s.total_gpus() {
+                let (node, local) = (g / gpus_per_node, g % gpus_per_node);
+                let c = (ps.first_gpu + g) as usize;
+                gpu_nic[c] = asm.nic_links(node, local * nics / gpus_per_node).map(|l| l + base);
+                gpu_latency_ns[c] = s.network.latency_us * 1e3;
             }
+            capacity.extend(asm.link_capacities());
         }
-        let first_nvlink = capacity.len() as u32;
-        capacity.extend(nvlink);
-        HandoffNet {
-            nodes,
-            gpus_per_node,
-            first_nvlink,
-            links: KvLinks::new(capacity.clone()),
-            capacity_gb_s: capacity,
-        }
+        // The NICs of the pools that hand KV off (none when every pool is mixed).
+        let mut kv_links: Vec<LinkId> = pools
+            .iter()
+            .zip(setups)
+            .filter(|(p, _)| p.role != PoolRole::Mixed)
+            .flat_map(|(_, ps)| (ps.first_gpu..ps.first_gpu + ps.setup.total_gpus()).map(|g| gpu_nic[g as usize]))
+            .flatten()
+            .collect();
+        kv_links.sort_unstable();
+        kv_links.dedup();
+        let fabric = SharedFabric::join(&parts, &kv_links, &capacity);
+        let bytes_per_ns = capacity.iter().map(|c| c / 1e9).collect();
+        (HandoffNet { gpu_nic, gpu_latency_ns, bytes_per_ns, link_base }, fabric)
     }
 
-    /// `bytes` from the GPUs `src` to the GPUs `dst` (cluster indices): one flow per
-    /// GPU of the larger side, each shard from source `j * |src| / n` to destination
+    /// `bytes` from the GPUs `src` to the GPUs `dst` (cluster indices): one shard per
+    /// GPU of the larger side, shard `j` from source `j * |src| / n` to destination
     /// `j * |dst| / n`, so every GPU of both sides sends or receives its share.
     pub fn route(&self, src: &[u32], dst: &[u32], bytes: f64) -> Route {
         let n = src.len().max(dst.len()).max(1);
         let share = bytes / n as f64;
-        let (mut parts, mut latency_ns, mut alone_ns) = (Vec::with_capacity(n), 0.0f64, 0.0f64);
+        let (mut on, mut latency_ns) = (BTreeMap::<LinkId, f64>::new(), 0.0f64);
         for j in 0..n {
-            let (a, b) = (src[j * src.len() / n], dst[j * dst.len() / n]);
-            let (links, lat) = self.path(a, b);
-            let slowest = links.iter().map(|l| self.capacity_gb_s[*l as usize]).fold(f64::INFINITY, f64::min);
-            alone_ns = alone_ns.max(share / slowest);
-            latency_ns = latency_ns.max(lat);
-            parts.push((links, share));
+            let (a, b) = (src[j * src.len() / n] as usize, dst[j * dst.len() / n] as usize);
+            *on.entry(self.gpu_nic[a][0]).or_default() += share;
+            *on.entry(self.gpu_nic[b][1]).or_default() += share;
+            latency_ns = latency_ns.max(self.gpu_latency_ns[a]).max(self.gpu_latency_ns[b]);
         }
-        Route { parts, latency: SimTime::from_ns_f64(latency_ns), alone_ns }
+        Route { link_bytes: on.into_iter().collect(), latency: SimTime::from_ns_f64(latency_ns) }
     }
 
-    /// The links from GPU `a` to GPU `b` and the path's latency, ns.
-    fn path(&self, a: u32, b: u32) -> (Vec<u32>, f64) {
-        let (na, nb) = ((a / self.gpus_per_node) as usize, (b / self.gpus_per_node) as usize);
-        if na == nb {
-            let lat = self.nodes[na].nvlink_latency_ns;
-            return (vec![self.first_nvlink + 2 * a, self.first_nvlink + 2 * b + 1], lat);
-        }
-        let nic = |node: &NodeLinks, g: u32| {
-            node.first_nic_link + 2 * ((g % self.gpus_per_node) * node.nics / self.gpus_per_node)
-        };
-        let (x, y) = (&self.nodes[na], &self.nodes[nb]);
-        (vec![nic(x, a), nic(y, b) + 1], x.nic_latency_ns.max(y.nic_latency_ns))
+    /// The pool a cluster link belongs to, and its id in that pool's topology.
+    pub fn pool_link(&self, link: LinkId) -> (usize, LinkId) {
+        let p = self.link_base.partition_point(|b| *b <= link).saturating_sub(1);
+        (p, link - self.link_base.get(p).copied().unwrap_or(0))
+    }
+
+    /// The time of `route`'s bytes alone on its links: its busiest link's bytes over
+    /// that link's bandwidth (every shard moves at once), ns.
+    pub fn alone_ns(&self, route: &Route) -> f64 {
+        route.link_bytes.iter().map(|(l, b)| b / self.bytes_per_ns[*l as usize]).fold(0.0, f64::max)
     }
 }
 
@@ -107,7 +125,7 @@ impl HandoffNet {
 mod tests {
     use super::*;
 
-    /// Two pools of one node each (8 GPUs per node), the first with 2 NICs per node.
+    /// Two pools of one node each (8 GPUs and 2 NICs per node).
     fn net() -> HandoffNet {
         let text = r#"
 [scenario]
@@ -122,9 +140,6 @@ preset = "llama-3-8b"
 role = "prefill"
 replicas = 1
 nodes = 1
-gpu = "h100-sxm"
-[pools.gpu_spec]
-memory_gib = 80.0
 [[pools]]
 role = "decode"
 replicas = 1
@@ -140,25 +155,26 @@ output_tokens = { dist = "fixed", value = 10 }
         s.hardware.network =
             Some(crate::scenario::types::NetworkConfig { nics_per_node: Some(2), ..Default::default() });
         let setup = crate::scenario::validate(&s, path).expect("valid");
-        HandoffNet::new(&setup.pools, 8)
+        let pools: Vec<Pool> =
+            setup.pools.iter().enumerate().map(|(i, p)| Pool::build(i, p, 0).expect("fits")).collect();
+        HandoffNet::join(&pools, &setup.pools, 8).0
     }
 
     #[test]
-    fn across_nodes_a_shard_crosses_both_nics_and_inside_a_node_nvlink() {
+    fn a_shard_leaves_through_the_senders_nic_and_enters_through_the_receivers() {
         let n = net();
-        // Node 0: NICs 0, 1 -> links 0..4 (send, receive); node 1: links 4..8; NVLink of
-        // GPU g from link 8: send 8 + 2g, receive 9 + 2g. GPU 5 of node 0 uses NIC
-        // 5 x 2 / 8 = 1 (send link 2); GPU 9 is GPU 1 of node 1, NIC 0 (receive link 5).
-        assert_eq!(n.path(5, 9).0, vec![2, 5]);
-        // GPUs 1 and 6 share node 0: NVLink send of 1 (10), receive of 6 (21).
-        assert_eq!(n.path(1, 6).0, vec![10, 21]);
-        // One GPU to two: two flows of half the bytes, from GPU 0 to GPUs 8 and 9.
+        // Each pool's topology (one node, 8 GPUs, 2 NICs, rail-optimized: 2 leaves):
+        // NVLink up 0..8, down 8..16, NIC up 16..18, down 18..20, leaf up and down
+        // 20..24; pool 1's ids follow from 24. GPU j uses NIC j x 2 / 8: GPUs 0-3 NIC 0,
+        // 4-7 NIC 1. GPU 9 is GPU 1 of the decode node: NIC 0, links 24 + 16, 24 + 18.
+        assert_eq!((n.gpu_nic[5], n.gpu_nic[9]), ([17, 19], [40, 42]));
+        // One GPU to two: two shards of half the bytes, both out of GPU 0's NIC (link
+        // 16) and into NIC 0 of the decode node (link 42, GPUs 8 and 9).
         let r = n.route(&[0], &[8, 9], 1e9);
-        assert_eq!(
-            r.parts.iter().map(|(l, b)| (l.clone(), *b)).collect::<Vec<_>>(),
-            vec![(vec![0, 5], 5e8), (vec![0, 5], 5e8)]
-        );
-        // H100 preset NIC: 50 GB/s x 0.95 = 47.5 GB/s; each flow alone 5e8 / 47.5 ns.
-        assert!((r.alone_ns - 5e8 / 47.5).abs() < 1e-6);
+        assert_eq!(r.link_bytes, vec![(16, 1e9), (42, 1e9)]);
+        // H100 preset NIC: 50 GB/s x 0.95 = 47.5 GB/s: 1e9 B take 1e9 / 47.5 ns.
+        assert!((n.alone_ns(&r) - 1e9 / 47.5).abs() < 1e-6);
+        assert_eq!(r.clone().scaled(0.5).link_bytes, vec![(16, 5e8), (42, 5e8)]);
+        assert_eq!((n.pool_link(16), n.pool_link(42)), ((0, 16), (1, 18)));
     }
 }

@@ -27,9 +27,10 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Builds pool `index` from its setup; a plan that does not fit in memory is an
-    /// input error naming the pool.
-    pub fn build(index: usize, p: &PoolSetup) -> Result<Pool> {
+    /// Builds pool `index` from its setup, its instances numbered from `first_instance`
+    /// over the run; a plan that does not fit in memory is an input error naming the
+    /// pool.
+    pub fn build(index: usize, p: &PoolSetup, first_instance: u32) -> Result<Pool> {
         let asm = Assembly::build(&p.setup).map_err(|e| match e {
             Error::Infeasible(msg) => Error::Infeasible(format!("pools.{index} ({} pool): {msg}", p.role.name())),
             other => other,
@@ -40,7 +41,7 @@ impl Pool {
             (0..plan.dp).map(|r| Replica::for_setup(&p.setup, &asm, ((index as u64) << 32) | r as u64)).collect();
         Ok(Pool {
             role: p.role,
-            pipeline: Pipeline::for_setup(&p.setup, asm).with_gpu_base(p.first_gpu),
+            pipeline: Pipeline::for_setup(&p.setup, asm).in_cluster(p.first_gpu, first_instance),
             replicas,
             limits: Limits::of(s, &p.setup.framework),
             max_in_flight: s.max_inflight_batches.unwrap_or(plan.pp) as usize,

@@ -12,6 +12,9 @@ use crate::error::Result;
 use crate::metrics::recorder::Recorder;
 use crate::scenario::pools::{KvTransferMode, PoolRole};
 use crate::scenario::Setup;
+use crate::serving::intake::Intake;
+use crate::serving::links::{Move, Owner};
+use crate::serving::paced::SharedFabric;
 use crate::serving::replica::InFlight;
 use crate::serving::request::{Request, RequestSlab};
 use crate::serving::scheduler::BatchEntry;
@@ -24,8 +27,6 @@ pub(super) enum Event {
     Arrival(RequestSpec),
     Stage0Free(u32),
     BatchDone(u32),
-    /// The next handoff flow finishes.
-    LinksTick,
     /// The KV cache of the request in this slot has landed on its decode instance.
     Landed(u32),
 }
@@ -44,12 +45,15 @@ pub(super) struct Handoff {
     pub prefill_done_at: SimTime,
     pub transfer_start: SimTime,
     pub latency: SimTime,
+    /// Once sent: when its last byte is due (as the fabric projects it) and the event
+    /// of its landing, a latency later.
+    pub landing: Option<(SimTime, EventId)>,
 }
 
 /// A pooled run in progress.
 pub struct PoolSim {
     pub(super) queue: EventQueue<Event>,
-    workload: Workload,
+    intake: Intake,
     pub(super) pools: Vec<Pool>,
     /// (pool, replica) of each instance.
     pub(super) insts: Vec<(u32, u32)>,
@@ -63,7 +67,11 @@ pub struct PoolSim {
     /// Prefilled requests waiting for KV blocks on each decode instance, in order.
     pub(super) pending: Vec<std::collections::VecDeque<u32>>,
     pub(super) net: HandoffNet,
-    pub(super) tick: Option<(SimTime, EventId)>,
+    /// The one fabric of the cluster: every pool's traffic on shared links and every
+    /// KV handoff (lent to a pool's pipeline while it books a batch).
+    pub(super) fabric: Option<SharedFabric>,
+    /// The first instance of each pool.
+    first_inst: Vec<u32>,
     pub(super) mode: KvTransferMode,
     pub(super) sequence_kv: crate::model::memory::SequenceKv,
     pub(super) layers: u32,
@@ -75,8 +83,6 @@ pub struct PoolSim {
     /// Events handled so far.
     pub events: u64,
     entries: Vec<BatchEntry>,
-    default_window: bool,
-    arrivals_seen: u64,
     progress: Option<Box<dyn FnMut(u64, u64)>>,
     /// Simulated time of the last event.
     pub now: SimTime,
@@ -86,7 +92,13 @@ pub struct PoolSim {
 impl PoolSim {
     /// Prepares a pooled run of `setup`.
     pub fn new(setup: &Setup, workload: Workload, opts: RunOptions) -> Result<Self> {
-        let pools: Vec<Pool> = setup.pools.iter().enumerate().map(|(i, p)| Pool::build(i, p)).collect::<Result<_>>()?;
+        let (mut pools, mut first_inst) = (Vec::<Pool>::new(), Vec::new());
+        for (i, p) in setup.pools.iter().enumerate() {
+            let first = pools.iter().map(|p| p.replicas.len() as u32).sum();
+            first_inst.push(first);
+            pools.push(Pool::build(i, p, first)?);
+        }
+        let (net, fabric) = HandoffNet::join(&pools, &setup.pools, setup.gpus_per_node);
         let insts: Vec<(u32, u32)> = pools
             .iter()
             .enumerate()
@@ -98,14 +110,17 @@ impl PoolSim {
         let (prefill_side, decode_side) =
             (side(&[PoolRole::Prefill, PoolRole::Mixed]), side(&[PoolRole::Decode, PoolRole::Mixed]));
         let gpus = setup.total_gpus() as usize;
+        let intake = Intake::new(workload, &opts);
         let mut rec = Recorder::new(gpus, gpus, setup.model.experts as usize, opts.requests)?;
         rec.window = opts.window_s.map(|(a, b)| (SimTime::from_secs_f64(a), SimTime::from_secs_f64(b)));
         let n = insts.len();
         Ok(PoolSim {
             queue: EventQueue::new(),
-            workload,
+            intake,
             stats: PoolStats::new(&pools),
-            net: HandoffNet::new(&setup.pools, setup.gpus_per_node),
+            net,
+            fabric,
+            first_inst,
             pools,
             insts,
             prefill_side,
@@ -115,7 +130,6 @@ impl PoolSim {
             handoffs: Vec::new(),
             incoming: vec![(0, 0); n],
             pending: vec![Default::default(); n],
-            tick: None,
             mode: setup.disaggregation.kv_transfer,
             // One path for KV size: the whole model's KV of a sequence at tp = 1 (window
             // layers hold at most W tokens).
@@ -125,8 +139,6 @@ impl PoolSim {
             rec,
             events: 0,
             entries: Vec::new(),
-            default_window: opts.window_s.is_none(),
-            arrivals_seen: 0,
             progress: opts.progress,
             now: SimTime::ZERO,
             horizon: opts.max_simulated_s.map(SimTime::from_secs_f64),
@@ -135,10 +147,8 @@ impl PoolSim {
 
     /// Runs to the end: every request finished or dropped.
     pub fn run(&mut self) -> Result<()> {
-        for _ in 0..self.workload.closed_loop_concurrency().unwrap_or(1) {
-            self.pull_request();
-        }
-        let total = self.workload.total_requests();
+        self.intake.start(&mut self.queue, Event::Arrival);
+        let total = self.intake.workload.total_requests();
         while let Some((t, ev)) = self.queue.pop().filter(|(t, _)| self.horizon.is_none_or(|h| *t <= h)) {
             self.stats.advance(t, &self.pools, &self.pending, &self.insts);
             self.now = t;
@@ -147,13 +157,15 @@ impl PoolSim {
                 Event::Arrival(spec) => self.arrival(spec),
                 Event::Stage0Free(i) => self.try_start(i),
                 Event::BatchDone(i) => self.batch_done(i)?,
-                Event::LinksTick => self.links_tick(),
                 Event::Landed(slot) => self.landed(slot),
             }
             debug_assert!(self.events % 256 != 0 || self.audit_kv().is_ok(), "{:?}", self.audit_kv());
             if let (0, Some(p)) = (self.events % 8192, self.progress.as_mut()) {
                 p(self.rec.completed + self.rec.dropped, total);
             }
+        }
+        if let Some(f) = self.fabric.as_mut() {
+            f.settle(self.now, &mut self.rec);
         }
         let cut = self.horizon.filter(|_| self.queue.peek_time().is_some());
         for pool in &mut self.pools {
@@ -162,30 +174,16 @@ impl PoolSim {
         self.rec.close()
     }
 
-    fn pull_request(&mut self) {
-        if let Some(spec) = self.workload.next_request(self.now) {
-            self.queue.schedule(spec.arrival, Event::Arrival(spec));
-        }
-    }
-
     fn arrival(&mut self, spec: RequestSpec) {
-        self.rec.arrival(self.now);
-        self.arrivals_seen += 1;
-        if self.default_window {
-            // A few of the shortest iterations (decode steps), as in a co-located run;
-            // a prefill batch of a long prompt would open a window of seconds.
-            let spans = self.pools.iter().map(|p| p.pipeline.last_batch_span).filter(|s| *s > SimTime::ZERO);
-            let total = self.workload.total_requests();
-            self.rec.open_window_at_half(self.now, self.arrivals_seen, total, || spans.min().unwrap_or_default());
-        }
-        let req = Request::new(spec.id, spec.arrival, spec.prompt_tokens, spec.output_tokens.max(1));
+        // A few of the shortest iterations (decode steps), as in a co-located run; a
+        // prefill batch of a long prompt would open a window of seconds.
+        let spans = self.pools.iter().map(|p| p.pipeline.last_batch_span).filter(|s| *s > SimTime::ZERO);
+        let req = self.intake.arrive(&spec, &mut self.rec, self.now, || spans.min().unwrap_or_default());
         if let Err(reason) = self.admit(req) {
             self.rec.drop_request(reason);
             self.after_completion();
         }
-        if self.workload.closed_loop_concurrency().is_none() {
-            self.pull_request();
-        }
+        self.intake.arrived(&mut self.queue, self.now, Event::Arrival);
     }
 
     /// Routes a request to its instances and queues it on the prefill one.
@@ -253,7 +251,11 @@ impl PoolSim {
         for e in &self.entries {
             self.reqs.get_mut(e.slot).in_flight = true;
         }
+        // The cluster's fabric is lent to the pool for the booking (one ledger for all).
+        std::mem::swap(&mut pool.pipeline.fabric, &mut self.fabric);
         let (done, bookings) = pool.pipeline.book(r, rep, &self.entries, &self.reqs, &self.speeds, &mut self.rec, now);
+        let moves = pool.pipeline.take_moves();
+        std::mem::swap(&mut pool.pipeline.fabric, &mut self.fabric);
         let done_event = self.queue.schedule(done, Event::BatchDone(i));
         if rep.stage_free.len() > 1 {
             self.queue.schedule(rep.stage_free[0], Event::Stage0Free(i));
@@ -265,11 +267,43 @@ impl PoolSim {
         let pool = &mut self.pools[p as usize];
         let batch = pool.pipeline.batch_seq();
         pool.replicas[r as usize].in_flight.push_back(InFlight { entries, done_event, bookings, batch, done_at: done });
-        // Batches whose traffic on links shared inside the pool moved (serving::paced).
-        let (moves, insts) = (pool.pipeline.take_moves(), &self.insts);
-        let instance = |r: u32| insts.iter().position(|&(q, x)| q == p && x == r).unwrap_or(0) as u32;
-        let stage0 = |r: u32| Event::Stage0Free(instance(r));
-        crate::serving::paced::follow_moves(moves, &mut pool.replicas, &mut self.queue, now, &mut self.rec, stage0);
+        self.follow(moves);
+    }
+
+    /// Transfers on tracked links inside the timeline window (KV handoffs among them),
+    /// each with its link's name ("pool 1 NIC 0 down").
+    pub fn link_spans(&self) -> Vec<(String, crate::serving::paced::LinkSpan)> {
+        let Some(f) = &self.fabric else { return Vec::new() };
+        let name = |l| {
+            let (p, local) = self.net.pool_link(l);
+            format!("pool {p} {}", self.pools[p].pipeline.asm.link_name(local))
+        };
+        f.link_spans.iter().map(|s| (name(s.link), *s)).collect()
+    }
+
+    /// Follows transfers whose end moved on the fabric (with whether their replica's
+    /// clocks already moved): a batch's completion and its stage clocks
+    /// ([`crate::serving::paced::follow_moves`], pool by pool), a handoff's landing.
+    pub(super) fn follow(&mut self, moves: Vec<(Move, bool)>) {
+        if moves.is_empty() {
+            return;
+        }
+        let mut by_pool: Vec<Vec<(Move, bool)>> = vec![Vec::new(); self.pools.len()];
+        for (mv, applied) in moves {
+            if !mv.owner.is_stage() {
+                self.move_landing(mv);
+                continue;
+            }
+            // The fabric numbers replicas over the run; a pool's replicas from 0.
+            let (p, r) = self.insts[mv.owner.replica as usize];
+            by_pool[p as usize].push((Move { owner: Owner { replica: r, ..mv.owner }, ..mv }, applied));
+        }
+        for (p, moves) in by_pool.into_iter().enumerate().filter(|(_, m)| !m.is_empty()) {
+            let first = self.first_inst[p];
+            let stage0 = |r: u32| Event::Stage0Free(first + r);
+            let reps = &mut self.pools[p].replicas;
+            crate::serving::paced::follow_moves(moves, reps, &mut self.queue, self.now, &mut self.rec, stage0);
+        }
     }
 
     fn batch_done(&mut self, i: u32) -> Result<()> {
@@ -302,8 +336,6 @@ impl PoolSim {
     }
 
     pub(super) fn after_completion(&mut self) {
-        if self.workload.closed_loop_concurrency().is_some() {
-            self.pull_request();
-        }
+        self.intake.finished(&mut self.queue, self.now, Event::Arrival);
     }
 }
