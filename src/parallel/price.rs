@@ -5,6 +5,8 @@
 //! [`Affine`] and then, per call, with one multiply-add. The network's closed forms,
 //! the software stack's costs and the serving pricer all speak this type.
 
+use crate::engine::time::SimTime;
+
 /// A time affine in the payload: `fixed_ns + per_byte_ns x bytes`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Affine {
@@ -20,7 +22,7 @@ impl Affine {
         if bytes <= 0.0 {
             0
         } else {
-            (self.fixed_ns + self.per_byte_ns * bytes).round() as u64
+            SimTime::from_ns_f64(self.fixed_ns + self.per_byte_ns * bytes).as_ns()
         }
     }
 }
