@@ -286,15 +286,16 @@ fn fits<'a>(capacity: &[f64], transfers: impl Iterator<Item = &'a Transfer>) -> 
         // Alone, a transfer needs no sum per link.
         return first.demand.iter().all(|(l, d)| *d <= capacity[*l as usize] * (1.0 + EPS));
     }
-    // Demands by link, each link's terms in booking order (so the sums are those a map
-    // would make), then each link's sum against its capacity.
-    let terms = std::iter::once(first).chain(transfers).flat_map(|t| t.demand.iter().copied());
-    let mut load: Vec<(LinkId, usize, f64)> = terms.enumerate().map(|(i, (l, d))| (l, i, d)).collect();
-    load.sort_unstable_by_key(|&(l, i, _)| (l, i));
-    load.chunk_by(|a, b| a.0 == b.0).all(|terms| {
-        let sum = terms.iter().fold(0.0, |acc, (_, _, d)| acc + d);
-        sum <= capacity[terms[0].0 as usize] * (1.0 + EPS)
-    })
+    // Sums by link, each link's terms added in booking order (the sums a map would make;
+    // a handful of transfers cross a few dozen links, so a list is searched).
+    let mut load: Vec<(LinkId, f64)> = Vec::new();
+    for &(l, d) in std::iter::once(first).chain(transfers).flat_map(|t| t.demand.iter()) {
+        match load.iter_mut().find(|(x, _)| *x == l) {
+            Some(e) => e.1 += d,
+            None => load.push((l, d)),
+        }
+    }
+    load.iter().all(|(l, sum)| *sum <= capacity[*l as usize] * (1.0 + EPS))
 }
 
 /// Progress rates (1 = uncontended) of the running transfers: max-min fair byte rates
