@@ -20,6 +20,7 @@ fn row(concurrency: u32, metric: &str) -> Measurement {
         metric: metric.into(),
         value: 1.0,
         attention_dp: false,
+        spread: None,
     }
 }
 

@@ -92,7 +92,7 @@ fn other_collectives_match_their_closed_forms() {
     // Hierarchical on 2 x 8: 2·7 NVLink steps of S/8 + 2 NIC steps of S/16:
     // 14·(2 µs + S/8/369 GB/s) + 2·(5 µs + S/16/47.5 GB/s).
     let hier = 14.0 * (A_NV + s / 8.0 / B_NV) + 2.0 * (A_NET + s / 16.0 / B_NIC);
-    check(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &across, s, hier);
+    check(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Hierarchical, &across, s, hier);
     // Broadcast in a node: pipelined chain, closed form (an upper bound in general) is
     // exact on uniform links. 1 GiB in c = 64 chunks (sqrt(6 S/(α B)) = 93, capped):
     // (64 + 6)·(2 µs + 1 GiB/64/369 GB/s) = 70·47.47 µs = 3.323 ms, busbw = 323.2 GB/s.
@@ -280,16 +280,16 @@ fn h100_presets_land_near_nccl_tests() {
     let in_node: Vec<u32> = (0..8).collect();
     // 8-GPU ring all-reduce of 1 GiB: t = 14·(2 µs + 1 GiB/8/369 GB/s) = 5.1203 ms,
     // algbw = 209.7 GB/s, busbw = 7/4 x algbw = 367.0 GB/s: just under nccl-tests' 370.
-    let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &in_node, GIB);
+    let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, &in_node, GIB);
     assert!((d.busbw_gb_s() - 367.0).abs() < 0.5, "busbw {}", d.busbw_gb_s());
     assert!((d.busbw_gb_s() / 370.0 - 1.0).abs() < 0.2);
     // 2 nodes, flat ring: the NIC crossing bounds busbw by 47.5 GB/s (minus the α share).
     let across: Vec<u32> = (0..16).collect();
     let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, &across, GIB);
     assert!(d.busbw_gb_s() <= 47.5 && d.busbw_gb_s() > 47.0, "busbw {}", d.busbw_gb_s());
-    // Hierarchical (Auto): each NIC must carry 2·(m-1)/m·S/g = S/8 each way, so
+    // Hierarchical: each NIC must carry 2·(m-1)/m·S/g = S/8 each way, so
     // t >= 1 GiB/8/47.5 GB/s = 2.826 ms; it takes 14·365.7 µs + 2·(5 + 1412.8) µs = 7.956 ms.
-    let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &across, GIB);
+    let d = run_alone(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Hierarchical, &across, GIB);
     assert!(d.duration().as_secs_f64() >= GIB / 8.0 / B_NIC);
     assert!((d.duration().as_secs_f64() - 7.956e-3).abs() < 0.002e-3, "{}", d.duration());
 }

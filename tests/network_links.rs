@@ -125,3 +125,31 @@ fn a_send_recv_on_a_failed_nic_resumes_when_it_is_restored() {
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].rank_finish.iter().max(), Some(&SimTime::from_us(5005)));
 }
+
+#[test]
+fn a_spine_link_binds_only_while_slowed_below_its_nics() {
+    // 2 nodes, rail-optimized: GPU 0 (rail 0) -> GPU 9 (node 1, rail 1) crosses
+    // nic_up(0), leaf_up(0), leaf_down(1), nic_down(9). Leaf links carry 2 NICs' worth,
+    // 95 GB/s: they never bind, and the 95 MB flow runs at the NIC's 47.5 GB/s.
+    let topo = h100(2);
+    let mut net = Network::new(&topo);
+    let id = net.start_flow(topo.route(0, 9), 95e6, 1);
+    assert!(net.advance_until(SimTime::from_us(500)).is_empty());
+    assert_eq!(net.flow_rate(id), B_NIC);
+    assert_eq!(net.link_load(topo.leaf_up(0)), B_NIC);
+    // At 0.5 ms (23.75 MB sent, 71.25 MB left) the spine uplink drops to a quarter,
+    // 23.75 GB/s, under the NIC: it binds, and the rest would take 3 ms.
+    net.set_link_capacity(topo.leaf_up(0), 23.75e9);
+    assert_eq!(net.next_event_time(), Some(SimTime::from_us(3500)));
+    assert_eq!(net.flow_rate(id), 23.75e9);
+    assert!(net.advance_until(SimTime::from_us(1500)).is_empty());
+    assert_eq!(net.link_load(topo.leaf_up(0)), 23.75e9);
+    // Restored at 1.5 ms with 47.5 MB left: the NIC binds again, 1 ms more; drained at
+    // 2.5 ms, done 5 µs (network α) later.
+    net.set_link_capacity(topo.leaf_up(0), 95e9);
+    assert_eq!(net.next_event_time(), Some(SimTime::from_us(2500)));
+    assert_eq!(net.flow_rate(id), B_NIC);
+    let done = net.advance_until(SimTime::from_ms(5));
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].finish, SimTime::from_us(2505));
+}

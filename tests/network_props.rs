@@ -4,11 +4,12 @@
 
 use clustersim::engine::SimTime;
 use clustersim::hardware::spec::{gpu_preset, FabricTopology};
-use clustersim::hardware::topology::Topology;
+use clustersim::hardware::topology::{LinkKind, Topology};
 use clustersim::parallel::collective::AllReduceAlgorithm;
 use clustersim::parallel::collective::CollectiveOp;
 use clustersim::parallel::runner::{CollectiveRequest, CollectiveRunner};
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
 fn algs() -> impl Strategy<Value = AllReduceAlgorithm> {
     prop_oneof![
@@ -104,6 +105,69 @@ fn reference_max_min(caps: &[f64], flows: &[Vec<u32>]) -> Vec<f64> {
     }
 }
 
+/// Drives a network over `topo` through flow starts `(src, dst, bytes, µs)` and capacity
+/// changes `(link, fraction of nominal, µs)` in time order, and after every instant checks
+/// each draining flow's rate against a full recomputation (to 1e-9 relative).
+fn check_against_reference(
+    topo: &Topology,
+    flows: &[(u32, u32, f64, u64)],
+    changes: &[(u32, f64, u64)],
+) -> Result<(), TestCaseError> {
+    let mut net = clustersim::hardware::network::Network::new(topo);
+    // Starts and capacity changes in time order; each at its µs instant.
+    let mut todo: Vec<(u64, usize, bool)> = flows.iter().enumerate().map(|(i, f)| (f.3, i, true)).collect();
+    todo.extend(changes.iter().enumerate().map(|(i, s)| (s.2, i, false)));
+    todo.sort_unstable();
+    let mut ids = Vec::new();
+    let mut routes: Vec<Vec<u32>> = Vec::new();
+    let mut k = 0;
+    loop {
+        let next_todo = todo.get(k).map(|t| SimTime::from_us(t.0));
+        let next_net = net.next_event_time();
+        let at = match (next_todo, next_net) {
+            (None, None) => break,
+            (Some(a), Some(b)) if b < a => {
+                net.step();
+                None
+            }
+            (Some(a), _) => Some(a),
+            (None, Some(_)) => {
+                net.step();
+                None
+            }
+        };
+        if let Some(at) = at {
+            net.advance_clock(at);
+            while todo.get(k).is_some_and(|t| SimTime::from_us(t.0) == at) {
+                let (_, i, is_flow) = todo[k];
+                if is_flow {
+                    let (s, d, b, _) = flows[i];
+                    let r = topo.route(s, d);
+                    ids.push(net.start_flow(r, b, i as u64));
+                    routes.push(r.links().to_vec());
+                } else {
+                    let (l, frac, _) = changes[i];
+                    net.set_link_capacity(l, topo.link(l).bytes_per_s * frac);
+                }
+                k += 1;
+            }
+        }
+        net.next_event_time();
+        let live: Vec<usize> = (0..ids.len()).filter(|&i| net.is_draining(ids[i])).collect();
+        let caps: Vec<f64> = (0..topo.links().len() as u32).map(|l| net.link_capacity(l)).collect();
+        let want = reference_max_min(&caps, &live.iter().map(|&i| routes[i].clone()).collect::<Vec<_>>());
+        for (j, &i) in live.iter().enumerate() {
+            let got = net.flow_rate(ids[i]);
+            prop_assert!((got - want[j]).abs() <= 1e-9 * want[j].max(1.0), "flow {i}: {got} vs {}", want[j]);
+        }
+        for l in 0..topo.links().len() as u32 {
+            let (load, cap) = (net.link_load(l), net.link_capacity(l));
+            prop_assert!(load <= cap * (1.0 + 1e-9), "link {l} carries {load} > {cap}");
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -120,47 +184,53 @@ proptest! {
         netspec.oversubscription = 2.0;
         netspec.nics_per_node = 4;
         let topo = Topology::new(3, 8, &(p.nvlink)(), &netspec).expect("valid");
-        let mut net = clustersim::hardware::network::Network::new(&topo);
-        // Starts and capacity changes in time order; each at its µs instant.
-        let mut todo: Vec<(u64, usize, bool)> = flows.iter().enumerate().map(|(i, f)| (f.3, i, true)).collect();
-        todo.extend(slow.iter().enumerate().map(|(i, s)| (s.2, i, false)));
-        todo.sort_unstable();
-        let mut ids = Vec::new();
-        let mut routes: Vec<Vec<u32>> = Vec::new();
-        let mut k = 0;
-        loop {
-            let next_todo = todo.get(k).map(|t| SimTime::from_us(t.0));
-            let next_net = net.next_event_time();
-            let at = match (next_todo, next_net) {
-                (None, None) => break,
-                (Some(a), Some(b)) if b < a => { net.step(); None }
-                (Some(a), _) => Some(a),
-                (None, Some(_)) => { net.step(); None }
-            };
-            if let Some(at) = at {
-                net.advance_clock(at);
-                while todo.get(k).is_some_and(|t| SimTime::from_us(t.0) == at) {
-                    let (_, i, is_flow) = todo[k];
-                    if is_flow {
-                        let (s, d, b, _) = flows[i];
-                        let r = topo.route(s, d);
-                        ids.push(net.start_flow(r, b, i as u64));
-                        routes.push(r.links().to_vec());
-                    } else {
-                        let l = slow[i].0 % topo.links().len() as u32;
-                        net.set_link_capacity(l, topo.link(l).bytes_per_s * slow[i].1);
-                    }
-                    k += 1;
-                }
-            }
-            net.next_event_time();
-            let live: Vec<usize> = (0..ids.len()).filter(|&i| net.is_draining(ids[i])).collect();
-            let caps: Vec<f64> = (0..topo.links().len() as u32).map(|l| net.link_capacity(l)).collect();
-            let want = reference_max_min(&caps, &live.iter().map(|&i| routes[i].clone()).collect::<Vec<_>>());
-            for (j, &i) in live.iter().enumerate() {
-                let got = net.flow_rate(ids[i]);
-                prop_assert!((got - want[j]).abs() <= 1e-9 * want[j].max(1.0), "flow {i}: {got} vs {}", want[j]);
-            }
+        let n = topo.links().len() as u32;
+        let changes: Vec<(u32, f64, u64)> = slow.iter().map(|&(l, f, at)| (l % n, f, at)).collect();
+        check_against_reference(&topo, &flows, &changes)?;
+    }
+
+    /// The same on non-blocking fabrics, whose spine links the sharing leaves out while
+    /// they cannot fill: several flows of different sizes on each of a few routes, and
+    /// NIC and spine links slowed or failed (0) in flight and restored later, so spine
+    /// links start and stop binding.
+    #[test]
+    fn sharing_on_non_blocking_fabrics_equals_a_full_recomputation(
+        fat_tree in any::<bool>(),
+        nics in prop::sample::select(vec![2u32, 4, 8]),
+        oversub in prop::sample::select(vec![0.5, 1.0]),
+        pairs in prop::collection::vec((0..24u32, 0..24u32), 1..6),
+        flows in prop::collection::vec((0..6usize, 1e5..5e7f64, 0..400u64), 1..50),
+        slow in prop::collection::vec(
+            (any::<bool>(), 0..1000usize, prop_oneof![Just(0.0), 0.05..1.0f64], 0..300u64, 0..300u64),
+            0..4,
+        ),
+    ) {
+        let p = gpu_preset("h100-sxm").expect("preset");
+        let mut netspec = (p.network)();
+        netspec.oversubscription = oversub;
+        netspec.nics_per_node = nics;
+        if fat_tree { netspec.topology = FabricTopology::FatTree; }
+        let topo = Topology::new(3, 8, &(p.nvlink)(), &netspec).expect("valid");
+        let kinds = |spine_only: bool| -> Vec<u32> {
+            (0..topo.links().len() as u32)
+                .filter(|&l| match topo.link(l).kind {
+                    LinkKind::LeafUp | LinkKind::LeafDown => true,
+                    LinkKind::NicUp | LinkKind::NicDown => !spine_only,
+                    _ => false,
+                })
+                .collect()
+        };
+        let (spine, fabric) = (kinds(true), kinds(false));
+        // Each slowdown (on a spine link half the time) is restored `back` µs later.
+        let mut changes = Vec::new();
+        for &(on_spine, pick, frac, at, back) in &slow {
+            let among = if on_spine { &spine } else { &fabric };
+            let l = among[pick % among.len()];
+            changes.push((l, frac, at));
+            changes.push((l, 1.0, at + back));
         }
+        let flows: Vec<(u32, u32, f64, u64)> =
+            flows.iter().map(|&(r, b, at)| { let (s, d) = pairs[r % pairs.len()]; (s, d, b, at) }).collect();
+        check_against_reference(&topo, &flows, &changes)?;
     }
 }

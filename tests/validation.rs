@@ -43,7 +43,7 @@ fn the_table_has_every_row_and_a_summary_by_class() {
     let table = markdown(&rows);
     assert!(table.starts_with("| source | configuration | profile | metric | measured | simulated | error % |"));
     // The serving row ran under its engine's profile; trtllm was not fitted to H100 rows.
-    assert!(table.contains("| Llama-3.1-8B fp8 H100-SXM-80GB TP1 128/128 | trtllm | output tok/s |"), "{table}");
+    assert!(table.contains("| Llama-3.1-8B fp8 H100-SXM-80GB TP1 128/128 | trtllm | output_tokens_per_s |"), "{table}");
     assert!(table.contains("| trtllm, dense throughput | 0 | - | - | 1 |"), "{table}");
     assert!(table.contains("| class | rows | median abs error % | worst abs error % |"));
     // One line per row plus two header lines, then the summary table.
@@ -64,4 +64,28 @@ fn the_cli_prints_the_table_and_rejects_an_unknown_filter() {
     let (code, _, err) = common::clustersim(&["validation", "--only", "no-such-row"]);
     assert_eq!(code, 2);
     assert!(err.contains("no validation row matches"), "{err}");
+}
+
+#[test]
+fn leave_one_source_out_reuses_the_shipped_fit_for_a_source_it_never_saw() {
+    use clustersim::analysis::loso::leave_one_source_out;
+    use clustersim::analysis::validation::serving_cases;
+    // NIM's Llama-3.3-70B TP2 5000/500 rows (4 requests each: fast): `trtllm` was
+    // fitted to perf-overview rows only, so the shipped profile is already the fit
+    // without NIM and its errors are the table's.
+    let opts = Options { max_requests: 4, only: Some("TP2 5000/500 concurrency 1".into()) };
+    let (cases, rows) = (serving_cases(&opts).expect("cases"), run(&opts).expect("runs"));
+    // Throughput at concurrency 1 and 100 (the filter text is a prefix of both), ITL at 1.
+    assert_eq!(cases.len(), 3);
+    let lines = leave_one_source_out(&cases, &rows[..cases.len()], 4);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].how, "shipped fit (fitted without this source)");
+    let table: Vec<f64> = rows[..3].iter().filter_map(Row::error_pct).collect();
+    assert_eq!(lines[0].errors, table);
+    // vLLM's CI rows alone: `vllm` was fitted to them and no other vLLM source is in the
+    // selection, so no held-out figure exists (an in-sample error would pass for one).
+    let opts = Options { max_requests: 8, only: Some("TP1 32/128".into()) };
+    let (cases, rows) = (serving_cases(&opts).expect("cases"), run(&opts).expect("runs"));
+    let lines = leave_one_source_out(&cases, &rows[..cases.len()], 8);
+    assert_eq!((lines[0].how.as_str(), lines[0].errors.len()), ("none: the profile's only source", 0));
 }

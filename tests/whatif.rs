@@ -44,10 +44,12 @@ fn nvlink_at_half_bandwidth_doubles_the_bandwidth_part_of_every_all_reduce() {
     // Ring all-reduce over 8 GPUs: 2(n-1)·α + 2(n-1)/n · S/B with α = 2 µs and
     // B = 450 GB/s x 0.82 = 369 GB/s: 28 µs + 1.75 x 33,554,432 / 369e9 s
     // = 28 + 159.133 = 187.133 µs. At half bandwidth: 28 + 318.267 = 346.267 µs.
-    // 16 iterations x 64 all-reduces each, on every GPU.
-    let base = run(&prefills("", ""));
+    // 16 iterations x 64 all-reduces each, on every GPU. (The ring named: `auto` runs
+    // NVLS on H100 nodes.)
+    let ring = "all_reduce = \"ring\"";
+    let base = run(&prefills(ring, ""));
     let slow =
-        run(&prefills("", "[[events]]\nkind = \"link_slowdown\"\nat_s = 0.0\nlink = \"nvlink\"\nfraction = 0.5"));
+        run(&prefills(ring, "[[events]]\nkind = \"link_slowdown\"\nat_s = 0.0\nlink = \"nvlink\"\nfraction = 0.5"));
     let n = 16.0 * 64.0;
     assert!((base.gpus[0].tp_comm_s / n - 187.133e-6).abs() < 1e-9, "{}", base.gpus[0].tp_comm_s / n);
     assert!((slow.gpus[0].tp_comm_s / n - 346.267e-6).abs() < 1e-9, "{}", slow.gpus[0].tp_comm_s / n);

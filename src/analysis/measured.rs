@@ -7,10 +7,12 @@
 //! `source, model, dtype, engine, gpu, gpus, tp, input_tokens, output_tokens, mode,
 //! metric, value, unit, requests, notes`. `source` `same` repeats the row above's.
 //! `mode`: `offline` (all requests at once), `rate=R` (Poisson, R requests/s) or
-//! `concurrency=N` (closed loop). `metric`: one of [`METRICS`]. A MoE row whose `notes`
-//! contain [`ATTENTION_DP_NOTE`] ran with attention data-parallel and the experts
-//! expert-parallel over its `tp` GPUs (TensorRT-LLM's `enable_attention_dp` with
-//! `--ep`), and is simulated so; the notes must cite where the source says it.
+//! `concurrency=N` (closed loop). `input_tokens` and `output_tokens`: N, or MIN-MAX for
+//! lengths the source spreads uniformly over a range (simulated so). `metric`: one of
+//! [`METRICS`]. A MoE row whose `notes` contain [`ATTENTION_DP_NOTE`] ran with attention
+//! data-parallel and the experts expert-parallel over its `tp` GPUs (TensorRT-LLM's
+//! `enable_attention_dp` with `--ep`), and is simulated so; the notes must cite where the
+//! source says it.
 
 use crate::error::{Error, InputError, Result};
 use crate::metrics::summary::Summary;
@@ -89,6 +91,27 @@ pub struct Measurement {
     /// expert-parallel over them (the notes say so: [`ATTENTION_DP_NOTE`]); false: the
     /// `tp` GPUs shard attention and experts alike.
     pub attention_dp: bool,
+    /// Lengths that vary in the source (uniformly over a stated range; `input` and
+    /// `output` then hold the ranges' midpoints); None: every request as long as stated.
+    pub spread: Option<Spread>,
+}
+
+/// Prompt and output lengths drawn uniformly from `(min, max)` tokens, both inclusive.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// Prompt tokens: (min, max).
+    pub input: (u32, u32),
+    /// Output tokens: (min, max).
+    pub output: (u32, u32),
+}
+
+/// A workload length: fixed, or uniform over `lo..=hi`.
+fn length_dist((lo, hi): (u32, u32)) -> String {
+    if lo == hi {
+        format!("{{ dist = \"fixed\", value = {lo} }}")
+    } else {
+        format!("{{ dist = \"uniform\", min = {lo}, max = {hi} }}")
+    }
 }
 
 /// The clustersim GPU preset a source's GPU name maps to (preset names map to themselves).
@@ -124,7 +147,11 @@ impl Measurement {
             Mode::Concurrency(n) => format!(" concurrency {n}"),
         };
         let layout = if self.attention_dp_ep() { format!(" (attention DP x EP{})", self.tp) } else { String::new() };
-        format!("{} {} {} TP{}{layout} {}/{}{mode}", self.model, self.dtype, self.gpu, self.tp, self.input, self.output)
+        let lengths = match self.spread {
+            Some(Spread { input: (a, b), output: (c, d) }) => format!("{a}-{b}/{c}-{d}"),
+            None => format!("{}/{}", self.input, self.output),
+        };
+        format!("{} {} {} TP{}{layout} {lengths}{mode}", self.model, self.dtype, self.gpu, self.tp)
     }
 
     /// True when the row is simulated with attention data-parallel and expert-parallel
@@ -170,12 +197,12 @@ impl Measurement {
             "[scenario]\nname = \"measured\"\nseed = 1\n\n[hardware]\ngpu = \"{gpu}\"\nnodes = 1\ngpus_per_node = 8\n\n\
              [model]\npreset = \"{model}\"\ndtype = \"{}\"\n\n[parallel]\n{parallel}\n\n[serving]\nmax_batch_tokens = {}\n\
              max_seqs = {}\ngpu_memory_utilization = 0.9\n\n[workload]\nrequests = {requests}\narrival = {arrival}\n\
-             prompt_tokens = {{ dist = \"fixed\", value = {} }}\noutput_tokens = {{ dist = \"fixed\", value = {} }}\n",
+             prompt_tokens = {}\noutput_tokens = {}\n",
             self.dtype,
             MAX_BATCH_TOKENS * groups,
             MAX_SEQS * groups,
-            self.input,
-            self.output
+            length_dist(self.spread.map_or((self.input, self.input), |s| s.input)),
+            length_dist(self.spread.map_or((self.output, self.output), |s| s.output)),
         )
     }
 
@@ -272,6 +299,20 @@ pub fn parse_csv(text: &str, file: &Path) -> Result<Vec<Measurement>> {
             let v = rec[c].parse::<u32>().ok().filter(|v| *v > 0);
             v.ok_or_else(|| bad(file, line, format!("{} is {:?}; must be a whole number > 0", CSV_COLUMNS[c], &rec[c])))
         };
+        // A length is N tokens, or MIN-MAX for lengths spread uniformly over that range.
+        let tokens = |c: usize| -> Result<(u32, u32)> {
+            let t = &rec[c];
+            let (lo, hi) = t.split_once('-').unwrap_or((t, t));
+            match (lo.trim().parse::<u32>(), hi.trim().parse::<u32>()) {
+                (Ok(a), Ok(b)) if a > 0 && a <= b => Ok((a, b)),
+                _ => Err(bad(
+                    file,
+                    line,
+                    format!("{} is {t:?}; must be a whole number > 0, or MIN-MAX with 0 < MIN <= MAX", CSV_COLUMNS[c]),
+                )),
+            }
+        };
+        let (input, output) = (tokens(7)?, tokens(8)?);
         let source = match (&rec[0], out.last()) {
             ("same", Some(prev)) => prev.source.clone(),
             ("same", None) => return Err(bad(file, line, "source is `same` on the first row".into())),
@@ -290,13 +331,14 @@ pub fn parse_csv(text: &str, file: &Path) -> Result<Vec<Measurement>> {
             dtype: rec[2].to_string(),
             gpu: rec[4].to_string(),
             tp: count(6)?,
-            input: count(7)?,
-            output: count(8)?,
+            input: (input.0 + input.1) / 2,
+            output: (output.0 + output.1) / 2,
             requests: if rec[13].is_empty() { None } else { Some(count(13)?) },
             mode: m,
             metric: rec[10].to_string(),
             value: num(11)?,
             attention_dp: rec[14].contains(ATTENTION_DP_NOTE),
+            spread: (input.0 < input.1 || output.0 < output.1).then_some(Spread { input, output }),
         });
     }
     Ok(out)
@@ -320,6 +362,26 @@ mod tests {
         assert_eq!(rows[1].mode, Mode::Concurrency(8));
         assert_eq!((rows[0].requests, rows[1].requests), (Some(50), None));
         assert_eq!(rows[0].engine_profile(), "vllm");
+    }
+
+    #[test]
+    fn a_length_range_is_simulated_as_uniform_lengths_around_its_midpoint() {
+        // 17000-23000 in, 1700-2300 out: midpoints (17000 + 23000) / 2 = 20000 and 2000;
+        // the scenario draws each request's lengths uniformly over the ranges.
+        let text = format!(
+            "{HEAD}p,Llama-3.1-8B,bf16,vLLM,H100-SXM-80GB,1,1,17000-23000,1700-2300,concurrency=8,median_itl_ms,15,ms,150,\n"
+        );
+        let row = &parse_csv(&text, Path::new("m.csv")).unwrap()[0];
+        assert_eq!((row.input, row.output), (20000, 2000));
+        assert_eq!(row.spread, Some(Spread { input: (17000, 23000), output: (1700, 2300) }));
+        assert!(row.configuration().contains("TP1 17000-23000/1700-2300 concurrency 8"), "{}", row.configuration());
+        let toml = row.scenario_toml("h100-sxm", "llama-3-8b", 150);
+        assert!(toml.contains("prompt_tokens = { dist = \"uniform\", min = 17000, max = 23000 }"), "{toml}");
+        assert!(toml.contains("output_tokens = { dist = \"uniform\", min = 1700, max = 2300 }"), "{toml}");
+        // A backwards range is an error naming the line and the column.
+        let text = format!("{HEAD}p,Llama-3.1-8B,bf16,vLLM,H100-SXM-80GB,1,1,9-3,5,offline,median_itl_ms,15,ms,,\n");
+        let e = parse_csv(&text, Path::new("m.csv")).unwrap_err().to_string();
+        assert!(e.contains("m.csv:2") && e.contains("input_tokens is \"9-3\""), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod assess;
 pub mod calibrate;
 pub mod compare;
 pub mod limit;
+pub mod loso;
 pub mod measured;
 pub mod plan;
 pub mod shard;

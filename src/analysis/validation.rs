@@ -10,7 +10,7 @@
 //! Error is (simulated - measured) / measured; the summary gives the median and worst
 //! absolute error by class.
 
-use crate::analysis::limit::thousands;
+use crate::analysis::calibrate::figure;
 use crate::analysis::measured::{gpu_preset_name, parse_csv, Measurement};
 use crate::error::{Error, InputError, Result};
 use crate::hardware::spec::{gpu_preset, GpuPreset};
@@ -36,6 +36,9 @@ pub struct ValidationArgs {
     /// Only rows whose configuration contains this text (case-insensitive), e.g. "H200".
     #[arg(long)]
     pub only: Option<String>,
+    /// Skip the leave-one-source-out table (its refits take most of the run).
+    #[arg(long)]
+    pub no_loso: bool,
 }
 
 /// Runs the set as `args` say and prints the table; exit status 0.
@@ -43,7 +46,8 @@ pub fn command(args: &ValidationArgs) -> Result<i32> {
     if args.max_requests == 0 {
         return Err(Error::Usage("--max-requests 0: need at least one request per row".into()));
     }
-    let rows = run(&Options { max_requests: args.max_requests, only: args.only.clone() })?;
+    let opts = Options { max_requests: args.max_requests, only: args.only.clone() };
+    let rows = run(&opts)?;
     if rows.is_empty() {
         return Err(Error::Usage(format!(
             "--only {:?}: no validation row matches",
@@ -51,6 +55,12 @@ pub fn command(args: &ValidationArgs) -> Result<i32> {
         )));
     }
     print!("{}", markdown(&rows));
+    let cases = serving_cases(&opts)?;
+    if !args.no_loso && !cases.is_empty() {
+        // run() puts the serving rows first, in the cases' order.
+        let lines = crate::analysis::loso::leave_one_source_out(&cases, &rows[..cases.len()], opts.max_requests);
+        print!("\n{}", crate::analysis::loso::markdown(&lines));
+    }
     Ok(0)
 }
 
@@ -124,9 +134,13 @@ pub fn serving_measurements() -> Result<Vec<Measurement>> {
     parse_csv(SERVING_CSV, Path::new("data/validation/serving_throughput.csv"))
 }
 
+/// The shipped serving measurements `opts` selects, in file order.
+pub fn serving_cases(opts: &Options) -> Result<Vec<Measurement>> {
+    Ok(serving_measurements()?.into_iter().filter(|c| matches(opts, &c.configuration())).collect())
+}
+
 fn serving_rows(opts: &Options) -> Result<Vec<Row>> {
-    let cases: Vec<Measurement> =
-        serving_measurements()?.into_iter().filter(|c| matches(opts, &c.configuration())).collect();
+    let cases = serving_cases(opts)?;
     Ok(cases
         .par_iter()
         .map(|c| {
@@ -136,8 +150,8 @@ fn serving_rows(opts: &Options) -> Result<Vec<Row>> {
             Row {
                 source: c.source.clone(),
                 configuration: c.configuration(),
-                class: if c.is_moe() { "MoE throughput" } else { "dense throughput" }.into(),
-                metric: "output tok/s".into(),
+                class: serving_class(c),
+                metric: c.metric.clone(),
                 measured: c.value,
                 simulated: match profile {
                     Some(p) => c.simulate(&p, opts.max_requests),
@@ -147,6 +161,13 @@ fn serving_rows(opts: &Options) -> Result<Vec<Row>> {
             }
         })
         .collect())
+}
+
+/// A serving row's class: dense or MoE, throughput or latency.
+fn serving_class(c: &Measurement) -> String {
+    let kind = if c.is_moe() { "MoE" } else { "dense" };
+    let what = if c.metric.ends_with("_ms") { "latency" } else { "throughput" };
+    format!("{kind} {what}")
 }
 
 fn matches(opts: &Options, configuration: &str) -> bool {
@@ -284,7 +305,7 @@ pub fn markdown(rows: &[Row]) -> String {
     );
     for r in rows {
         let (sim, err) = match (&r.simulated, r.error_pct()) {
-            (Ok(v), Some(e)) => (thousands(*v), format!("{e:+.1}")),
+            (Ok(v), Some(e)) => (figure(*v), format!("{e:+.1}")),
             (Err(why), _) => (format!("n/a ({why})"), "-".into()),
             _ => ("n/a".into(), "-".into()),
         };
@@ -299,7 +320,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.configuration,
             profile,
             r.metric,
-            thousands(r.measured),
+            figure(r.measured),
             sim,
             err
         ));
@@ -332,9 +353,11 @@ mod tests {
     #[test]
     fn the_shipped_csvs_parse_and_every_row_maps_to_presets() {
         let cases = serving_measurements().expect("parses");
-        assert_eq!(cases.len(), 79);
+        assert_eq!(cases.len(), 92);
         assert!(cases.iter().all(|c| gpu_preset_name(&c.gpu).is_some()));
-        assert!(cases.iter().all(|c| c.engine_profile() == "trtllm"));
+        // 87 TensorRT-LLM rows (perf-overview and NIM), 5 vLLM rows (CI and blog).
+        let engines = |e: &str| cases.iter().filter(|c| c.engine_profile() == e).count();
+        assert_eq!((engines("trtllm"), engines("vllm")), (87, 5));
         // "same" resolves to the row above it.
         assert!(cases.iter().all(|c| c.source != "same"));
     }

@@ -46,7 +46,10 @@ impl SimTime {
         } else if ns >= u64::MAX as f64 {
             SimTime::MAX
         } else {
-            SimTime(ns.round() as u64)
+            // Half away from zero, as `f64::round`, without its library call (the flow
+            // model rounds a finish per rate change): `ns - whole` is exact here.
+            let whole = ns as u64;
+            SimTime(whole + u64::from(ns - whole as f64 >= 0.5))
         }
     }
     /// The count of nanoseconds.
@@ -112,5 +115,21 @@ mod tests {
         assert_eq!(SimTime::from_secs_f64(0.25).as_ns(), 250_000_000);
         assert_eq!(SimTime::from_secs_f64(-3.0), SimTime::ZERO);
         assert_eq!(SimTime::from_secs_f64(f64::NAN), SimTime::ZERO);
+    }
+
+    #[test]
+    fn rounding_matches_f64_round_at_the_edges() {
+        // The largest double below 0.5 rounds down; 2.5 and 2^52 - 0.5 (a double, the
+        // last binade with halves) round up, away from zero; 2^53 - 1 and 2^63 + 2048
+        // are whole and stay.
+        let below_half = 0.5 - f64::EPSILON / 4.0;
+        assert_eq!(SimTime::from_ns_f64(below_half).as_ns(), 0);
+        assert_eq!(SimTime::from_ns_f64(2.5).as_ns(), 3);
+        assert_eq!(SimTime::from_ns_f64(4_503_599_627_370_495.5).as_ns(), 4_503_599_627_370_496);
+        assert_eq!(SimTime::from_ns_f64(9_007_199_254_740_991.0).as_ns(), 9_007_199_254_740_991);
+        assert_eq!(SimTime::from_ns_f64(9_223_372_036_854_777_856.0).as_ns(), 9_223_372_036_854_777_856);
+        for x in [0.7, 1e6 + 0.49999, 1e6 + 0.5, 3_976_080.2, 123_456_789.999_9] {
+            assert_eq!(SimTime::from_ns_f64(x).as_ns(), x.round() as u64, "{x}");
+        }
     }
 }

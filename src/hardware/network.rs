@@ -27,10 +27,14 @@
 //! another path for a flow ([`Network::flows_on_link`] lists them) moves it with
 //! [`Network::reroute_flow`].
 
+mod covered;
+mod records;
 mod sharing;
 
 use super::topology::{LinkId, Route, Topology};
-use crate::engine::{EventId, EventQueue, SimTime};
+use crate::engine::{EventQueue, SimTime};
+use covered::Covered;
+use records::{Flow, Hot};
 use sharing::Sharing;
 
 /// Handle to a flow (slot index plus generation, so stale handles never alias).
@@ -65,25 +69,6 @@ pub fn transfer_time(bytes: f64, bytes_per_s: f64) -> SimTime {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Flow {
-    gen: u32,
-    live: bool,
-    draining: bool,
-    /// Position of this flow in `link_flows[route.links()[k]]`.
-    pos: [u32; 4],
-    /// Position of this flow in `active` while draining.
-    active_pos: u32,
-    bytes: f64,
-    remaining: f64,
-    /// When `remaining` was last brought up to date.
-    updated: SimTime,
-    start: SimTime,
-    tag: u64,
-    /// Its pending completion event, once drained.
-    done_event: Option<EventId>,
-}
-
 /// The rate of a flow no re-sharing has rated yet (new, re-routed or drained).
 const UNRATED: f64 = -1.0;
 
@@ -104,19 +89,25 @@ pub struct NetworkStats {
 #[derive(Clone, Debug)]
 pub struct Network {
     caps: Vec<f64>,
+    /// Links that can never be full, left out of the sharing (see the `covered` module).
+    covered: Covered,
     /// Draining flows on each link.
     link_flows: Vec<Vec<u32>>,
     /// Their rates, in the same order ([`UNRATED`] for flows not rated yet): a copy of
     /// `rates` laid out so a link's flows are read in one sweep.
     link_rates: Vec<Vec<f64>>,
-    /// Sum of the rates of the draining flows on each link.
+    /// Sum of the rates of the draining flows on each link (not kept for covered links).
     load: Vec<f64>,
     flows: Vec<Flow>,
+    hot: Vec<Hot>,
     /// Per flow slot, kept apart from [`Flow`] because the re-sharing reads little else:
     /// its route, and its rate in bytes/s ([`UNRATED`] until a re-sharing gives it one).
     routes: Vec<Route>,
     rates: Vec<f64>,
     free: Vec<u32>,
+    /// Draining flows on routes with a finite rate cap (the re-sharing skips looking
+    /// for caps while there are none).
+    capped: u32,
     /// Draining flows, and beside each the instant its last byte leaves at its current
     /// rate (ns; `u64::MAX` while stalled). A dense array: the next drain is one scan.
     active: Vec<u32>,
@@ -141,15 +132,19 @@ impl Network {
     /// An idle network over `topology`'s links at time zero.
     pub fn new(topology: &Topology) -> Self {
         let n = topology.links().len();
+        let caps: Vec<f64> = topology.links().iter().map(|l| l.bytes_per_s).collect();
         Network {
-            caps: topology.links().iter().map(|l| l.bytes_per_s).collect(),
+            covered: Covered::new(topology, &caps),
+            caps,
             link_flows: vec![Vec::new(); n],
             link_rates: vec![Vec::new(); n],
             load: vec![0.0; n],
             flows: Vec::new(),
+            hot: Vec::new(),
             routes: Vec::new(),
             rates: Vec::new(),
             free: Vec::new(),
+            capped: 0,
             active: Vec::new(),
             drain_at: Vec::new(),
             next_drain: None,
@@ -184,6 +179,9 @@ impl Network {
 
     /// Sum of the rates of the flows on `link`, bytes/s, as of the last re-sharing.
     pub fn link_load(&self, link: LinkId) -> f64 {
+        if self.covered.is_covered(link) {
+            return self.link_rates[link as usize].iter().map(|r| r.max(0.0)).sum();
+        }
         self.load[link as usize]
     }
 
@@ -230,7 +228,11 @@ impl Network {
     /// Negative or NaN capacities count as 0. Flows are re-shared at this instant.
     pub fn set_link_capacity(&mut self, link: LinkId, bytes_per_s: f64) {
         self.caps[link as usize] = if bytes_per_s > 0.0 { bytes_per_s } else { 0.0 };
-        self.seed_links.push(link);
+        let mut flipped = vec![link];
+        self.covered.refresh(&self.caps, |l| flipped.push(l));
+        for l in flipped {
+            self.seed(l);
+        }
         self.floor = 0.0;
     }
 
@@ -254,36 +256,28 @@ impl Network {
         self.stats.flows_started += 1;
         let now = self.now;
         let drains = bytes > 0.0 && !route.links().is_empty();
-        let flow = Flow {
-            gen: 0,
-            live: true,
-            draining: drains,
-            pos: [0; 4],
-            active_pos: 0,
-            bytes: bytes.max(0.0),
-            remaining: bytes.max(0.0),
-            updated: now,
-            start: now,
-            tag,
-            done_event: None,
-        };
+        let flow =
+            Flow { gen: 0, live: true, draining: drains, bytes: bytes.max(0.0), start: now, tag, done_event: None };
+        let hot = Hot { remaining: bytes.max(0.0), updated: now, pos: [0; 4], active_pos: 0 };
         let idx = match self.free.pop() {
             Some(i) => {
                 let gen = self.flows[i as usize].gen.wrapping_add(1);
                 self.flows[i as usize] = Flow { gen, ..flow };
+                self.hot[i as usize] = hot;
                 self.routes[i as usize] = route;
                 self.rates[i as usize] = UNRATED;
                 i
             }
             None => {
                 self.flows.push(flow);
+                self.hot.push(hot);
                 self.routes.push(route);
                 self.rates.push(UNRATED);
                 (self.flows.len() - 1) as u32
             }
         };
         if drains {
-            self.flows[idx as usize].active_pos = self.active.len() as u32;
+            self.hot[idx as usize].active_pos = self.active.len() as u32;
             self.active.push(idx);
             self.drain_at.push(u64::MAX);
             self.link(idx);
@@ -364,12 +358,28 @@ impl Network {
     fn link(&mut self, idx: u32) {
         self.floor = 0.0;
         let route = self.routes[idx as usize];
+        self.capped += u32::from(route.rate_cap.is_finite());
         for (k, &l) in route.links().iter().enumerate() {
             let list = &mut self.link_flows[l as usize];
-            self.flows[idx as usize].pos[k] = list.len() as u32;
+            self.hot[idx as usize].pos[k] = list.len() as u32;
             list.push(idx);
             self.link_rates[l as usize].push(self.rates[idx as usize]);
-            self.seed_links.push(l);
+            if !self.covered.is_covered(l) {
+                self.seed_links.push(l);
+            }
+        }
+    }
+
+    /// Asks for a re-sharing at `link`, or, for a covered link (which the re-sharing
+    /// does not look at), at the other links of its flows.
+    fn seed(&mut self, link: LinkId) {
+        if !self.covered.is_covered(link) {
+            self.seed_links.push(link);
+            return;
+        }
+        for &f in &self.link_flows[link as usize] {
+            let links = self.routes[f as usize].links();
+            self.seed_links.extend(links.iter().filter(|&&m| !self.covered.is_covered(m)));
         }
     }
 
@@ -378,19 +388,22 @@ impl Network {
     /// losing a flow changes nothing there.
     fn unlink(&mut self, idx: u32) {
         let (route, rate) = (self.routes[idx as usize], self.rates[idx as usize].max(0.0));
+        self.capped -= u32::from(route.rate_cap.is_finite());
         for (k, &l) in route.links().iter().enumerate() {
             let li = l as usize;
-            if sharing::is_full(self.load[li], self.caps[li]) {
-                self.seed_links.push(l);
+            if !self.covered.is_covered(l) {
+                if sharing::is_full(self.load[li], self.caps[li]) {
+                    self.seed_links.push(l);
+                }
+                self.load[li] -= rate;
             }
-            self.load[li] -= rate;
-            let p = self.flows[idx as usize].pos[k] as usize;
+            let p = self.hot[idx as usize].pos[k] as usize;
             self.link_rates[li].swap_remove(p);
             let list = &mut self.link_flows[li];
             list.swap_remove(p);
             if let Some(&moved) = list.get(p) {
                 if let Some(j) = self.routes[moved as usize].links().iter().position(|&x| x == l) {
-                    self.flows[moved as usize].pos[j] = p as u32;
+                    self.hot[moved as usize].pos[j] = p as u32;
                 }
             }
         }
@@ -399,7 +412,7 @@ impl Network {
     /// Sets a draining flow's rate, in `rates` and in its links' copies.
     fn set_rate(&mut self, idx: u32, rate: f64) {
         self.rates[idx as usize] = rate;
-        let f = &self.flows[idx as usize];
+        let f = &self.hot[idx as usize];
         for (k, &l) in self.routes[idx as usize].links().iter().enumerate() {
             self.link_rates[l as usize][f.pos[k] as usize] = rate;
         }
@@ -409,7 +422,7 @@ impl Network {
     fn catch_up(&mut self, idx: u32) {
         let now = self.now;
         let rate = self.rates[idx as usize];
-        let f = &mut self.flows[idx as usize];
+        let f = &mut self.hot[idx as usize];
         if rate > 0.0 {
             let elapsed = (now - f.updated).as_secs_f64();
             f.remaining = (f.remaining - rate * elapsed).max(0.0);
@@ -422,18 +435,18 @@ impl Network {
         self.floor = self.floor.min(self.rates[idx as usize].max(0.0));
         self.unlink(idx);
         self.next_drain = None;
-        let k = self.flows[idx as usize].active_pos as usize;
+        let k = self.hot[idx as usize].active_pos as usize;
         self.active.swap_remove(k);
         self.drain_at.swap_remove(k);
         if let Some(&moved) = self.active.get(k) {
-            self.flows[moved as usize].active_pos = k as u32;
+            self.hot[moved as usize].active_pos = k as u32;
         }
         let at = self.now + self.routes[idx as usize].latency;
         let ev = self.queue.schedule(at, idx);
         self.rates[idx as usize] = UNRATED;
+        self.hot[idx as usize].remaining = 0.0;
         let f = &mut self.flows[idx as usize];
         f.draining = false;
-        f.remaining = 0.0;
         f.done_event = Some(ev);
     }
 
@@ -452,7 +465,7 @@ impl Network {
             net.catch_up(idx);
             net.set_rate(idx, new_rate);
             let now = net.now;
-            let f = &net.flows[idx as usize];
+            let f = &net.hot[idx as usize];
             let at = if new_rate > 0.0 { (now + transfer_time(f.remaining, new_rate)).as_ns() } else { u64::MAX };
             net.drain_at[f.active_pos as usize] = at;
         });
@@ -469,23 +482,4 @@ impl Network {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hardware::spec::gpu_preset;
-
-    #[test]
-    fn a_lone_flow_takes_alpha_plus_s_over_b() {
-        let p = gpu_preset("h100-sxm").expect("preset");
-        let topo = Topology::new(1, 8, &(p.nvlink)(), &(p.network)()).expect("valid");
-        let mut net = Network::new(&topo);
-        net.start_flow(topo.route(0, 1), 369e6, 7);
-        // 369 MB at 450 GB/s x 0.82 = 369 GB/s: 1 ms, + α 2 µs.
-        let (t, done) = net.step().expect("drain");
-        assert_eq!(t, SimTime::from_ms(1));
-        assert!(done.is_empty());
-        let (t, done) = net.step().expect("done");
-        assert_eq!(t, SimTime::from_us(1002));
-        assert_eq!(done[0].tag, 7);
-        assert!(net.step().is_none());
-    }
-}
+mod tests;

@@ -239,6 +239,17 @@ impl Topology {
     pub fn leaf_down(&self, leaf: u32) -> LinkId {
         self.leaf_base + self.leaves + leaf
     }
+    /// For a NIC up (down) link, its leaf's up (down) link to the spine; `None` for other
+    /// links. Every route through a leaf link also crosses one NIC link under that leaf,
+    /// so a leaf link never carries more than those NIC links' capacities summed.
+    pub fn leaf_link_above(&self, link: LinkId) -> Option<LinkId> {
+        let l = self.links.get(link as usize)?;
+        match l.kind {
+            LinkKind::NicUp => Some(self.leaf_up(self.leaf_of_nic(l.owner))),
+            LinkKind::NicDown => Some(self.leaf_down(self.leaf_of_nic(l.owner))),
+            _ => None,
+        }
+    }
     fn leaf_of_nic(&self, nic: u32) -> u32 {
         match self.fabric {
             FabricTopology::RailOptimized => nic % self.nics_per_node,

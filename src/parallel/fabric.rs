@@ -13,8 +13,8 @@
 //! keep the closed form exactly.
 
 use super::collective::{
-    affine_fit, expand, expand_all_to_all, schedule_links, schedule_time, AllReduceAlgorithm, AllToAllAlgorithm,
-    CollectiveOp, Schedule,
+    affine_fit, expand_all_to_all, expand_chunked, schedule_links, schedule_time, AllReduceAlgorithm,
+    AllToAllAlgorithm, CollectiveOp, Schedule,
 };
 use super::price::Affine;
 use super::runner::{CollectiveRequest, CollectiveRunner};
@@ -32,6 +32,9 @@ pub struct Member {
     pub alg: AllReduceAlgorithm,
     /// How an all-to-all is posted (all-to-all only).
     pub a2a: AllToAllAlgorithm,
+    /// Chunks of a pipelined all-reduce (None: the best for each size, which is not
+    /// affine in the size; serving members fix it).
+    pub chunks: Option<usize>,
     /// Its GPUs.
     pub ranks: Vec<u32>,
 }
@@ -39,7 +42,7 @@ pub struct Member {
 impl Member {
     /// A member running `op` with all-reduce algorithm `alg` (pairwise if an all-to-all).
     pub fn new(op: CollectiveOp, alg: AllReduceAlgorithm, ranks: Vec<u32>) -> Self {
-        Member { op, alg, a2a: AllToAllAlgorithm::Pairwise, ranks }
+        Member { op, alg, a2a: AllToAllAlgorithm::Pairwise, chunks: None, ranks }
     }
 
     /// Its steps for a payload of `bytes` (nccl-tests size; all-to-all: S/n to each rank).
@@ -48,7 +51,7 @@ impl Member {
             let n = self.ranks.len();
             expand_all_to_all(topo, self.a2a, &self.ranks, &vec![bytes / n.max(1) as f64; n * n])
         } else {
-            expand(topo, self.op, self.alg, &self.ranks, bytes)
+            expand_chunked(topo, self.op, self.alg, &self.ranks, bytes, self.chunks)
         }
     }
 

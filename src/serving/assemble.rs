@@ -33,6 +33,7 @@ struct TokenMemo {
     mlp: Vec<Option<Work>>,
     lm_head: Vec<Option<Work>>,
     embedding: Vec<Option<Work>>,
+    attention_projections: Vec<Option<Work>>,
 }
 
 /// Counts above this are priced afresh each time (memory stays small).
@@ -63,7 +64,17 @@ fn sum(ops: &[OpCost]) -> Work {
 
 impl StageCosts for ModelCosts {
     fn attention(&self, shape: &BatchShape) -> Work {
-        sum(&self.model.attention_block(shape))
+        if self.model.has_latent_attention() {
+            return sum(&self.model.attention_block(shape));
+        }
+        // The projections and norms depend on the token count only: remembered. (Sums
+        // of whole ns and of whole FLOP counts, so the order does not change them.)
+        let tokens = shape.tokens();
+        let fixed = remembered(&mut self.memo.borrow_mut().attention_projections, tokens, || {
+            sum(&self.model.attention_projections(tokens))
+        });
+        let core = sum(&[self.model.attention_core(shape)]);
+        Work { ns: fixed.ns + core.ns, flops: fixed.flops + core.flops }
     }
     fn mlp(&self, tokens: u32) -> Work {
         remembered(&mut self.memo.borrow_mut().mlp, tokens, || sum(&[self.model.dense_mlp(tokens)]))
@@ -94,6 +105,12 @@ impl StageCosts for ModelCosts {
     }
     fn ep_combine_bytes_per_choice(&self) -> f64 {
         self.model.ep_combine_bytes_per_choice()
+    }
+    fn kernels_per_layer(&self, shape: &BatchShape) -> u32 {
+        // The same ops the stage prices, counted: an MoE layer's experts as the MLP's
+        // three GEMMs (grouped GEMMs launch one kernel per matrix).
+        let attention: u32 = self.model.attention_block(shape).iter().map(|o| o.kernels).sum();
+        attention + self.model.dense_mlp(shape.tokens()).kernels
     }
 }
 

@@ -147,7 +147,13 @@ impl Pipeline {
         let chunks: usize = self.shapes.iter().map(|s| s.prefill.len()).sum();
         let host_after = self.framework.host_after(entries.len());
         let pp = self.asm.plan.pp;
-        let mut arrive = now + self.framework.host_before(chunks);
+        let decodes: usize = self.shapes.iter().map(|s| s.decode_seqs as usize).sum();
+        let launch = self.framework.launch_host(chunks, decodes, || {
+            // Each attention-DP group's host launches its own kernels at the same time.
+            let per_layer = self.shapes.iter().map(|s| self.asm.costs.kernels_per_layer(s)).max().unwrap_or(0);
+            per_layer as u64 * self.asm.plan.stage_layers(0).len() as u64
+        });
+        let mut arrive = now + self.framework.host_before(chunks) + launch;
         let mut bookings = Vec::new();
         for s in 0..pp {
             let free = rep.stage_free[s as usize];

@@ -15,12 +15,13 @@ use crate::hardware::topology::Topology;
 use crate::hardware::topology::{LinkId, LinkKind};
 use crate::metrics::network::{GroupFact, LinkFact, NetworkFacts};
 use crate::model::framework::FrameworkProfile;
-use crate::parallel::collective::AllReduceAlgorithm;
-use crate::parallel::collective::{resolve_all_reduce, CollectiveOp};
+use crate::parallel::collective::convex_closed_form;
+use crate::parallel::collective::{auto_candidates, is_chunked, resolve_all_reduce, CHUNK_OPTIONS};
+use crate::parallel::collective::{AllReduceAlgorithm, CollectiveOp};
 use crate::parallel::fabric::{concurrent_prices, serving_all_to_all, shared_links, Member, SetPrice};
 use crate::parallel::ledger::CommKind;
 use crate::parallel::plan::Plan;
-use crate::parallel::price::{Affine, Price};
+use crate::parallel::price::{cheapest_somewhere, Affine, Convex, Price};
 use crate::scenario::Setup;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -118,13 +119,12 @@ impl Pricer {
         self.topo.links().iter().map(|l| l.bytes_per_s).collect()
     }
 
-    /// Every link the collectives of stage `s` of replica `r` cross.
+    /// Every link the collectives of stage `s` of replica `r` cross (a TP all-reduce:
+    /// the links of any algorithm it may run).
     pub fn unit_links(&self, plan: &Plan, r: u32, s: u32) -> BTreeSet<LinkId> {
-        let sets = self.stage_sets(plan, r, s);
-        sets.iter()
-            .flat_map(|(_, ms)| ms.iter().filter(|m| m.ranks.len() > 1))
-            .flat_map(|m| m.links(&self.topo))
-            .collect()
+        let [_, (_, ep), (_, pp)] = self.stage_sets(plan, r, s);
+        let tp = (0..plan.ep).flat_map(|e| self.all_reduce_options(&plan.tp_group(r, s, e)));
+        ep.into_iter().chain(pp).chain(tp).filter(|m| m.ranks.len() > 1).flat_map(|m| m.links(&self.topo)).collect()
     }
 
     /// A point-to-point transfer of `bytes` from GPU `src` to GPU `dst` alone: its
@@ -135,36 +135,89 @@ impl Pricer {
     }
 
     /// Prices a set of collectives that start together (see [`concurrent_prices`]),
-    /// stack costs included: the scenario's fixed cost per collective, and the stack's
-    /// launch, per-step latency (over the algorithm's real steps) and share of the
-    /// link bandwidth.
+    /// stack costs included (see [`Self::with_stack`]).
     fn priced(&self, members: &[Member]) -> Vec<SetPrice> {
         let prices = concurrent_prices(&self.topo, members);
-        members
-            .iter()
-            .zip(prices)
-            .map(|(m, p)| {
-                if m.ranks.len() < 2 {
-                    return SetPrice { affine: Affine::default(), contended: false };
-                }
-                let steps = m.schedule(&self.topo, 1.0).map_or(0, |s| s.steps());
-                let extra = self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns;
-                let affine = Affine {
-                    fixed_ns: p.affine.fixed_ns + extra,
-                    per_byte_ns: p.affine.per_byte_ns / self.framework.collective_efficiency,
-                };
-                SetPrice { affine, ..p }
-            })
-            .collect()
+        members.iter().zip(prices).map(|(m, p)| self.with_stack(m, p)).collect()
     }
 
-    /// A TP all-reduce over `gpus` with the scenario's algorithm (`auto`: ring inside a
-    /// node, hierarchical across nodes; the stack profiles are calibrated against the
-    /// ring; NCCL's size-based choice with NVLS, tree and pipelining is in
-    /// `parallel::collective::choose_all_reduce_nccl`, used by `clustersim collective`).
+    /// A member's price with the stack's costs added: the scenario's fixed cost per
+    /// collective, and the stack's launch, per-step latency (over the algorithm's real
+    /// steps) and share of the link bandwidth.
+    fn with_stack(&self, m: &Member, p: SetPrice) -> SetPrice {
+        if m.ranks.len() < 2 {
+            return SetPrice { affine: Affine::default(), contended: false };
+        }
+        SetPrice { affine: self.stack(m, p.affine), ..p }
+    }
+
+    /// `a` with the stack's costs for member `m` added (see [`Self::with_stack`]).
+    fn stack(&self, m: &Member, a: Affine) -> Affine {
+        self.stack_steps(m.schedule(&self.topo, 1.0).map_or(0, |s| s.steps()), a)
+    }
+
+    /// `a` with the stack's costs for a collective of `steps` steps added.
+    fn stack_steps(&self, steps: usize, a: Affine) -> Affine {
+        let extra = self.framework.collective_extra_ns(steps as f64) + self.collective_overhead_ns;
+        Affine { fixed_ns: a.fixed_ns + extra, per_byte_ns: a.per_byte_ns / self.framework.collective_efficiency }
+    }
+
+    /// The ways a TP all-reduce over `gpus` may run, one member each: the scenario's
+    /// algorithm, or with `auto` every candidate NCCL's tuner weighs
+    /// ([`auto_candidates`]); a chunked one at each of [`CHUNK_OPTIONS`]. Each has an
+    /// affine price; only those cheapest alone (stack costs included) at some size are
+    /// kept, so the cheapest kept at a size is `auto`'s choice there
+    /// (`parallel::collective::choose_all_reduce_nccl`, plus the stack's per-step costs).
+    /// Ordered by per-byte cost, steepest first.
+    fn all_reduce_options(&self, gpus: &[u32]) -> Vec<Member> {
+        let algs = match self.all_reduce {
+            AllReduceAlgorithm::Auto => auto_candidates(&self.topo, gpus),
+            a => vec![resolve_all_reduce(&self.topo, a, gpus)],
+        };
+        let chunks = |alg| if is_chunked(alg) { CHUNK_OPTIONS.map(Some).to_vec() } else { vec![None] };
+        let all: Vec<Member> = algs
+            .into_iter()
+            .flat_map(|alg| {
+                chunks(alg)
+                    .into_iter()
+                    .map(move |chunks| Member { chunks, ..Member::new(CollectiveOp::AllReduce, alg, gpus.to_vec()) })
+            })
+            .collect();
+        let alone: Vec<Convex> = all.iter().map(|m| self.alone_convex(m)).collect();
+        let keep = cheapest_somewhere(&alone);
+        let mut kept: Vec<(f64, Member)> = all
+            .into_iter()
+            .zip(&alone)
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|((m, c), _)| (c.0.iter().map(|a| a.per_byte_ns).fold(0.0, f64::max), m))
+            .collect();
+        kept.sort_by(|a, b| b.0.total_cmp(&a.0));
+        kept.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// A member's price alone on idle links, stack costs included, at every size (its
+    /// closed form bends where a step's slowest transfer changes tier).
+    fn alone_convex(&self, m: &Member) -> Convex {
+        let Ok(schedule) = m.schedule(&self.topo, 1.0) else { return Convex::default() };
+        if m.ranks.len() < 2 {
+            return Convex::default();
+        }
+        let steps = schedule.steps();
+        Convex(convex_closed_form(&self.topo, &schedule, 1.0).into_iter().map(|a| self.stack_steps(steps, a)).collect())
+    }
+
+    /// A member's price alone on idle links, stack costs included.
+    fn alone(&self, m: &Member) -> Affine {
+        self.with_stack(m, SetPrice { affine: m.closed_form(&self.topo), contended: false }).affine
+    }
+
+    /// The TP all-reduce over `gpus` that carries most of the bytes: `auto`'s choice for
+    /// large payloads (the flattest of [`Self::all_reduce_options`]). Link traffic and
+    /// contention reports follow its routes.
     fn all_reduce_member(&self, gpus: Vec<u32>) -> Member {
-        let alg = resolve_all_reduce(&self.topo, self.all_reduce, &gpus);
-        Member::new(CollectiveOp::AllReduce, alg, gpus)
+        let mut options = self.all_reduce_options(&gpus);
+        options.pop().unwrap_or_else(|| Member::new(CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, gpus))
     }
 
     /// An EP all-to-all over `gpus`, posted as serving engines post it.
@@ -185,9 +238,34 @@ impl Pricer {
         [(CommKind::Tp, tp), (CommKind::Ep, ep), (CommKind::Pp, pp)]
     }
 
-    /// The price of a TP all-reduce over `gpus` alone.
+    /// The price of a TP all-reduce over `gpus` alone: the cheapest of its options at
+    /// each size.
     pub fn all_reduce(&self, gpus: &[u32]) -> Price {
-        self.priced(&[self.all_reduce_member(gpus.to_vec())])[0].affine.into()
+        Price(self.all_reduce_options(gpus).iter().map(|m| self.alone_convex(m)).collect())
+    }
+
+    /// The TP all-reduces of the EP groups `groups` (one stage), priced together: each
+    /// option runs with the same option of the other groups (they run the same sizes,
+    /// so `auto` picks the same for all), and each group's price is the cheapest of its
+    /// options at each size.
+    fn tp_prices(&self, groups: &[Vec<u32>]) -> Vec<Price> {
+        let options: Vec<Vec<Member>> = groups.iter().map(|g| self.all_reduce_options(g)).collect();
+        let keys: BTreeSet<(AllReduceAlgorithm, Option<usize>)> =
+            options.iter().flatten().map(|m| (m.alg, m.chunks)).collect();
+        let mut prices = vec![Vec::new(); groups.len()];
+        for key in keys {
+            let (idx, set): (Vec<usize>, Vec<Member>) = options
+                .iter()
+                .enumerate()
+                .filter_map(|(e, o)| o.iter().find(|m| (m.alg, m.chunks) == key).map(|m| (e, m.clone())))
+                .unzip();
+            // Alone on their links they keep the closed form at every size; sharing
+            // links, the flow model's fit.
+            for ((e, p), m) in idx.into_iter().zip(self.priced(&set)).zip(&set) {
+                prices[e].push(if p.contended { Convex(vec![p.affine]) } else { self.alone_convex(m) });
+            }
+        }
+        prices.into_iter().map(Price).collect()
     }
 
     /// The price of an EP all-to-all over `gpus`, per byte of the largest volume one
@@ -217,9 +295,10 @@ impl Pricer {
     /// that start at the same instant: members that share a link get the flow model's
     /// shares, the others their closed forms.
     pub fn stage_comm(&self, plan: &Plan, r: u32, s: u32) -> StageComm {
-        let [(_, tp), (_, ep), (_, pp)] = self.stage_sets(plan, r, s);
+        let [_, (_, ep), (_, pp)] = self.stage_sets(plan, r, s);
+        let tp_groups: Vec<Vec<u32>> = (0..plan.ep).map(|e| plan.tp_group(r, s, e)).collect();
         StageComm {
-            tp_allreduce: self.priced(&tp).into_iter().map(|p| p.affine.into()).collect(),
+            tp_allreduce: self.tp_prices(&tp_groups),
             ep_alltoall: self
                 .priced(&ep)
                 .into_iter()
@@ -298,7 +377,7 @@ impl Pricer {
                 }
             }
         }
-        let alone = self.priced(std::slice::from_ref(m))[0].affine;
+        let alone = self.alone(m);
         let volume = if m.op == CollectiveOp::AllToAll { n / (n - 1.0) } else { 1.0 };
         let group = facts.groups.len() as u32;
         facts.groups.push(GroupFact {

@@ -93,6 +93,7 @@ pub fn command(a: &CalibrateArgs) -> Result<i32> {
     let mut fitted = fit(&base, &free, &rows, &settings);
     fitted.profile.name = a.name.clone().unwrap_or(base.name.clone());
     fitted.profile.fitted_rows = rows.iter().map(Measurement::configuration).collect();
+    fitted.profile.fitted_parameters = free.iter().map(|p| p.key.to_string()).collect();
     let in_sample = simulate_all(&fitted.profile, &rows, a.max_requests);
     let held_out = cross_validate(&base, &free, &rows, &settings, a.cross_validate);
     print!("{}", report(&rows, &in_sample, held_out.as_deref(), &fitted, &free));
@@ -203,7 +204,7 @@ fn cross_validate(
 
 /// A figure for the table: thousands separated from 1,000 up, 4 significant digits below
 /// (latencies in ms would otherwise lose their decimals).
-fn figure(v: f64) -> String {
+pub fn figure(v: f64) -> String {
     if v.abs() >= 1000.0 {
         thousands(v)
     } else {

@@ -64,6 +64,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Measurement>> {
         metric: String::new(),
         value: 0.0,
         attention_dp: false,
+        spread: None,
     };
     // The script's name for output tokens/s differs from the CSV's.
     let mut out = Vec::new();

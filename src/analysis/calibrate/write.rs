@@ -1,7 +1,8 @@
 //! Writing a fitted profile: the base profile's file with the fitted values put in,
 //! each with its meaning and "fitted by `clustersim calibrate ...` on <data>" above it,
-//! and `fitted_rows` listing the rows it was fitted to. Everything else of the base
-//! file (header, other values, their sources) is kept as written (`toml_edit`).
+//! `fitted_parameters` naming what was fitted and `fitted_rows` listing the rows it was
+//! fitted to. Everything else of the base file (header, other values, their sources) is
+//! kept as written (`toml_edit`).
 
 use crate::error::{Error, InputError, Result};
 use crate::model::framework::{FrameworkProfile, Parameter};
@@ -30,6 +31,16 @@ pub fn profile_text(
             let prefix = format!("\n# {}\n# source: fitted by `{command}` on {data}.\n", p.meaning);
             key.leaf_decor_mut().set_prefix(prefix);
         }
+    }
+    let mut keys = Array::new();
+    for k in &fitted.fitted_parameters {
+        keys.push(k.as_str());
+    }
+    doc.insert("fitted_parameters", Item::Value(Value::Array(keys)));
+    if let Some(mut key) = doc.key_mut("fitted_parameters") {
+        let prefix = "\n# The parameters fitted (`clustersim validation` refits them when it leaves a source\n\
+                      # out).\n# source: written by the same command.\n";
+        key.leaf_decor_mut().set_prefix(prefix);
     }
     let mut rows = Array::new();
     for r in &fitted.fitted_rows {

@@ -15,7 +15,9 @@
 //! constraints are all inside it); flows outside it keep their rates and finishes. The
 //! work is linear in the component's flows times their route length, plus a heap over
 //! its links. A drain that leaves only links with room (no flow's bottleneck) reaches
-//! nothing and costs nothing; the caller seeds only links that were full.
+//! nothing and costs nothing; the caller seeds only links that were full. Links that can
+//! never be full (non-blocking spine links, see the `covered` module) bound no rate and
+//! join no component.
 //!
 //! When every change at an instant is a drain, less moves: progressive filling below
 //! the lowest rate r a drained flow had is the same with or without it (below r the
@@ -129,7 +131,9 @@ impl Sharing {
             let keep = old >= 0.0 && (new - old).abs() <= SAME * old.max(new);
             let rate = if keep { old } else { new };
             for &l in net.routes[f as usize].links() {
-                net.load[l as usize] += rate;
+                if !net.covered.is_covered(l) {
+                    net.load[l as usize] += rate;
+                }
             }
             if !keep {
                 changed(net, f, new);
@@ -146,7 +150,7 @@ impl Sharing {
         self.moving.clear();
         let epoch = self.epoch;
         for &l in seeds {
-            if self.link_seen[l as usize] != epoch {
+            if self.link_seen[l as usize] != epoch && !net.covered.is_covered(l) {
                 self.link_seen[l as usize] = epoch;
                 self.links.push(l);
             }
@@ -166,7 +170,7 @@ impl Sharing {
                 self.flow_seen[f as usize] = epoch;
                 self.flows.push(f);
                 for &m in net.routes[f as usize].links() {
-                    if self.link_seen[m as usize] != epoch {
+                    if self.link_seen[m as usize] != epoch && !net.covered.is_covered(m) {
                         self.link_seen[m as usize] = epoch;
                         self.links.push(m);
                     }
@@ -207,7 +211,9 @@ impl Sharing {
                 self.heap.push(Reverse((key(self.rem[li] / f64::from(self.cnt[li])), l)));
             }
         }
-        for &f in &self.flows {
+        // Most re-sharings have no capped flow: skip reading every flow's route for one.
+        let capped = if net.capped > 0 { &self.flows[..] } else { &[] };
+        for &f in capped {
             let cap = net.routes[f as usize].rate_cap;
             if cap.is_finite() {
                 self.heap.push(Reverse((key(cap), FLOW_ENTRY | f)));
@@ -245,8 +251,10 @@ impl Sharing {
         self.flow_fixed[f as usize] = self.epoch;
         self.new_rate[f as usize] = rate;
         for &l in net.routes[f as usize].links() {
-            self.rem[l as usize] -= rate;
-            self.cnt[l as usize] -= 1;
+            if !net.covered.is_covered(l) {
+                self.rem[l as usize] -= rate;
+                self.cnt[l as usize] -= 1;
+            }
         }
     }
 }

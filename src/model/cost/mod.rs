@@ -243,18 +243,35 @@ impl CostModel {
         if let Some(m) = &self.mla {
             return self.mla_block(m, shape);
         }
+        let [qkv, out, norms] = self.attention_projections(shape.tokens());
+        vec![qkv, self.attention_core(shape), out, norms]
+    }
+
+    /// True when attention is multi-head latent (MLA): its block is not split into
+    /// [`Self::attention_projections`] and [`Self::attention_core`].
+    pub fn has_latent_attention(&self) -> bool {
+        self.mla.is_some()
+    }
+
+    /// The parts of a (non-MLA) attention block that depend on the token count only:
+    /// the QKV projection, the output projection and the two norms, in that order.
+    pub fn attention_projections(&self, tokens: u32) -> [OpCost; 3] {
         let (h, d, s) = (self.hidden, self.attention.head_dim, self.dtype_bytes);
         let (a, k) = (self.attention.heads, self.attention.kv_heads);
-        let t = shape.tokens() as f64;
+        let t = tokens as f64;
         // QKV GEMM + rotary embedding kernel (its traffic is not charged).
         let qkv = self.op_from(OpKind::Qkv, self.gemm.lone(t, h, (a + 2.0 * k) * d), 2);
-        // KV-cache write, plus one kernel per attention flavour present.
-        let kernels = 1 + u32::from(shape.decode_seqs > 0) + u32::from(!shape.prefill.is_empty());
-        let attention = self.op_from(OpKind::Attention, self.attention.parts(shape), kernels);
         let out = self.op_from(OpKind::OutProj, self.gemm.lone(t, a * d, h), 1);
         // Two RMSNorms fused with residual adds: each reads and writes T x h twice.
         let norms = self.op_from(OpKind::Other, self.stream(8.0 * t * h, s * 4.0 * t * h), 2);
-        vec![qkv, attention, out, norms]
+        [qkv, out, norms]
+    }
+
+    /// The attention kernels of a (non-MLA) block for `shape`: the KV-cache write plus
+    /// one kernel per attention flavour present (decode, prefill).
+    pub fn attention_core(&self, shape: &BatchShape) -> OpCost {
+        let kernels = 1 + u32::from(shape.decode_seqs > 0) + u32::from(!shape.prefill.is_empty());
+        self.op_from(OpKind::Attention, self.attention.parts(shape), kernels)
     }
 
     /// An MLP of `cols` columns per rank over groups of `rows[i]` tokens (one group for a

@@ -52,6 +52,7 @@ pub const PARAMETERS: &[Parameter] = &[
         20.0,
     ),
     overhead("attention_score_bytes", "HBM bytes per attention score in prefill attention (0 = fused flash).", 16.0),
+    overhead("eager_launch_us", "Host time per kernel of an iteration not replayed from a CUDA graph, µs.", 20.0),
 ];
 
 impl FrameworkProfile {
@@ -68,6 +69,7 @@ impl FrameworkProfile {
             "collective_efficiency" => self.collective_efficiency,
             "collective_step_overhead_us" => self.collective_step_overhead_us,
             "attention_score_bytes" => self.attention_score_bytes,
+            "eager_launch_us" => self.eager_launch_us,
             _ => return None,
         })
     }
@@ -85,6 +87,7 @@ impl FrameworkProfile {
             "collective_efficiency" => &mut self.collective_efficiency,
             "collective_step_overhead_us" => &mut self.collective_step_overhead_us,
             "attention_score_bytes" => &mut self.attention_score_bytes,
+            "eager_launch_us" => &mut self.eager_launch_us,
             _ => return false,
         };
         *slot = v;
@@ -117,7 +120,7 @@ pub fn parse(text: &str, path: &Path) -> Result<FrameworkProfile, InputError> {
             }
             None => Location::File,
         };
-        let allowed = "a profile holds `name`, `admission`, `chunked_prefill` and the numeric keys of README \"Engine profiles and calibration\"";
+        let allowed = "a profile holds `name`, `admission`, `chunked_prefill`, `cuda_graph_max_batch` and the numeric keys of README \"Engine profiles and calibration\"";
         InputError { file: path.to_path_buf(), location, message: format!("{} ({allowed})", e.message().trim()) }
     })?;
     if p.name.trim().is_empty() {
@@ -126,6 +129,11 @@ pub fn parse(text: &str, path: &Path) -> Result<FrameworkProfile, InputError> {
     for param in PARAMETERS {
         let v = p.get(param.key).unwrap_or(f64::NAN);
         param.check(v).map_err(|m| InputError::key(path, param.key, m))?;
+    }
+    if let Some(k) = p.fitted_parameters.iter().find(|k| !PARAMETERS.iter().any(|q| q.key == k.as_str())) {
+        let known: Vec<&str> = PARAMETERS.iter().map(|q| q.key).collect();
+        let msg = format!("names {k:?}, not a numeric parameter; known: {}", known.join(", "));
+        return Err(InputError::key(path, "fitted_parameters", msg));
     }
     Ok(p)
 }

@@ -66,6 +66,14 @@ pub struct FrameworkProfile {
     /// key) in prefill attention: 0 for fused (flash) attention, which keeps scores
     /// on chip; > 0 for attention that materializes scores and softmax in HBM.
     pub attention_score_bytes: f64,
+    /// Decode-only iterations of 1 to this many sequences replay a captured CUDA graph
+    /// and launch no kernel one by one (0: the stack captures no graph).
+    pub cuda_graph_max_batch: u32,
+    /// Host time to launch one kernel of an iteration that does not replay a CUDA graph
+    /// (any prefill chunk in the batch, or more decodes than `cuda_graph_max_batch`),
+    /// µs per kernel, charged for every kernel of the first stage's layers before its
+    /// GPUs start (they are idle meanwhile).
+    pub eager_launch_us: f64,
     /// Admission policy (a scenario's `serving.admission` overrides it).
     pub admission: Admission,
     /// Chunked prefill when the scenario's `serving.chunked_prefill` is not set.
@@ -74,6 +82,10 @@ pub struct FrameworkProfile {
     /// this profile to; `clustersim validation` reports its error on the others apart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fitted_rows: Vec<String>,
+    /// The parameters (keys of [`PARAMETERS`]) `clustersim calibrate` fitted; what
+    /// `clustersim validation` refits when it leaves a source out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fitted_parameters: Vec<String>,
 }
 
 impl FrameworkProfile {
@@ -88,6 +100,23 @@ impl FrameworkProfile {
     pub fn host_before(&self, prefill_chunks: usize) -> SimTime {
         SimTime::from_ns_f64(self.iteration_overhead_us * 1e3)
             + SimTime::from_ns_f64(self.prefill_overhead_us * 1e3 * prefill_chunks as f64)
+    }
+
+    /// Whether an iteration of `prefill_chunks` prompt chunks and `decode_seqs` decodes
+    /// replays a captured CUDA graph: decode only, and no more decodes than were captured.
+    pub fn replays_graph(&self, prefill_chunks: usize, decode_seqs: usize) -> bool {
+        prefill_chunks == 0 && decode_seqs > 0 && decode_seqs <= self.cuda_graph_max_batch as usize
+    }
+
+    /// Host time to launch an iteration's kernels one by one: `eager_launch_us` per kernel
+    /// of the `kernels` the first stage runs, or nothing when the iteration replays a
+    /// graph (one graph launch, inside `iteration_overhead_us`). `kernels` is only asked
+    /// for when it is needed (counting them prices a layer).
+    pub fn launch_host(&self, prefill_chunks: usize, decode_seqs: usize, kernels: impl FnOnce() -> u64) -> SimTime {
+        if self.eager_launch_us == 0.0 || self.replays_graph(prefill_chunks, decode_seqs) {
+            return SimTime::ZERO;
+        }
+        SimTime::from_ns_f64(self.eager_launch_us * 1e3 * kernels() as f64)
     }
 
     /// Host work after an iteration's last stage: sampling and output per sequence.

@@ -18,15 +18,16 @@
 
 mod alltoall;
 mod nccl;
+mod time;
 
 pub use alltoall::{expand_all_to_all, AllToAllAlgorithm};
-pub use nccl::choose_all_reduce_nccl;
+pub use nccl::{auto_candidates, choose_all_reduce_nccl, is_chunked, CHUNK_OPTIONS};
+pub use time::{convex_closed_form, schedule_time, step_time};
 
 use super::ledger::CommKind;
 use super::price::Affine;
 use crate::engine::SimTime;
 use crate::error::{Error, Result};
-use crate::hardware::network::transfer_time;
 use crate::hardware::topology::{LinkId, Topology};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -139,10 +140,11 @@ impl Schedule {
 }
 
 /// All-reduce algorithm choice (scenario `parallel.all_reduce`, `collective --algorithm`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum AllReduceAlgorithm {
-    /// Ring inside a node, hierarchical across nodes.
+    /// As NCCL's tuner picks: the fastest on idle links at each size among the
+    /// algorithms the layout allows (see `choose_all_reduce_nccl`).
     #[default]
     Auto,
     /// Flat ring.
@@ -159,18 +161,18 @@ pub enum AllReduceAlgorithm {
     Nvls,
 }
 
-/// The concrete all-reduce algorithm `alg` stands for on `ranks` (never `Auto`):
-/// Auto is ring inside one node and hierarchical across nodes (when every node holds
-/// the same number, at least 2, of the ranks; ring otherwise). Halving-doubling needs a
-/// power-of-two count and falls back to ring; hierarchical and pipelined need the same
-/// layout as Auto; tree needs two ranks; NVLS needs every rank in one node whose
-/// switch has SHARP. (Auto here is today's serving rule; the NCCL-like choice by size
-/// is [`choose_all_reduce_nccl`].)
+/// The concrete all-reduce algorithm `alg` stands for on `ranks` (never `Auto`).
+/// Auto depends on the size ([`choose_all_reduce_nccl`]); without one it stands here
+/// for its choice at 1 GiB. Halving-doubling needs a power-of-two count and falls back
+/// to ring; hierarchical and pipelined need at least two nodes holding the same
+/// number (>= 2) of the ranks; tree needs two ranks; NVLS needs every rank in one node
+/// whose switch has SHARP.
 pub fn resolve_all_reduce(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32]) -> AllReduceAlgorithm {
     let hier_ok = node_groups(topo, ranks).is_some();
     let one_node = ranks.iter().all(|&r| topo.node_of(r) == topo.node_of(ranks[0]));
     match alg {
-        AllReduceAlgorithm::Auto | AllReduceAlgorithm::Hierarchical if hier_ok => AllReduceAlgorithm::Hierarchical,
+        AllReduceAlgorithm::Auto => choose_all_reduce_nccl(topo, ranks, GIB),
+        AllReduceAlgorithm::Hierarchical if hier_ok => AllReduceAlgorithm::Hierarchical,
         AllReduceAlgorithm::Pipelined if hier_ok => AllReduceAlgorithm::Pipelined,
         AllReduceAlgorithm::Tree if ranks.len() > 1 => AllReduceAlgorithm::Tree,
         AllReduceAlgorithm::Nvls if topo.has_nvls() && one_node && ranks.len() > 1 => AllReduceAlgorithm::Nvls,
@@ -223,13 +225,31 @@ fn check_ranks(topo: &Topology, op: CollectiveOp, ranks: &[u32]) -> Result<()> {
     Ok(())
 }
 
-/// Expands a collective of `bytes` over `ranks` (GPU ids) into steps.
+/// A GiB, the size at which a size-less `auto` is resolved.
+const GIB: f64 = 1_073_741_824.0;
+
+/// Expands a collective of `bytes` over `ranks` (GPU ids) into steps (a chunked
+/// all-reduce at its best chunk count for the size).
 pub fn expand(
     topo: &Topology,
     op: CollectiveOp,
     alg: AllReduceAlgorithm,
     ranks: &[u32],
     bytes: f64,
+) -> Result<Schedule> {
+    expand_chunked(topo, op, alg, ranks, bytes, None)
+}
+
+/// [`expand`] with the chunk count of a chunked all-reduce ([`is_chunked`]) fixed to
+/// `chunks` (None: the best for the size). For a fixed count the closed form is affine
+/// in the size.
+pub fn expand_chunked(
+    topo: &Topology,
+    op: CollectiveOp,
+    alg: AllReduceAlgorithm,
+    ranks: &[u32],
+    bytes: f64,
+    chunks: Option<usize>,
 ) -> Result<Schedule> {
     check_ranks(topo, op, ranks)?;
     if !(bytes.is_finite() && bytes >= 0.0) {
@@ -240,7 +260,7 @@ pub fn expand(
     let mut phases = Vec::new();
     if n > 1 {
         match op {
-            CollectiveOp::AllReduce => all_reduce(topo, alg, ranks, bytes, &mut phases),
+            CollectiveOp::AllReduce => all_reduce(topo, alg, ranks, bytes, chunks, &mut phases),
             CollectiveOp::ReduceScatter | CollectiveOp::AllGather => {
                 push(&mut phases, ring_step(ranks, bytes / nf), (n - 1) as u32)
             }
@@ -262,10 +282,21 @@ pub fn expand_all_to_all_v(topo: &Topology, ranks: &[u32], matrix: &[f64]) -> Re
     expand_all_to_all(topo, AllToAllAlgorithm::Pairwise, ranks, matrix)
 }
 
-fn all_reduce(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>) {
+fn all_reduce(
+    topo: &Topology,
+    alg: AllReduceAlgorithm,
+    ranks: &[u32],
+    bytes: f64,
+    chunks: Option<usize>,
+    phases: &mut Vec<Phase>,
+) {
     let n = ranks.len();
     let nf = n as f64;
-    match resolve_all_reduce(topo, alg, ranks) {
+    let alg = match alg {
+        AllReduceAlgorithm::Auto => choose_all_reduce_nccl(topo, ranks, bytes),
+        a => resolve_all_reduce(topo, a, ranks),
+    };
+    match alg {
         AllReduceAlgorithm::HalvingDoubling => {
             let exchange = |d: usize, b: f64| -> Vec<Transfer> {
                 (0..n).map(|i| Transfer { src: ranks[i], dst: ranks[i ^ d], bytes: b }).collect()
@@ -295,9 +326,10 @@ fn all_reduce(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32], bytes: f6
             push(phases, inter, 2 * (m as u32 - 1));
             push(phases, intra, (g - 1) as u32);
         }
-        AllReduceAlgorithm::Pipelined => nccl::pipelined(topo, ranks, bytes, phases),
-        AllReduceAlgorithm::Tree => nccl::tree(topo, ranks, bytes, phases),
-        AllReduceAlgorithm::Nvls => nccl::nvls(topo, ranks, bytes, phases),
+        a if is_chunked(a) => {
+            let c = chunks.unwrap_or_else(|| nccl::best_chunks(topo, a, ranks, bytes));
+            nccl::chunked(topo, a, ranks, bytes, c, phases)
+        }
         _ => push(phases, ring_step(ranks, bytes / nf), 2 * (n as u32 - 1)),
     }
 }
@@ -327,50 +359,6 @@ fn broadcast(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>
     }
 }
 
-/// Closed-form time of one step on an idle network: the latest transfer, each taking
-/// its route's latency plus the time its most loaded link needs for all the step's
-/// bytes on it (or its route's rate cap, for NVLS). With one latency for the whole
-/// step this is the largest latency plus the busiest link's time; where NVLink and NIC
-/// transfers share a step, each pays its own tier's latency, as in the flow model.
-pub fn step_time(topo: &Topology, transfers: &[Transfer]) -> SimTime {
-    let routes: Vec<_> = transfers.iter().map(|t| topo.route(t.src, t.dst)).collect();
-    let mut loads: Vec<(LinkId, f64)> = Vec::with_capacity(transfers.len() * 2);
-    for (t, r) in transfers.iter().zip(&routes) {
-        if t.bytes > 0.0 {
-            loads.extend(r.links().iter().map(|&l| (l, t.bytes)));
-        }
-    }
-    loads.sort_unstable_by_key(|&(l, _)| l);
-    // Sum per link, in place: one entry per link, in link order.
-    let mut sums: Vec<(LinkId, f64)> = Vec::with_capacity(loads.len());
-    for (l, b) in loads {
-        match sums.last_mut() {
-            Some((last, sum)) if *last == l => *sum += b,
-            _ => sums.push((l, b)),
-        }
-    }
-    let link_time = |l: LinkId| {
-        let i = sums.partition_point(|&(x, _)| x < l);
-        sums.get(i).filter(|e| e.0 == l).map_or(SimTime::ZERO, |e| transfer_time(e.1, topo.link(l).bytes_per_s))
-    };
-    transfers.iter().zip(&routes).fold(SimTime::ZERO, |worst, (t, r)| {
-        let own = if t.bytes > 0.0 {
-            r.links().iter().map(|&l| link_time(l)).fold(transfer_time(t.bytes, r.rate_cap), SimTime::max)
-        } else {
-            SimTime::ZERO
-        };
-        worst.max(r.latency + own)
-    })
-}
-
-/// Closed-form time of an expanded schedule on an idle network (sum of its steps).
-pub fn schedule_time(topo: &Topology, schedule: &Schedule) -> SimTime {
-    schedule.phases.iter().fold(SimTime::ZERO, |acc, p| {
-        let t = step_time(topo, &p.transfers);
-        acc + SimTime(t.as_ns() * p.repeat as u64)
-    })
-}
-
 /// Closed-form (α-β, bottleneck-link) time of a collective of `bytes` over `ranks` on an
 /// idle network, equal to the flow model's (tests show it), e.g. ring all-reduce
 /// `2(n-1)·α + 2(n-1)/n·S/B`. O(n) for rings, hierarchical and send/recv, O(n log n) for
@@ -393,9 +381,12 @@ pub fn closed_form_time(
 /// nanoseconds moves the per-byte rate by less than 1e-13 ns per byte.
 const FIT_BYTES: f64 = 1e15;
 
-/// [`closed_form_time`] as an affine function of the payload. Every α-β closed form is
-/// affine in the bytes, so two evaluations fix it exactly: zero bytes leaves only the
-/// steps' latencies, and 1 PB gives the per-byte rate. Callers then price any size
+/// [`closed_form_time`] as an affine function of the payload. Every α-β closed form of
+/// a fixed schedule shape is affine in the bytes, so two evaluations fix it exactly:
+/// zero bytes leaves only the steps' latencies, and 1 PB gives the per-byte rate. (A
+/// chunked all-reduce or `auto` changes shape with the size: then this is the latency
+/// of the smallest shape and the rate of the largest, a lower bound; fix the chunks
+/// with [`expand_chunked`] for an exact form.) Callers then price any size
 /// with one multiply-add, without the per-step rounding of a single evaluation.
 pub fn closed_form_affine(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> Affine {
     affine_fit(|bytes| closed_form_time(topo, op, alg, ranks, bytes).as_ns() as f64)

@@ -4,18 +4,64 @@
 //! Each is a schedule of steps like every other algorithm here, so its closed form is
 //! the sum of its steps on idle links ([`super::schedule_time`]) and the flow model
 //! runs the same steps. Chunking follows NCCL: the buffer is cut into C chunks that
-//! flow through the phases as a pipeline, C chosen to balance per-step latency
-//! against pipeline fill, `C = sqrt(fill_steps x X / α)` where X is the bandwidth time
-//! of the slowest phase on the whole buffer (clamped to 1..=64).
+//! flow through the phases as a pipeline. C is one of [`CHUNK_OPTIONS`], the one
+//! whose closed form is fastest for the size (ties to the fewest chunks): more chunks
+//! overlap the phases better but pay more per-step latencies. For a fixed C the time is
+//! affine in the size, so a size-independent price is the lower envelope of seven
+//! affine forms (what the serving pricer keeps).
+//!
+//! The `auto` rule ([`choose_all_reduce_nccl`]) is NCCL's tuner in spirit: of the
+//! algorithms the layout allows, the one with the least predicted time at this size
+//! (NVIDIA/nccl src/graph/tuning.cc, `ncclTopoTuneModel`: a latency + size/bandwidth
+//! model per algorithm, the minimum taken per call). Protocols are not modelled: each
+//! step pays the link's α (2 µs NVLink, 5 µs NIC in the presets), between NCCL's
+//! LL (0.6 µs per NVLink hop) and Simple (3.4 µs) figures, and NVLS pays no start-up
+//! cost of its own (tuning.cc charges NVLS 25 µs on NVLink), so on NVLS nodes NVLS
+//! wins from the smallest sizes, where NCCL would run the ring with LL. Serving engines
+//! run small in-node TP all-reduces with their own one-shot/two-shot kernels instead of
+//! NCCL (vLLM and SGLang `CustomAllreduce`, up to `_MAX_CAR_SIZE = 8192 * 1024` bytes,
+//! vllm/distributed/device_communicators/custom_all_reduce.py); NVLS with one chunk (a
+//! reduce step and a multicast step through the switch) stands for those.
 
-use super::{closed_form_time, node_groups, push, AllReduceAlgorithm, CollectiveOp, Phase, Transfer};
+use super::{node_groups, push, schedule_time, AllReduceAlgorithm, Phase, Schedule, Transfer};
+use crate::engine::SimTime;
 use crate::hardware::topology::Topology;
 
-/// Chunks for a pipeline of `fill` extra steps whose slowest phase moves the buffer
-/// in `x_s` seconds, with per-step latency `alpha_s`.
-fn chunks(fill: usize, x_s: f64, alpha_s: f64) -> usize {
-    let ideal = if alpha_s > 0.0 { (fill as f64 * x_s / alpha_s).sqrt() } else { 64.0 };
-    (ideal.round() as usize).clamp(1, 64)
+/// Chunk counts a pipelined algorithm (pipelined hierarchical, tree, NVLS) may cut its
+/// buffer into: powers of two, as NCCL's buffer slices are.
+pub const CHUNK_OPTIONS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+
+/// True for the algorithms that pipeline their buffer in chunks.
+pub fn is_chunked(alg: AllReduceAlgorithm) -> bool {
+    matches!(alg, AllReduceAlgorithm::Pipelined | AllReduceAlgorithm::Tree | AllReduceAlgorithm::Nvls)
+}
+
+/// Steps of the chunked algorithm `alg` (already resolved for `ranks`) with `c` chunks.
+pub(super) fn chunked(
+    topo: &Topology,
+    alg: AllReduceAlgorithm,
+    ranks: &[u32],
+    bytes: f64,
+    c: usize,
+    phases: &mut Vec<Phase>,
+) {
+    let c = c.clamp(1, CHUNK_OPTIONS[CHUNK_OPTIONS.len() - 1]);
+    match alg {
+        AllReduceAlgorithm::Pipelined => pipelined(topo, ranks, bytes, c, phases),
+        AllReduceAlgorithm::Tree => tree(ranks, bytes, c, phases),
+        _ => nvls(topo, ranks, bytes, c, phases),
+    }
+}
+
+/// The chunk count of [`CHUNK_OPTIONS`] with the least closed-form time for `bytes`
+/// (ties to the fewest chunks).
+pub(super) fn best_chunks(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32], bytes: f64) -> usize {
+    let time = |c: usize| -> SimTime {
+        let mut phases = Vec::new();
+        chunked(topo, alg, ranks, bytes, c, &mut phases);
+        schedule_time(topo, &Schedule { ranks: ranks.to_vec(), phases })
+    };
+    CHUNK_OPTIONS.into_iter().min_by_key(|&c| time(c)).unwrap_or(1)
 }
 
 /// Every rank of `group` sends `bytes` to every other one (through the NVSwitch, or
@@ -53,16 +99,11 @@ fn pipeline(c: usize, stages: usize, phases: &mut Vec<Phase>, stage: impl Fn(u32
 /// nodes among same-rail ranks (1/(g m) each), an all-gather in the node. Four
 /// stages in a pipeline, so NVLink and the NICs work at once: on idle links the time
 /// tends to the busier of 2(g-1)/g S/B_nvlink and 2(m-1)/m S/(g B_nic) as C grows.
-pub(super) fn pipelined(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>) {
+fn pipelined(topo: &Topology, ranks: &[u32], bytes: f64, c: usize, phases: &mut Vec<Phase>) {
     let Some(groups) = node_groups(topo, ranks) else { return };
     let (g, m) = (groups[0].len(), groups.len());
     let columns: Vec<Vec<u32>> = (0..g).map(|j| groups.iter().map(|grp| grp[j]).collect()).collect();
-    let nv = topo.link(topo.nvlink_up(ranks[0])).bytes_per_s;
-    let nic = topo.link(topo.nic_up(topo.nic_of(ranks[0]))).bytes_per_s;
     let (gf, mf) = (g as f64, m as f64);
-    let x = (2.0 * (gf - 1.0) / gf * bytes / nv).max(2.0 * (mf - 1.0) / mf * bytes / (gf * nic));
-    let alpha = topo.route(columns[0][0], columns[0][1]).latency.as_secs_f64();
-    let c = chunks(3, x, alpha);
     let chunk = bytes / c as f64;
     pipeline(c, 4, phases, |mask| {
         let mut t = Vec::new();
@@ -84,12 +125,9 @@ pub(super) fn pipelined(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut
 /// switch (S up through its port, S/g back), then pushes it for the switch to
 /// multicast (S/g up, S back); the two stages pipelined over C chunks, one transfer
 /// per GPU and direction per step. On idle links: (C+1)·α + (2 + (1+1/g)(C-1))·S/C/B_nvls.
-pub(super) fn nvls(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>) {
+fn nvls(topo: &Topology, ranks: &[u32], bytes: f64, c: usize, phases: &mut Vec<Phase>) {
     let g = ranks.len() as f64;
     let switch = topo.switch_of(topo.node_of(ranks[0]));
-    let route = topo.route(ranks[0], switch);
-    let x = (1.0 + 1.0 / g) * bytes / route.rate_cap;
-    let c = chunks(1, x, route.latency.as_secs_f64());
     let chunk = bytes / c as f64;
     pipeline(c, 2, phases, |mask| {
         let (rs, ag) = (mask & 1 != 0, mask & 2 != 0);
@@ -106,15 +144,12 @@ pub(super) fn nvls(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut Vec<
 /// inner in one is a leaf in the other. Each tree reduces half the buffer to its root
 /// and broadcasts it back, in C chunks: a rank at depth l sends chunk j up at step
 /// j + D - l and down at step R + j + l (D the depth, R = C + D - 1): 2R steps.
-pub(super) fn tree(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut Vec<Phase>) {
+fn tree(ranks: &[u32], bytes: f64, c: usize, phases: &mut Vec<Phase>) {
     let n = ranks.len();
     let depth = |p: usize| (usize::BITS - 1 - (p + 1).leading_zeros()) as usize;
     let d = depth(n - 1);
     let rank_a = |p: usize| ranks[p];
     let rank_b = |p: usize| ranks[n - 1 - p];
-    let nv = topo.link(topo.nvlink_up(ranks[0])).bytes_per_s;
-    let alpha = topo.route(ranks[0], ranks[1]).latency.as_secs_f64();
-    let c = chunks(2 * d.max(1), bytes / nv, alpha);
     let chunk = bytes / 2.0 / c as f64;
     let r = c + d - 1;
     let step = |k: usize| -> Vec<Transfer> {
@@ -148,23 +183,27 @@ pub(super) fn tree(topo: &Topology, ranks: &[u32], bytes: f64, phases: &mut Vec<
     }
 }
 
-/// The all-reduce algorithm NCCL's tuner would pick for `bytes` over `ranks`: the
-/// fastest on idle links of those the layout allows (ring and tree always; NVLS
-/// inside one node whose switch has SHARP; pipelined hierarchical across nodes with
-/// the same number of ranks each), ties to the first in that order. Used by the
-/// `collective` command; serving runs keep [`super::resolve_all_reduce`] for now.
+/// The algorithms `auto` chooses among on `ranks`, in tie-breaking order: ring always;
+/// tree across nodes only (NCCL's tree is a chain inside a node: tuning.cc prices it
+/// `2((ppn-1)·intraLat + log2(nNodes)·interLat)`, no fewer in-node hops than the
+/// ring, so the ring, 0.2 µs cheaper to start, wins in one node); NVLS inside one node
+/// whose switch has SHARP; pipelined hierarchical across nodes holding the same number
+/// of the ranks each.
+pub fn auto_candidates(topo: &Topology, ranks: &[u32]) -> Vec<AllReduceAlgorithm> {
+    let nodes = ranks.iter().map(|&r| topo.node_of(r)).collect::<std::collections::BTreeSet<_>>().len();
+    [AllReduceAlgorithm::Ring, AllReduceAlgorithm::Tree, AllReduceAlgorithm::Nvls, AllReduceAlgorithm::Pipelined]
+        .into_iter()
+        .filter(|&alg| alg != AllReduceAlgorithm::Tree || nodes > 1)
+        .filter(|&alg| super::resolve_all_reduce(topo, alg, ranks) == alg)
+        .collect()
+}
+
+/// The all-reduce algorithm `auto` runs for `bytes` over `ranks`, as NCCL's tuner
+/// picks: the fastest on idle links of [`auto_candidates`] (each at its best chunk
+/// count), ties to the first. One rule for `clustersim collective` and serving runs
+/// (the serving pricer keeps every candidate's price and takes the cheapest per call,
+/// which is this choice with the stack's per-step costs added).
 pub fn choose_all_reduce_nccl(topo: &Topology, ranks: &[u32], bytes: f64) -> AllReduceAlgorithm {
-    let mut best = (AllReduceAlgorithm::Ring, u64::MAX);
-    for alg in
-        [AllReduceAlgorithm::Ring, AllReduceAlgorithm::Tree, AllReduceAlgorithm::Nvls, AllReduceAlgorithm::Pipelined]
-    {
-        if super::resolve_all_reduce(topo, alg, ranks) != alg {
-            continue;
-        }
-        let t = closed_form_time(topo, CollectiveOp::AllReduce, alg, ranks, bytes).as_ns();
-        if t < best.1 {
-            best = (alg, t);
-        }
-    }
-    best.0
+    let time = |alg| super::closed_form_time(topo, super::CollectiveOp::AllReduce, alg, ranks, bytes);
+    auto_candidates(topo, ranks).into_iter().min_by_key(|&alg| time(alg)).unwrap_or(AllReduceAlgorithm::Ring)
 }

@@ -3,6 +3,7 @@
 //! together after the transfer.
 
 use super::{LocalSpan, Work};
+use crate::engine::time::SimTime;
 use crate::metrics::recorder::Activity;
 use crate::parallel::ledger::{CommKind, GpuState, GpuTotals};
 
@@ -30,7 +31,7 @@ impl<'s> Clocks<'s> {
 
     /// GPU `g` computes `w` at `speed` (1 = full speed).
     pub(super) fn compute(&mut self, g: usize, w: Work, speed: f64, what: Activity) {
-        let ns = (w.ns / speed).round() as u64;
+        let ns = SimTime::from_ns_f64(w.ns / speed).as_ns();
         if let Some(s) = self.spans.as_deref_mut() {
             if ns > 0 {
                 s.push(LocalSpan {

@@ -4,6 +4,7 @@
 //! holds the two equal to the ns over random shapes, plans, dtypes and profiles.
 
 use super::{layer_attention, shape_tokens, StageCosts, StageInput, StageRun, Work};
+use crate::engine::time::SimTime;
 use crate::parallel::ledger::GpuTotals;
 
 /// True when the stage run can take the fast path.
@@ -17,7 +18,7 @@ pub fn run_stage_fast(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
     let shape = &input.shapes[0];
     let tokens = shape_tokens(shape);
     let speed = input.speeds[0];
-    let scale = |w: Work| ((w.ns / speed).round() as u64, w.flops);
+    let scale = |w: Work| (SimTime::from_ns_f64(w.ns / speed).as_ns(), w.flops);
     let (attn_ns, attn_flops) = scale(layer_attention(costs, input, 0));
     let (mlp_ns, mlp_flops) = scale(costs.mlp(tokens));
     let tp = input.tp as usize;
@@ -33,7 +34,6 @@ pub fn run_stage_fast(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
     }
     let tp_comm = layers * 2 * ar_ns;
     let mut gpus = vec![GpuTotals::default(); tp];
-    let mut pp_ns = vec![0u64; tp];
     let mut pp_bytes = 0.0;
     if input.last {
         let (ns, f) = scale(costs.lm_head(input.emitting[0]));
@@ -47,17 +47,18 @@ pub fn run_stage_fast(costs: &dyn StageCosts, input: &StageInput) -> StageRun {
         }
     } else {
         pp_bytes = costs.pp_bytes(tokens) / tp as f64;
-        for (g, p) in pp_ns.iter_mut().enumerate() {
-            *p = input.comm.pp_send[g].ns(pp_bytes);
-        }
     }
-    let longest_pp = pp_ns.iter().copied().max().unwrap_or(0);
+    // Each GPU's pipeline send (none from the last stage); priced twice rather than kept
+    // in a Vec: a replay runs this millions of times.
+    let pp_ns = |g: usize| if input.last { 0 } else { input.comm.pp_send[g].ns(pp_bytes) };
+    let longest_pp = (0..tp).map(pp_ns).max().unwrap_or(0);
     for (g, w) in gpus.iter_mut().enumerate() {
+        let pp = pp_ns(g);
         w.compute_ns = compute_ns;
         w.flops = flops;
         w.comm_ns[0] = tp_comm;
-        w.comm_ns[1] = pp_ns[g];
-        w.wait_ns[0] = longest_pp - pp_ns[g];
+        w.comm_ns[1] = pp;
+        w.wait_ns[0] = longest_pp - pp;
         w.comm_bytes[0] = (2 * layers) as f64 * ar_bytes;
         w.comm_bytes[1] = pp_bytes;
     }

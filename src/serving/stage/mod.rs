@@ -60,6 +60,11 @@ pub trait StageCosts {
     fn ep_combine_bytes_per_choice(&self) -> f64 {
         self.ep_bytes_per_choice()
     }
+    /// Kernels one layer launches for `shape` (attention block and MLP), for the host's
+    /// launch cost of an iteration run without a CUDA graph (0: not counted).
+    fn kernels_per_layer(&self, _shape: &BatchShape) -> u32 {
+        0
+    }
 }
 
 /// The collectives of one stage.
