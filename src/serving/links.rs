@@ -212,6 +212,12 @@ impl LinkLedger {
     /// Projects every booked transfer's finish from the clock (nothing committed), and
     /// returns the moves of those whose projected end changed, in booking order.
     pub fn project(&mut self) -> Vec<Move> {
+        // Nothing slowed so far and everything booked fits on every link at once: all
+        // run at their uncontended speed and end at their closed forms (no fluid to run).
+        let unmoved = self.live.values().all(|t| !t.slowed && t.finish_ns == t.start_ns + t.work_ns);
+        if unmoved && fits(&self.capacity, self.live.values()) {
+            return Vec::new();
+        }
         let (mut live, mut clock) = (self.live.clone(), self.clock);
         let mut finish: BTreeMap<u64, u64> = BTreeMap::new();
         while !live.is_empty() {
@@ -272,27 +278,33 @@ fn finish_of(t: &Transfer, at: f64) -> u64 {
     }
 }
 
+/// True when `transfers`' uncontended demands, summed per link, fit every link.
+fn fits<'a>(capacity: &[f64], transfers: impl Iterator<Item = &'a Transfer>) -> bool {
+    let mut transfers = transfers.peekable();
+    let Some(first) = transfers.next() else { return true };
+    if transfers.peek().is_none() {
+        // Alone, a transfer needs no sum per link.
+        return first.demand.iter().all(|(l, d)| *d <= capacity[*l as usize] * (1.0 + EPS));
+    }
+    // Sums by link, each link's terms added in booking order (the sums a map would make;
+    // a handful of transfers cross a few dozen links, so a list is searched).
+    let mut load: Vec<(LinkId, f64)> = Vec::new();
+    for &(l, d) in std::iter::once(first).chain(transfers).flat_map(|t| t.demand.iter()) {
+        match load.iter_mut().find(|(x, _)| *x == l) {
+            Some(e) => e.1 += d,
+            None => load.push((l, d)),
+        }
+    }
+    load.iter().all(|(l, sum)| *sum <= capacity[*l as usize] * (1.0 + EPS))
+}
+
 /// Progress rates (1 = uncontended) of the running transfers: max-min fair byte rates
 /// by progressive filling. A transfer's rate is what it puts on its busiest link
 /// (`peak`); every unfrozen transfer's rate rises together until a link is full (its
 /// transfers freeze) or it reaches its uncontended peak (it freezes at speed 1).
 fn rates(capacity: &[f64], live: &BTreeMap<u64, Transfer>, running: &[u64]) -> Vec<f64> {
-    // Most of the time the links hold everyone's uncontended demand: all at speed 1
-    // (alone, a transfer needs no sum per link).
-    if let [id] = running {
-        if live[id].demand.iter().all(|(l, d)| *d <= capacity[*l as usize] * (1.0 + EPS)) {
-            return vec![1.0];
-        }
-    }
-    // Demands by link (a stable sort keeps each link's terms in booking order, so the
-    // sums are those a map would make), then each link's sum against its capacity.
-    let mut load: Vec<(LinkId, f64)> = running.iter().flat_map(|id| live[id].demand.iter().copied()).collect();
-    load.sort_by_key(|(l, _)| *l);
-    let fits = load.chunk_by(|a, b| a.0 == b.0).all(|terms| {
-        let sum = terms.iter().fold(0.0, |acc, (_, d)| acc + d);
-        sum <= capacity[terms[0].0 as usize] * (1.0 + EPS)
-    });
-    if fits {
+    // Most of the time the links hold everyone's uncontended demand: all at speed 1.
+    if fits(capacity, running.iter().map(|id| &live[id])) {
         return vec![1.0; running.len()];
     }
     let peak: Vec<f64> = running.iter().map(|id| live[id].demand.iter().map(|(_, d)| *d).fold(0.0, f64::max)).collect();
@@ -389,6 +401,19 @@ mod tests {
         l.project();
         let ends: Vec<u64> = l.advance(SimTime(5000)).iter().map(|t| t.finish().as_ns()).collect();
         assert_eq!(ends, vec![1000, 1200]);
+    }
+
+    #[test]
+    fn dropping_the_transfer_that_slowed_another_moves_it_back() {
+        // A: 1000 bytes from 0 on a 1 byte/ns link; B the same from 500: A's end moves
+        // to 1500 (see above). B's batch is lost: A runs alone again and ends at 1000,
+        // 500 earlier (all that is left fits, but A's projected end is not its own).
+        let mut l = LinkLedger::new(&[1e9]);
+        l.book(owner(0), SimTime(0), 1000, &[(0, 1000.0)]);
+        l.book(owner(1), SimTime(500), 1000, &[(0, 1000.0)]);
+        l.project();
+        l.cancel_batch(1);
+        assert_eq!(l.project(), vec![Move { owner: owner(0), delta_ns: -500, from_ns: 1500 }]);
     }
 
     #[test]

@@ -202,8 +202,13 @@ impl SharedFabric {
         now: SimTime,
         rec: &mut Recorder,
     ) -> SimTime {
-        self.settle(now, rec);
         let u = self.unit_index(r, s);
+        // A stage with no tracked traffic books nothing: the fabric settles at the next
+        // booking that does (what it books then does not depend on when).
+        if self.units[u].is_none() {
+            return run_end;
+        }
+        self.settle(now, rec);
         let Some(unit) = &self.units[u] else { return run_end };
         let work_ns = (0..unit.gpus as usize)
             .map(|i| unit.kinds.iter().map(|k| run.gpus.get(i).map_or(0, |g| g.comm(*k))).sum::<u64>())

@@ -70,7 +70,7 @@ pub struct Pipeline {
     stage_speeds: Vec<f64>,
     /// Links shared between replicas or stages, and the transfers on them (None when
     /// the plan shares none: every stage is priced in O(1)).
-    pub fabric: Option<SharedFabric>,
+    pub fabric: Option<Box<SharedFabric>>,
     /// Moves found while booking, and whether they were applied to the replica.
     moves: Vec<(Move, bool)>,
     /// The cluster GPU of the plan's GPU 0 (a pool of a disaggregated run starts
@@ -97,7 +97,7 @@ impl Pipeline {
             window_tokens: m.sliding_window.map_or(0, |w| w.window_tokens),
             window_layers: (0..plan.pp).map(|s| stage_kv_layers(m, plan.pp, s).1).collect(),
         };
-        let fabric = asm.shared_fabric(&setup.events);
+        let fabric = asm.shared_fabric(&setup.events).map(Box::new);
         Pipeline {
             asm,
             facts,

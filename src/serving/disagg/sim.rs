@@ -68,8 +68,9 @@ pub struct PoolSim {
     pub(super) pending: Vec<std::collections::VecDeque<u32>>,
     pub(super) net: HandoffNet,
     /// The one fabric of the cluster: every pool's traffic on shared links and every
-    /// KV handoff (lent to a pool's pipeline while it books a batch).
-    pub(super) fabric: Option<SharedFabric>,
+    /// KV handoff (lent to a pool's pipeline while it books a batch; boxed, so lending
+    /// moves a pointer).
+    pub(super) fabric: Option<Box<SharedFabric>>,
     /// The first instance of each pool.
     first_inst: Vec<u32>,
     pub(super) mode: KvTransferMode,
@@ -119,7 +120,7 @@ impl PoolSim {
             intake,
             stats: PoolStats::new(&pools),
             net,
-            fabric,
+            fabric: fabric.map(Box::new),
             first_inst,
             pools,
             insts,
