@@ -21,6 +21,8 @@ fn row(metric: &str) -> Measurement {
         metric: metric.into(),
         value: 1.0,
         attention_dp: false,
+        one_batch: false,
+        ring_all_reduce: false,
         spread: None,
     }
 }

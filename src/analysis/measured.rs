@@ -41,6 +41,17 @@ pub const METRICS: &[&str] = &[
 /// with the experts expert-parallel over the row's `tp` GPUs.
 pub const ATTENTION_DP_NOTE: &str = "simulated as attention DP x EP";
 
+/// The phrase in a row's `notes` that says the source ran all its requests' prompts as
+/// one prefill batch and then decoded them together (Splitwise's operator profiles: a
+/// batch of `requests` prompts prefilled at once): the scenario's token budget is raised
+/// to hold every prompt in one iteration, so no prompt is split over iterations.
+pub const ONE_BATCH_NOTE: &str = "all prompts in one batch";
+
+/// The phrase in a row's `notes` that pins the tensor-parallel all-reduce to a flat ring
+/// (the scenario's `all_reduce = "ring"`) instead of the NCCL-like tuner (`auto`): for a
+/// profile whose collective costs were fitted per ring step. The notes must say why.
+pub const RING_NOTE: &str = "ring all-reduce";
+
 /// The batch limits of the validation scenarios, per engine scheduler: sequences and
 /// tokens in one iteration. Under attention DP an engine runs one scheduler per GPU
 /// (TensorRT-LLM: `--max_batch_size` is the "Max batch size in each rank",
@@ -94,6 +105,10 @@ pub struct Measurement {
     /// Lengths that vary in the source (uniformly over a stated range; `input` and
     /// `output` then hold the ranges' midpoints); None: every request as long as stated.
     pub spread: Option<Spread>,
+    /// All prompts prefilled in one iteration (the notes say so: [`ONE_BATCH_NOTE`]).
+    pub one_batch: bool,
+    /// All-reduce pinned to a flat ring (the notes say so: [`RING_NOTE`]).
+    pub ring_all_reduce: bool,
 }
 
 /// Prompt and output lengths drawn uniformly from `(min, max)` tokens, both inclusive.
@@ -130,6 +145,7 @@ pub fn model_preset_name(name: &str) -> Option<(&'static str, bool)> {
     // Llama 3.1 8B and 3.3 70B share Llama 3's shapes.
     Some(match name {
         "Llama-3.1-8B" | "llama-3-8b" => ("llama-3-8b", false),
+        "Llama-2-70B" | "llama-2-70b" => ("llama-2-70b", false),
         "Llama-3.3-70B" | "Llama-3.1-70B" | "llama-3-70b" => ("llama-3-70b", false),
         "Llama-3.1-405B" | "llama-3.1-405b" => ("llama-3.1-405b", false),
         "Mixtral-8x7B" | "mixtral-8x7b" => ("mixtral-8x7b", true),
@@ -151,7 +167,12 @@ impl Measurement {
             Some(Spread { input: (a, b), output: (c, d) }) => format!("{a}-{b}/{c}-{d}"),
             None => format!("{}/{}", self.input, self.output),
         };
-        format!("{} {} {} TP{}{layout} {lengths}{mode}", self.model, self.dtype, self.gpu, self.tp)
+        // One-batch rows differ only in their batch (Splitwise's decode points).
+        let batch = match (self.one_batch, self.requests) {
+            (true, Some(n)) => format!(" batch {n}"),
+            _ => String::new(),
+        };
+        format!("{} {} {} TP{}{layout} {lengths}{batch}{mode}", self.model, self.dtype, self.gpu, self.tp)
     }
 
     /// True when the row is simulated with attention data-parallel and expert-parallel
@@ -191,15 +212,19 @@ impl Measurement {
         let (parallel, groups) = if self.attention_dp_ep() {
             (format!("tp = 1\nep = {}", self.tp), self.tp)
         } else {
-            (format!("tp = {}", self.tp), 1)
+            let ring = if self.ring_all_reduce { "\nall_reduce = \"ring\"" } else { "" };
+            (format!("tp = {}{ring}", self.tp), 1)
         };
+        // One batch: room for every prompt at once (never below the usual budget).
+        let prompts = requests.saturating_mul(self.spread.map_or(self.input, |s| s.input.1));
+        let batch_tokens = if self.one_batch { prompts.max(MAX_BATCH_TOKENS) } else { MAX_BATCH_TOKENS };
         format!(
             "[scenario]\nname = \"measured\"\nseed = 1\n\n[hardware]\ngpu = \"{gpu}\"\nnodes = 1\ngpus_per_node = 8\n\n\
              [model]\npreset = \"{model}\"\ndtype = \"{}\"\n\n[parallel]\n{parallel}\n\n[serving]\nmax_batch_tokens = {}\n\
              max_seqs = {}\ngpu_memory_utilization = 0.9\n\n[workload]\nrequests = {requests}\narrival = {arrival}\n\
              prompt_tokens = {}\noutput_tokens = {}\n",
             self.dtype,
-            MAX_BATCH_TOKENS * groups,
+            batch_tokens * groups,
             MAX_SEQS * groups,
             length_dist(self.spread.map_or((self.input, self.input), |s| s.input)),
             length_dist(self.spread.map_or((self.output, self.output), |s| s.output)),
@@ -338,6 +363,8 @@ pub fn parse_csv(text: &str, file: &Path) -> Result<Vec<Measurement>> {
             metric: rec[10].to_string(),
             value: num(11)?,
             attention_dp: rec[14].contains(ATTENTION_DP_NOTE),
+            one_batch: rec[14].contains(ONE_BATCH_NOTE),
+            ring_all_reduce: rec[14].contains(RING_NOTE),
             spread: (input.0 < input.1 || output.0 < output.1).then_some(Spread { input, output }),
         });
     }
@@ -408,6 +435,25 @@ mod tests {
                 toml.contains("[parallel]\ntp = 8\n") && toml.contains("max_batch_tokens = 8192\nmax_seqs = 1024\n")
             );
         }
+    }
+
+    #[test]
+    fn a_one_batch_ring_row_holds_every_prompt_in_one_iteration() {
+        // 32 prompts of 512 tokens in one batch: 32 x 512 = 16,384 tokens > the usual
+        // 8192; one prompt of 512 keeps the usual 8192. Each row's batch is in its label.
+        let note = format!("\"{ONE_BATCH_NOTE}; {RING_NOTE}: why\"");
+        let text = format!(
+            "{HEAD}p,Llama-2-70B,fp16,vLLM,A100-SXM-80GB,8,8,512,128,offline,mean_tpot_ms,53,ms,32,{note}\n\
+             p,Llama-2-70B,fp16,vLLM,A100-SXM-80GB,8,8,512,128,offline,mean_ttft_ms,94,ms,1,{note}\n"
+        );
+        let rows = parse_csv(&text, Path::new("m.csv")).unwrap();
+        assert_eq!(rows[0].configuration(), "Llama-2-70B fp16 A100-SXM-80GB TP8 512/128 batch 32");
+        let toml = rows[0].scenario_toml("a100-80g", "llama-2-70b", 32);
+        assert!(
+            toml.contains("tp = 8\nall_reduce = \"ring\"\n") && toml.contains("max_batch_tokens = 16384\n"),
+            "{toml}"
+        );
+        assert!(rows[1].scenario_toml("a100-80g", "llama-2-70b", 1).contains("max_batch_tokens = 8192\n"));
     }
 
     #[test]

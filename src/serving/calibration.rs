@@ -136,15 +136,16 @@ mod tests {
 
     #[test]
     fn vllm_2023_pays_per_ring_step_and_bandwidth_share() {
-        // vllm-2023: 5 µs extra on each of the 14 ring steps (70 µs) and 0.33 of the
-        // bandwidth: 28,000 + 70,000 + 310.81 / 0.33 = 98,941.8 -> 98,942 ns per all-reduce.
+        // vllm-2023: 7.188 µs extra on each of the 14 ring steps (100.632 µs) and 0.33 of
+        // the bandwidth: 28,000 + 100,632 + 310.81 / 0.33 = 129,573.8 -> 129,574 ns per
+        // all-reduce.
         let h100 = gpu_preset("h100-sxm").expect("preset");
         let fw = framework_profile("vllm-2023").expect("profile");
         let step = Step::Decode { batch: 4, context: 1000 };
         let c = single_node_step(&llama70(), h100, &fw, 8, step).expect("prices");
-        assert_eq!(c.comm.as_ns(), 160 * 98_942);
-        // Host: 700 µs + 120 µs x 4 = 1.18 ms.
-        assert_eq!(c.host, SimTime::from_us(1_180));
+        assert_eq!(c.comm.as_ns(), 160 * 129_574);
+        // Host: 531.3 µs + 200 µs x 4 = 1,331.3 µs.
+        assert_eq!(c.host.as_ns(), 1_331_300);
     }
 
     #[test]

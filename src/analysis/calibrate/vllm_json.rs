@@ -64,6 +64,8 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Measurement>> {
         metric: String::new(),
         value: 0.0,
         attention_dp: false,
+        one_batch: false,
+        ring_all_reduce: false,
         spread: None,
     };
     // The script's name for output tokens/s differs from the CSV's.
