@@ -353,11 +353,12 @@ mod tests {
     #[test]
     fn the_shipped_csvs_parse_and_every_row_maps_to_presets() {
         let cases = serving_measurements().expect("parses");
-        assert_eq!(cases.len(), 92);
+        assert_eq!(cases.len(), 98);
         assert!(cases.iter().all(|c| gpu_preset_name(&c.gpu).is_some()));
-        // 87 TensorRT-LLM rows (perf-overview and NIM), 5 vLLM rows (CI and blog).
+        // 87 TensorRT-LLM rows (perf-overview and NIM), 5 vLLM rows (CI and blog), 6
+        // SGLang rows (two runs of its attention-backend benchmark, 3 lengths each).
         let engines = |e: &str| cases.iter().filter(|c| c.engine_profile() == e).count();
-        assert_eq!((engines("trtllm"), engines("vllm")), (87, 5));
+        assert_eq!((engines("trtllm"), engines("vllm"), engines("sglang")), (87, 5, 6));
         // "same" resolves to the row above it.
         assert!(cases.iter().all(|c| c.source != "same"));
     }
