@@ -2,28 +2,13 @@
 //! simulator itself under one profile are fitted starting from another profile.
 
 use clustersim::analysis::calibrate::{fit, simulate_all, Settings};
-use clustersim::analysis::measured::{Measurement, Mode};
+mod synthetic;
+
+use clustersim::analysis::measured::Measurement;
 use clustersim::model::framework::{framework_profile, PARAMETERS};
 
 fn row(concurrency: u32, metric: &str) -> Measurement {
-    Measurement {
-        source: format!("synthetic c{concurrency}"),
-        engine: "vLLM".into(),
-        model: "llama-3-8b".into(),
-        dtype: "fp8".into(),
-        gpu: "h100-sxm".into(),
-        tp: 1,
-        input: 64,
-        output: 16,
-        requests: Some(2 * concurrency),
-        mode: Mode::Concurrency(concurrency),
-        metric: metric.into(),
-        value: 1.0,
-        attention_dp: false,
-        one_batch: false,
-        ring_all_reduce: false,
-        spread: None,
-    }
+    synthetic::vllm_row(&format!("synthetic c{concurrency}"), concurrency, 2 * concurrency, metric)
 }
 
 #[test]

@@ -2,29 +2,14 @@
 //! `cuda_graph_max_batch` sequences replay a graph and pay no per-kernel host launch;
 //! any other iteration pays `eager_launch_us` for every kernel of its layers.
 
-use clustersim::analysis::measured::{Measurement, Mode};
+mod synthetic;
+
+use clustersim::analysis::measured::Measurement;
 use clustersim::model::framework::{framework_profile, FrameworkProfile};
 
 /// One request at a time (concurrency 1): every decode iteration holds one sequence.
 fn row(metric: &str) -> Measurement {
-    Measurement {
-        source: "synthetic".into(),
-        engine: "vLLM".into(),
-        model: "llama-3-8b".into(),
-        dtype: "fp8".into(),
-        gpu: "h100-sxm".into(),
-        tp: 1,
-        input: 64,
-        output: 16,
-        requests: Some(4),
-        mode: Mode::Concurrency(1),
-        metric: metric.into(),
-        value: 1.0,
-        attention_dp: false,
-        one_batch: false,
-        ring_all_reduce: false,
-        spread: None,
-    }
+    synthetic::vllm_row("synthetic", 1, 4, metric)
 }
 
 fn with_graphs(max_batch: u32, eager_us: f64) -> FrameworkProfile {
