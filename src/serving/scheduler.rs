@@ -18,7 +18,7 @@ mod admission;
 mod prefix;
 
 use super::kv::{blocks_for, KvPool};
-use super::request::RequestSlab;
+use super::request::{Request, RequestSlab};
 use crate::engine::SimTime;
 use crate::model::framework::{Admission, FrameworkProfile};
 use crate::scenario::types::ServingConfig;
@@ -186,8 +186,8 @@ impl ReplicaQueues {
             }
             let r = reqs.get_mut(slot);
             r.blocks += need;
-            out.push(BatchEntry { slot, new_tokens: step, context: r.computed, emits: true });
-            self.register_upto(r, r.computed + step);
+            let context = r.computed;
+            self.schedule(out, slot, r, context, step);
             *tokens -= step;
             *seqs -= 1;
             i += 1;
@@ -232,18 +232,23 @@ impl ReplicaQueues {
             }
             let r = reqs.get_mut(slot);
             r.blocks += need;
-            out.push(BatchEntry {
-                slot,
-                new_tokens: chunk,
-                context: r.computed,
-                emits: r.computed + chunk == r.prefill_len,
-            });
-            self.register_upto(r, r.computed + chunk);
+            let context = r.computed;
+            self.schedule(out, slot, r, context, chunk);
             *tokens -= chunk;
             *seqs -= 1;
             i += 1;
         }
         preempted
+    }
+
+    /// Puts `new_tokens` of request `r` (in `slot`), after the `context` it already
+    /// holds, into this iteration, and caches the prefix blocks they fill. The iteration
+    /// emits a token once the whole prompt is computed: a decode always (its context
+    /// holds the prompt), a prompt chunk when it is the last one.
+    fn schedule(&mut self, out: &mut Vec<BatchEntry>, slot: u32, r: &mut Request, context: u32, new_tokens: u32) {
+        let emits = context + new_tokens >= r.prefill_len;
+        out.push(BatchEntry { slot, new_tokens, context, emits });
+        self.register_upto(r, context + new_tokens);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -289,13 +294,7 @@ impl ReplicaQueues {
             if r.kv_ready_at > now {
                 continue; // its first chunk waits for the reload (`wake_at`)
             }
-            out.push(BatchEntry {
-                slot,
-                new_tokens: chunk,
-                context: u.tokens,
-                emits: u.tokens + chunk == r.prefill_len,
-            });
-            self.register_upto(r, u.tokens + chunk);
+            self.schedule(out, slot, r, u.tokens, chunk);
             *tokens = tokens.saturating_sub(chunk);
             seqs -= 1;
         }
