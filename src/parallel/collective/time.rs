@@ -16,9 +16,10 @@ use crate::engine::SimTime;
 use crate::hardware::topology::{LinkId, Topology};
 use crate::parallel::price::Affine;
 
-/// Each transfer's route latency and its time for its bytes, ns unrounded: the most
-/// loaded link of its route with all the step's bytes on it, or its route's rate cap.
-fn transfer_costs(topo: &Topology, transfers: &[Transfer]) -> Vec<(SimTime, f64)> {
+/// Each transfer's latency (its route's, or `latency` when the schedule sets one) and
+/// its time for its bytes, ns unrounded: the most loaded link of its route with all the
+/// step's bytes on it, or its route's rate cap.
+fn transfer_costs(topo: &Topology, transfers: &[Transfer], latency: Option<SimTime>) -> Vec<(SimTime, f64)> {
     let routes: Vec<_> = transfers.iter().map(|t| topo.route(t.src, t.dst)).collect();
     let mut loads: Vec<(LinkId, f64)> = Vec::with_capacity(transfers.len() * 2);
     for (t, r) in transfers.iter().zip(&routes) {
@@ -48,7 +49,7 @@ fn transfer_costs(topo: &Topology, transfers: &[Transfer]) -> Vec<(SimTime, f64)
             } else {
                 0.0
             };
-            (r.latency, own)
+            (latency.unwrap_or(r.latency), own)
         })
         .collect()
 }
@@ -59,15 +60,21 @@ fn transfer_costs(topo: &Topology, transfers: &[Transfer]) -> Vec<(SimTime, f64)
 /// step this is the largest latency plus the busiest link's time; where NVLink and NIC
 /// transfers share a step, each pays its own tier's latency, as in the flow model.
 pub fn step_time(topo: &Topology, transfers: &[Transfer]) -> SimTime {
-    transfer_costs(topo, transfers)
+    latest(topo, transfers, None)
+}
+
+/// [`step_time`] with every transfer paying `latency` when it is set.
+fn latest(topo: &Topology, transfers: &[Transfer], latency: Option<SimTime>) -> SimTime {
+    transfer_costs(topo, transfers, latency)
         .into_iter()
         .fold(SimTime::ZERO, |worst, (latency, own)| worst.max(latency + SimTime::from_ns_f64(own)))
 }
 
-/// Closed-form time of an expanded schedule on an idle network (sum of its steps).
+/// Closed-form time of an expanded schedule on an idle network (its start-up plus the
+/// sum of its steps).
 pub fn schedule_time(topo: &Topology, schedule: &Schedule) -> SimTime {
-    schedule.phases.iter().fold(SimTime::ZERO, |acc, p| {
-        let t = step_time(topo, &p.transfers);
+    schedule.phases.iter().fold(schedule.startup, |acc, p| {
+        let t = latest(topo, &p.transfers, schedule.step_latency);
         acc + SimTime(t.as_ns() * p.repeat as u64)
     })
 }
@@ -84,7 +91,7 @@ pub fn convex_closed_form(topo: &Topology, schedule: &Schedule, bytes: f64) -> V
         .iter()
         .map(|p| {
             let mut lines: Vec<(f64, f64)> = Vec::new();
-            for (latency, own) in transfer_costs(topo, &p.transfers) {
+            for (latency, own) in transfer_costs(topo, &p.transfers, schedule.step_latency) {
                 let (lat, rate) = (latency.as_ns() as f64, own * scale);
                 match lines.iter_mut().find(|l| l.0 == lat) {
                     Some(l) => l.1 = l.1.max(rate),
@@ -112,7 +119,8 @@ pub fn convex_closed_form(topo: &Topology, schedule: &Schedule, bytes: f64) -> V
     let probes = cuts.windows(2).map(|w| 0.5 * (w[0] + w[1])).chain([2.0 * last + 1.0]);
     let mut pieces: Vec<Affine> = probes
         .map(|s| {
-            steps.iter().fold(Affine::default(), |acc, (repeat, lines)| {
+            let startup = Affine { fixed_ns: schedule.startup.as_ns() as f64, per_byte_ns: 0.0 };
+            steps.iter().fold(startup, |acc, (repeat, lines)| {
                 let at = |l: &(f64, f64)| l.0 + l.1 * s;
                 let top = lines.iter().copied().max_by(|a, b| at(a).total_cmp(&at(b))).unwrap_or((0.0, 0.0));
                 Affine { fixed_ns: acc.fixed_ns + repeat * top.0, per_byte_ns: acc.per_byte_ns + repeat * top.1 }
