@@ -472,14 +472,29 @@ fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     )?;
     let ranks: Vec<u32> =
         if op == CollectiveOp::SendRecv { vec![0, topo.gpus() - 1] } else { (0..topo.gpus()).collect() };
-    let custom_max_bytes = match &a.framework {
-        Some(spec) => crate::model::framework::resolve(spec, std::path::Path::new("."))?.custom_all_reduce_max_bytes,
+    let custom_max_bytes = match a.framework.as_deref() {
+        Some(spec) => collective_framework(spec)?.custom_all_reduce_max_bytes,
         None => 0,
     };
     let algs = microbench::Algorithms { all_reduce: a.algorithm, all_to_all: a.all_to_all, custom_max_bytes };
     let rows = microbench::run(&topo, op, algs, &ranks, &sizes)?;
     print!("{}", microbench::format_table(op, ranks.len(), &rows));
     Ok(0)
+}
+
+/// `collective --framework`: a shipped profile's name or a profile file (`.toml`).
+fn collective_framework(spec: &str) -> Result<crate::model::framework::FrameworkProfile> {
+    use crate::model::framework::{framework_profile, load_profile, FRAMEWORK_NAMES};
+    if let Some(p) = framework_profile(spec) {
+        return Ok(p);
+    }
+    if !spec.ends_with(".toml") {
+        return Err(Error::Usage(format!(
+            "--framework {spec}: unknown profile; expected one of {} or a profile file ending in .toml",
+            FRAMEWORK_NAMES.join(", ")
+        )));
+    }
+    Ok(load_profile(std::path::Path::new(spec))?)
 }
 
 fn parse_horizon(s: &str) -> std::result::Result<f64, String> {
