@@ -76,6 +76,16 @@ fn the_flow_model_reproduces_both_kernels_on_idle_links() {
 }
 
 #[test]
+fn the_flow_model_waits_for_the_nvls_set_up() {
+    // NVLS in one H100 node at 64 KiB, one chunk: the 25 µs set-up, then two steps of
+    // 2 µs + 65,536 B / 308.6 GB/s (212.4 ns, rounded to 212): 25,000 + 2 x 2,212 =
+    // 29,424 ns, on the flow model as in the closed form.
+    let algs = Algorithms { all_reduce: AllReduceAlgorithm::Nvls, ..Algorithms::default() };
+    let rows = run(&node("h100-sxm"), CollectiveOp::AllReduce, algs, &ranks(8), &[65_536]).expect("runs");
+    assert_eq!((rows[0].time.as_ns(), rows[0].closed_form.as_ns()), (29_424, 29_424));
+}
+
+#[test]
 fn the_rule_takes_the_kernels_where_vllm_does() {
     // vLLM (csrc/custom_all_reduce.cuh): 2 ranks one-shot always; up to 4 ranks
     // one-shot below 512 KiB; up to 8 below 256 KiB; two-shot above; NCCL from the
