@@ -32,9 +32,13 @@
 //! is at least rem/cnt when s <= rem/cnt. So a popped key is a lower bound: an entry whose
 //! link's share has grown since is pushed again at the new share, not processed.
 //!
-//! A flow whose new rate equals its old one to 1e-12 relative keeps the old value, so
-//! its finish is not moved by rounding noise.
+//! Every flow fixed when a link fills drains at that link's share, so the result is a
+//! level per filled link (and per capped flow, its cap) and a group per flow: the
+//! `groups` module keeps the rest. Only flows whose group changes are moved one by one;
+//! a group whose new level equals its old one to 1e-12 relative keeps the old value, so
+//! its members' finishes are not moved by rounding noise.
 
+use super::groups::NO_GROUP;
 use super::Network;
 use crate::hardware::topology::LinkId;
 use std::cmp::Reverse;
@@ -63,9 +67,14 @@ fn key(rate: f64) -> u64 {
 pub(super) struct Sharing {
     /// Bumped per re-sharing; a flow or link stamped with it was reached this time.
     epoch: u32,
-    flow_seen: Vec<u32>,
-    flow_fixed: Vec<u32>,
-    new_rate: Vec<f64>,
+    /// Per flow: `2 epoch` once reached this time, `2 epoch + 1` once fixed.
+    flow_stamp: Vec<u32>,
+    /// Per flow of the component: the group it was fixed in.
+    new_group: Vec<u32>,
+    /// The groups given a level by this re-sharing, with it.
+    levels: Vec<(u32, f64)>,
+    /// The component's flows whose group changes.
+    moves: Vec<u32>,
     link_seen: Vec<u32>,
     rem: Vec<f64>,
     cnt: Vec<u32>,
@@ -96,49 +105,59 @@ impl Sharing {
         self.flows.len()
     }
 
-    /// Re-shares the component of `seed_links`; calls `changed(flow, new_rate)` for
-    /// every flow of it whose rate moved (new flows included) after setting the links'
-    /// loads. When every change was a drain, `floor` is the lowest rate a drained flow
-    /// had, and flows rated below it keep their rates (see the module docs); otherwise
-    /// it is 0. Flows keep their old rate until `changed` moves it with the finish.
-    pub(super) fn reshare(
-        &mut self,
-        net: &mut Network,
-        seed_links: &[LinkId],
-        floor: f64,
-        mut changed: impl FnMut(&mut Network, u32, f64),
-    ) {
+    /// Re-shares the component of `seed_links` at the network's instant: sets the new
+    /// levels, moves the flows whose group changed and sets the links' loads. When every
+    /// change was a drain, `floor` is the lowest rate a drained flow had, and flows rated
+    /// below it keep their rates (see the module docs); otherwise it is 0. Returns how
+    /// many flows' rates changed.
+    pub(super) fn reshare(&mut self, net: &mut Network, seed_links: &[LinkId], floor: f64) -> u64 {
         self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            // Wrapped: old stamps could alias the new epoch.
-            self.flow_seen.fill(0);
-            self.flow_fixed.fill(0);
+        if self.epoch >= 1 << 31 {
+            // Flow stamps are 2 epoch + 1: old stamps could alias the new epoch.
+            self.flow_stamp.fill(0);
             self.link_seen.fill(0);
             self.epoch = 1;
         }
         let n = net.flows.len();
-        if self.flow_seen.len() < n {
-            self.flow_seen.resize(n, 0);
-            self.flow_fixed.resize(n, 0);
-            self.new_rate.resize(n, 0.0);
+        if self.flow_stamp.len() < n {
+            self.flow_stamp.resize(n, 0);
+            self.new_group.resize(n, NO_GROUP);
         }
         // Below the floor by more than rounding noise: certainly below it exactly.
         self.component(net, seed_links, floor * (1.0 - TOL));
         self.fill(net);
-        for i in 0..self.flows.len() {
-            let f = self.flows[i];
-            let (old, new) = (net.rates[f as usize], self.new_rate[f as usize]);
-            let keep = old >= 0.0 && (new - old).abs() <= SAME * old.max(new);
-            let rate = if keep { old } else { new };
-            for &l in net.routes[f as usize].links() {
-                if !net.covered.is_covered(l) {
-                    net.load[l as usize] += rate;
-                }
-            }
-            if !keep {
-                changed(net, f, new);
+        self.apply(net)
+    }
+
+    /// Moves the flows whose group changed, sets the new levels and the links' loads.
+    fn apply(&mut self, net: &mut Network) -> u64 {
+        let now = net.now;
+        self.moves.clear();
+        for &f in &self.flows {
+            if self.new_group[f as usize] != net.groups.group_of(f) {
+                self.moves.push(f);
             }
         }
+        for &f in &self.moves {
+            net.groups.leave(f, now);
+        }
+        let mut changed = self.moves.len() as u64;
+        for &(g, level) in &self.levels {
+            let old = net.groups.level(g);
+            if old < 0.0 || (level - old).abs() > SAME * old.max(level) {
+                changed += net.groups.len(g) as u64;
+                net.groups.set_level(g, level, now);
+            }
+        }
+        for &f in &self.moves {
+            let g = self.new_group[f as usize];
+            net.groups.join(f, g, now);
+            net.note_group(f, g);
+        }
+        for &l in &self.links {
+            net.load[l as usize] = net.caps[l as usize] - self.rem[l as usize];
+        }
+        changed
     }
 
     /// Collects the links reachable from `seeds` through flows rated at or above
@@ -164,13 +183,13 @@ impl Sharing {
             net.load[li] = kept;
             for k in self.span[li].0..self.span[li].1 {
                 let f = self.moving[k as usize];
-                if self.flow_seen[f as usize] == epoch {
+                if self.flow_stamp[f as usize] >= 2 * epoch {
                     continue;
                 }
-                self.flow_seen[f as usize] = epoch;
+                self.flow_stamp[f as usize] = 2 * epoch;
                 self.flows.push(f);
-                for &m in net.routes[f as usize].links() {
-                    if self.link_seen[m as usize] != epoch && !net.covered.is_covered(m) {
+                for &m in net.binding[f as usize].links() {
+                    if self.link_seen[m as usize] != epoch {
                         self.link_seen[m as usize] = epoch;
                         self.links.push(m);
                     }
@@ -184,13 +203,14 @@ impl Sharing {
     /// with four partial sums: most of a busy link's flows are constants, and this
     /// sweep is the hot loop of a re-sharing.
     fn split(&mut self, net: &Network, li: usize, below: f64) -> f64 {
-        let rates = &net.link_rates[li];
-        let flows = &net.link_flows[li];
+        let (flows, groups) = (&net.link_flows[li], &net.link_groups[li]);
+        let levels = net.groups.levels();
         let base = self.moving.len();
-        self.moving.resize(base + rates.len(), 0);
+        self.moving.resize(base + flows.len(), 0);
         let out = &mut self.moving[base..];
         let (mut n, mut acc) = (0usize, [0.0f64; 4]);
-        for (j, (&r, &f)) in rates.iter().zip(flows).enumerate() {
+        for (j, (&f, &g)) in flows.iter().zip(groups).enumerate() {
+            let r = levels[g as usize];
             let constant = r >= 0.0 && r < below;
             acc[j & 3] += if constant { r } else { 0.0 };
             out[n] = f;
@@ -205,6 +225,7 @@ impl Sharing {
     /// Progressive filling of the component's flows against what the rest leaves.
     fn fill(&mut self, net: &Network) {
         self.heap.clear();
+        self.levels.clear();
         for &l in &self.links {
             let li = l as usize;
             if self.cnt[li] > 0 {
@@ -223,8 +244,10 @@ impl Sharing {
         while let Some(Reverse((k, e))) = self.heap.pop() {
             if e & FLOW_ENTRY != 0 {
                 let f = e & !FLOW_ENTRY;
-                if self.flow_fixed[f as usize] != epoch {
-                    self.fix(net, f, net.routes[f as usize].rate_cap);
+                if self.flow_stamp[f as usize] != 2 * epoch + 1 {
+                    let (cap, group) = (net.routes[f as usize].rate_cap, net.cap_group[f as usize]);
+                    self.fix(net, f, cap, group);
+                    self.levels.push((group, cap));
                 }
                 continue;
             }
@@ -237,24 +260,23 @@ impl Sharing {
                 self.heap.push(Reverse((key(share), e)));
                 continue;
             }
+            self.levels.push((e, share));
             for k in self.span[li].0..self.span[li].1 {
                 let f = self.moving[k as usize];
-                if self.flow_fixed[f as usize] != epoch {
-                    self.fix(net, f, share);
+                if self.flow_stamp[f as usize] != 2 * epoch + 1 {
+                    self.fix(net, f, share, e);
                 }
             }
         }
     }
 
-    /// Fixes flow `f` at `rate` and takes it off its links.
-    fn fix(&mut self, net: &Network, f: u32, rate: f64) {
-        self.flow_fixed[f as usize] = self.epoch;
-        self.new_rate[f as usize] = rate;
-        for &l in net.routes[f as usize].links() {
-            if !net.covered.is_covered(l) {
-                self.rem[l as usize] -= rate;
-                self.cnt[l as usize] -= 1;
-            }
+    /// Fixes flow `f` at `rate` in `group` and takes it off its links.
+    fn fix(&mut self, net: &Network, f: u32, rate: f64, group: u32) {
+        self.flow_stamp[f as usize] = 2 * self.epoch + 1;
+        self.new_group[f as usize] = group;
+        for &l in net.binding[f as usize].links() {
+            self.rem[l as usize] -= rate;
+            self.cnt[l as usize] -= 1;
         }
     }
 }
