@@ -38,7 +38,6 @@
 //! a group whose new level equals its old one to 1e-12 relative keeps the old value, so
 //! its members' finishes are not moved by rounding noise.
 
-use super::groups::NO_GROUP;
 use super::Network;
 use crate::hardware::topology::LinkId;
 use std::cmp::Reverse;
@@ -65,22 +64,21 @@ fn key(rate: f64) -> u64 {
 /// Scratch space of the re-sharing, kept between calls so nothing is reallocated.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Sharing {
-    /// Bumped per re-sharing; a flow or link stamped with it was reached this time.
+    /// Bumped per re-sharing; a link or flow stamped with it was reached (a flow: fixed)
+    /// this time.
     epoch: u32,
-    /// Per flow: `2 epoch` once reached this time, `2 epoch + 1` once fixed.
-    flow_stamp: Vec<u32>,
-    /// Per flow of the component: the group it was fixed in.
-    new_group: Vec<u32>,
+    flow_fixed: Vec<u32>,
+    /// The component's flows, each with the group it was fixed in, in fixing order.
+    fixed: Vec<(u32, u32)>,
     /// The groups given a level by this re-sharing, with it.
     levels: Vec<(u32, f64)>,
-    /// The component's flows whose group changes.
-    moves: Vec<u32>,
+    /// The component's flows whose group changes, with it.
+    moves: Vec<(u32, u32)>,
     link_seen: Vec<u32>,
     rem: Vec<f64>,
     cnt: Vec<u32>,
-    /// The component: its links and flows.
+    /// The component's links.
     links: Vec<LinkId>,
-    flows: Vec<u32>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
     /// The component's flows on each of its links (`span[link]` indexes `moving`):
     /// the flows that are not constants.
@@ -102,7 +100,7 @@ impl Sharing {
 
     /// Flows in the last re-sharing's component.
     pub(super) fn last_size(&self) -> usize {
-        self.flows.len()
+        self.fixed.len()
     }
 
     /// Re-shares the component of `seed_links` at the network's instant: sets the new
@@ -112,16 +110,14 @@ impl Sharing {
     /// many flows' rates changed.
     pub(super) fn reshare(&mut self, net: &mut Network, seed_links: &[LinkId], floor: f64) -> u64 {
         self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch >= 1 << 31 {
-            // Flow stamps are 2 epoch + 1: old stamps could alias the new epoch.
-            self.flow_stamp.fill(0);
+        if self.epoch == 0 {
+            // Wrapped: old stamps could alias the new epoch.
+            self.flow_fixed.fill(0);
             self.link_seen.fill(0);
             self.epoch = 1;
         }
-        let n = net.flows.len();
-        if self.flow_stamp.len() < n {
-            self.flow_stamp.resize(n, 0);
-            self.new_group.resize(n, NO_GROUP);
+        if self.flow_fixed.len() < net.flows.len() {
+            self.flow_fixed.resize(net.flows.len(), 0);
         }
         // Below the floor by more than rounding noise: certainly below it exactly.
         self.component(net, seed_links, floor * (1.0 - TOL));
@@ -133,12 +129,8 @@ impl Sharing {
     fn apply(&mut self, net: &mut Network) -> u64 {
         let now = net.now;
         self.moves.clear();
-        for &f in &self.flows {
-            if self.new_group[f as usize] != net.groups.group_of(f) {
-                self.moves.push(f);
-            }
-        }
-        for &f in &self.moves {
+        self.moves.extend(self.fixed.iter().filter(|&&(f, g)| g != net.groups.group_of(f)));
+        for &(f, _) in &self.moves {
             net.groups.leave(f, now);
         }
         let mut changed = self.moves.len() as u64;
@@ -149,8 +141,7 @@ impl Sharing {
                 net.groups.set_level(g, level, now);
             }
         }
-        for &f in &self.moves {
-            let g = self.new_group[f as usize];
+        for &(f, g) in &self.moves {
             net.groups.join(f, g, now);
             net.note_group(f, g);
         }
@@ -161,11 +152,10 @@ impl Sharing {
     }
 
     /// Collects the links reachable from `seeds` through flows rated at or above
-    /// `below`, and those flows; the flows under it are constants that take their rate
-    /// off each link's capacity (and make up its load so far).
+    /// `below`, and on each link those flows; the flows under it are constants that take
+    /// their rate off each link's capacity (and make up its load so far).
     fn component(&mut self, net: &mut Network, seeds: &[LinkId], below: f64) {
         self.links.clear();
-        self.flows.clear();
         self.moving.clear();
         let epoch = self.epoch;
         for &l in seeds {
@@ -181,13 +171,10 @@ impl Sharing {
             let kept = self.split(net, li, below);
             self.rem[li] = net.caps[li] - kept;
             net.load[li] = kept;
+            // A flow is met once from each of its links: its links are queued each
+            // time, which is cheaper than asking first whether it was met.
             for k in self.span[li].0..self.span[li].1 {
                 let f = self.moving[k as usize];
-                if self.flow_stamp[f as usize] >= 2 * epoch {
-                    continue;
-                }
-                self.flow_stamp[f as usize] = 2 * epoch;
-                self.flows.push(f);
                 for &m in net.binding[f as usize].links() {
                     if self.link_seen[m as usize] != epoch {
                         self.link_seen[m as usize] = epoch;
@@ -208,13 +195,26 @@ impl Sharing {
         let base = self.moving.len();
         self.moving.resize(base + flows.len(), 0);
         let out = &mut self.moving[base..];
+        // Rates are non-negative or UNRATED (sign bit set), so as bits a constant is one
+        // below `below`'s bits, and an unrated flow never is.
+        let below = below.to_bits();
         let (mut n, mut acc) = (0usize, [0.0f64; 4]);
-        for (j, (&f, &g)) in flows.iter().zip(groups).enumerate() {
+        let mut take = |f: u32, g: u32, acc: &mut f64| {
             let r = levels[g as usize];
-            let constant = r >= 0.0 && r < below;
-            acc[j & 3] += if constant { r } else { 0.0 };
+            let constant = r.to_bits() < below;
+            *acc += if constant { r } else { 0.0 };
             out[n] = f;
             n += usize::from(!constant);
+        };
+        // Flow j adds to partial sum j % 4, in fours so the sums stay in registers.
+        let (mut fs, mut gs) = (flows.chunks_exact(4), groups.chunks_exact(4));
+        for (f4, g4) in (&mut fs).zip(&mut gs) {
+            for i in 0..4 {
+                take(f4[i], g4[i], &mut acc[i]);
+            }
+        }
+        for (i, (&f, &g)) in fs.remainder().iter().zip(gs.remainder()).enumerate() {
+            take(f, g, &mut acc[i]);
         }
         self.moving.truncate(base + n);
         self.span[li] = (base as u32, (base + n) as u32);
@@ -226,6 +226,7 @@ impl Sharing {
     fn fill(&mut self, net: &Network) {
         self.heap.clear();
         self.levels.clear();
+        self.fixed.clear();
         for &l in &self.links {
             let li = l as usize;
             if self.cnt[li] > 0 {
@@ -233,20 +234,24 @@ impl Sharing {
             }
         }
         // Most re-sharings have no capped flow: skip reading every flow's route for one.
-        let capped = if net.capped > 0 { &self.flows[..] } else { &[] };
-        for &f in capped {
-            let cap = net.routes[f as usize].rate_cap;
-            if cap.is_finite() {
-                self.heap.push(Reverse((key(cap), FLOW_ENTRY | f)));
+        if net.capped > 0 {
+            for &l in &self.links {
+                let (lo, hi) = self.span[l as usize];
+                for &f in &self.moving[lo as usize..hi as usize] {
+                    let cap = net.routes[f as usize].rate_cap;
+                    if cap.is_finite() {
+                        self.heap.push(Reverse((key(cap), FLOW_ENTRY | f)));
+                    }
+                }
             }
         }
         let epoch = self.epoch;
         while let Some(Reverse((k, e))) = self.heap.pop() {
             if e & FLOW_ENTRY != 0 {
                 let f = e & !FLOW_ENTRY;
-                if self.flow_stamp[f as usize] != 2 * epoch + 1 {
+                if self.flow_fixed[f as usize] != epoch {
                     let (cap, group) = (net.routes[f as usize].rate_cap, net.cap_group[f as usize]);
-                    self.fix(net, f, cap, group);
+                    self.fix(net, f, cap, group, u32::MAX);
                     self.levels.push((group, cap));
                 }
                 continue;
@@ -256,25 +261,31 @@ impl Sharing {
                 continue;
             }
             let share = self.rem[li].max(0.0) / f64::from(self.cnt[li]);
-            if key(share) > k {
+            // Grown since pushed: still the least if no other key (a lower bound of its
+            // link's share) is below it.
+            if key(share) > k && self.heap.peek().is_some_and(|&Reverse((next, _))| next < key(share)) {
                 self.heap.push(Reverse((key(share), e)));
                 continue;
             }
             self.levels.push((e, share));
+            // Every flow of the link left is fixed now: its own remainder is taken once.
+            self.rem[li] -= share * f64::from(self.cnt[li]);
+            self.cnt[li] = 0;
             for k in self.span[li].0..self.span[li].1 {
                 let f = self.moving[k as usize];
-                if self.flow_stamp[f as usize] != 2 * epoch + 1 {
-                    self.fix(net, f, share, e);
+                if self.flow_fixed[f as usize] != epoch {
+                    self.fix(net, f, share, e, e);
                 }
             }
         }
     }
 
-    /// Fixes flow `f` at `rate` in `group` and takes it off its links.
-    fn fix(&mut self, net: &Network, f: u32, rate: f64, group: u32) {
-        self.flow_stamp[f as usize] = 2 * self.epoch + 1;
-        self.new_group[f as usize] = group;
-        for &l in net.binding[f as usize].links() {
+    /// Fixes flow `f` at `rate` in `group` and takes it off its links other than `done`
+    /// (whose remainder the caller takes for all its flows at once).
+    fn fix(&mut self, net: &Network, f: u32, rate: f64, group: u32, done: u32) {
+        self.flow_fixed[f as usize] = self.epoch;
+        self.fixed.push((f, group));
+        for &l in net.binding[f as usize].links().iter().filter(|&&l| l != done) {
             self.rem[l as usize] -= rate;
             self.cnt[l as usize] -= 1;
         }
