@@ -37,7 +37,7 @@ use super::topology::{LinkId, Route, Topology};
 use crate::engine::{EventQueue, SimTime};
 use covered::Covered;
 use groups::{Groups, NO_GROUP};
-use records::{Binding, Flow, Hot};
+use records::{Binding, Flow, Hot, OnLink};
 use sharing::Sharing;
 
 /// Handle to a flow (slot index plus generation, so stale handles never alias).
@@ -91,11 +91,10 @@ pub struct Network {
     caps: Vec<f64>,
     /// Links that can never be full, left out of the sharing (see the `covered` module).
     covered: Covered,
-    /// Draining flows on each link.
-    link_flows: Vec<Vec<u32>>,
-    /// Their groups, in the same order (the stand-in while unrated): a copy laid out so
-    /// the re-sharing reads a link's rates in one sweep. Written when a flow joins a group.
-    link_groups: Vec<Vec<u32>>,
+    /// Draining flows on each link, each beside its group (the stand-in while unrated):
+    /// a copy laid out so the re-sharing reads a link's rates in one sweep, written when
+    /// a flow joins a group.
+    link_flows: Vec<Vec<OnLink>>,
     /// Sum of the rates of the draining flows on each link (not kept for covered links).
     load: Vec<f64>,
     flows: Vec<Flow>,
@@ -136,7 +135,6 @@ impl Network {
             covered: Covered::new(topology, &caps),
             caps,
             link_flows: vec![Vec::new(); n],
-            link_groups: vec![Vec::new(); n],
             load: vec![0.0; n],
             flows: Vec::new(),
             hot: Vec::new(),
@@ -179,7 +177,7 @@ impl Network {
     /// Sum of the rates of the flows on `link`, bytes/s, as of the last re-sharing.
     pub fn link_load(&self, link: LinkId) -> f64 {
         if self.covered.is_covered(link) {
-            return self.link_flows[link as usize].iter().map(|&f| self.groups.rate(f).max(0.0)).sum();
+            return self.link_flows[link as usize].iter().map(|e| self.groups.level(e.group).max(0.0)).sum();
         }
         self.load[link as usize]
     }
@@ -191,7 +189,10 @@ impl Network {
 
     /// The draining flows on `link` now (to re-route them off a failed link).
     pub fn flows_on_link(&self, link: LinkId) -> Vec<FlowId> {
-        self.link_flows[link as usize].iter().map(|&idx| FlowId { idx, gen: self.flows[idx as usize].gen }).collect()
+        self.link_flows[link as usize]
+            .iter()
+            .map(|e| FlowId { idx: e.flow, gen: self.flows[e.flow as usize].gen })
+            .collect()
     }
 
     fn draining_flow(&self, id: FlowId) -> Option<&Flow> {
@@ -230,8 +231,8 @@ impl Network {
         let mut flipped = vec![link];
         self.covered.refresh(&self.caps, |l| flipped.push(l));
         for l in flipped {
-            for f in self.link_flows[l as usize].clone() {
-                self.bind(f);
+            for e in self.link_flows[l as usize].clone() {
+                self.bind(e.flow);
             }
             self.seed(l);
         }
@@ -361,8 +362,7 @@ impl Network {
         for (k, &l) in route.links().iter().enumerate() {
             let list = &mut self.link_flows[l as usize];
             self.hot[idx as usize].pos[k] = list.len() as u32;
-            list.push(idx);
-            self.link_groups[l as usize].push(self.groups.unrated());
+            list.push(OnLink { flow: idx, group: self.groups.unrated() });
             if !self.covered.is_covered(l) {
                 self.seed_links.push(l);
             }
@@ -376,8 +376,8 @@ impl Network {
             self.seed_links.push(link);
             return;
         }
-        for &f in &self.link_flows[link as usize] {
-            let links = self.routes[f as usize].links();
+        for e in &self.link_flows[link as usize] {
+            let links = self.routes[e.flow as usize].links();
             self.seed_links.extend(links.iter().filter(|&&m| !self.covered.is_covered(m)));
         }
     }
@@ -397,10 +397,9 @@ impl Network {
                 self.load[li] -= rate;
             }
             let p = self.hot[idx as usize].pos[k] as usize;
-            self.link_groups[li].swap_remove(p);
             let list = &mut self.link_flows[li];
             list.swap_remove(p);
-            if let Some(&moved) = list.get(p) {
+            if let Some(&OnLink { flow: moved, .. }) = list.get(p) {
                 if let Some(j) = self.routes[moved as usize].links().iter().position(|&x| x == l) {
                     self.hot[moved as usize].pos[j] = p as u32;
                 }
@@ -418,7 +417,7 @@ impl Network {
     fn note_group(&mut self, idx: u32, g: u32) {
         let pos = self.hot[idx as usize].pos;
         for (k, &l) in self.routes[idx as usize].links().iter().enumerate() {
-            self.link_groups[l as usize][pos[k] as usize] = g;
+            self.link_flows[l as usize][pos[k] as usize].group = g;
         }
     }
 

@@ -48,3 +48,11 @@ pub(super) struct Hot {
     /// Position of this flow in `link_flows[route.links()[k]]`.
     pub(super) pos: [u32; 4],
 }
+
+/// A draining flow on a link's list, beside its group (so the re-sharing reads a link's
+/// rates in one sweep).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OnLink {
+    pub(super) flow: u32,
+    pub(super) group: u32,
+}

@@ -38,6 +38,7 @@
 //! a group whose new level equals its old one to 1e-12 relative keeps the old value, so
 //! its members' finishes are not moved by rounding noise.
 
+use super::records::OnLink;
 use super::Network;
 use crate::hardware::topology::LinkId;
 use std::cmp::Reverse;
@@ -190,7 +191,7 @@ impl Sharing {
     /// with four partial sums: most of a busy link's flows are constants, and this
     /// sweep is the hot loop of a re-sharing.
     fn split(&mut self, net: &Network, li: usize, below: f64) -> f64 {
-        let (flows, groups) = (&net.link_flows[li], &net.link_groups[li]);
+        let flows = &net.link_flows[li];
         let levels = net.groups.levels();
         let base = self.moving.len();
         self.moving.resize(base + flows.len(), 0);
@@ -199,22 +200,22 @@ impl Sharing {
         // below `below`'s bits, and an unrated flow never is.
         let below = below.to_bits();
         let (mut n, mut acc) = (0usize, [0.0f64; 4]);
-        let mut take = |f: u32, g: u32, acc: &mut f64| {
-            let r = levels[g as usize];
+        let mut take = |e: &OnLink, acc: &mut f64| {
+            let r = levels[e.group as usize];
             let constant = r.to_bits() < below;
             *acc += if constant { r } else { 0.0 };
-            out[n] = f;
+            out[n] = e.flow;
             n += usize::from(!constant);
         };
         // Flow j adds to partial sum j % 4, in fours so the sums stay in registers.
-        let (mut fs, mut gs) = (flows.chunks_exact(4), groups.chunks_exact(4));
-        for (f4, g4) in (&mut fs).zip(&mut gs) {
+        let mut fours = flows.chunks_exact(4);
+        for e4 in &mut fours {
             for i in 0..4 {
-                take(f4[i], g4[i], &mut acc[i]);
+                take(&e4[i], &mut acc[i]);
             }
         }
-        for (i, (&f, &g)) in fs.remainder().iter().zip(gs.remainder()).enumerate() {
-            take(f, g, &mut acc[i]);
+        for (i, e) in fours.remainder().iter().enumerate() {
+            take(e, &mut acc[i]);
         }
         self.moving.truncate(base + n);
         self.span[li] = (base as u32, (base + n) as u32);
