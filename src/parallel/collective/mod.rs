@@ -9,20 +9,24 @@
 //! all-gather the full gathered buffer, for all-to-all the bytes each rank sends in
 //! total, S/n to every rank including itself).
 //!
-//! Closed form: a step takes `max latency of its routes + max over links of
-//! (bytes on the link / link capacity)`; a collective is the sum of its steps. On an
-//! idle network this is exactly what the flow model gives whenever the slowest transfer
-//! of every step gates the next step on its ranks (all rings, halving-doubling,
-//! hierarchical, pairwise all-to-all and send/recv; tests show it). For the broadcast
-//! pipeline over mixed links it is an upper bound.
+//! Closed form (the `time` module): each transfer takes its route's latency plus its
+//! most loaded link's bytes of the step over that link's capacity, and starts once
+//! both its ranks finished their earlier steps, as the flow runner runs it; a
+//! collective takes its critical path. For the symmetric algorithms (rings,
+//! halving-doubling, hierarchical, pairwise all-to-all, send/recv) that is the sum of
+//! the steps' slowest transfers, the α-β formulas below; tests show the flow model
+//! gives it on idle links.
 
 mod alltoall;
+mod dataflow;
+mod maxmin;
 mod nccl;
 mod time;
 
 pub use alltoall::{expand_all_to_all, AllToAllAlgorithm};
+pub use dataflow::rank_ends;
 pub use nccl::{auto_candidates, choose_all_reduce_nccl, is_chunked, CHUNK_OPTIONS};
-pub use time::{convex_closed_form, schedule_time, step_time};
+pub use time::{convex_closed_form, schedule_time};
 
 use super::ledger::CommKind;
 use super::price::Affine;
