@@ -385,12 +385,14 @@ pub fn closed_form_time(
 /// nanoseconds moves the per-byte rate by less than 1e-13 ns per byte.
 const FIT_BYTES: f64 = 1e15;
 
-/// [`closed_form_time`] as an affine function of the payload. Every α-β closed form of
-/// a fixed schedule shape is affine in the bytes, so two evaluations fix it exactly:
-/// zero bytes leaves only the steps' latencies, and 1 PB gives the per-byte rate. (A
-/// chunked all-reduce or `auto` changes shape with the size: then this is the latency
-/// of the smallest shape and the rate of the largest, a lower bound; fix the chunks
-/// with [`expand_chunked`] for an exact form.) Callers then price any size
+/// [`closed_form_time`] as an affine function of the payload. The closed form of a
+/// fixed schedule shape whose critical path keeps one shape (rings, halving-doubling,
+/// hierarchical, all-to-all, send/recv) is affine in the bytes, so two evaluations fix
+/// it exactly: zero bytes leaves only the steps' latencies, and 1 PB gives the per-byte
+/// rate. (A chunked all-reduce or `auto` changes shape with the size, and a critical
+/// path may bend (a step across tiers, the tree): then this is the latency at zero and
+/// the rate at large sizes, a lower bound; [`convex_closed_form`] of a schedule with
+/// fixed chunks ([`expand_chunked`]) gives every piece.) Callers then price any size
 /// with one multiply-add, without the per-step rounding of a single evaluation.
 pub fn closed_form_affine(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> Affine {
     affine_fit(|bytes| closed_form_time(topo, op, alg, ranks, bytes).as_ns() as f64)
