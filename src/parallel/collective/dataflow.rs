@@ -9,7 +9,10 @@
 //! the others, as in the flow model. Only transfers of one step are weighed together:
 //! where ranks' own links carry the traffic (NVLink ports, one NIC per GPU, a
 //! non-blocking spine) no two steps' transfers meet on a link, since a rank starts a
-//! step only after its transfers of the step before.
+//! step only after its transfers of the step before. Where a link serves several ranks
+//! (NICs shared by GPUs, an oversubscribed spine) ranks that drift apart (the tree's)
+//! put transfers of different steps on it at once, and this errs low (README, Known
+//! limitations); lock-step algorithms stay exact there.
 //!
 //! The evaluation is generic over what a path costs: whole ns (the time at one size,
 //! rounded as the flow model rounds) or a line in the payload (the critical path's line
