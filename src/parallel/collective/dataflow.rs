@@ -1,29 +1,26 @@
-//! A schedule run as dataflow on idle links, as the flow runner runs it: one ready time
-//! per rank; a transfer of step k starts once both its ranks finished every transfer
-//! they take part in before step k (a rank with no part in a step moves past it at
-//! once) and ends its route's latency after its last byte left.
+//! A schedule run as dataflow on idle links, as the flow runner runs it: a transfer of
+//! step k starts once both its ranks finished every transfer they take part in before
+//! step k (a rank with no part in a step moves past it at once) and ends its route's
+//! latency after its last byte left; the bytes in flight, of whatever steps, share
+//! links by max-min fairness (the `sim` and `maxmin` modules). The collective ends when
+//! its last rank does: its critical path.
 //!
-//! Bytes leave at max-min fair rates among the step's transfers in flight (the
-//! `maxmin` module): transfers that start together on a link share it, one that starts
-//! after the link drained has it to itself, one held back elsewhere leaves the rest to
-//! the others, as in the flow model. Only transfers of one step are weighed together:
-//! where ranks' own links carry the traffic (NVLink ports, one NIC per GPU, a
-//! non-blocking spine) no two steps' transfers meet on a link, since a rank starts a
-//! step only after its transfers of the step before. Where a link serves several ranks
-//! (NICs shared by GPUs, an oversubscribed spine) ranks that drift apart (the tree's)
-//! put transfers of different steps on it at once, and this errs low (README, Known
-//! limitations); lock-step algorithms stay exact there.
+//! Where the ranks are level (all at one step since one instant, nothing in flight) and
+//! one step alone ends them level again, every repeat of that step shape does the same:
+//! the rest of the phase is added at once. That is the symmetric algorithms' sum of
+//! steps (rings, halving-doubling, hierarchical, NVLS, pipelined hierarchical, even
+//! all-to-all), to the bit, and keeps them cheap; ranks that drift apart (the tree's,
+//! a ring across nodes) are run instant by instant until they are level again.
 //!
 //! The evaluation is generic over what a path costs: whole ns (the time at one size,
 //! rounded as the flow model rounds) or a line in the payload (the critical path's line
 //! at one size, for the convex form).
 
-use super::maxmin::{self, StepFlows};
+use super::sim::Sim;
 use super::{Schedule, Transfer};
 use crate::engine::SimTime;
-use crate::hardware::topology::Topology;
+use crate::hardware::topology::{Route, Topology};
 use crate::parallel::price::Affine;
-use std::cmp::Ordering;
 
 /// What a path through a schedule costs: a time, or a line in the payload. `Bytes` is
 /// a byte count in the same terms (a number, or a line).
@@ -116,19 +113,46 @@ pub fn rank_ends(ranks: &[u32], transfers: &[Transfer]) -> Vec<(u32, u32)> {
 
 /// One step shape of a schedule, prepared for evaluation.
 pub(super) struct Step {
-    ends: Vec<(u32, u32)>,
-    latency: Vec<SimTime>,
-    flows: StepFlows,
-    repeat: u32,
+    /// Each transfer's ranks, route and bytes.
+    pub ends: Vec<(u32, u32)>,
+    pub routes: Vec<Route>,
+    pub bytes: Vec<f64>,
+    /// Rank r's transfers: `inv[inv_off[r]..inv_off[r + 1]]` (a transfer twice where
+    /// both its ends are r, as for NVLS).
+    pub inv_off: Vec<u32>,
+    pub inv: Vec<u32>,
+    pub repeat: u32,
 }
 
 /// The schedule's phases, prepared (routes looked up once).
 pub(super) fn prepare(topo: &Topology, schedule: &Schedule) -> Vec<Step> {
-    let step = |transfers: &[Transfer], repeat: u32| Step {
-        ends: rank_ends(&schedule.ranks, transfers),
-        latency: transfers.iter().map(|t| topo.route(t.src, t.dst).latency).collect(),
-        flows: StepFlows::new(topo, transfers),
-        repeat,
+    let n = schedule.ranks.len();
+    let step = |transfers: &[Transfer], repeat: u32| {
+        let ends = rank_ends(&schedule.ranks, transfers);
+        let mut inv_off = vec![0u32; n + 1];
+        for &(a, b) in &ends {
+            inv_off[a as usize + 1] += 1;
+            inv_off[b as usize + 1] += 1;
+        }
+        for r in 0..n {
+            inv_off[r + 1] += inv_off[r];
+        }
+        let mut fill = inv_off.clone();
+        let mut inv = vec![0u32; 2 * ends.len()];
+        for (i, &(a, b)) in ends.iter().enumerate() {
+            for x in [a as usize, b as usize] {
+                inv[fill[x] as usize] = i as u32;
+                fill[x] += 1;
+            }
+        }
+        Step {
+            routes: transfers.iter().map(|t| topo.route(t.src, t.dst)).collect(),
+            bytes: transfers.iter().map(|t| t.bytes.max(0.0)).collect(),
+            ends,
+            inv_off,
+            inv,
+            repeat,
+        }
     };
     schedule.phases.iter().map(|p| step(&p.transfers, p.repeat)).collect()
 }
@@ -136,49 +160,32 @@ pub(super) fn prepare(topo: &Topology, schedule: &Schedule) -> Vec<Step> {
 /// The critical path through `steps` over `n` ranks that all start at zero: `max`
 /// picks the later of two path costs, `scale` turns the expansion's payload into one
 /// byte (lines; ignored by times).
-pub(super) fn critical_path<C: PathCost>(n: usize, steps: &[Step], scale: f64, max: impl Fn(C, C) -> C) -> C {
-    let order = |a: C, b: C| {
-        if a == b {
-            Ordering::Equal
-        } else if max(a, b) == b {
-            Ordering::Less
-        } else {
-            Ordering::Greater
-        }
-    };
+pub(super) fn critical_path<C: PathCost>(
+    topo: &Topology,
+    n: usize,
+    steps: &[Step],
+    scale: f64,
+    max: impl Fn(C, C) -> C,
+) -> C {
+    let caps: Vec<f64> = topo.links().iter().map(|l| l.bytes_per_s).collect();
+    let mut sim = Sim::new(steps, &caps, n, scale, &max);
+    let total = sim.total_steps();
     let mut ready = vec![C::ZERO; n];
-    let mut next = ready.clone();
-    let (mut starts, mut drains) = (Vec::new(), Vec::new());
-    let mut run = |s: &Step, ready: &[C], next: &mut [C]| {
-        starts.clear();
-        starts.extend(s.ends.iter().map(|&(a, b)| max(ready[a as usize], ready[b as usize])));
-        maxmin::drains(&s.flows, &starts, scale, &order, &mut drains);
-        for (k, &(a, b)) in s.ends.iter().enumerate() {
-            let end = drains[k].plus(C::latency(s.latency[k]));
-            next[a as usize] = max(next[a as usize], end);
-            next[b as usize] = max(next[b as usize], end);
+    let mut g = 0u64;
+    while g < total {
+        // Ranks level with each other stay level through steps that end level: the rest
+        // of the phase at once (the symmetric algorithms' sum of steps).
+        let left = sim.left_in_phase(g);
+        let mut one = vec![C::ZERO; n];
+        sim.run(g, &mut one, Some(g + 1));
+        if one.iter().all(|r| *r == one[0]) {
+            let end = ready[0].plus(one[0].times(left));
+            ready.iter_mut().for_each(|r| *r = end);
+            g += u64::from(left);
+            continue;
         }
-    };
-    for s in steps {
-        let mut left = s.repeat;
-        while left > 0 {
-            // Ranks level with each other stay level through steps that end level: the
-            // rest of the phase at once (the symmetric algorithms' sum of steps).
-            if ready.iter().all(|r| *r == ready[0]) {
-                let zero = vec![C::ZERO; n];
-                next.copy_from_slice(&zero);
-                run(s, &zero, &mut next);
-                if next.iter().all(|r| *r == next[0]) {
-                    let end = ready[0].plus(next[0].times(left));
-                    ready.iter_mut().for_each(|r| *r = end);
-                    break;
-                }
-            }
-            next.copy_from_slice(&ready);
-            run(s, &ready, &mut next);
-            std::mem::swap(&mut ready, &mut next);
-            left -= 1;
-        }
+        // Otherwise as dataflow until the ranks are level again (or the end).
+        g = sim.run(g, &mut ready, None);
     }
     ready.into_iter().reduce(&max).unwrap_or(C::ZERO)
 }

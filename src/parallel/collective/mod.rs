@@ -9,9 +9,9 @@
 //! all-gather the full gathered buffer, for all-to-all the bytes each rank sends in
 //! total, S/n to every rank including itself).
 //!
-//! Closed form (the `time` module): each transfer takes its route's latency plus its
-//! most loaded link's bytes of the step over that link's capacity, and starts once
-//! both its ranks finished their earlier steps, as the flow runner runs it; a
+//! Closed form (the `time` module): each transfer starts once both its ranks finished
+//! their earlier steps, its bytes share links by max-min with the others in flight,
+//! and it ends its route's latency after its last byte, as the flow runner runs it; a
 //! collective takes its critical path. For the symmetric algorithms (rings,
 //! halving-doubling, hierarchical, pairwise all-to-all, send/recv) that is the sum of
 //! the steps' slowest transfers, the α-β formulas below; tests show the flow model
@@ -21,6 +21,7 @@ mod alltoall;
 mod dataflow;
 mod maxmin;
 mod nccl;
+mod sim;
 mod time;
 
 pub use alltoall::{expand_all_to_all, AllToAllAlgorithm};
