@@ -8,7 +8,6 @@
 use super::dataflow::{PathCost, Step};
 use super::maxmin::MaxMin;
 use crate::hardware::topology::Route;
-use std::collections::BTreeSet;
 
 /// Relative difference under which a new rate counts as the old one (as the flow model).
 const SAME: f64 = 1e-12;
@@ -25,12 +24,13 @@ struct Live<C: PathCost> {
 }
 
 /// What is in flight: transfers draining (with their routes, for the filling), and
-/// transfers whose bytes are out, ending their route's latency later.
+/// transfers whose bytes are out, ending their route's latency later; and the step
+/// each rank last joined (its transfers there started with whoever had joined).
 struct Flight<C: PathCost> {
     live: Vec<Live<C>>,
     routes: Vec<Route>,
     tails: Vec<(u64, u32, C)>,
-    started: BTreeSet<(u64, u32)>,
+    joined: Vec<u64>,
     changed: bool,
 }
 
@@ -90,7 +90,7 @@ impl<'a, C: PathCost, M: Fn(C, C) -> C> Sim<'a, C, M> {
             live: Vec::new(),
             routes: Vec::new(),
             tails: Vec::new(),
-            started: BTreeSet::new(),
+            joined: vec![u64::MAX; n],
             changed: false,
         };
         let mut arrived: Vec<usize> = (0..n).collect();
@@ -141,10 +141,13 @@ impl<'a, C: PathCost, M: Fn(C, C) -> C> Sim<'a, C, M> {
         let s = self.phase(g);
         let part = self.part(g, r);
         pending[r] = part.len() as u32;
-        for &i in part {
+        fl.joined[r] = g;
+        // A transfer starts when the second of its ranks joins the step (a transfer
+        // with both ends on r is listed twice: once).
+        for (k, &i) in part.iter().enumerate() {
             let (a, b) = s.ends[i as usize];
             let other = if a as usize == r { b } else { a } as usize;
-            if at[other] != g || !fl.started.insert((g, i)) {
+            if fl.joined[other] != g || (a == b && k > 0 && part[k - 1] == i) {
                 continue;
             }
             let (route, bytes) = (s.routes[i as usize], s.bytes[i as usize]);
@@ -209,7 +212,6 @@ impl<'a, C: PathCost, M: Fn(C, C) -> C> Sim<'a, C, M> {
                 continue;
             }
             let (g, t, _) = fl.tails.swap_remove(i);
-            fl.started.remove(&(g, t));
             let (a, b) = self.phase(g).ends[t as usize];
             for x in [a as usize, b as usize] {
                 pending[x] -= 1;
