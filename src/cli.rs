@@ -70,9 +70,15 @@ pub struct CollectiveArgs {
     #[arg(long, default_value = "1MiB..1GiB")]
     pub sizes: String,
     /// All-reduce algorithm; `auto` picks per size what NCCL's tuner would (ring, tree,
-    /// NVLS on NVSwitch nodes with SHARP, pipelined hierarchical across nodes).
+    /// NVLS on NVSwitch nodes with SHARP, pipelined hierarchical across nodes), or with
+    /// `--framework` what that serving stack runs.
     #[arg(long, value_enum, default_value_t = AllReduceAlgorithm::Auto)]
     pub algorithm: AllReduceAlgorithm,
+    /// Engine profile (shipped name or .toml path) whose own one-shot / two-shot kernels
+    /// `auto` takes below its `custom_all_reduce_max_bytes`, as its serving runs do;
+    /// without it `auto` is NCCL's choice, as nccl-tests measure.
+    #[arg(long)]
+    pub framework: Option<String>,
     /// How all-to-all is posted: pairwise steps, direct (all peers at once), deep-ep
     /// (same-rail RDMA per node, then NVLink forwarding).
     #[arg(long, value_enum, default_value_t = AllToAllAlgorithm::Pairwise)]
@@ -466,10 +472,29 @@ fn collective_cmd(a: &CollectiveArgs) -> Result<i32> {
     )?;
     let ranks: Vec<u32> =
         if op == CollectiveOp::SendRecv { vec![0, topo.gpus() - 1] } else { (0..topo.gpus()).collect() };
-    let algs = microbench::Algorithms { all_reduce: a.algorithm, all_to_all: a.all_to_all };
+    let custom_max_bytes = match a.framework.as_deref() {
+        Some(spec) => collective_framework(spec)?.custom_all_reduce_max_bytes,
+        None => 0,
+    };
+    let algs = microbench::Algorithms { all_reduce: a.algorithm, all_to_all: a.all_to_all, custom_max_bytes };
     let rows = microbench::run(&topo, op, algs, &ranks, &sizes)?;
     print!("{}", microbench::format_table(op, ranks.len(), &rows));
     Ok(0)
+}
+
+/// `collective --framework`: a shipped profile's name or a profile file (`.toml`).
+fn collective_framework(spec: &str) -> Result<crate::model::framework::FrameworkProfile> {
+    use crate::model::framework::{framework_profile, load_profile, FRAMEWORK_NAMES};
+    if let Some(p) = framework_profile(spec) {
+        return Ok(p);
+    }
+    if !spec.ends_with(".toml") {
+        return Err(Error::Usage(format!(
+            "--framework {spec}: unknown profile; expected one of {} or a profile file ending in .toml",
+            FRAMEWORK_NAMES.join(", ")
+        )));
+    }
+    Ok(load_profile(std::path::Path::new(spec))?)
 }
 
 fn parse_horizon(s: &str) -> std::result::Result<f64, String> {

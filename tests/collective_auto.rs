@@ -6,7 +6,9 @@
 use clustersim::hardware::spec::gpu_preset;
 use clustersim::hardware::topology::Topology;
 use clustersim::model::framework::{framework_profile, FrameworkProfile};
-use clustersim::parallel::collective::{choose_all_reduce_nccl, closed_form_time, AllReduceAlgorithm, CollectiveOp};
+use clustersim::parallel::collective::{
+    choose_all_reduce, choose_all_reduce_nccl, closed_form_time, AllReduceAlgorithm, CollectiveOp,
+};
 use clustersim::parallel::ledger::CommKind;
 use clustersim::parallel::microbench::{run, Algorithms};
 use clustersim::parallel::plan::Plan;
@@ -32,18 +34,29 @@ fn bare_stack() -> FrameworkProfile {
 
 #[test]
 fn auto_takes_nvls_in_an_h100_node_and_pipelined_across_nodes_by_hand() {
+    // One H100 node, 64 KiB. NVLS in one chunk: its set-up (25 µs, NCCL's tuning.cc),
+    // then a reduce step (S up each GPU's switch port, S/8 back) and a multicast step
+    // (S/8 up, S back), each gated by the NVLS port rate 308.6 GB/s:
+    // 25 + 2 x (2 µs + 65,536 B / 308.6 GB/s) = 25 + 2 x 2.21237 = 29.4247 µs.
+    // The ring: 14 x (2 µs + 8,192 B / 369 GB/s) = 14 x 2.0222 = 28.31 µs: the ring.
     let s = 64.0 * KIB;
-    // One H100 node, 64 KiB. NVLS in one chunk: a reduce step (S up each GPU's switch
-    // port, S/8 back) and a multicast step (S/8 up, S back), each gated by the NVLS port
-    // rate 308.6 GB/s: 2 x (2 µs + 65,536 B / 308.6 GB/s) = 2 x (2 + 0.21237) = 4.4247 µs.
-    // The ring: 14 x (2 µs + 8,192 B / 369 GB/s) = 14 x 2.0222 = 28.31 µs.
     let one = nodes("h100-sxm", 1);
     let eight: Vec<u32> = (0..8).collect();
-    assert_eq!(choose_all_reduce_nccl(&one, &eight, s), AllReduceAlgorithm::Nvls);
-    let t = closed_form_time(&one, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &eight, s).as_secs_f64();
-    assert!((t * 1e6 - 4.4247).abs() < 0.002, "NVLS at 64 KiB: {t} s");
+    assert_eq!(choose_all_reduce_nccl(&one, &eight, s), AllReduceAlgorithm::Ring);
+    let nvls = closed_form_time(&one, CollectiveOp::AllReduce, AllReduceAlgorithm::Nvls, &eight, s).as_secs_f64();
+    assert!((nvls * 1e6 - 29.4247).abs() < 0.002, "NVLS at 64 KiB: {nvls} s");
     let ring = closed_form_time(&one, CollectiveOp::AllReduce, AllReduceAlgorithm::Ring, &eight, s).as_secs_f64();
     assert!((ring * 1e6 - 28.31).abs() < 0.01, "ring at 64 KiB: {ring} s");
+    // 64 MiB: NVLS at its best chunk count, C = 8 (chunk S/8 = 8 MiB, 27.183 µs at
+    // 308.6 GB/s): a first and a last step of one stage, 2 + 27.183 µs each, and 7
+    // steps carrying both stages (1 + 1/8 chunks each way), 2 + 30.581 µs each:
+    // 25 + 2 x 29.183 + 7 x 32.581 = 311.43 µs (C = 4 gives 327.2, C = 16 315.6).
+    // The ring: 14 x (2 + 8 MiB / 369 GB/s) = 14 x 24.733 = 346.27 µs. NVLS.
+    let s = 64.0 * KIB * KIB;
+    assert_eq!(choose_all_reduce_nccl(&one, &eight, s), AllReduceAlgorithm::Nvls);
+    let t = closed_form_time(&one, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &eight, s).as_secs_f64();
+    assert!((t * 1e6 - 311.43).abs() < 0.02, "NVLS at 64 MiB: {t} s");
+    let s = 64.0 * KIB;
     // Two nodes, 16 GPUs, 64 KiB: pipelined hierarchical in one chunk runs its four
     // stages in turn: in-node exchange (7 x S/8 off each NVLink at 369 GB/s, 2 µs),
     // across nodes twice (S/16 per NIC at 47.5 GB/s, 5 µs), in-node again:
@@ -86,33 +99,39 @@ fn the_collective_command_lands_near_nccl_tests() {
 
 #[test]
 fn serving_prices_a_tp_all_reduce_by_the_same_rule() {
-    // With a stack that adds nothing, a serving run's TP all-reduce costs what
-    // `clustersim collective`'s closed form says for auto at every size: the cheapest of
-    // the candidates' affine prices (one per algorithm and chunk count) is the choice
-    // the rule makes. Rounding: each of at most ~130 steps rounds to 1 ns.
+    // With a stack that adds nothing, a serving run's TP all-reduce costs what the one
+    // rule (`choose_all_reduce` with the stack's kernel buffer, 8 MiB for `optimized`)
+    // runs at every size: the cheapest of the candidates' prices (one per algorithm and
+    // chunk count, each closed outside the sizes the rule gives it) is that choice.
+    // Sizes: 4 KiB to 1 GiB by 4x, and each side of the rule's edges (256 KiB for 8
+    // ranks, the 8 MiB buffer). Rounding: each of at most ~130 steps rounds to 1 ns.
+    let cap = bare_stack().custom_all_reduce_max_bytes as f64;
+    assert_eq!(cap, 8_388_608.0);
+    let mut sizes: Vec<f64> = (0..10).map(|i| 4.0 * KIB * 4f64.powi(i)).collect();
+    sizes.extend([256.0 * KIB - 16.0, cap - 16.0, cap, cap + 16.0]);
     for (preset, n_nodes) in [("h100-sxm", 1u32), ("h100-sxm", 2), ("a100-80g", 1)] {
         let topo = nodes(preset, n_nodes);
         let gpus: Vec<u32> = (0..8 * n_nodes).collect();
         let pricer = Pricer::on(topo.clone(), AllReduceAlgorithm::Auto, bare_stack(), 0.0);
         let price = pricer.all_reduce(&gpus);
-        let mut s = 4.0 * KIB;
-        while s <= GIB {
+        for &s in &sizes {
             let priced = price.ns(s) as f64;
-            let cf =
-                closed_form_time(&topo, CollectiveOp::AllReduce, AllReduceAlgorithm::Auto, &gpus, s).as_ns() as f64;
-            assert!((priced - cf).abs() <= 150.0, "{preset} x{n_nodes} at {s} B: priced {priced} ns, rule {cf} ns");
-            s *= 4.0;
+            let alg = choose_all_reduce(&topo, &gpus, s, cap);
+            let cf = closed_form_time(&topo, CollectiveOp::AllReduce, alg, &gpus, s).as_ns() as f64;
+            assert!((priced - cf).abs() <= 150.0, "{preset} x{n_nodes} at {s} B: priced {priced} ns, {alg:?} {cf} ns");
         }
     }
-    // A stack's per-step cost moves the choice towards fewer steps, as a tuner that
-    // knew it would: at 1 MiB in an H100 node with 5 µs more per step, NVLS in one chunk
-    // (2 steps) beats more chunks; its price is the bare one plus 2 x 5 µs.
+    // A stack's per-step cost moves NCCL's choice towards fewer steps, as a tuner that
+    // knew it would: at 1 MiB in an H100 node with 5 µs more per step and no kernels of
+    // its own, NVLS in one chunk (2 steps) beats more chunks and the ring (14 steps,
+    // 32.97 + 70 µs); its price is the bare one plus 2 x 5 µs.
     let topo = nodes("h100-sxm", 1);
     let eight: Vec<u32> = (0..8).collect();
-    let slow = FrameworkProfile { collective_step_overhead_us: 5.0, ..bare_stack() };
+    let slow = FrameworkProfile { collective_step_overhead_us: 5.0, custom_all_reduce_max_bytes: 0, ..bare_stack() };
     let price = Pricer::on(topo.clone(), AllReduceAlgorithm::Auto, slow, 0.0).all_reduce(&eight);
-    // NVLS, 1 chunk, 1 MiB: 2 x (2 µs + 1,048,576 B / 308.6 GB/s) = 2 x 5.3978 = 10.796 µs.
-    let expect = 10_796.0 + 10_000.0;
+    // NVLS, 1 chunk, 1 MiB: 25 µs set-up + 2 x (2 µs + 1,048,576 B / 308.6 GB/s)
+    // = 25 + 2 x 5.3978 = 35.796 µs (2 chunks: 25 + 3 x 2 + 3.125 x 1.6989 = 36.31).
+    let expect = 35_796.0 + 10_000.0;
     assert!((price.ns(1_048_576.0) as f64 - expect).abs() < 2.0, "{} ns", price.ns(1_048_576.0));
 }
 

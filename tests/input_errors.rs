@@ -143,3 +143,19 @@ fn collective_with_absurd_node_counts_is_refused_at_once() {
         assert!(started.elapsed().as_secs() < 10);
     }
 }
+
+#[test]
+fn collective_with_an_unknown_framework_names_the_flag_and_the_profiles() {
+    // `collective --framework` takes a shipped profile or a .toml file: anything else
+    // exits 2 naming the flag and the shipped names; a missing file names the file.
+    let (code, _, err) = common::clustersim(&["collective", "--framework", "nope", "--sizes", "16KiB..16KiB"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--framework nope") && err.contains("trtllm"), "{err}");
+    let (code, _, err) = common::clustersim(&["collective", "--framework", "no/such.toml", "--sizes", "16KiB..16KiB"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no/such.toml"), "{err}");
+    // A shipped profile with kernels: 16 KiB over 8 H100s runs one-shot.
+    let (code, out, err) = common::clustersim(&["collective", "--framework", "vllm", "--sizes", "16KiB..16KiB"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("one_shot"), "{out}");
+}

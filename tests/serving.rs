@@ -139,21 +139,22 @@ fn ttft_of_a_lone_request_is_the_sum_of_its_prefill_operators_and_collectives_tp
     // the `optimized` profile) + 80 x (attention block + MLP) + embedding + LM head
     // + 160 all-reduces of 2048 x 8192 x 2 B = 33,554,432 B.
     //
-    // Each all-reduce, `auto` on an H100 node: NVLS (the switch reduces and multicasts),
-    // the fastest of ring and NVLS at each chunk count. In C = 8 chunks of S/8 =
-    // 4,194,304 B, 9 steps of α = 2 µs, each GPU's switch port at 308.6 GB/s: the first
-    // moves S/8 up (13,591.39 ns), the 7 middle ones S/8 + S/64 (15,290.32 ns), the last
-    // S/8 down: 2 x 15,591.39 + 7 x 17,290.32 = 152,215 ns (4 chunks: 156,107; 16:
-    // 162,269; the ring: 28 µs + 1.75 x 33,554,432 / 369 GB/s = 187,133 ns). The
-    // optimized stack adds nothing per collective or per step.
+    // Each all-reduce, `auto` on an H100 node: 32 MiB is above the stack's kernel buffer
+    // (8 MiB), so NCCL's choice: NVLS (the switch reduces and multicasts), the fastest
+    // of ring and NVLS at each chunk count. Its set-up, 25 µs, then in C = 8 chunks of
+    // S/8 = 4,194,304 B, 9 steps of α = 2 µs, each GPU's switch port at 308.6 GB/s: the
+    // first moves S/8 up (13,591.39 ns), the 7 middle ones S/8 + S/64 (15,290.32 ns), the
+    // last S/8 down: 25,000 + 2 x 15,591.39 + 7 x 17,290.32 = 177,215 ns (4 chunks:
+    // 181,107; 16: 187,269; the ring: 28 µs + 1.75 x 33,554,432 / 369 GB/s = 187,133 ns).
+    // The optimized stack adds nothing per collective or per step.
     let s = setup(&one_request("[model]\npreset = \"llama-2-70b\"", 8, 2048));
     let pricer = Pricer::new(&s).unwrap();
     let ar = pricer.all_reduce(&(0..8).collect::<Vec<u32>>());
-    assert_eq!(ar.ns(33_554_432.0), 152_215, "{ar:?}");
+    assert_eq!(ar.ns(33_554_432.0), 177_215, "{ar:?}");
 
     let cost = CostModel::new(&s.model, &s.gpu, &s.framework, 8);
     let compute = stage_compute_ns(&cost, &prefill_shape(2048), 80, true, true);
-    let expected = 125_000 + compute + 160 * 152_215;
+    let expected = 125_000 + compute + 160 * 177_215;
 
     let out = run(&s);
     let sum = &out.report.summary;
@@ -164,7 +165,7 @@ fn ttft_of_a_lone_request_is_the_sum_of_its_prefill_operators_and_collectives_tp
     // And every GPU of the group spent exactly the closed form's compute and all-reduce time.
     for g in &out.report.gpus[..8] {
         assert_eq!(ns(g.compute_s), compute);
-        assert_eq!(ns(g.tp_comm_s), 160 * 152_215);
+        assert_eq!(ns(g.tp_comm_s), 160 * 177_215);
         assert_eq!(ns(g.wait_s), 0);
     }
 }

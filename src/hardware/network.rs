@@ -4,9 +4,10 @@
 //! A flow is started on a [`Route`] with a byte count. While it drains, it holds a
 //! share of every link on its route. Shares are re-computed when flows start or
 //! drain or a link's capacity changes, over the links and flows the change can reach
-//! (see the `sharing` module), and every change at one instant is one re-sharing. Each draining
-//! flow's drain instant sits in one dense array, moved only when its rate changes, so
-//! the next drain is one scan; completions (the latency tail after the last byte) are
+//! (see the `sharing` module), and every change at one instant is one re-sharing. The
+//! flows fixed at one link's fair share drain together against that link's virtual
+//! clock (see the `groups` module), so a re-sharing that moves a link's share moves all
+//! their drain instants at once; completions (the latency tail after the last byte) are
 //! events in the engine's [`EventQueue`].
 //!
 //! Latency: a flow's bytes leave at its max-min rate from the moment it starts; the
@@ -28,13 +29,15 @@
 //! [`Network::reroute_flow`].
 
 mod covered;
+mod groups;
 mod records;
 mod sharing;
 
 use super::topology::{LinkId, Route, Topology};
 use crate::engine::{EventQueue, SimTime};
 use covered::Covered;
-use records::{Flow, Hot};
+use groups::{Groups, NO_GROUP};
+use records::{Binding, Flow, Hot};
 use sharing::Sharing;
 
 /// Handle to a flow (slot index plus generation, so stale handles never alias).
@@ -69,9 +72,6 @@ pub fn transfer_time(bytes: f64, bytes_per_s: f64) -> SimTime {
     }
 }
 
-/// The rate of a flow no re-sharing has rated yet (new, re-routed or drained).
-const UNRATED: f64 = -1.0;
-
 /// Counters for benchmarks and reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetworkStats {
@@ -93,27 +93,26 @@ pub struct Network {
     covered: Covered,
     /// Draining flows on each link.
     link_flows: Vec<Vec<u32>>,
-    /// Their rates, in the same order ([`UNRATED`] for flows not rated yet): a copy of
-    /// `rates` laid out so a link's flows are read in one sweep.
-    link_rates: Vec<Vec<f64>>,
+    /// Their groups, in the same order (the stand-in while unrated): a copy laid out so
+    /// the re-sharing reads a link's rates in one sweep. Written when a flow joins a group.
+    link_groups: Vec<Vec<u32>>,
     /// Sum of the rates of the draining flows on each link (not kept for covered links).
     load: Vec<f64>,
     flows: Vec<Flow>,
     hot: Vec<Hot>,
     /// Per flow slot, kept apart from [`Flow`] because the re-sharing reads little else:
-    /// its route, and its rate in bytes/s ([`UNRATED`] until a re-sharing gives it one).
+    /// its route, and the group of its rate cap ([`NO_GROUP`] on an uncapped route).
     routes: Vec<Route>,
-    rates: Vec<f64>,
+    binding: Vec<Binding>,
+    cap_group: Vec<u32>,
+    /// Each draining flow's rate and bytes left, as members of bottleneck groups.
+    groups: Groups,
     free: Vec<u32>,
     /// Draining flows on routes with a finite rate cap (the re-sharing skips looking
     /// for caps while there are none).
     capped: u32,
-    /// Draining flows, and beside each the instant its last byte leaves at its current
-    /// rate (ns; `u64::MAX` while stalled). A dense array: the next drain is one scan.
-    active: Vec<u32>,
-    drain_at: Vec<u64>,
-    /// The earliest of `drain_at`, while no entry moved since it was found.
-    next_drain: Option<u64>,
+    /// Flows holding bandwidth now.
+    draining: usize,
     /// Completions (drained flows waiting out their route latency).
     queue: EventQueue<u32>,
     now: SimTime,
@@ -137,17 +136,17 @@ impl Network {
             covered: Covered::new(topology, &caps),
             caps,
             link_flows: vec![Vec::new(); n],
-            link_rates: vec![Vec::new(); n],
+            link_groups: vec![Vec::new(); n],
             load: vec![0.0; n],
             flows: Vec::new(),
             hot: Vec::new(),
             routes: Vec::new(),
-            rates: Vec::new(),
+            binding: Vec::new(),
+            cap_group: Vec::new(),
+            groups: Groups::new(n),
             free: Vec::new(),
             capped: 0,
-            active: Vec::new(),
-            drain_at: Vec::new(),
-            next_drain: None,
+            draining: 0,
             queue: EventQueue::new(),
             now: SimTime::ZERO,
             seed_links: Vec::new(),
@@ -169,7 +168,7 @@ impl Network {
 
     /// Flows holding bandwidth now.
     pub fn draining_flows(&self) -> usize {
-        self.active.len()
+        self.draining
     }
 
     /// Current capacity of a link, bytes/s.
@@ -180,7 +179,7 @@ impl Network {
     /// Sum of the rates of the flows on `link`, bytes/s, as of the last re-sharing.
     pub fn link_load(&self, link: LinkId) -> f64 {
         if self.covered.is_covered(link) {
-            return self.link_rates[link as usize].iter().map(|r| r.max(0.0)).sum();
+            return self.link_flows[link as usize].iter().map(|&f| self.groups.rate(f).max(0.0)).sum();
         }
         self.load[link as usize]
     }
@@ -201,7 +200,7 @@ impl Network {
 
     /// The current rate of a flow, bytes/s (0 once drained, stalled or unknown).
     pub fn flow_rate(&self, id: FlowId) -> f64 {
-        self.draining_flow(id).map_or(0.0, |_| self.rates[id.idx as usize].max(0.0))
+        self.draining_flow(id).map_or(0.0, |_| self.groups.rate(id.idx).max(0.0))
     }
 
     /// The route a draining flow takes now (`None` once drained or unknown).
@@ -231,6 +230,9 @@ impl Network {
         let mut flipped = vec![link];
         self.covered.refresh(&self.caps, |l| flipped.push(l));
         for l in flipped {
+            for f in self.link_flows[l as usize].clone() {
+                self.bind(f);
+            }
             self.seed(l);
         }
         self.floor = 0.0;
@@ -243,10 +245,11 @@ impl Network {
         if !self.is_draining(id) || route.links().is_empty() {
             return false;
         }
-        self.catch_up(id.idx);
-        self.unlink(id.idx);
+        let rate = self.groups.rate(id.idx);
+        self.groups.leave(id.idx, self.now);
+        self.unlink(id.idx, rate);
         self.routes[id.idx as usize] = route;
-        self.rates[id.idx as usize] = UNRATED;
+        self.set_cap_group(id.idx);
         self.link(id.idx);
         true
     }
@@ -258,28 +261,28 @@ impl Network {
         let drains = bytes > 0.0 && !route.links().is_empty();
         let flow =
             Flow { gen: 0, live: true, draining: drains, bytes: bytes.max(0.0), start: now, tag, done_event: None };
-        let hot = Hot { remaining: bytes.max(0.0), updated: now, pos: [0; 4], active_pos: 0 };
+        let hot = Hot { pos: [0; 4] };
         let idx = match self.free.pop() {
             Some(i) => {
                 let gen = self.flows[i as usize].gen.wrapping_add(1);
                 self.flows[i as usize] = Flow { gen, ..flow };
                 self.hot[i as usize] = hot;
                 self.routes[i as usize] = route;
-                self.rates[i as usize] = UNRATED;
                 i
             }
             None => {
                 self.flows.push(flow);
                 self.hot.push(hot);
                 self.routes.push(route);
-                self.rates.push(UNRATED);
+                self.binding.push(Binding::default());
+                self.cap_group.push(NO_GROUP);
                 (self.flows.len() - 1) as u32
             }
         };
+        self.groups.start(idx, bytes.max(0.0));
         if drains {
-            self.hot[idx as usize].active_pos = self.active.len() as u32;
-            self.active.push(idx);
-            self.drain_at.push(u64::MAX);
+            self.draining += 1;
+            self.set_cap_group(idx);
             self.link(idx);
         } else {
             let ev = self.queue.schedule(now + route.latency, idx);
@@ -291,10 +294,8 @@ impl Network {
     /// The earliest pending completion or drain, after bringing shares up to date.
     pub fn next_event_time(&mut self) -> Option<SimTime> {
         self.settle();
-        if self.next_drain.is_none() {
-            self.next_drain = Some(self.drain_at.iter().copied().min().unwrap_or(u64::MAX));
-        }
-        let drain = self.next_drain.filter(|&t| t != u64::MAX).map(SimTime::from_ns);
+        self.groups.refresh();
+        let drain = self.groups.next_drain().map(SimTime::from_ns);
         match (drain, self.queue.peek_time()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -311,13 +312,10 @@ impl Network {
         let mut drained = Vec::new();
         loop {
             drained.clear();
-            // `next_drain` is fresh: `next_event_time` just ran.
-            if self.next_drain == Some(t.as_ns()) {
-                drained
-                    .extend((0..self.active.len()).filter(|&k| self.drain_at[k] == t.as_ns()).map(|k| self.active[k]));
-            }
-            for &idx in &drained {
-                self.drain(idx);
+            // The groups are fresh: `next_event_time` just ran.
+            self.groups.pop_drained(t.as_ns(), &mut drained);
+            for &(idx, rate) in &drained {
+                self.drain(idx, rate);
             }
             while self.queue.peek_time() == Some(t) {
                 let Some((_, idx)) = self.queue.pop() else { break };
@@ -358,12 +356,13 @@ impl Network {
     fn link(&mut self, idx: u32) {
         self.floor = 0.0;
         let route = self.routes[idx as usize];
+        self.bind(idx);
         self.capped += u32::from(route.rate_cap.is_finite());
         for (k, &l) in route.links().iter().enumerate() {
             let list = &mut self.link_flows[l as usize];
             self.hot[idx as usize].pos[k] = list.len() as u32;
             list.push(idx);
-            self.link_rates[l as usize].push(self.rates[idx as usize]);
+            self.link_groups[l as usize].push(self.groups.unrated());
             if !self.covered.is_covered(l) {
                 self.seed_links.push(l);
             }
@@ -386,8 +385,8 @@ impl Network {
     /// Takes a draining flow off its links. A link that was full may now give its other
     /// flows more and is re-shared; one that had room was nobody's bottleneck, and
     /// losing a flow changes nothing there.
-    fn unlink(&mut self, idx: u32) {
-        let (route, rate) = (self.routes[idx as usize], self.rates[idx as usize].max(0.0));
+    fn unlink(&mut self, idx: u32, rate: f64) {
+        let (route, rate) = (self.routes[idx as usize], rate.max(0.0));
         self.capped -= u32::from(route.rate_cap.is_finite());
         for (k, &l) in route.links().iter().enumerate() {
             let li = l as usize;
@@ -398,7 +397,7 @@ impl Network {
                 self.load[li] -= rate;
             }
             let p = self.hot[idx as usize].pos[k] as usize;
-            self.link_rates[li].swap_remove(p);
+            self.link_groups[li].swap_remove(p);
             let list = &mut self.link_flows[li];
             list.swap_remove(p);
             if let Some(&moved) = list.get(p) {
@@ -409,43 +408,47 @@ impl Network {
         }
     }
 
-    /// Sets a draining flow's rate, in `rates` and in its links' copies.
-    fn set_rate(&mut self, idx: u32, rate: f64) {
-        self.rates[idx as usize] = rate;
-        let f = &self.hot[idx as usize];
+    /// Notes which links of flow `idx`'s route can bound its rate.
+    fn bind(&mut self, idx: u32) {
+        let covered = &self.covered;
+        self.binding[idx as usize] = Binding::new(self.routes[idx as usize].links(), |l| covered.is_covered(l));
+    }
+
+    /// Notes flow `idx`'s group `g` in its links' copies.
+    fn note_group(&mut self, idx: u32, g: u32) {
+        let pos = self.hot[idx as usize].pos;
         for (k, &l) in self.routes[idx as usize].links().iter().enumerate() {
-            self.link_rates[l as usize][f.pos[k] as usize] = rate;
+            self.link_groups[l as usize][pos[k] as usize] = g;
         }
     }
 
-    /// Brings a flow's bytes left up to now at its current rate.
-    fn catch_up(&mut self, idx: u32) {
-        let now = self.now;
-        let rate = self.rates[idx as usize];
-        let f = &mut self.hot[idx as usize];
-        if rate > 0.0 {
-            let elapsed = (now - f.updated).as_secs_f64();
-            f.remaining = (f.remaining - rate * elapsed).max(0.0);
+    /// Gives a flow on a capped route a group of its own for the cap (and gives back
+    /// the one it had).
+    fn set_cap_group(&mut self, idx: u32) {
+        let i = idx as usize;
+        if self.cap_group[i] != NO_GROUP {
+            self.groups.release(self.cap_group[i]);
+            self.cap_group[i] = NO_GROUP;
         }
-        f.updated = now;
+        if self.routes[i].rate_cap.is_finite() {
+            self.cap_group[i] = self.groups.alloc();
+        }
     }
 
-    /// The flow's last byte left: it frees its links and completes after the latency.
-    fn drain(&mut self, idx: u32) {
-        self.floor = self.floor.min(self.rates[idx as usize].max(0.0));
-        self.unlink(idx);
-        self.next_drain = None;
-        let k = self.hot[idx as usize].active_pos as usize;
-        self.active.swap_remove(k);
-        self.drain_at.swap_remove(k);
-        if let Some(&moved) = self.active.get(k) {
-            self.hot[moved as usize].active_pos = k as u32;
+    /// The flow's last byte left at `rate`: it frees its links and completes after the
+    /// latency.
+    fn drain(&mut self, idx: u32, rate: f64) {
+        self.floor = self.floor.min(rate.max(0.0));
+        self.unlink(idx, rate);
+        self.draining -= 1;
+        let i = idx as usize;
+        if self.cap_group[i] != NO_GROUP {
+            self.groups.release(self.cap_group[i]);
+            self.cap_group[i] = NO_GROUP;
         }
-        let at = self.now + self.routes[idx as usize].latency;
+        let at = self.now + self.routes[i].latency;
         let ev = self.queue.schedule(at, idx);
-        self.rates[idx as usize] = UNRATED;
-        self.hot[idx as usize].remaining = 0.0;
-        let f = &mut self.flows[idx as usize];
+        let f = &mut self.flows[i];
         f.draining = false;
         f.done_event = Some(ev);
     }
@@ -458,20 +461,8 @@ impl Network {
         }
         let seeds = std::mem::take(&mut self.seed_links);
         let mut sharing = std::mem::take(&mut self.sharing);
-        let mut changed = 0u64;
         let floor = std::mem::replace(&mut self.floor, f64::INFINITY);
-        sharing.reshare(self, &seeds, floor, |net, idx, new_rate| {
-            changed += 1;
-            net.catch_up(idx);
-            net.set_rate(idx, new_rate);
-            let now = net.now;
-            let f = &net.hot[idx as usize];
-            let at = if new_rate > 0.0 { (now + transfer_time(f.remaining, new_rate)).as_ns() } else { u64::MAX };
-            net.drain_at[f.active_pos as usize] = at;
-        });
-        if changed > 0 {
-            self.next_drain = None;
-        }
+        let changed = sharing.reshare(self, &seeds, floor);
         self.stats.recomputations += 1;
         self.stats.flows_rerated += sharing.last_size() as u64;
         self.stats.rates_changed += changed;

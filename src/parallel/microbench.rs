@@ -4,7 +4,7 @@
 //! `clustersim collective --hardware h100-sxm --nodes 2 --op all_reduce --sizes 1MiB..1GiB`
 //! maps onto [`run`] + [`format_table`]; sizes double between the bounds.
 
-use super::collective::{choose_all_reduce_nccl, schedule_time, CollectiveOp};
+use super::collective::{choose_all_reduce, schedule_time, CollectiveOp};
 use super::collective::{AllReduceAlgorithm, AllToAllAlgorithm};
 use super::runner::{CollectiveRequest, CollectiveRunner};
 use crate::engine::SimTime;
@@ -84,14 +84,17 @@ pub fn parse_size_range(s: &str) -> Result<Vec<u64>> {
     Ok(out)
 }
 
-/// The algorithms to run: all-reduce (`Auto`: the NCCL-like choice per size,
-/// [`choose_all_reduce_nccl`]) and all-to-all.
+/// The algorithms to run: all-reduce (`Auto`: the choice per size of
+/// [`choose_all_reduce`], NCCL's tuner's without a stack's kernels) and all-to-all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Algorithms {
     /// All-reduce algorithm.
     pub all_reduce: AllReduceAlgorithm,
     /// How all-to-all is posted.
     pub all_to_all: AllToAllAlgorithm,
+    /// The serving stack's own all-reduce kernels run below this many bytes (`auto`
+    /// only; 0: none, NCCL's choice).
+    pub custom_max_bytes: u64,
 }
 
 fn all_reduce_name(alg: AllReduceAlgorithm) -> &'static str {
@@ -103,6 +106,8 @@ fn all_reduce_name(alg: AllReduceAlgorithm) -> &'static str {
         AllReduceAlgorithm::Pipelined => "pipelined",
         AllReduceAlgorithm::Tree => "tree",
         AllReduceAlgorithm::Nvls => "nvls",
+        AllReduceAlgorithm::OneShot => "one_shot",
+        AllReduceAlgorithm::TwoShot => "two_shot",
     }
 }
 
@@ -122,7 +127,9 @@ pub fn run(topo: &Topology, op: CollectiveOp, algs: Algorithms, ranks: &[u32], s
             }
             _ => {
                 let alg = match algs.all_reduce {
-                    AllReduceAlgorithm::Auto if op == CollectiveOp::AllReduce => choose_all_reduce_nccl(topo, ranks, s),
+                    AllReduceAlgorithm::Auto if op == CollectiveOp::AllReduce => {
+                        choose_all_reduce(topo, ranks, s, algs.custom_max_bytes as f64)
+                    }
                     a => super::collective::resolve_all_reduce(topo, a, ranks),
                 };
                 let name = if op == CollectiveOp::AllReduce { all_reduce_name(alg) } else { "-" };

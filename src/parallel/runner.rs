@@ -125,6 +125,8 @@ struct Running {
     arrivals: Vec<SimTime>,
     start: SimTime,
     transfers: Vec<Transfer>,
+    /// The latency every transfer pays in place of its route's, when set.
+    step_latency: Option<SimTime>,
     /// (src rank index, dst rank index) of each transfer.
     ends: Vec<(u32, u32)>,
     step_of: Vec<u32>,
@@ -192,6 +194,7 @@ impl Running {
             start,
             started: vec![false; transfers.len()],
             transfers,
+            step_latency: req.schedule.step_latency,
             ends,
             step_of,
             step_off,
@@ -302,8 +305,10 @@ impl CollectiveRunner {
         }
         let id = self.next_id;
         self.next_id += 1;
+        // The first step waits for the schedule's start-up (NVLS's set-up), communicating.
+        let first_step = start + req.schedule.startup;
         self.running.insert(id, Running::build(req, arrivals, start));
-        self.starts.schedule(start, RunnerEvent::Start(id));
+        self.starts.schedule(first_step, RunnerEvent::Start(id));
         Ok(CollectiveId(id))
     }
 
@@ -434,7 +439,8 @@ impl CollectiveRunner {
                 if c.step_done[other as usize] >= k {
                     c.started[ti] = true;
                     let tr = c.transfers[ti];
-                    let route = self.topo.route(tr.src, tr.dst);
+                    let mut route = self.topo.route(tr.src, tr.dst);
+                    route.latency = c.step_latency.unwrap_or(route.latency);
                     self.net.start_flow(route, tr.bytes, (u64::from(id) << 32) | ti as u64);
                 }
             }

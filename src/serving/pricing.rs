@@ -16,7 +16,7 @@ use crate::hardware::topology::{LinkId, LinkKind};
 use crate::metrics::network::{GroupFact, LinkFact, NetworkFacts};
 use crate::model::framework::FrameworkProfile;
 use crate::parallel::collective::convex_closed_form;
-use crate::parallel::collective::{auto_candidates, is_chunked, resolve_all_reduce, CHUNK_OPTIONS};
+use crate::parallel::collective::{auto_candidates, custom_window, is_chunked, resolve_all_reduce, CHUNK_OPTIONS};
 use crate::parallel::collective::{AllReduceAlgorithm, CollectiveOp};
 use crate::parallel::fabric::{concurrent_prices, serving_all_to_all, shared_links, Member, SetPrice};
 use crate::parallel::ledger::CommKind;
@@ -164,14 +164,23 @@ impl Pricer {
 
     /// The ways a TP all-reduce over `gpus` may run, one member each: the scenario's
     /// algorithm, or with `auto` every candidate NCCL's tuner weighs
-    /// ([`auto_candidates`]); a chunked one at each of [`CHUNK_OPTIONS`]. Each has an
-    /// affine price; only those cheapest alone (stack costs included) at some size are
-    /// kept, so the cheapest kept at a size is `auto`'s choice there
-    /// (`parallel::collective::choose_all_reduce_nccl`, plus the stack's per-step costs).
-    /// Ordered by per-byte cost, steepest first.
+    /// ([`auto_candidates`]) and the stack's own one-shot and two-shot kernels where
+    /// they run; a chunked one at each of [`CHUNK_OPTIONS`]. Each has a convex price
+    /// (closed to the sizes the rule gives it, [`Self::window`]); only those cheapest
+    /// alone (stack costs included) at some size are kept, so the cheapest kept at a size
+    /// is `auto`'s choice there (`parallel::collective::choose_all_reduce`, with NCCL's
+    /// part weighing the stack's per-step costs too). Ordered by per-byte cost, steepest
+    /// first.
     fn all_reduce_options(&self, gpus: &[u32]) -> Vec<Member> {
         let algs = match self.all_reduce {
-            AllReduceAlgorithm::Auto => auto_candidates(&self.topo, gpus),
+            AllReduceAlgorithm::Auto => {
+                let mut algs = auto_candidates(&self.topo, gpus);
+                if self.custom_max_bytes() > 0.0 {
+                    let own = [AllReduceAlgorithm::OneShot, AllReduceAlgorithm::TwoShot];
+                    algs.extend(own.into_iter().filter(|&a| resolve_all_reduce(&self.topo, a, gpus) == a));
+                }
+                algs
+            }
             a => vec![resolve_all_reduce(&self.topo, a, gpus)],
         };
         let chunks = |alg| if is_chunked(alg) { CHUNK_OPTIONS.map(Some).to_vec() } else { vec![None] };
@@ -204,7 +213,23 @@ impl Pricer {
             return Convex::default();
         }
         let steps = schedule.steps();
-        Convex(convex_closed_form(&self.topo, &schedule, 1.0).into_iter().map(|a| self.stack_steps(steps, a)).collect())
+        let pieces = convex_closed_form(&self.topo, &schedule, 1.0).into_iter().map(|a| self.stack_steps(steps, a));
+        Convex(pieces.chain(self.window(m)).collect())
+    }
+
+    /// The stack's kernel buffer, bytes (0: none).
+    fn custom_max_bytes(&self) -> f64 {
+        self.framework.custom_all_reduce_max_bytes as f64
+    }
+
+    /// Pieces that close member `m`'s price outside the sizes `auto` runs it at (the
+    /// stack's kernels below its buffer size, NCCL's algorithms from there;
+    /// [`custom_window`]); none for a scenario's fixed algorithm.
+    fn window(&self, m: &Member) -> Vec<Affine> {
+        match self.all_reduce {
+            AllReduceAlgorithm::Auto => custom_window(&self.topo, m.alg, &m.ranks, self.custom_max_bytes()),
+            _ => Vec::new(),
+        }
     }
 
     /// A member's price alone on idle links, stack costs included.
@@ -262,7 +287,8 @@ impl Pricer {
             // Alone on their links they keep the closed form at every size; sharing
             // links, the flow model's fit.
             for ((e, p), m) in idx.into_iter().zip(self.priced(&set)).zip(&set) {
-                prices[e].push(if p.contended { Convex(vec![p.affine]) } else { self.alone_convex(m) });
+                let contended = || Convex(std::iter::once(p.affine).chain(self.window(m)).collect());
+                prices[e].push(if p.contended { contended() } else { self.alone_convex(m) });
             }
         }
         prices.into_iter().map(Price).collect()

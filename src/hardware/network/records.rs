@@ -15,15 +15,36 @@ pub(super) struct Flow {
     pub(super) done_event: Option<EventId>,
 }
 
-/// What a rate change reads and writes of a flow, apart from [`Flow`] so the flows of a
-/// re-sharing are 40 bytes each to fetch, not a whole [`Flow`].
+/// The links of a flow's route that can bound its rate: the covered ones left out (see
+/// the `covered` module). The re-sharing reads these, not the route.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Binding {
+    links: [u32; 4],
+    n: u32,
+}
+
+impl Binding {
+    /// The links of `route` for which `covered` is false.
+    pub(super) fn new(route: &[u32], covered: impl Fn(u32) -> bool) -> Self {
+        let mut b = Binding::default();
+        for &l in route.iter().filter(|&&l| !covered(l)) {
+            b.links[b.n as usize] = l;
+            b.n += 1;
+        }
+        b
+    }
+
+    /// The links.
+    #[inline]
+    pub(super) fn links(&self) -> &[u32] {
+        &self.links[..self.n as usize]
+    }
+}
+
+/// Where a flow sits in its links' flow lists, apart from [`Flow`] so the re-sharing
+/// fetches 16 bytes per flow, not a whole [`Flow`].
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Hot {
-    pub(super) remaining: f64,
-    /// When `remaining` was last brought up to date.
-    pub(super) updated: SimTime,
     /// Position of this flow in `link_flows[route.links()[k]]`.
     pub(super) pos: [u32; 4],
-    /// Position of this flow in `active` while draining.
-    pub(super) active_pos: u32,
 }

@@ -32,8 +32,11 @@
 //! is at least rem/cnt when s <= rem/cnt. So a popped key is a lower bound: an entry whose
 //! link's share has grown since is pushed again at the new share, not processed.
 //!
-//! A flow whose new rate equals its old one to 1e-12 relative keeps the old value, so
-//! its finish is not moved by rounding noise.
+//! Every flow fixed when a link fills drains at that link's share, so the result is a
+//! level per filled link (and per capped flow, its cap) and a group per flow: the
+//! `groups` module keeps the rest. Only flows whose group changes are moved one by one;
+//! a group whose new level equals its old one to 1e-12 relative keeps the old value, so
+//! its members' finishes are not moved by rounding noise.
 
 use super::Network;
 use crate::hardware::topology::LinkId;
@@ -61,17 +64,21 @@ fn key(rate: f64) -> u64 {
 /// Scratch space of the re-sharing, kept between calls so nothing is reallocated.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Sharing {
-    /// Bumped per re-sharing; a flow or link stamped with it was reached this time.
+    /// Bumped per re-sharing; a link or flow stamped with it was reached (a flow: fixed)
+    /// this time.
     epoch: u32,
-    flow_seen: Vec<u32>,
     flow_fixed: Vec<u32>,
-    new_rate: Vec<f64>,
+    /// The component's flows, each with the group it was fixed in, in fixing order.
+    fixed: Vec<(u32, u32)>,
+    /// The groups given a level by this re-sharing, with it.
+    levels: Vec<(u32, f64)>,
+    /// The component's flows whose group changes, with it.
+    moves: Vec<(u32, u32)>,
     link_seen: Vec<u32>,
     rem: Vec<f64>,
     cnt: Vec<u32>,
-    /// The component: its links and flows.
+    /// The component's links.
     links: Vec<LinkId>,
-    flows: Vec<u32>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
     /// The component's flows on each of its links (`span[link]` indexes `moving`):
     /// the flows that are not constants.
@@ -93,60 +100,62 @@ impl Sharing {
 
     /// Flows in the last re-sharing's component.
     pub(super) fn last_size(&self) -> usize {
-        self.flows.len()
+        self.fixed.len()
     }
 
-    /// Re-shares the component of `seed_links`; calls `changed(flow, new_rate)` for
-    /// every flow of it whose rate moved (new flows included) after setting the links'
-    /// loads. When every change was a drain, `floor` is the lowest rate a drained flow
-    /// had, and flows rated below it keep their rates (see the module docs); otherwise
-    /// it is 0. Flows keep their old rate until `changed` moves it with the finish.
-    pub(super) fn reshare(
-        &mut self,
-        net: &mut Network,
-        seed_links: &[LinkId],
-        floor: f64,
-        mut changed: impl FnMut(&mut Network, u32, f64),
-    ) {
+    /// Re-shares the component of `seed_links` at the network's instant: sets the new
+    /// levels, moves the flows whose group changed and sets the links' loads. When every
+    /// change was a drain, `floor` is the lowest rate a drained flow had, and flows rated
+    /// below it keep their rates (see the module docs); otherwise it is 0. Returns how
+    /// many flows' rates changed.
+    pub(super) fn reshare(&mut self, net: &mut Network, seed_links: &[LinkId], floor: f64) -> u64 {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             // Wrapped: old stamps could alias the new epoch.
-            self.flow_seen.fill(0);
             self.flow_fixed.fill(0);
             self.link_seen.fill(0);
             self.epoch = 1;
         }
-        let n = net.flows.len();
-        if self.flow_seen.len() < n {
-            self.flow_seen.resize(n, 0);
-            self.flow_fixed.resize(n, 0);
-            self.new_rate.resize(n, 0.0);
+        if self.flow_fixed.len() < net.flows.len() {
+            self.flow_fixed.resize(net.flows.len(), 0);
         }
         // Below the floor by more than rounding noise: certainly below it exactly.
         self.component(net, seed_links, floor * (1.0 - TOL));
         self.fill(net);
-        for i in 0..self.flows.len() {
-            let f = self.flows[i];
-            let (old, new) = (net.rates[f as usize], self.new_rate[f as usize]);
-            let keep = old >= 0.0 && (new - old).abs() <= SAME * old.max(new);
-            let rate = if keep { old } else { new };
-            for &l in net.routes[f as usize].links() {
-                if !net.covered.is_covered(l) {
-                    net.load[l as usize] += rate;
-                }
-            }
-            if !keep {
-                changed(net, f, new);
+        self.apply(net)
+    }
+
+    /// Moves the flows whose group changed, sets the new levels and the links' loads.
+    fn apply(&mut self, net: &mut Network) -> u64 {
+        let now = net.now;
+        self.moves.clear();
+        self.moves.extend(self.fixed.iter().filter(|&&(f, g)| g != net.groups.group_of(f)));
+        for &(f, _) in &self.moves {
+            net.groups.leave(f, now);
+        }
+        let mut changed = self.moves.len() as u64;
+        for &(g, level) in &self.levels {
+            let old = net.groups.level(g);
+            if old < 0.0 || (level - old).abs() > SAME * old.max(level) {
+                changed += net.groups.len(g) as u64;
+                net.groups.set_level(g, level, now);
             }
         }
+        for &(f, g) in &self.moves {
+            net.groups.join(f, g, now);
+            net.note_group(f, g);
+        }
+        for &l in &self.links {
+            net.load[l as usize] = net.caps[l as usize] - self.rem[l as usize];
+        }
+        changed
     }
 
     /// Collects the links reachable from `seeds` through flows rated at or above
-    /// `below`, and those flows; the flows under it are constants that take their rate
-    /// off each link's capacity (and make up its load so far).
+    /// `below`, and on each link those flows; the flows under it are constants that take
+    /// their rate off each link's capacity (and make up its load so far).
     fn component(&mut self, net: &mut Network, seeds: &[LinkId], below: f64) {
         self.links.clear();
-        self.flows.clear();
         self.moving.clear();
         let epoch = self.epoch;
         for &l in seeds {
@@ -162,15 +171,12 @@ impl Sharing {
             let kept = self.split(net, li, below);
             self.rem[li] = net.caps[li] - kept;
             net.load[li] = kept;
+            // A flow is met once from each of its links: its links are queued each
+            // time, which is cheaper than asking first whether it was met.
             for k in self.span[li].0..self.span[li].1 {
                 let f = self.moving[k as usize];
-                if self.flow_seen[f as usize] == epoch {
-                    continue;
-                }
-                self.flow_seen[f as usize] = epoch;
-                self.flows.push(f);
-                for &m in net.routes[f as usize].links() {
-                    if self.link_seen[m as usize] != epoch && !net.covered.is_covered(m) {
+                for &m in net.binding[f as usize].links() {
+                    if self.link_seen[m as usize] != epoch {
                         self.link_seen[m as usize] = epoch;
                         self.links.push(m);
                     }
@@ -184,17 +190,31 @@ impl Sharing {
     /// with four partial sums: most of a busy link's flows are constants, and this
     /// sweep is the hot loop of a re-sharing.
     fn split(&mut self, net: &Network, li: usize, below: f64) -> f64 {
-        let rates = &net.link_rates[li];
-        let flows = &net.link_flows[li];
+        let (flows, groups) = (&net.link_flows[li], &net.link_groups[li]);
+        let levels = net.groups.levels();
         let base = self.moving.len();
-        self.moving.resize(base + rates.len(), 0);
+        self.moving.resize(base + flows.len(), 0);
         let out = &mut self.moving[base..];
+        // Rates are non-negative or UNRATED (sign bit set), so as bits a constant is one
+        // below `below`'s bits, and an unrated flow never is.
+        let below = below.to_bits();
         let (mut n, mut acc) = (0usize, [0.0f64; 4]);
-        for (j, (&r, &f)) in rates.iter().zip(flows).enumerate() {
-            let constant = r >= 0.0 && r < below;
-            acc[j & 3] += if constant { r } else { 0.0 };
+        let mut take = |f: u32, g: u32, acc: &mut f64| {
+            let r = levels[g as usize];
+            let constant = r.to_bits() < below;
+            *acc += if constant { r } else { 0.0 };
             out[n] = f;
             n += usize::from(!constant);
+        };
+        // Flow j adds to partial sum j % 4, in fours so the sums stay in registers.
+        let (mut fs, mut gs) = (flows.chunks_exact(4), groups.chunks_exact(4));
+        for (f4, g4) in (&mut fs).zip(&mut gs) {
+            for i in 0..4 {
+                take(f4[i], g4[i], &mut acc[i]);
+            }
+        }
+        for (i, (&f, &g)) in fs.remainder().iter().zip(gs.remainder()).enumerate() {
+            take(f, g, &mut acc[i]);
         }
         self.moving.truncate(base + n);
         self.span[li] = (base as u32, (base + n) as u32);
@@ -205,6 +225,8 @@ impl Sharing {
     /// Progressive filling of the component's flows against what the rest leaves.
     fn fill(&mut self, net: &Network) {
         self.heap.clear();
+        self.levels.clear();
+        self.fixed.clear();
         for &l in &self.links {
             let li = l as usize;
             if self.cnt[li] > 0 {
@@ -212,11 +234,15 @@ impl Sharing {
             }
         }
         // Most re-sharings have no capped flow: skip reading every flow's route for one.
-        let capped = if net.capped > 0 { &self.flows[..] } else { &[] };
-        for &f in capped {
-            let cap = net.routes[f as usize].rate_cap;
-            if cap.is_finite() {
-                self.heap.push(Reverse((key(cap), FLOW_ENTRY | f)));
+        if net.capped > 0 {
+            for &l in &self.links {
+                let (lo, hi) = self.span[l as usize];
+                for &f in &self.moving[lo as usize..hi as usize] {
+                    let cap = net.routes[f as usize].rate_cap;
+                    if cap.is_finite() {
+                        self.heap.push(Reverse((key(cap), FLOW_ENTRY | f)));
+                    }
+                }
             }
         }
         let epoch = self.epoch;
@@ -224,7 +250,9 @@ impl Sharing {
             if e & FLOW_ENTRY != 0 {
                 let f = e & !FLOW_ENTRY;
                 if self.flow_fixed[f as usize] != epoch {
-                    self.fix(net, f, net.routes[f as usize].rate_cap);
+                    let (cap, group) = (net.routes[f as usize].rate_cap, net.cap_group[f as usize]);
+                    self.fix(net, f, cap, group, u32::MAX);
+                    self.levels.push((group, cap));
                 }
                 continue;
             }
@@ -233,28 +261,33 @@ impl Sharing {
                 continue;
             }
             let share = self.rem[li].max(0.0) / f64::from(self.cnt[li]);
-            if key(share) > k {
+            // Grown since pushed: still the least if no other key (a lower bound of its
+            // link's share) is below it.
+            if key(share) > k && self.heap.peek().is_some_and(|&Reverse((next, _))| next < key(share)) {
                 self.heap.push(Reverse((key(share), e)));
                 continue;
             }
+            self.levels.push((e, share));
+            // Every flow of the link left is fixed now: its own remainder is taken once.
+            self.rem[li] -= share * f64::from(self.cnt[li]);
+            self.cnt[li] = 0;
             for k in self.span[li].0..self.span[li].1 {
                 let f = self.moving[k as usize];
                 if self.flow_fixed[f as usize] != epoch {
-                    self.fix(net, f, share);
+                    self.fix(net, f, share, e, e);
                 }
             }
         }
     }
 
-    /// Fixes flow `f` at `rate` and takes it off its links.
-    fn fix(&mut self, net: &Network, f: u32, rate: f64) {
+    /// Fixes flow `f` at `rate` in `group` and takes it off its links other than `done`
+    /// (whose remainder the caller takes for all its flows at once).
+    fn fix(&mut self, net: &Network, f: u32, rate: f64, group: u32, done: u32) {
         self.flow_fixed[f as usize] = self.epoch;
-        self.new_rate[f as usize] = rate;
-        for &l in net.routes[f as usize].links() {
-            if !net.covered.is_covered(l) {
-                self.rem[l as usize] -= rate;
-                self.cnt[l as usize] -= 1;
-            }
+        self.fixed.push((f, group));
+        for &l in net.binding[f as usize].links().iter().filter(|&&l| l != done) {
+            self.rem[l as usize] -= rate;
+            self.cnt[l as usize] -= 1;
         }
     }
 }

@@ -120,7 +120,7 @@ pub fn parse(text: &str, path: &Path) -> Result<FrameworkProfile, InputError> {
             }
             None => Location::File,
         };
-        let allowed = "a profile holds `name`, `admission`, `chunked_prefill`, `cuda_graph_max_batch` and the numeric keys of README \"Engine profiles and calibration\"";
+        let allowed = "a profile holds `name`, `admission`, `chunked_prefill`, `cuda_graph_max_batch`, `custom_all_reduce_max_bytes` and the numeric keys of README \"Engine profiles and calibration\"";
         InputError { file: path.to_path_buf(), location, message: format!("{} ({allowed})", e.message().trim()) }
     })?;
     if p.name.trim().is_empty() {

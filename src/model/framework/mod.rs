@@ -62,6 +62,10 @@ pub struct FrameworkProfile {
     /// Extra latency per ring step of a collective on top of the link's α (eager
     /// launches and synchronization of each step), µs; a ring all-reduce has 2(n-1) steps.
     pub collective_step_overhead_us: f64,
+    /// The stack runs in-node TP all-reduces below this many bytes with its own one-shot /
+    /// two-shot kernels (`parallel::collective::choose_all_reduce`), NCCL the rest; 0:
+    /// the stack has no such kernels. Only with `parallel.all_reduce = "auto"`.
+    pub custom_all_reduce_max_bytes: u64,
     /// HBM bytes moved per attention score (one query head x one query token x one
     /// key) in prefill attention: 0 for fused (flash) attention, which keeps scores
     /// on chip; > 0 for attention that materializes scores and softmax in HBM.

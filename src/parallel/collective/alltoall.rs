@@ -51,7 +51,7 @@ pub fn expand_all_to_all(topo: &Topology, alg: AllToAllAlgorithm, ranks: &[u32],
         }
         _ => push(&mut phases, direct(ranks, matrix), 1),
     }
-    Ok(Schedule { ranks: ranks.to_vec(), phases })
+    Ok(Schedule::new(ranks.to_vec(), phases))
 }
 
 fn pairwise(ranks: &[u32], m: &[f64], phases: &mut Vec<Phase>) {

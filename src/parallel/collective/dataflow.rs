@@ -145,8 +145,15 @@ pub(super) fn prepare(topo: &Topology, schedule: &Schedule) -> Vec<Step> {
                 fill[x] += 1;
             }
         }
+        // A schedule that sets a step latency (an engine's kernel) pays it in place of
+        // each route's, as the flow runner does.
+        let route = |t: &Transfer| {
+            let mut r = topo.route(t.src, t.dst);
+            r.latency = schedule.step_latency.unwrap_or(r.latency);
+            r
+        };
         Step {
-            routes: transfers.iter().map(|t| topo.route(t.src, t.dst)).collect(),
+            routes: transfers.iter().map(route).collect(),
             bytes: transfers.iter().map(|t| t.bytes.max(0.0)).collect(),
             ends,
             inv_off,
@@ -157,12 +164,12 @@ pub(super) fn prepare(topo: &Topology, schedule: &Schedule) -> Vec<Step> {
     schedule.phases.iter().map(|p| step(&p.transfers, p.repeat)).collect()
 }
 
-/// The critical path through `steps` over `n` ranks that all start at zero: `max`
-/// picks the later of two path costs, `scale` turns the expansion's payload into one
-/// byte (lines; ignored by times).
+/// The critical path through `steps` over `n` ranks that all start at `startup` (the
+/// schedule's set-up): `max` picks the later of two path costs, `scale` turns the
+/// expansion's payload into one byte (lines; ignored by times).
 pub(super) fn critical_path<C: PathCost>(
     topo: &Topology,
-    n: usize,
+    (n, startup): (usize, SimTime),
     steps: &[Step],
     scale: f64,
     max: impl Fn(C, C) -> C,
@@ -170,7 +177,7 @@ pub(super) fn critical_path<C: PathCost>(
     let caps: Vec<f64> = topo.links().iter().map(|l| l.bytes_per_s).collect();
     let mut sim = Sim::new(steps, &caps, n, scale, &max);
     let total = sim.total_steps();
-    let mut ready = vec![C::ZERO; n];
+    let mut ready = vec![C::latency(startup); n];
     let mut g = 0u64;
     while g < total {
         // Ranks level with each other stay level through steps that end level: the rest

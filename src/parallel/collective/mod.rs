@@ -18,6 +18,7 @@
 //! gives it on idle links.
 
 mod alltoall;
+mod custom;
 mod dataflow;
 mod maxmin;
 mod nccl;
@@ -25,8 +26,9 @@ mod sim;
 mod time;
 
 pub use alltoall::{expand_all_to_all, AllToAllAlgorithm};
+pub use custom::{choose_all_reduce, custom_window, engine_kernel, kernel_step_latency};
 pub use dataflow::rank_ends;
-pub use nccl::{auto_candidates, choose_all_reduce_nccl, is_chunked, CHUNK_OPTIONS};
+pub use nccl::{auto_candidates, choose_all_reduce_nccl, is_chunked, CHUNK_OPTIONS, NVLS_STARTUP};
 pub use time::{convex_closed_form, schedule_time};
 
 use super::ledger::CommKind;
@@ -135,9 +137,20 @@ pub struct Schedule {
     pub ranks: Vec<u32>,
     /// The steps' shapes (compressed: consecutive equal steps are one phase).
     pub phases: Vec<Phase>,
+    /// The latency every transfer pays in place of its route's (a serving engine's own
+    /// kernel, whose launch and flag synchronization is not NCCL's per-hop α); None:
+    /// each route's own.
+    pub step_latency: Option<SimTime>,
+    /// Paid once, from the last rank's arrival to the first step (NVLS's set-up).
+    pub startup: SimTime,
 }
 
 impl Schedule {
+    /// Steps over `ranks` that pay their routes' latencies and no start-up.
+    pub fn new(ranks: Vec<u32>, phases: Vec<Phase>) -> Self {
+        Schedule { ranks, phases, step_latency: None, startup: SimTime::ZERO }
+    }
+
     /// Number of steps.
     pub fn steps(&self) -> usize {
         self.phases.iter().map(|p| p.repeat as usize).sum()
@@ -164,6 +177,12 @@ pub enum AllReduceAlgorithm {
     Tree,
     /// NVLink SHARP: the NVSwitch reduces and multicasts (one node with SHARP).
     Nvls,
+    /// A serving engine's one-shot kernel (one node): every rank reads every peer's
+    /// whole buffer over NVLink and reduces locally, one step.
+    OneShot,
+    /// A serving engine's two-shot kernel (one node): a reduce-scatter and an
+    /// all-gather, each a direct exchange of 1/n of the buffer.
+    TwoShot,
 }
 
 /// The concrete all-reduce algorithm `alg` stands for on `ranks` (never `Auto`).
@@ -171,11 +190,13 @@ pub enum AllReduceAlgorithm {
 /// for its choice at 1 GiB. Halving-doubling needs a power-of-two count and falls back
 /// to ring; hierarchical and pipelined need at least two nodes holding the same
 /// number (>= 2) of the ranks; tree needs two ranks; NVLS needs every rank in one node
-/// whose switch has SHARP.
+/// whose switch has SHARP; one-shot and two-shot need every rank in one node and a
+/// group size the engines' kernels support ([`custom::supports`]).
 pub fn resolve_all_reduce(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32]) -> AllReduceAlgorithm {
     let hier_ok = node_groups(topo, ranks).is_some();
     let one_node = ranks.iter().all(|&r| topo.node_of(r) == topo.node_of(ranks[0]));
     match alg {
+        AllReduceAlgorithm::OneShot | AllReduceAlgorithm::TwoShot if custom::supports(topo, ranks) => alg,
         AllReduceAlgorithm::Auto => choose_all_reduce_nccl(topo, ranks, GIB),
         AllReduceAlgorithm::Hierarchical if hier_ok => AllReduceAlgorithm::Hierarchical,
         AllReduceAlgorithm::Pipelined if hier_ok => AllReduceAlgorithm::Pipelined,
@@ -262,22 +283,23 @@ pub fn expand_chunked(
     }
     let n = ranks.len();
     let nf = n as f64;
-    let mut phases = Vec::new();
+    let mut schedule = Schedule::new(ranks.to_vec(), Vec::new());
+    let phases = &mut schedule.phases;
     if n > 1 {
         match op {
-            CollectiveOp::AllReduce => all_reduce(topo, alg, ranks, bytes, chunks, &mut phases),
+            CollectiveOp::AllReduce => all_reduce(topo, alg, bytes, chunks, &mut schedule),
             CollectiveOp::ReduceScatter | CollectiveOp::AllGather => {
-                push(&mut phases, ring_step(ranks, bytes / nf), (n - 1) as u32)
+                push(phases, ring_step(ranks, bytes / nf), (n - 1) as u32)
             }
             CollectiveOp::AllToAll => {
                 let m = vec![bytes / nf; n * n];
                 return expand_all_to_all(topo, AllToAllAlgorithm::Pairwise, ranks, &m);
             }
-            CollectiveOp::Broadcast => broadcast(topo, ranks, bytes, &mut phases),
-            CollectiveOp::SendRecv => push(&mut phases, vec![Transfer { src: ranks[0], dst: ranks[1], bytes }], 1),
+            CollectiveOp::Broadcast => broadcast(topo, ranks, bytes, phases),
+            CollectiveOp::SendRecv => push(phases, vec![Transfer { src: ranks[0], dst: ranks[1], bytes }], 1),
         }
     }
-    Ok(Schedule { ranks: ranks.to_vec(), phases })
+    Ok(schedule)
 }
 
 /// Expands an all-to-all with uneven sizes: `matrix[i * n + j]` bytes go from
@@ -287,14 +309,9 @@ pub fn expand_all_to_all_v(topo: &Topology, ranks: &[u32], matrix: &[f64]) -> Re
     expand_all_to_all(topo, AllToAllAlgorithm::Pairwise, ranks, matrix)
 }
 
-fn all_reduce(
-    topo: &Topology,
-    alg: AllReduceAlgorithm,
-    ranks: &[u32],
-    bytes: f64,
-    chunks: Option<usize>,
-    phases: &mut Vec<Phase>,
-) {
+fn all_reduce(topo: &Topology, alg: AllReduceAlgorithm, bytes: f64, chunks: Option<usize>, schedule: &mut Schedule) {
+    let ranks = &schedule.ranks[..];
+    let phases = &mut schedule.phases;
     let n = ranks.len();
     let nf = n as f64;
     let alg = match alg {
@@ -331,9 +348,16 @@ fn all_reduce(
             push(phases, inter, 2 * (m as u32 - 1));
             push(phases, intra, (g - 1) as u32);
         }
+        AllReduceAlgorithm::OneShot | AllReduceAlgorithm::TwoShot => {
+            let (phases, latency) = custom::steps(alg, ranks, bytes);
+            (schedule.phases, schedule.step_latency) = (phases, Some(latency));
+        }
         a if is_chunked(a) => {
             let c = chunks.unwrap_or_else(|| nccl::best_chunks(topo, a, ranks, bytes));
-            nccl::chunked(topo, a, ranks, bytes, c, phases)
+            nccl::chunked(topo, a, ranks, bytes, c, phases);
+            if a == AllReduceAlgorithm::Nvls {
+                schedule.startup = NVLS_STARTUP;
+            }
         }
         _ => push(phases, ring_step(ranks, bytes / nf), 2 * (n as u32 - 1)),
     }

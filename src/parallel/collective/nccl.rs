@@ -16,17 +16,20 @@
 //! (NVIDIA/nccl src/graph/tuning.cc, `ncclTopoTuneModel`: a latency + size/bandwidth
 //! model per algorithm, the minimum taken per call). Protocols are not modelled: each
 //! step pays the link's α (2 µs NVLink, 5 µs NIC in the presets), between NCCL's
-//! LL (0.6 µs per NVLink hop) and Simple (3.4 µs) figures, and NVLS pays no start-up
-//! cost of its own (tuning.cc charges NVLS 25 µs on NVLink), so on NVLS nodes NVLS
-//! wins from the smallest sizes, where NCCL would run the ring with LL. Serving engines
-//! run small in-node TP all-reduces with their own one-shot/two-shot kernels instead of
-//! NCCL (vLLM and SGLang `CustomAllreduce`, up to `_MAX_CAR_SIZE = 8192 * 1024` bytes,
-//! vllm/distributed/device_communicators/custom_all_reduce.py); NVLS with one chunk (a
-//! reduce step and a multicast step through the switch) stands for those.
+//! LL (0.6 µs per NVLink hop) and Simple (3.4 µs) figures. NVLS pays its set-up once
+//! ([`NVLS_STARTUP`], tuning.cc's NVLS latency on NVLink), so in one node the ring wins
+//! at small sizes and NVLS at large ones, as NCCL's tuner has it. Serving engines run
+//! small in-node TP all-reduces with their own kernels instead ([`super::custom`]).
 
 use super::{node_groups, push, schedule_time, AllReduceAlgorithm, Phase, Schedule, Transfer};
 use crate::engine::SimTime;
 use crate::hardware::topology::Topology;
+
+/// NVLS's set-up, paid once before its first step: NCCL's tuner charges NVLS 25 µs of
+/// latency on NVLink (NVIDIA/nccl src/graph/tuning.cc at commit 5067397c,
+/// `hwLatencies[NCCL_HW_NVLINK][NCCL_ALGO_NVLS][NCCL_PROTO_SIMPLE] = 25`, used as the
+/// whole latency of an NVLS all-reduce in one node); the steps' own α come on top.
+pub const NVLS_STARTUP: SimTime = SimTime(25_000);
 
 /// Chunk counts a pipelined algorithm (pipelined hierarchical, tree, NVLS) may cut its
 /// buffer into: powers of two, as NCCL's buffer slices are.
@@ -60,14 +63,14 @@ pub(super) fn best_chunks(topo: &Topology, alg: AllReduceAlgorithm, ranks: &[u32
     let time = |c: usize| -> SimTime {
         let mut phases = Vec::new();
         chunked(topo, alg, ranks, bytes, c, &mut phases);
-        schedule_time(topo, &Schedule { ranks: ranks.to_vec(), phases })
+        schedule_time(topo, &Schedule::new(ranks.to_vec(), phases))
     };
     CHUNK_OPTIONS.into_iter().min_by_key(|&c| time(c)).unwrap_or(1)
 }
 
 /// Every rank of `group` sends `bytes` to every other one (through the NVSwitch, or
 /// across nodes on the rank's own rail): a direct exchange, one step.
-fn exchange(group: &[u32], bytes: f64, out: &mut Vec<Transfer>) {
+pub(super) fn exchange(group: &[u32], bytes: f64, out: &mut Vec<Transfer>) {
     for &a in group {
         out.extend(group.iter().filter(|&&b| b != a).map(|&b| Transfer { src: a, dst: b, bytes }));
     }
@@ -125,7 +128,8 @@ fn pipelined(topo: &Topology, ranks: &[u32], bytes: f64, c: usize, phases: &mut 
 /// NVLS all-reduce in one node: per chunk, every GPU pulls its 1/g reduced by the
 /// switch (S up through its port, S/g back), then pushes it for the switch to
 /// multicast (S/g up, S back); the two stages pipelined over C chunks, one transfer
-/// per GPU and direction per step. On idle links: (C+1)·α + (2 + (1+1/g)(C-1))·S/C/B_nvls.
+/// per GPU and direction per step. On idle links, with the set-up:
+/// [`NVLS_STARTUP`] + (C+1)·α + (2 + (1+1/g)(C-1))·S/C/B_nvls.
 fn nvls(topo: &Topology, ranks: &[u32], bytes: f64, c: usize, phases: &mut Vec<Phase>) {
     let g = ranks.len() as f64;
     let switch = topo.switch_of(topo.node_of(ranks[0]));

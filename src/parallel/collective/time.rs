@@ -30,7 +30,7 @@ use crate::parallel::price::Affine;
 /// Closed-form time of an expanded schedule on an idle network, run as dataflow (see
 /// the module doc), each transfer rounded to whole ns as the flow model does.
 pub fn schedule_time(topo: &Topology, schedule: &Schedule) -> SimTime {
-    critical_path(topo, schedule.ranks.len(), &prepare(topo, schedule), 1.0, SimTime::max)
+    critical_path(topo, (schedule.ranks.len(), schedule.startup), &prepare(topo, schedule), 1.0, SimTime::max)
 }
 
 /// The later of two lines at payload `s` (the steeper on a tie, so the critical path's
@@ -63,8 +63,8 @@ const MAX_PROBES: usize = 256;
 pub fn convex_closed_form(topo: &Topology, schedule: &Schedule, bytes: f64) -> Vec<Affine> {
     let scale = if bytes > 0.0 { 1.0 / bytes } else { 0.0 };
     let steps = prepare(topo, schedule);
-    let n = schedule.ranks.len();
-    let line_at = |s: f64| critical_path(topo, n, &steps, scale, |a, b| later_at(a, b, s));
+    let ranks = (schedule.ranks.len(), schedule.startup);
+    let line_at = |s: f64| critical_path(topo, ranks, &steps, scale, |a, b| later_at(a, b, s));
     let (first, last) = (line_at(0.0), line_at(f64::INFINITY));
     let mut pieces = vec![first];
     // Pairs of found lines still to check, the leftmost on top.
