@@ -147,9 +147,6 @@ impl Running {
     fn build(req: CollectiveRequest, arrivals: Vec<SimTime>, start: SimTime) -> Self {
         let ranks = req.schedule.ranks.clone();
         let n = ranks.len();
-        let mut index: Vec<(u32, u32)> = ranks.iter().enumerate().map(|(i, &g)| (g, i as u32)).collect();
-        index.sort_unstable();
-        let rank_idx = |g: u32| index.binary_search_by_key(&g, |&(gg, _)| gg).map_or(0, |p| index[p].1);
         let mut transfers = Vec::new();
         let mut step_off = vec![0u32];
         for p in &req.schedule.phases {
@@ -159,17 +156,9 @@ impl Running {
             }
         }
         let steps = step_off.len() - 1;
-        // A transfer to or from a switch (NVLS) involves only its GPU end.
-        let gpu_end =
-            |t: &Transfer| if index.binary_search_by_key(&t.src, |&(g, _)| g).is_ok() { t.src } else { t.dst };
-        let ends: Vec<(u32, u32)> = transfers
-            .iter()
-            .map(|t| {
-                let g = gpu_end(t);
-                let end = |x: u32| if index.binary_search_by_key(&x, |&(gg, _)| gg).is_ok() { x } else { g };
-                (rank_idx(end(t.src)), rank_idx(end(t.dst)))
-            })
-            .collect();
+        // A transfer to or from a switch (NVLS) involves only its GPU end; the closed
+        // form counts the same ends.
+        let ends = crate::parallel::collective::rank_ends(&ranks, &transfers);
         let mut step_of = vec![0u32; transfers.len()];
         let mut pending = vec![0u32; steps * n];
         let mut inv_off = vec![0u32; steps * (n + 1)];

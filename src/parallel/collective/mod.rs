@@ -9,22 +9,27 @@
 //! all-gather the full gathered buffer, for all-to-all the bytes each rank sends in
 //! total, S/n to every rank including itself).
 //!
-//! Closed form: a step takes `max latency of its routes + max over links of
-//! (bytes on the link / link capacity)`; a collective is the sum of its steps. On an
-//! idle network this is exactly what the flow model gives whenever the slowest transfer
-//! of every step gates the next step on its ranks (all rings, halving-doubling,
-//! hierarchical, pairwise all-to-all and send/recv; tests show it). For the broadcast
-//! pipeline over mixed links it is an upper bound.
+//! Closed form (the `time` module): each transfer starts once both its ranks finished
+//! their earlier steps, its bytes share links by max-min with the others in flight,
+//! and it ends its route's latency after its last byte, as the flow runner runs it; a
+//! collective takes its critical path. For the symmetric algorithms (rings,
+//! halving-doubling, hierarchical, pairwise all-to-all, send/recv) that is the sum of
+//! the steps' slowest transfers, the α-β formulas below; tests show the flow model
+//! gives it on idle links.
 
 mod alltoall;
 mod custom;
+mod dataflow;
+mod maxmin;
 mod nccl;
+mod sim;
 mod time;
 
 pub use alltoall::{expand_all_to_all, AllToAllAlgorithm};
 pub use custom::{choose_all_reduce, custom_window, engine_kernel, kernel_step_latency};
+pub use dataflow::rank_ends;
 pub use nccl::{auto_candidates, choose_all_reduce_nccl, is_chunked, CHUNK_OPTIONS, NVLS_STARTUP};
-pub use time::{convex_closed_form, schedule_time, step_time};
+pub use time::{convex_closed_form, schedule_time};
 
 use super::ledger::CommKind;
 use super::price::Affine;
@@ -405,12 +410,14 @@ pub fn closed_form_time(
 /// nanoseconds moves the per-byte rate by less than 1e-13 ns per byte.
 const FIT_BYTES: f64 = 1e15;
 
-/// [`closed_form_time`] as an affine function of the payload. Every α-β closed form of
-/// a fixed schedule shape is affine in the bytes, so two evaluations fix it exactly:
-/// zero bytes leaves only the steps' latencies, and 1 PB gives the per-byte rate. (A
-/// chunked all-reduce or `auto` changes shape with the size: then this is the latency
-/// of the smallest shape and the rate of the largest, a lower bound; fix the chunks
-/// with [`expand_chunked`] for an exact form.) Callers then price any size
+/// [`closed_form_time`] as an affine function of the payload. The closed form of a
+/// fixed schedule shape whose critical path keeps one shape (rings, halving-doubling,
+/// hierarchical, all-to-all, send/recv) is affine in the bytes, so two evaluations fix
+/// it exactly: zero bytes leaves only the steps' latencies, and 1 PB gives the per-byte
+/// rate. (A chunked all-reduce or `auto` changes shape with the size, and a critical
+/// path may bend (a step across tiers, the tree): then this is the latency at zero and
+/// the rate at large sizes, a lower bound; [`convex_closed_form`] of a schedule with
+/// fixed chunks ([`expand_chunked`]) gives every piece.) Callers then price any size
 /// with one multiply-add, without the per-step rounding of a single evaluation.
 pub fn closed_form_affine(topo: &Topology, op: CollectiveOp, alg: AllReduceAlgorithm, ranks: &[u32]) -> Affine {
     affine_fit(|bytes| closed_form_time(topo, op, alg, ranks, bytes).as_ns() as f64)

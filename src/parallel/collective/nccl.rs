@@ -2,13 +2,14 @@
 //! double binary tree, NVLink SHARP inside a node, and an `auto` choice among them.
 //!
 //! Each is a schedule of steps like every other algorithm here, so its closed form is
-//! the sum of its steps on idle links ([`super::schedule_time`]) and the flow model
-//! runs the same steps. Chunking follows NCCL: the buffer is cut into C chunks that
-//! flow through the phases as a pipeline. C is one of [`CHUNK_OPTIONS`], the one
-//! whose closed form is fastest for the size (ties to the fewest chunks): more chunks
-//! overlap the phases better but pay more per-step latencies. For a fixed C the time is
-//! affine in the size, so a size-independent price is the lower envelope of seven
-//! affine forms (what the serving pricer keeps).
+//! its critical path run as dataflow on idle links ([`super::schedule_time`]; for the
+//! symmetric ones the sum of their steps) and the flow model runs the same steps.
+//! Chunking follows NCCL: the buffer is cut into C chunks that flow through the phases
+//! as a pipeline. C is one of [`CHUNK_OPTIONS`], the one whose closed form is fastest
+//! for the size (ties to the fewest chunks): more chunks overlap the phases better but
+//! pay more per-step latencies. For a fixed C the time is piecewise affine in the size,
+//! so a size-independent price is the lower envelope of seven such forms (what the
+//! serving pricer keeps).
 //!
 //! The `auto` rule ([`choose_all_reduce_nccl`]) is NCCL's tuner in spirit: of the
 //! algorithms the layout allows, the one with the least predicted time at this size
