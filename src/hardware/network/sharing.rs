@@ -85,6 +85,8 @@ pub(super) struct Sharing {
     /// the flows that are not constants.
     moving: Vec<u32>,
     span: Vec<(u32, u32)>,
+    /// Scratch: the flows of the link being filled that are not fixed yet.
+    fresh: Vec<u32>,
 }
 
 impl Sharing {
@@ -273,11 +275,17 @@ impl Sharing {
             // Every flow of the link left is fixed now: its own remainder is taken once.
             self.rem[li] -= share * f64::from(self.cnt[li]);
             self.cnt[li] = 0;
-            for k in self.span[li].0..self.span[li].1 {
-                let f = self.moving[k as usize];
-                if self.flow_fixed[f as usize] != epoch {
-                    self.fix(net, f, share, e, e);
-                }
+            // The link's flows not fixed yet, gathered branch-free first (whether a flow
+            // was fixed from its other link is a coin flip, costly as a branch).
+            let (lo, hi) = (self.span[li].0 as usize, self.span[li].1 as usize);
+            self.fresh.resize(hi - lo, 0);
+            let mut n = 0;
+            for &f in &self.moving[lo..hi] {
+                self.fresh[n] = f;
+                n += usize::from(self.flow_fixed[f as usize] != epoch);
+            }
+            for j in 0..n {
+                self.fix(net, self.fresh[j], share, e, e);
             }
         }
     }
