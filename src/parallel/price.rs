@@ -36,7 +36,18 @@ pub struct Convex(pub Vec<Affine>);
 impl Convex {
     /// Time for `bytes`, ns: the largest piece.
     pub fn ns(&self, bytes: f64) -> u64 {
-        self.0.iter().map(|a| a.ns(bytes)).max().unwrap_or(0)
+        if bytes <= 0.0 {
+            0
+        } else {
+            SimTime::from_ns_f64(self.top_ns(bytes)).as_ns()
+        }
+    }
+
+    /// The largest piece at `bytes`, ns unrounded (minus infinity with no piece). The
+    /// rounding is monotone, so rounding the largest equals the largest rounded: one
+    /// rounding per call, not one per piece (the replay prices every collective).
+    fn top_ns(&self, bytes: f64) -> f64 {
+        self.0.iter().map(|a| a.fixed_ns + a.per_byte_ns * bytes).fold(f64::NEG_INFINITY, f64::max)
     }
 }
 
@@ -46,9 +57,12 @@ impl Convex {
 pub struct Price(pub Vec<Convex>);
 
 impl Price {
-    /// Time for `bytes`, ns: the cheapest option.
+    /// Time for `bytes`, ns: the cheapest option (rounded once, as [`Convex::ns`]).
     pub fn ns(&self, bytes: f64) -> u64 {
-        self.0.iter().map(|a| a.ns(bytes)).min().unwrap_or(0)
+        if bytes <= 0.0 || self.0.is_empty() {
+            return 0;
+        }
+        SimTime::from_ns_f64(self.0.iter().map(|c| c.top_ns(bytes)).fold(f64::INFINITY, f64::min)).as_ns()
     }
 }
 
