@@ -29,6 +29,7 @@
 //! [`Network::reroute_flow`].
 
 mod covered;
+pub(crate) mod fill;
 mod groups;
 mod records;
 mod sharing;
