@@ -37,7 +37,7 @@ mod sharing;
 use super::topology::{LinkId, Route, Topology};
 use crate::engine::{EventQueue, SimTime};
 use covered::Covered;
-use groups::{Groups, NO_GROUP};
+use groups::Groups;
 use records::{Binding, Flow, Hot, OnLink};
 use sharing::Sharing;
 
@@ -73,6 +73,9 @@ pub fn transfer_time(bytes: f64, bytes_per_s: f64) -> SimTime {
     }
 }
 
+/// The cap group of a flow on an uncapped route.
+const NO_CAP_GROUP: u32 = u32::MAX;
+
 /// Counters for benchmarks and reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetworkStats {
@@ -101,7 +104,7 @@ pub struct Network {
     flows: Vec<Flow>,
     hot: Vec<Hot>,
     /// Per flow slot, kept apart from [`Flow`] because the re-sharing reads little else:
-    /// its route, and the group of its rate cap ([`NO_GROUP`] on an uncapped route).
+    /// its route, and the group of its rate cap ([`NO_CAP_GROUP`] on an uncapped route).
     routes: Vec<Route>,
     binding: Vec<Binding>,
     cap_group: Vec<u32>,
@@ -277,7 +280,7 @@ impl Network {
                 self.hot.push(hot);
                 self.routes.push(route);
                 self.binding.push(Binding::default());
-                self.cap_group.push(NO_GROUP);
+                self.cap_group.push(NO_CAP_GROUP);
                 (self.flows.len() - 1) as u32
             }
         };
@@ -364,10 +367,8 @@ impl Network {
             let list = &mut self.link_flows[l as usize];
             self.hot[idx as usize].pos[k] = list.len() as u32;
             list.push(OnLink { flow: idx, group: self.groups.unrated() });
-            if !self.covered.is_covered(l) {
-                self.seed_links.push(l);
-            }
         }
+        self.seed_links.extend_from_slice(self.binding[idx as usize].links());
     }
 
     /// Asks for a re-sharing at `link`, or, for a covered link (which the re-sharing
@@ -378,8 +379,7 @@ impl Network {
             return;
         }
         for e in &self.link_flows[link as usize] {
-            let links = self.routes[e.flow as usize].links();
-            self.seed_links.extend(links.iter().filter(|&&m| !self.covered.is_covered(m)));
+            self.seed_links.extend_from_slice(self.binding[e.flow as usize].links());
         }
     }
 
@@ -425,13 +425,17 @@ impl Network {
     /// Gives a flow on a capped route a group of its own for the cap (and gives back
     /// the one it had).
     fn set_cap_group(&mut self, idx: u32) {
-        let i = idx as usize;
-        if self.cap_group[i] != NO_GROUP {
-            self.groups.release(self.cap_group[i]);
-            self.cap_group[i] = NO_GROUP;
+        self.release_cap_group(idx);
+        if self.routes[idx as usize].rate_cap.is_finite() {
+            self.cap_group[idx as usize] = self.groups.alloc();
         }
-        if self.routes[i].rate_cap.is_finite() {
-            self.cap_group[i] = self.groups.alloc();
+    }
+
+    /// Gives back flow `idx`'s cap group, if it has one.
+    fn release_cap_group(&mut self, idx: u32) {
+        let g = std::mem::replace(&mut self.cap_group[idx as usize], NO_CAP_GROUP);
+        if g != NO_CAP_GROUP {
+            self.groups.release(g);
         }
     }
 
@@ -441,11 +445,8 @@ impl Network {
         self.floor = self.floor.min(rate.max(0.0));
         self.unlink(idx, rate);
         self.draining -= 1;
+        self.release_cap_group(idx);
         let i = idx as usize;
-        if self.cap_group[i] != NO_GROUP {
-            self.groups.release(self.cap_group[i]);
-            self.cap_group[i] = NO_GROUP;
-        }
         let at = self.now + self.routes[i].latency;
         let ev = self.queue.schedule(at, idx);
         let f = &mut self.flows[i];

@@ -23,10 +23,8 @@ use crate::engine::SimTime;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-/// A flow in no group: new, re-routed or drained (its rate is not known).
-pub(super) const NO_GROUP: u32 = u32::MAX;
-
-/// The rate of a flow in no group.
+/// The level of the stand-in group, where flows not rated yet sit (new, re-routed or
+/// drained): their rate is not known.
 pub(super) const UNRATED: f64 = -1.0;
 
 /// Orders members by mark, ties by flow index (deterministic).
@@ -114,31 +112,28 @@ impl Groups {
         self.free.push(g);
     }
 
-    /// Registers flow `f` in no group with `bytes` to send.
+    /// Registers flow `f`, unrated (in the stand-in group), with `bytes` to send.
     pub(super) fn start(&mut self, f: u32, bytes: f64) {
         let i = f as usize;
         if self.of.len() <= i {
-            self.of.resize(i + 1, NO_GROUP);
+            self.of.resize(i + 1, self.unrated);
             self.mark.resize(i + 1, 0.0);
             self.pos.resize(i + 1, 0);
         }
-        self.of[i] = NO_GROUP;
+        self.of[i] = self.unrated;
         self.mark[i] = bytes;
     }
 
-    /// The group of flow `f` ([`NO_GROUP`] when unrated).
+    /// The group of flow `f` (the stand-in while unrated).
     #[inline]
     pub(super) fn group_of(&self, f: u32) -> u32 {
         self.of[f as usize]
     }
 
-    /// The rate of flow `f`, bytes/s ([`UNRATED`] in no group).
+    /// The rate of flow `f`, bytes/s ([`UNRATED`] while unrated).
     #[inline]
     pub(super) fn rate(&self, f: u32) -> f64 {
-        match self.of[f as usize] {
-            NO_GROUP => UNRATED,
-            g => self.level[g as usize],
-        }
+        self.level[self.of[f as usize] as usize]
     }
 
     /// The level of group `g`.
@@ -161,20 +156,20 @@ impl Groups {
     /// Takes flow `f` out of its group at `now`; returns its bytes left.
     pub(super) fn leave(&mut self, f: u32, now: SimTime) -> f64 {
         let g = self.of[f as usize];
-        if g == NO_GROUP {
+        if g == self.unrated {
             return self.mark[f as usize];
         }
         let left = (self.mark[f as usize] - self.served_at(g as usize, now)).max(0.0);
         self.remove(g, self.pos[f as usize] as usize);
-        self.of[f as usize] = NO_GROUP;
+        self.of[f as usize] = self.unrated;
         self.mark[f as usize] = left;
         self.touch(g);
         left
     }
 
-    /// Puts flow `f` (in no group) into group `g` at `now`, with the bytes it has left.
+    /// Puts flow `f` (unrated) into group `g` at `now`, with the bytes it has left.
     pub(super) fn join(&mut self, f: u32, g: u32, now: SimTime) {
-        debug_assert_eq!(self.of[f as usize], NO_GROUP);
+        debug_assert_eq!(self.of[f as usize], self.unrated);
         let gi = g as usize;
         if self.members[gi].is_empty() {
             // Restart an empty group's clock, so marks stay small on long runs.
@@ -256,7 +251,7 @@ impl Groups {
             while self.first_drain(gi) <= t {
                 let (_, f) = self.members[gi][0];
                 self.remove(g, 0);
-                self.of[f as usize] = NO_GROUP;
+                self.of[f as usize] = self.unrated;
                 self.mark[f as usize] = 0.0;
                 out.push((f, self.level[gi]));
             }
