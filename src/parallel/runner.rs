@@ -439,8 +439,7 @@ impl CollectiveRunner {
                 if c.step_done[other as usize] >= k {
                     c.started[ti] = true;
                     let tr = c.transfers[ti];
-                    let mut route = self.topo.route(tr.src, tr.dst);
-                    route.latency = c.step_latency.unwrap_or(route.latency);
+                    let route = Schedule::route(&self.topo, c.step_latency, &tr);
                     self.net.start_flow(route, tr.bytes, (u64::from(id) << 32) | ti as u64);
                 }
             }

@@ -145,15 +145,8 @@ pub(super) fn prepare(topo: &Topology, schedule: &Schedule) -> Vec<Step> {
                 fill[x] += 1;
             }
         }
-        // A schedule that sets a step latency (an engine's kernel) pays it in place of
-        // each route's, as the flow runner does.
-        let route = |t: &Transfer| {
-            let mut r = topo.route(t.src, t.dst);
-            r.latency = schedule.step_latency.unwrap_or(r.latency);
-            r
-        };
         Step {
-            routes: transfers.iter().map(route).collect(),
+            routes: transfers.iter().map(|t| Schedule::route(topo, schedule.step_latency, t)).collect(),
             bytes: transfers.iter().map(|t| t.bytes.max(0.0)).collect(),
             ends,
             inv_off,

@@ -35,7 +35,7 @@ use super::ledger::CommKind;
 use super::price::Affine;
 use crate::engine::SimTime;
 use crate::error::{Error, Result};
-use crate::hardware::topology::{LinkId, Topology};
+use crate::hardware::topology::{LinkId, Route, Topology};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -149,6 +149,15 @@ impl Schedule {
     /// Steps over `ranks` that pay their routes' latencies and no start-up.
     pub fn new(ranks: Vec<u32>, phases: Vec<Phase>) -> Self {
         Schedule { ranks, phases, step_latency: None, startup: SimTime::ZERO }
+    }
+
+    /// The route transfer `t` takes, with the latency it pays: the schedule's step
+    /// latency where it sets one, else the route's own (one rule for the flow runner and
+    /// the closed form).
+    pub fn route(topo: &Topology, step_latency: Option<SimTime>, t: &Transfer) -> Route {
+        let mut r = topo.route(t.src, t.dst);
+        r.latency = step_latency.unwrap_or(r.latency);
+        r
     }
 
     /// Number of steps.
